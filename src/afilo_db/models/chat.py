@@ -1,0 +1,131 @@
+"""Chat: conversations, messages, the knowledge base (embeddings + full text) and bot analytics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Boolean, CheckConstraint, Computed, Date, ForeignKey, Index, Integer
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from afilo_db import rules
+from afilo_db.models.base import Base, CreatedAt, UpdatedAt, UuidPk
+
+SEARCHABLE_TEXT = (
+    "setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english'::regconfig, coalesce(content, '')), 'B')"
+)
+
+
+class ChatConversation(Base):
+    __tablename__ = "chat_conversations"
+    __table_args__ = (
+        CheckConstraint(rules.sql_in("status", rules.CONVERSATION_STATUSES), name="status_valid"),
+        Index("ix_chat_conversations_user_id_updated_at", "user_id", "updated_at"),
+    )
+
+    id: Mapped[UuidPk]
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_profiles.id", ondelete="CASCADE"))
+    title: Mapped[str | None]
+    status: Mapped[str] = mapped_column(server_default="open")
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    messages: Mapped[list[ChatMessage]] = relationship(
+        back_populates="conversation",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ChatMessage.created_at",
+    )
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        CheckConstraint(rules.sql_in("role", rules.CHAT_ROLES), name="role_valid"),
+        CheckConstraint("length(content) BETWEEN 1 AND 32000", name="content_length"),
+        Index("ix_chat_messages_conversation_id_created_at", "conversation_id", "created_at"),
+    )
+
+    id: Mapped[UuidPk]
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_conversations.id", ondelete="CASCADE")
+    )
+    role: Mapped[str]
+    content: Mapped[str]
+    created_at: Mapped[CreatedAt]
+
+    conversation: Mapped[ChatConversation] = relationship(back_populates="messages")
+
+
+class KnowledgeBase(Base):
+    """Answers for the chat bot, found by embedding similarity (HNSW) and full text (GIN)."""
+
+    __tablename__ = "knowledge_base"
+    __table_args__ = (
+        CheckConstraint(
+            rules.sql_in("content_type", rules.KNOWLEDGE_CONTENT_TYPES), name="content_type_valid"
+        ),
+        CheckConstraint("length(btrim(title)) BETWEEN 1 AND 300", name="title_length"),
+        CheckConstraint("length(content) >= 1", name="content_not_empty"),
+        CheckConstraint(
+            "(embedding IS NULL) = (embedding_model IS NULL)", name="embedding_has_model"
+        ),
+        Index("ix_knowledge_base_content_type", "content_type"),
+        Index("ix_knowledge_base_product_id", "product_id"),
+        Index("ix_knowledge_base_searchable_text", "searchable_text", postgresql_using="gin"),
+        Index(
+            "ix_knowledge_base_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    id: Mapped[UuidPk]
+    content_type: Mapped[str]
+    title: Mapped[str]
+    content: Mapped[str]
+    source_url: Mapped[str | None]
+    product_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL")
+    )
+    is_published: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    searchable_text: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed(SEARCHABLE_TEXT, persisted=True)
+    )
+    embedding: Mapped[Any | None] = mapped_column(Vector(rules.EMBEDDING_DIMENSIONS))
+    embedding_model: Mapped[str | None]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+
+class BotAnalytics(Base):
+    """Per conversation and day: how the bot did."""
+
+    __tablename__ = "bot_analytics"
+    __table_args__ = (
+        CheckConstraint("messages >= 0 AND answered >= 0 AND answered <= messages", name="counts"),
+        CheckConstraint("avg_latency_ms IS NULL OR avg_latency_ms >= 0", name="latency_positive"),
+        CheckConstraint(
+            "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="satisfaction_range"
+        ),
+        Index("uq_bot_analytics_conversation_id_day", "conversation_id", "day", unique=True),
+        Index("ix_bot_analytics_day", "day"),
+    )
+
+    id: Mapped[UuidPk]
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_conversations.id", ondelete="CASCADE")
+    )
+    day: Mapped[date] = mapped_column(Date)
+    messages: Mapped[int] = mapped_column(Integer, server_default="0")
+    answered: Mapped[int] = mapped_column(Integer, server_default="0")
+    resolved: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    avg_latency_ms: Mapped[int | None] = mapped_column(Integer)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[CreatedAt]

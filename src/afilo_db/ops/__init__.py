@@ -1,0 +1,1 @@
+"""Operator work: migrate, seed, summarize. Called by the CLI; never prints."""

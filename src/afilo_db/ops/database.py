@@ -1,0 +1,66 @@
+"""Whole-database operations the CLI's `up` and `db` commands are made of."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from afilo_db.models import Base
+from afilo_db.ops import seed as seeding
+from afilo_db.ops.migrate import deploy
+
+
+@contextmanager
+def admin_connection(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection for admin work; commits when the block succeeds, rolls back otherwise."""
+    with psycopg.connect(url) as connection:
+        yield connection
+
+
+def table_names() -> list[str]:
+    """Every table of the schema, parents before children."""
+    return [table.name for table in Base.metadata.sorted_tables]
+
+
+def table_counts(connection: psycopg.Connection[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in table_names():
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+        row = connection.execute(query).fetchone()
+        counts[name] = int(row[0]) if row else 0
+    return counts
+
+
+def is_empty(connection: psycopg.Connection[Any]) -> bool:
+    return all(count == 0 for count in table_counts(connection).values())
+
+
+def truncate_all(connection: psycopg.Connection[Any]) -> None:
+    tables = sql.SQL(", ").join(sql.Identifier(name) for name in table_names())
+    connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
+
+
+@dataclass(frozen=True)
+class UpResult:
+    applied: list[str]
+    seeded: bool
+    counts: dict[str, int]
+
+
+def bring_up(url: str) -> UpResult:
+    """Migrate to head and, if the database holds no data at all, fill it with the demo data."""
+    applied = deploy(url)
+    with admin_connection(url) as connection:
+        seeded = False
+        # Serialize concurrent `up` runs so the emptiness check and the seed are one decision.
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('afilo-db up'))")
+        if is_empty(connection):
+            seeding.seed(connection, products=seeding.DEMO_PRODUCTS)
+            seeded = True
+        connection.commit()
+        return UpResult(applied=applied, seeded=seeded, counts=table_counts(connection))
