@@ -9,6 +9,7 @@ embeddings from its model of choice and records that model's name in `embedding_
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 
@@ -20,7 +21,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 def _features(text: str) -> list[str]:
     words = _WORD.findall(text.lower())
-    return words + [f"{first} {second}" for first, second in zip(words, words[1:], strict=False)]
+    return words + [f"{first} {second}" for first, second in itertools.pairwise(words)]
 
 
 def embed(text: str) -> list[float]:

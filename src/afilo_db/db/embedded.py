@@ -138,15 +138,20 @@ class EmbeddedServer:
         return SERVER_OS_USER if os.geteuid() == 0 else None
 
     def _run(self, program: str, *args: str, timeout: float = 120) -> str:
+        as_user: dict[str, object] = {}
         user = self._os_user()
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            # Drop root's groups too: a root-group process is judged by the group bits.
+            as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         try:
-            completed = subprocess.run(
+            completed = subprocess.run(  # type: ignore[call-overload]
                 [str(pg_binary(program)), *args],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                user=user,
                 check=False,
+                **as_user,
             )
         except subprocess.TimeoutExpired as exc:
             raise OperationError(f"{program} did not finish within {timeout:.0f}s") from exc
@@ -158,7 +163,7 @@ class EmbeddedServer:
                     self.log_file.read_text(errors="replace").splitlines()[-15:]
                 )
             raise OperationError(f"{program} failed: {detail}{hint}")
-        return completed.stdout
+        return str(completed.stdout)
 
     def _prepare_os_user(self) -> None:
         """When root, make a system user own the data and let it read the binaries."""
@@ -197,7 +202,7 @@ class EmbeddedServer:
             password_file.write_text(password + "\n")
             if self._os_user() is not None:
                 entry = pwd.getpwnam(SERVER_OS_USER)
-                os.chmod(scratch, 0o711)
+                os.chmod(scratch, 0o711)  # noqa: S103 - the server's user must reach the file
                 os.chown(password_file, entry.pw_uid, entry.pw_gid)
             password_file.chmod(0o600)
             self._run(

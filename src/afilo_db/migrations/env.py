@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -15,7 +17,9 @@ from afilo_db.models import Base
 config = context.config
 
 
-def _record_step(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+def _record_step(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
     """Tell the caller which revisions this run applied or reverted (not a concurrent run)."""
     config.attributes.setdefault("steps", []).append(
         (step.up_revision_id if step.is_upgrade else step.down_revision_ids, step.is_upgrade)
@@ -47,7 +51,9 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             # Concurrent deploys: the second waits here, then reads the version table afresh
             # (run_migrations reads it after this) and finds nothing left to do.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
             context.run_migrations()
     engine.dispose()
 

@@ -186,9 +186,7 @@ class Download(Base):
 
     __tablename__ = "downloads"
     __table_args__ = (
-        CheckConstraint(
-            "num_nonnulls(subscription_id, purchase_id) = 1", name="one_entitlement"
-        ),
+        CheckConstraint("num_nonnulls(subscription_id, purchase_id) = 1", name="one_entitlement"),
         Index("ix_downloads_user_id_created_at", "user_id", "created_at"),
         Index("ix_downloads_product_id", "product_id"),
         Index("ix_downloads_subscription_id", "subscription_id"),

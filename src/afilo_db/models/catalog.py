@@ -87,8 +87,10 @@ class ProductVariant(Base):
             f"sku ~ '{rules.SKU_PATTERN}' AND length(sku) <= {rules.SKU_MAX_LENGTH}",
             name="sku_format",
         ),
-        CheckConstraint(rules.sql_in("license_type", rules.LICENSE_TYPES), name="license_type_valid"),
-        CheckConstraint(_license_terms_check(), name="license_terms"),
+        CheckConstraint(
+            rules.sql_in("license_type", rules.LICENSE_TYPES), name="license_type_valid"
+        ),
+        CheckConstraint(_license_terms_check(), name="seats_match_license"),
         CheckConstraint(
             f"duration_days IS NULL OR duration_days BETWEEN 1 AND {rules.MAX_LICENSE_DURATION_DAYS}",
             name="duration_days_range",
@@ -209,9 +211,7 @@ class ProductCollectionProduct(Base):
 
     __tablename__ = "product_collection_products"
     __table_args__ = (
-        UniqueConstraint(
-            "collection_id", "position", deferrable=True, initially="DEFERRED"
-        ),
+        UniqueConstraint("collection_id", "position", deferrable=True, initially="DEFERRED"),
         CheckConstraint("position >= 0", name="position_non_negative"),
         Index("ix_product_collection_products_product_id", "product_id"),
     )

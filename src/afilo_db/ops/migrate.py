@@ -41,7 +41,9 @@ def deploy(url: str) -> list[str]:
     """
     config = alembic_config(url)
     command.upgrade(config, "head")
-    return [str(revision) for revision, is_upgrade in config.attributes.get("steps", []) if is_upgrade]
+    return [
+        str(revision) for revision, is_upgrade in config.attributes.get("steps", []) if is_upgrade
+    ]
 
 
 def downgrade(url: str, revision: str) -> None:

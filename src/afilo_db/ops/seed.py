@@ -165,12 +165,21 @@ def product_plan(seed: int, index: int) -> ProductPlan:
         variants.append(
             VariantPlan(
                 row=(
-                    variant_id, product_id, f"AF-{index + 1:07d}-{license_type[:3].upper()}",
-                    f"{license_type.capitalize()} licence", license_type, price, "USD",
-                    _external_id("price", rng), rng.random() > 0.05 or slot == 0, seats,
-                    None if rng.random() < 0.8 else 365, license_type == "enterprise",
-                    created, created,
-                ),  # fmt: skip
+                    variant_id,
+                    product_id,
+                    f"AF-{index + 1:07d}-{license_type[:3].upper()}",
+                    f"{license_type.capitalize()} licence",
+                    license_type,
+                    price,
+                    "USD",
+                    _external_id("price", rng),
+                    rng.random() > 0.05 or slot == 0,
+                    seats,
+                    None if rng.random() < 0.8 else 365,
+                    license_type == "enterprise",
+                    created,
+                    created,
+                ),
                 tiers=tuple(tiers),
                 price=price,
             )
@@ -338,7 +347,9 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
             variant = rng.choice(plan.variants)
             at = joined + timedelta(days=rng.randint(1, 90))
             quantity = rng.randint(1, 3) if variant.row[4] in rules.TIERED_LICENSE_TYPES else 1
-            cart_rows.append((deterministic_uuid7(at, rng), user_id, variant.row[0], quantity, at, at))
+            cart_rows.append(
+                (deterministic_uuid7(at, rng), user_id, variant.row[0], quantity, at, at)
+            )
             event_rows.append((deterministic_uuid7(at, rng), at, "cart.item_added", user_id,
                                plan.id, f"s{index}", '{"source": "web"}'))  # fmt: skip
 

@@ -42,7 +42,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
   variant uuid;
   expected integer;
-  unbounded boolean;
   tier record;
 BEGIN
   FOREACH variant IN ARRAY ARRAY[
@@ -51,12 +50,12 @@ BEGIN
   ] LOOP
     CONTINUE WHEN variant IS NULL;
     expected := 1;
-    unbounded := false;
+    -- No tier can follow an unbounded one: the EXCLUDE constraint refuses the overlap.
     FOR tier IN
       SELECT min_quantity, max_quantity FROM product_pricing_tiers
       WHERE variant_id = variant ORDER BY min_quantity
     LOOP
-      IF unbounded OR tier.min_quantity <> expected THEN
+      IF tier.min_quantity <> expected THEN
         RAISE EXCEPTION USING
           ERRCODE = 'check_violation',
           CONSTRAINT = 'ck_product_pricing_tiers_contiguous',
@@ -64,14 +63,9 @@ BEGIN
           MESSAGE = format(
             'volume tiers of variant %s must cover quantities from 1 without gaps: '
             'expected a tier starting at %s, found one starting at %s',
-            variant, CASE WHEN unbounded THEN 'none (an earlier tier has no upper bound)'
-                          ELSE expected::text END, tier.min_quantity);
+            variant, expected, tier.min_quantity);
       END IF;
-      IF tier.max_quantity IS NULL THEN
-        unbounded := true;
-      ELSE
-        expected := tier.max_quantity + 1;
-      END IF;
+      expected := tier.max_quantity + 1;
     END LOOP;
   END LOOP;
   RETURN NULL;
@@ -456,7 +450,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "(license_type = 'personal' AND seats BETWEEN 1 AND 1 AND NOT redistribution) OR (license_type = 'team' AND seats BETWEEN 2 AND 25 AND NOT redistribution) OR (license_type = 'business' AND seats BETWEEN 1 AND 1000 AND NOT redistribution) OR (license_type = 'enterprise' AND seats IS NULL)",
-            name=op.f("ck_product_variants_license_terms"),
+            name=op.f("ck_product_variants_seats_match_license"),
         ),
         sa.CheckConstraint(
             "currency IN ('AUD', 'CAD', 'CHF', 'DKK', 'EUR', 'GBP', 'NOK', 'NZD', 'SEK', 'SGD', 'USD')",

@@ -1,0 +1,3 @@
+from afilo_db.cli import main
+
+main()

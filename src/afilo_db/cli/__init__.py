@@ -1,0 +1,45 @@
+"""`afilo-db`: the operator's command line. It parses, calls ops, prints; it holds no SQL.
+
+Each command group lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from afilo_db.cli.common import console, print_counts, reported_errors
+from afilo_db.cli.db import db_app
+from afilo_db.cli.migrate import migrate_app
+from afilo_db.db.target import resolve_target
+from afilo_db.db.urls import redacted
+from afilo_db.ops import database
+
+app = typer.Typer(
+    help="afilo-db: the Afilo marketplace's database. Run `afilo-db up` to start.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(migrate_app, name="migrate")
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded server if needed, apply migrations, seed an empty database with demo
+    data, and print a summary. Running it again changes nothing."""
+    with reported_errors():
+        target = resolve_target()
+        result = database.bring_up(target.direct_url)
+        console.print(f"database: [bold]{redacted(target.direct_url)}[/]")
+        if result.applied:
+            console.print(f"migrations applied: {', '.join(result.applied)}")
+        else:
+            console.print("migrations: already at head")
+        console.print("demo data: " + ("seeded" if result.seeded else "present, left unchanged"))
+        print_counts(result.counts)
+        if target.embedded is not None:
+            console.print("owner URL for psql: [bold]afilo-db db url[/]")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,107 @@
+"""`afilo-db db ...`: the embedded server and the data in it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+
+from afilo_db.cli.common import JsonOption, console, print_counts, progress_bar, reported_errors
+from afilo_db.config import get_settings
+from afilo_db.db.target import embedded_server, resolve_target
+from afilo_db.errors import ConflictError, OperationError
+from afilo_db.ops import database, seed
+from afilo_db.ops.migrate import deploy
+
+db_app = typer.Typer(
+    help="The database server: start, stop, status, url, seed.", no_args_is_help=True
+)
+
+
+def _require_embedded(command: str) -> None:
+    if not get_settings().uses_embedded_server:
+        raise OperationError(
+            f"`db {command}` manages the embedded server; DATABASE_URL is set, so there is none"
+        )
+
+
+@db_app.command()
+def start() -> None:
+    """Start the embedded server (initializing it in $AFILO_HOME on first use)."""
+    with reported_errors():
+        _require_embedded("start")
+        status = embedded_server().start()
+        console.print(f"embedded PostgreSQL running on 127.0.0.1:{status.port} (pid {status.pid})")
+
+
+@db_app.command()
+def stop() -> None:
+    """Stop the embedded server. Its data stays in $AFILO_HOME."""
+    with reported_errors():
+        _require_embedded("stop")
+        stopped = embedded_server().stop()
+        console.print("stopped" if stopped else "not running")
+
+
+@db_app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Is the embedded server initialized and running, on which port, with its data where."""
+    with reported_errors():
+        _require_embedded("status")
+        state = embedded_server().status()
+        if as_json:
+            payload: dict[str, Any] = asdict(state)
+            payload["data_directory"] = str(state.data_directory)
+            payload["log_file"] = str(state.log_file)
+            print(json.dumps(payload))
+            return
+        if not state.initialized:
+            console.print(f"not initialized (AFILO_HOME={get_settings().home})")
+        elif state.running:
+            console.print(f"running on 127.0.0.1:{state.port} (pid {state.pid})")
+        else:
+            console.print("stopped")
+        console.print(f"data: {state.data_directory}\nlog:  {state.log_file}")
+
+
+@db_app.command()
+def url() -> None:
+    """Print the owner's connection URL on a line of its own (usable with psql). Starts the
+    embedded server if it is not running. With DATABASE_URL set, prints DIRECT_URL."""
+    with reported_errors():
+        print(resolve_target().direct_url)
+
+
+@db_app.command("seed")
+def seed_command(
+    scale: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of products.")] = 10_000,
+    seed_value: Annotated[
+        int, typer.Option("--seed", help="Same seed, same data.")
+    ] = seed.DEMO_SEED,
+    reset: Annotated[bool, typer.Option(help="Delete all existing data first.")] = False,
+) -> None:
+    """Fill the database with a catalog of SCALE products and matching users, billing, carts,
+    chats and events, with COPY. Refuses a database that has data, unless --reset."""
+    with reported_errors():
+        target = resolve_target()
+        deploy(target.direct_url)
+        with database.admin_connection(target.direct_url) as connection:
+            if reset:
+                database.truncate_all(connection)
+            elif not database.is_empty(connection):
+                raise ConflictError(
+                    "the database already has data; use --reset to replace it with the seed"
+                )
+            with progress_bar("seeding") as progress:
+                task = progress.add_task("rows", total=seed.planned_rows(scale))
+                counts = seed.seed(
+                    connection,
+                    products=scale,
+                    seed_value=seed_value,
+                    progress=lambda rows: progress.advance(task, rows),
+                )
+            connection.commit()
+            console.print(f"seeded {counts.products:,} products and {counts.users:,} users")
+            print_counts(database.table_counts(connection))

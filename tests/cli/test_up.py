@@ -1,0 +1,104 @@
+"""`afilo-db` as a user runs it: a fresh AFILO_HOME, the embedded server, `up` twice, psql."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from afilo_db.db.embedded import EmbeddedServer, pg_binary
+from tests.db.test_schema import EXPECTED_INDEXES, EXPECTED_TABLES
+
+
+def afilo_db(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    environment.update({"AFILO_HOME": str(home), "COLUMNS": "200"})
+    result = subprocess.run(
+        [sys.executable, "-m", "afilo_db", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("user-home") / "afilo"
+    yield path
+    EmbeddedServer(path).destroy()
+
+
+def test_up_on_an_empty_home_then_again(home: Path) -> None:
+    first = afilo_db(home, "up")
+    assert "migrations applied: 0001_baseline" in first.stdout
+    assert "demo data: seeded" in first.stdout
+    assert "│ products " in first.stdout
+
+    second = afilo_db(home, "up")
+    assert "migrations: already at head" in second.stdout
+    assert "demo data: present, left unchanged" in second.stdout
+    # Same counts, table by table.
+    assert first.stdout.split("rows per table")[1] == second.stdout.split("rows per table")[1]
+
+
+def test_url_works_with_psql(home: Path) -> None:
+    url = afilo_db(home, "db", "url").stdout.strip()
+    assert url.startswith("postgresql://postgres:") and "@127.0.0.1:" in url
+    listing = subprocess.run(
+        [str(pg_binary("psql")), url, "-At", "-c",
+         "SELECT tablename::text FROM pg_tables WHERE schemaname='public'"
+         " UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname='public'"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert set(listing.splitlines()) >= EXPECTED_TABLES
+    for _table, definition in EXPECTED_INDEXES:
+        assert definition in listing
+
+
+def test_server_listens_on_loopback_only(home: Path) -> None:
+    url = afilo_db(home, "db", "url").stdout.strip()
+    shown = subprocess.run(
+        [str(pg_binary("psql")), url, "-At", "-c", "SHOW listen_addresses"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert shown == "127.0.0.1"
+
+
+def test_stop_status_start_keeps_the_data(home: Path) -> None:
+    assert afilo_db(home, "db", "stop").stdout.strip() == "stopped"
+    status = json.loads(afilo_db(home, "db", "status", "--json").stdout)
+    assert status["initialized"] is True and status["running"] is False
+    assert "running on 127.0.0.1" in afilo_db(home, "db", "start").stdout
+    status = json.loads(afilo_db(home, "db", "status", "--json").stdout)
+    assert status["running"] is True
+    assert "demo data: present, left unchanged" in afilo_db(home, "up").stdout
+
+
+def test_seed_refuses_a_database_with_data(home: Path) -> None:
+    result = afilo_db(home, "db", "seed", "--scale", "10", check=False)
+    assert result.returncode == 4
+    assert "already has data" in result.stderr and "--reset" in result.stderr
+
+
+def test_seed_with_reset(home: Path) -> None:
+    result = afilo_db(home, "db", "seed", "--scale", "40", "--reset")
+    assert "seeded 40 products" in result.stdout
+
+
+def test_server_commands_refuse_when_database_url_is_set(home: Path) -> None:
+    environment = {**os.environ, "AFILO_HOME": str(home), "DATABASE_URL": "postgresql://x@h/db"}
+    result = subprocess.run(
+        [sys.executable, "-m", "afilo_db", "db", "stop"],
+        env=environment, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "DATABASE_URL is set" in result.stderr

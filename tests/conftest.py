@@ -1,0 +1,97 @@
+"""One embedded server per test run, one migrated template database, a fresh clone per test.
+
+Tests never touch the user's own AFILO_HOME or DATABASE_URL: the run gets a scratch home.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from afilo_db.config import get_settings
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.ops.migrate import deploy
+
+TEMPLATE_DATABASE = "afilo_template"
+# Durability is worth nothing for throw-away test data; speed is.
+TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("afilo-home")
+    saved = {key: os.environ.get(key) for key in ("AFILO_HOME", "DATABASE_URL", "DIRECT_URL")}
+    os.environ["AFILO_HOME"] = str(home)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("DIRECT_URL", None)
+    get_settings.cache_clear()
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def server(isolated_environment: Path) -> Iterator[EmbeddedServer]:
+    embedded = EmbeddedServer(isolated_environment / "server")
+    embedded.start(settings=TEST_SERVER_SETTINGS)
+    yield embedded
+    embedded.destroy()
+
+
+def create_database(server: EmbeddedServer, name: str, template: str | None = None) -> str:
+    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
+        connection.execute(statement)
+    return server.url(name)
+
+
+def drop_database(server: EmbeddedServer, name: str) -> None:
+    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def template_database(server: EmbeddedServer) -> str:
+    drop_database(server, TEMPLATE_DATABASE)
+    url = create_database(server, TEMPLATE_DATABASE)
+    deploy(url)
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+def database_url(server: EmbeddedServer, template_database: str) -> Iterator[str]:
+    """A migrated, empty database of this test's own."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    url = create_database(server, name, template=template_database)
+    yield url
+    drop_database(server, name)
+
+
+@pytest.fixture
+def empty_database_url(server: EmbeddedServer) -> Iterator[str]:
+    """A database with nothing in it, not even the migrations."""
+    name = f"empty_{os.getpid()}_{next(_database_numbers)}"
+    url = create_database(server, name)
+    yield url
+    drop_database(server, name)
+
+
+@pytest.fixture
+def connection(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(database_url) as connection:
+        yield connection

@@ -1,0 +1,73 @@
+"""The models and the migrated database agree; the baseline goes down and up; deploy is safe to
+run twice at the same moment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from afilo_db.db.urls import sqlalchemy_url
+from afilo_db.migrations.support import include_name
+from afilo_db.models import Base
+from afilo_db.ops.migrate import current_revision, deploy, downgrade, head_revision
+
+
+def autogenerate_differences(url: str) -> list[object]:
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"include_name": include_name, "compare_type": True}
+        )
+        differences: list[object] = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    return differences
+
+
+def public_tables(url: str) -> set[str]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def test_models_and_migrated_database_agree(database_url: str) -> None:
+    assert autogenerate_differences(database_url) == []
+
+
+def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
+    downgrade(database_url, "base")
+    assert public_tables(database_url) == {"alembic_version"}
+    assert current_revision(database_url) is None
+
+    assert deploy(database_url) == [head_revision()]
+    assert "products" in public_tables(database_url)
+    assert autogenerate_differences(database_url) == []
+
+
+def test_deploy_at_head_does_nothing(database_url: str) -> None:
+    assert deploy(database_url) == []
+
+
+def test_two_concurrent_deploys_apply_once(empty_database_url: str) -> None:
+    environment = {**os.environ, "DATABASE_URL": empty_database_url}
+    command = [sys.executable, "-m", "afilo_db", "migrate", "deploy"]
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: run(), range(2)))
+
+    assert [result.returncode for result in results] == [0, 0], [r.stderr for r in results]
+    outputs = sorted(result.stdout.strip() for result in results)
+    assert outputs == [f"applied: {head_revision()}", "nothing to apply: at head"]
+    assert current_revision(empty_database_url) == head_revision()

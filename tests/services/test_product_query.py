@@ -1,0 +1,66 @@
+"""The seed's product query on a 10,000-product catalog: found through the handle index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from afilo_db.db.urls import sqlalchemy_url
+from afilo_db.ops import seed
+from afilo_db.services.catalog import PRODUCT_BY_HANDLE_SQL, product_by_handle
+
+CATALOG_SIZE = 10_000
+
+
+@pytest.fixture(scope="module")
+def catalog_url(server: object, template_database: str) -> Iterator[str]:
+    from tests.conftest import create_database, drop_database
+
+    name = "catalog_10k"
+    drop_database(server, name)  # type: ignore[arg-type]
+    url = create_database(server, name, template=template_database)  # type: ignore[arg-type]
+    with psycopg.connect(url) as connection:
+        seed.seed(connection, products=CATALOG_SIZE)
+        connection.commit()
+        connection.execute("ANALYZE")
+    yield url
+    drop_database(server, name)  # type: ignore[arg-type]
+
+
+def test_product_query_uses_the_handle_index(catalog_url: str) -> None:
+    handle = seed.product_plan(seed.DEMO_SEED, 4321).row[1]
+    statement = PRODUCT_BY_HANDLE_SQL.replace(":handle", "%(handle)s")
+    with psycopg.connect(catalog_url) as connection:
+        row = connection.execute(
+            "EXPLAIN (FORMAT JSON) " + statement, {"handle": handle}
+        ).fetchone()
+    assert row is not None
+    plan = json.dumps(row[0])
+    assert '"Index Name": "uq_products_handle"' in plan
+    assert '"Index Name": "ix_product_variants_product_id_price"' in plan
+    assert '"Seq Scan"' not in plan
+
+
+def test_product_query_returns_available_variants_cheapest_first(catalog_url: str) -> None:
+    plan = seed.product_plan(seed.DEMO_SEED, 4321)
+    engine = create_engine(sqlalchemy_url(catalog_url), poolclass=NullPool)
+    with Session(engine) as session:
+        product = product_by_handle(session, plan.row[1])
+        missing = product_by_handle(session, "no-such-handle")
+    engine.dispose()
+    assert missing is None
+    assert product is not None
+    assert product["id"] == str(plan.id)
+    expected = sorted(
+        (variant.price, str(variant.row[0])) for variant in plan.variants if variant.row[8]
+    )
+    prices = [(variant["price"], variant["id"]) for variant in product["variants"]]
+    assert [(str(price), id_) for price, id_ in expected] == [
+        (f"{price:.2f}", id_) for price, id_ in prices
+    ]
