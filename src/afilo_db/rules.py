@@ -32,6 +32,14 @@ def stripe_id_pattern(kind: str) -> str:
 
 CLERK_USER_ID_PATTERN: Final = rf"^user_{EXTERNAL_ID_BODY}$"
 
+# Emails are stored in their normalized form: ASCII (internationalized domains as punycode),
+# lowercase, dot-atom local part, a domain of at least two labels. email-validator checks the full
+# syntax of what people type; this is what the database guarantees for what is stored.
+_EMAIL_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+EMAIL_PATTERN: Final = rf"^{_EMAIL_ATOM}(\.{_EMAIL_ATOM})*@{_EMAIL_LABEL}(\.{_EMAIL_LABEL})+$"
+EMAIL_MAX_LENGTH: Final = 254
+
 # Money: numeric(12, 2) in the database, Decimal in Python. Only two-decimal currencies are sold.
 PRICE_SCALE: Final = 2
 PRICE_MAX: Final = Decimal("1000000.00")
@@ -76,7 +84,17 @@ KNOWLEDGE_CONTENT_TYPES: Final = ("faq", "guide", "policy", "product", "troubles
 EMBEDDING_DIMENSIONS: Final = 384
 
 
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_matches(column: str, pattern: str) -> str:
+    """`column ~ 'pattern'` for a CHECK constraint (PostgreSQL's `~` with ^...$ anchors matches
+    exactly what Python's re.fullmatch does for these ASCII patterns)."""
+    return f"{column} ~ {sql_literal(pattern)}"
+
+
 def sql_in(column: str, values: tuple[str, ...]) -> str:
     """`column IN ('a', 'b')` for a CHECK constraint built from one of the tuples above."""
-    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    quoted = ", ".join(sql_literal(value) for value in values)
     return f"{column} IN ({quoted})"

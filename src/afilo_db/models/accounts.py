@@ -14,9 +14,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from afilo_db import rules
 from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk
 
-# Deliberately simple: the validation layer checks the full syntax (email-validator) and
-# normalizes; the database guarantees the stored form is normalized and has one @.
-EMAIL_CHECK = "email = lower(btrim(email)) AND email ~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$' AND length(email) <= 254"
+EMAIL_CHECK = (
+    f"{rules.sql_matches('email', rules.EMAIL_PATTERN)} AND length(email) <= {rules.EMAIL_MAX_LENGTH}"
+)
 
 
 class UserProfile(Base):

@@ -251,7 +251,7 @@ def upgrade() -> None:
             name=op.f("ck_user_profiles_clerk_user_id_format"),
         ),
         sa.CheckConstraint(
-            "email = lower(btrim(email)) AND email ~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$' AND length(email) <= 254",
+            "email ~ '^[a-z0-9!#$%&''*+/=?^_`{|}~-]+(\\.[a-z0-9!#$%&''*+/=?^_`{|}~-]+)*@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$' AND length(email) <= 254",
             name=op.f("ck_user_profiles_email_format"),
         ),
         sa.CheckConstraint(
