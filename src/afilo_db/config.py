@@ -25,6 +25,17 @@ class Settings(BaseSettings):
         description="Where the embedded server keeps its data (and, later, backups).",
     )
 
+    db_pool_size: int = Field(default=5, ge=1, le=100, description="Connections kept open.")
+    db_max_overflow: int = Field(
+        default=5, ge=0, le=100, description="Extra connections allowed under load."
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=10, gt=0, description="How long to wait for a free connection."
+    )
+    db_statement_timeout_ms: int = Field(
+        default=15_000, ge=0, description="Default statement timeout; 0 disables it."
+    )
+
     @field_validator("database_url", "direct_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:

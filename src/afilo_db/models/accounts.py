@@ -14,9 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from afilo_db import rules
 from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk
 
-EMAIL_CHECK = (
-    f"{rules.sql_matches('email', rules.EMAIL_PATTERN)} AND length(email) <= {rules.EMAIL_MAX_LENGTH}"
-)
+EMAIL_CHECK = f"{rules.sql_matches('email', rules.EMAIL_PATTERN)} AND length(email) <= {rules.EMAIL_MAX_LENGTH}"
 
 
 class UserProfile(Base):

@@ -1,0 +1,110 @@
+"""The cart: add (merging quantities), change, remove, and the contents priced in one statement."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from afilo_db.errors import ConflictError, NotFoundError
+from afilo_db.models import CartItem, ProductVariant
+from afilo_db.services.transaction import translated_errors
+from afilo_db.validation import validate
+from afilo_db.validation.schemas import CartLineInput
+
+
+@dataclass(frozen=True)
+class CartLine:
+    variant_id: uuid.UUID
+    sku: str
+    product_title: str
+    variant_title: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class Cart:
+    lines: list[CartLine]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.line_total for line in self.lines), Decimal("0.00"))
+
+
+def add_to_cart(
+    session: Session, user_id: uuid.UUID, variant_id: uuid.UUID | str, quantity: int = 1
+) -> int:
+    """Add a variant to the user's cart; if it is there already, add to its quantity.
+    Returns the quantity now in the cart."""
+    line = validate(CartLineInput, {"variant_id": variant_id, "quantity": quantity})
+    available = session.execute(
+        select(ProductVariant.available_for_sale).where(ProductVariant.id == line.variant_id)
+    ).scalar_one_or_none()
+    if available is None:
+        raise NotFoundError(f"no variant with id {line.variant_id}")
+    if not available:
+        raise ConflictError(f"variant {line.variant_id} is not for sale")
+    statement = (
+        insert(CartItem)
+        .values(user_id=user_id, variant_id=line.variant_id, quantity=line.quantity)
+        .on_conflict_do_update(
+            index_elements=[CartItem.user_id, CartItem.variant_id],
+            set_={"quantity": CartItem.quantity + line.quantity, "updated_at": func.now()},
+        )
+        .returning(CartItem.quantity)
+    )
+    with translated_errors():
+        return int(session.execute(statement).scalar_one())
+
+
+def set_cart_quantity(
+    session: Session, user_id: uuid.UUID, variant_id: uuid.UUID | str, quantity: int
+) -> None:
+    line = validate(CartLineInput, {"variant_id": variant_id, "quantity": quantity})
+    changed = session.execute(
+        update(CartItem)
+        .where(CartItem.user_id == user_id, CartItem.variant_id == line.variant_id)
+        .values(quantity=line.quantity, updated_at=func.now())
+        .returning(CartItem.id)
+    ).first()
+    if changed is None:
+        raise NotFoundError(f"variant {line.variant_id} is not in the cart")
+
+
+def remove_from_cart(session: Session, user_id: uuid.UUID, variant_id: uuid.UUID | str) -> None:
+    line = validate(CartLineInput, {"variant_id": variant_id})
+    removed = session.execute(
+        delete(CartItem)
+        .where(CartItem.user_id == user_id, CartItem.variant_id == line.variant_id)
+        .returning(CartItem.id)
+    ).first()
+    if removed is None:
+        raise NotFoundError(f"variant {line.variant_id} is not in the cart")
+
+
+# Each line is priced by the volume tier covering its quantity, else by the variant's price.
+CART_SQL = """
+SELECT c.variant_id, v.sku, p.title, v.title, c.quantity,
+       coalesce(t.unit_price, v.price) AS unit_price,
+       coalesce(t.unit_price, v.price) * c.quantity AS line_total,
+       v.currency
+FROM cart_items c
+JOIN product_variants v ON v.id = c.variant_id
+JOIN products p ON p.id = v.product_id
+LEFT JOIN product_pricing_tiers t
+  ON t.variant_id = v.id AND t.quantity_range @> c.quantity
+WHERE c.user_id = :user_id
+ORDER BY c.created_at, c.id
+"""
+
+
+def cart_contents(session: Session, user_id: uuid.UUID) -> Cart:
+    rows = session.execute(text(CART_SQL), {"user_id": user_id}).all()
+    return Cart(lines=[CartLine(*row) for row in rows])

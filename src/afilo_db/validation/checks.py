@@ -1,0 +1,139 @@
+"""The rules as predicates: each returns what is wrong with a value, or None.
+
+These mirror the database constraints one for one (the property tests in tests/validation prove
+they accept exactly the same values); the input schemas use them, so a person reads the same
+sentence whether the rule was caught in Python or, by translation, in the database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+
+from afilo_db import rules
+
+HANDLE_RULE = (
+    "must be a lowercase URL-safe slug: letters a-z, digits and single hyphens between words, "
+    f"at most {rules.HANDLE_MAX_LENGTH} characters"
+)
+SKU_RULE = (
+    "must be uppercase letters A-Z and digits in groups joined by single hyphens, "
+    f"at most {rules.SKU_MAX_LENGTH} characters"
+)
+EMAIL_RULE = "must be a valid email address (ASCII local part; stored lowercase)"
+PRICE_RULE = (
+    f"must be a positive amount of at most {rules.PRICE_MAX} with at most "
+    f"{rules.PRICE_SCALE} decimal places"
+)
+AMOUNT_RULE = (
+    f"must be an amount from 0 to {rules.PRICE_MAX} with at most {rules.PRICE_SCALE} decimal places"
+)
+CURRENCY_RULE = f"must be one of the currencies sold: {', '.join(rules.CURRENCIES)}"
+DURATION_RULE = (
+    f"must be empty (perpetual) or a number of days from 1 to {rules.MAX_LICENSE_DURATION_DAYS}"
+)
+CART_QUANTITY_RULE = f"must be a whole number from 1 to {rules.CART_MAX_QUANTITY}"
+
+
+def _fullmatch(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None
+
+
+def one_of_rule(values: Sequence[str]) -> str:
+    return "must be one of: " + ", ".join(values)
+
+
+def external_id_rule(prefix: str) -> str:
+    return f"must look like {prefix}_ followed by 6 to 64 letters or digits"
+
+
+def handle_problem(value: str) -> str | None:
+    ok = _fullmatch(rules.HANDLE_PATTERN, value) and len(value) <= rules.HANDLE_MAX_LENGTH
+    return None if ok else HANDLE_RULE
+
+
+def sku_problem(value: str) -> str | None:
+    ok = _fullmatch(rules.SKU_PATTERN, value) and len(value) <= rules.SKU_MAX_LENGTH
+    return None if ok else SKU_RULE
+
+
+def stripe_id_problem(kind: str, value: str) -> str | None:
+    if _fullmatch(rules.stripe_id_pattern(kind), value):
+        return None
+    return external_id_rule(rules.STRIPE_ID_PREFIXES[kind])
+
+
+def clerk_user_id_problem(value: str) -> str | None:
+    return None if _fullmatch(rules.CLERK_USER_ID_PATTERN, value) else external_id_rule("user")
+
+
+def stored_email_problem(value: str) -> str | None:
+    ok = _fullmatch(rules.EMAIL_PATTERN, value) and len(value) <= rules.EMAIL_MAX_LENGTH
+    return None if ok else EMAIL_RULE
+
+
+def _has_valid_scale(value: Decimal) -> bool:
+    exponent = value.as_tuple().exponent
+    return isinstance(exponent, int) and exponent >= -rules.PRICE_SCALE
+
+
+def price_problem(value: Decimal) -> str | None:
+    ok = value.is_finite() and 0 < value <= rules.PRICE_MAX and _has_valid_scale(value)
+    return None if ok else PRICE_RULE
+
+
+def amount_problem(value: Decimal) -> str | None:
+    ok = value.is_finite() and 0 <= value <= rules.PRICE_MAX and _has_valid_scale(value)
+    return None if ok else AMOUNT_RULE
+
+
+def currency_problem(value: str) -> str | None:
+    return None if value in rules.CURRENCIES else CURRENCY_RULE
+
+
+def choice_problem(value: str, allowed: Sequence[str]) -> str | None:
+    return None if value in allowed else one_of_rule(allowed)
+
+
+def license_terms_problem(license_type: str, seats: int | None, redistribution: bool) -> str | None:
+    """What the licence type allows: see rules.LICENSE_SEATS and the enterprise exception."""
+    if license_type == "enterprise":
+        return (
+            None
+            if seats is None
+            else "an enterprise licence has unlimited seats: leave seats empty"
+        )
+    low, high = rules.LICENSE_SEATS[license_type]
+    if seats is None or not low <= seats <= high:
+        span = f"exactly {low}" if low == high else f"from {low} to {high}"
+        return f"a {license_type} licence has {span} seats"
+    if redistribution:
+        return f"a {license_type} licence does not allow redistribution (only enterprise does)"
+    return None
+
+
+def duration_problem(days: int | None) -> str | None:
+    ok = days is None or 1 <= days <= rules.MAX_LICENSE_DURATION_DAYS
+    return None if ok else DURATION_RULE
+
+
+def tiers_problem(license_type: str, ranges: Sequence[tuple[int, int | None]]) -> str | None:
+    """Volume tiers: only for licence types sold by quantity; ranges from 1, no overlap, no gap."""
+    if not ranges:
+        return None
+    if license_type not in rules.TIERED_LICENSE_TYPES:
+        return (
+            f"a {license_type} licence is sold one at a time and has no volume tiers "
+            f"(tiers are for: {', '.join(rules.TIERED_LICENSE_TYPES)})"
+        )
+    expected: int | None = 1
+    for low, high in sorted(ranges, key=lambda bounds: bounds[0]):
+        if low < 1 or (high is not None and high < low):
+            return f"tier {low}-{high or ''}: quantities start at 1 and a maximum is not below its minimum"
+        if expected is None or low < expected:
+            return f"tier starting at {low} overlaps the tier before it"
+        if low > expected:
+            return f"tiers must cover quantities from 1 without gaps: nothing covers {expected}-{low - 1}"
+        expected = None if high is None else high + 1
+    return None
