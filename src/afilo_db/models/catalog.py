@@ -26,7 +26,8 @@ from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk
 
 def _license_terms_check() -> str:
     seat_rules = " OR ".join(
-        f"(license_type = '{kind}' AND seats BETWEEN {low} AND {high} AND NOT redistribution)"
+        f"(license_type = '{kind}' AND seats IS NOT NULL AND seats BETWEEN {low} AND {high}"
+        " AND NOT redistribution)"
         for kind, (low, high) in rules.LICENSE_SEATS.items()
     )
     return f"{seat_rules} OR (license_type = 'enterprise' AND seats IS NULL)"
@@ -131,6 +132,12 @@ class ProductVariant(Base):
     )
 
 
+QUANTITY_RANGE = (
+    "CASE WHEN max_quantity IS NULL OR max_quantity >= min_quantity"
+    " THEN int4range(min_quantity, max_quantity, '[]') END"
+)
+
+
 class ProductPricingTier(Base):
     """A volume tier: the unit price for quantities min_quantity..max_quantity (NULL: no upper bound).
 
@@ -171,9 +178,10 @@ class ProductPricingTier(Base):
     min_quantity: Mapped[int] = mapped_column(Integer)
     max_quantity: Mapped[int | None] = mapped_column(Integer)
     unit_price: Mapped[Decimal] = mapped_column(Numeric)
-    quantity_range: Mapped[Range[int]] = mapped_column(
-        INT4RANGE,
-        Computed(literal_column("int4range(min_quantity, max_quantity, '[]')"), persisted=True),
+    # NULL for reversed bounds, so that ck_..._max_quantity_order names the problem instead of
+    # int4range() failing with a bare data error.
+    quantity_range: Mapped[Range[int] | None] = mapped_column(
+        INT4RANGE, Computed(literal_column(QUANTITY_RANGE), persisted=True)
     )
     created_at: Mapped[CreatedAt]
 

@@ -449,7 +449,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.CheckConstraint(
-            "(license_type = 'personal' AND seats BETWEEN 1 AND 1 AND NOT redistribution) OR (license_type = 'team' AND seats BETWEEN 2 AND 25 AND NOT redistribution) OR (license_type = 'business' AND seats BETWEEN 1 AND 1000 AND NOT redistribution) OR (license_type = 'enterprise' AND seats IS NULL)",
+            "(license_type = 'personal' AND seats IS NOT NULL AND seats BETWEEN 1 AND 1 AND NOT redistribution) OR (license_type = 'team' AND seats IS NOT NULL AND seats BETWEEN 2 AND 25 AND NOT redistribution) OR (license_type = 'business' AND seats IS NOT NULL AND seats BETWEEN 1 AND 1000 AND NOT redistribution) OR (license_type = 'enterprise' AND seats IS NULL)",
             name=op.f("ck_product_variants_seats_match_license"),
         ),
         sa.CheckConstraint(
@@ -735,8 +735,11 @@ def upgrade() -> None:
         sa.Column(
             "quantity_range",
             postgresql.INT4RANGE(),
-            sa.Computed("int4range(min_quantity, max_quantity, '[]')", persisted=True),
-            nullable=False,
+            sa.Computed(
+                "CASE WHEN max_quantity IS NULL OR max_quantity >= min_quantity THEN int4range(min_quantity, max_quantity, '[]') END",
+                persisted=True,
+            ),
+            nullable=True,
         ),
         sa.Column(
             "created_at",
