@@ -13,9 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import Engine
 
 from afilo_db.config import get_settings
 from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.engine import create_app_engine
 from afilo_db.ops.migrate import deploy
 
 TEMPLATE_DATABASE = "afilo_template"
@@ -95,3 +97,11 @@ def empty_database_url(server: EmbeddedServer) -> Iterator[str]:
 def connection(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     with psycopg.connect(database_url) as connection:
         yield connection
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """The application's engine (as afilo_db.db.engine builds it) on this test's database."""
+    app_engine = create_app_engine(database_url)
+    yield app_engine
+    app_engine.dispose()

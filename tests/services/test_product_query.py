@@ -35,10 +35,9 @@ def catalog_url(server: object, template_database: str) -> Iterator[str]:
 
 def test_product_query_uses_the_handle_index(catalog_url: str) -> None:
     handle = seed.product_plan(seed.DEMO_SEED, 4321).row[1]
-    statement = PRODUCT_BY_HANDLE_SQL.replace(":handle", "%(handle)s")
     with psycopg.connect(catalog_url) as connection:
         row = connection.execute(
-            "EXPLAIN (FORMAT JSON) " + statement, {"handle": handle}
+            "EXPLAIN (FORMAT JSON) " + PRODUCT_BY_HANDLE_SQL, (handle,)
         ).fetchone()
     assert row is not None
     plan = json.dumps(row[0])

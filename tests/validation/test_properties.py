@@ -66,7 +66,9 @@ SLUG_ALPHABET = string.ascii_letters + string.digits + "-_ .\n"
 @given(value=messy_text(st.from_regex(rules.HANDLE_PATTERN, fullmatch=True), SLUG_ALPHABET))
 def test_handle(connection: Connection, value: str) -> None:
     accepted = database_accepts(
-        connection, "INSERT INTO products (handle, title) VALUES (%s, 'x')", (value.replace("\x00", ""),)
+        connection,
+        "INSERT INTO products (handle, title) VALUES (%s, 'x')",
+        (value.replace("\x00", ""),),
     )
     assert accepted == (checks.handle_problem(value.replace("\x00", "")) is None)
 
@@ -144,8 +146,17 @@ near_prices = st.one_of(
     decimals,
     st.decimals(min_value=Decimal("-1"), max_value=Decimal("1000001"), places=3),
     st.decimals(min_value=Decimal("999999"), max_value=Decimal("1000001"), places=2),
-    st.sampled_from([Decimal("0"), Decimal("-0.00"), Decimal("0.01"), Decimal("1E+2"),
-                     Decimal("1000000.00"), Decimal("1000000.001"), Decimal("1.100")]),  # fmt: skip
+    st.sampled_from(
+        [
+            Decimal("0"),
+            Decimal("-0.00"),
+            Decimal("0.01"),
+            Decimal("1E+2"),
+            Decimal("1000000.00"),
+            Decimal("1000000.001"),
+            Decimal("1.100"),
+        ]
+    ),  # fmt: skip
 )
 
 

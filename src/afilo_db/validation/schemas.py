@@ -65,7 +65,8 @@ class VariantInput(TieredLicenseInput):
     currency: Currency = "USD"
     stripe_price_id: stripe_id("price") | None = None  # type: ignore[valid-type]
     available_for_sale: bool = True
-    seats: int | None = None
+    # Validated even when absent: a personal licence defaults to its one seat.
+    seats: int | None = Field(default=None, validate_default=True)
     duration_days: DurationDays = None
     redistribution: bool = False
 

@@ -47,7 +47,7 @@ def _normalize_email(value: Any) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("afilo_rule", checks.EMAIL_RULE)
     try:
-        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+        result = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:
         raise PydanticCustomError("afilo_rule", f"{checks.EMAIL_RULE}: {error}") from None
     normalized = (result.ascii_email or result.normalized).lower()
