@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +21,7 @@ PROPERTY_SETTINGS = settings(
 
 
 @pytest.fixture
-def probe(connection: Connection) -> Iterator[dict[str, Any]]:
+def probe(connection: Connection) -> dict[str, Any]:
     """A product, a business variant and a user to hang probe rows on; committed."""
     product = connection.execute(
         "INSERT INTO products (handle, title) VALUES ('probe', 'Probe') RETURNING id"
@@ -35,7 +34,7 @@ def probe(connection: Connection) -> Iterator[dict[str, Any]]:
     ).fetchone()
     assert variant is not None
     connection.commit()
-    yield {"product_id": product[0], "variant_id": variant[0]}
+    return {"product_id": product[0], "variant_id": variant[0]}
 
 
 def database_accepts(connection: Connection, sql: str, params: tuple[Any, ...]) -> bool:
