@@ -155,7 +155,7 @@ near_prices = st.one_of(
             Decimal("1000000.001"),
             Decimal("1.100"),
         ]
-    ),  # fmt: skip
+    ),
 )
 
 
