@@ -90,6 +90,7 @@ def test_one_engine_per_process(app_database_url: str) -> None:
     assert get_engine() is engine
     assert engine.pool.size() == get_settings().db_pool_size  # type: ignore[attr-defined]
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT current_database()")).scalar_one() == (
-            app_database_url.rsplit("/", 1)[1]
+        assert (
+            connection.execute(text("SELECT current_database()")).scalar_one()
+            == (app_database_url.rsplit("/", 1)[1])
         )

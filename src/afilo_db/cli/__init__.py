@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from afilo_db.cli.catalog import catalog_app
 from afilo_db.cli.common import console, print_counts, reported_errors
 from afilo_db.cli.db import db_app
 from afilo_db.cli.migrate import migrate_app
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
+app.add_typer(catalog_app, name="catalog")
 
 
 @app.command()

@@ -436,3 +436,28 @@ def _seed_knowledge_base(writer: _Writer, seed_value: int, products: int) -> Non
 
     writer.copy("knowledge_base", ("id", "content_type", "title", "content", "product_id",
                 "embedding", "embedding_model", "created_at", "updated_at"), rows())  # fmt: skip
+
+
+def product_record(plan: ProductPlan) -> dict[str, Any]:
+    """The product as a catalog-import record (ProductInput's shape, JSON-ready: money as text)."""
+    product = dict(zip(PRODUCT_COLUMNS, plan.row, strict=True))
+    variants = []
+    for variant in plan.variants:
+        values = dict(zip(VARIANT_COLUMNS, variant.row, strict=True))
+        variants.append(
+            {
+                **{key: values[key] for key in ("sku", "title", "license_type", "currency",
+                                               "stripe_price_id", "available_for_sale", "seats",
+                                               "duration_days", "redistribution")},
+                "price": str(values["price"]),
+                "tiers": [
+                    {"min_quantity": tier[3], "max_quantity": tier[4], "unit_price": str(tier[5])}
+                    for tier in variant.tiers
+                ],
+            }
+        )  # fmt: skip
+    return {
+        **{key: product[key] for key in ("handle", "title", "description", "tags", "tech_stack",
+                                        "status", "stripe_product_id", "included_in_tier")},
+        "variants": variants,
+    }  # fmt: skip

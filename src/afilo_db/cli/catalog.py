@@ -1,0 +1,72 @@
+"""`afilo-db catalog ...`: the catalog as files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from afilo_db.cli.common import JsonOption, console, errors, progress_bar, reported_errors
+from afilo_db.db.target import resolve_target
+from afilo_db.errors import ValidationError
+from afilo_db.ops import catalog_import
+from afilo_db.ops.database import admin_connection
+
+catalog_app = typer.Typer(help="The catalog as files: import.", no_args_is_help=True)
+
+
+@catalog_app.command("import")
+def import_command(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help=".jsonl, .ndjson or .csv"),
+    ],
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Write the valid rows and report the others, instead of nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Upsert products (by handle) with their variants (by sku) and volume tiers from FILE.
+
+    Every row is validated first. If any row is bad, every bad row is reported with its line
+    number and nothing is written (exit code 2), unless --skip-invalid.
+    JSON Lines: one product a line, variants and their tiers nested. CSV: one variant a row,
+    product columns repeated, tags and tech_stack separated by |, tiers as 1-9:10.00|10-:9.00.
+    """
+    with reported_errors():
+        target = resolve_target()
+        with admin_connection(target.direct_url) as connection, progress_bar("importing") as bar:
+            task = bar.add_task("rows", total=None)
+            try:
+                report = catalog_import.import_catalog(
+                    connection,
+                    file,
+                    skip_invalid=skip_invalid,
+                    progress=lambda count: bar.advance(task, count),
+                )
+            except ValidationError as rejected:
+                if as_json:
+                    print(json.dumps({"written": False, "problems": rejected.problems}))
+                    raise typer.Exit(rejected.exit_code) from rejected
+                for where, problem in rejected.problems.items():
+                    errors.print(f"{where}: {problem}", highlight=False, markup=False)
+                raise ValidationError(
+                    {"file": f"{len(rejected.problems)} bad row(s); nothing was written"}
+                ) from rejected
+            connection.commit()
+        if as_json:
+            print(json.dumps({"written": True, **asdict(report)}))
+            return
+        console.print(
+            f"imported {report.lines - len(report.skipped):,} products: {report.products:,} "
+            f"products, {report.variants:,} variants and {report.tiers:,} tiers written"
+        )
+        for item in report.skipped:
+            errors.print(
+                f"skipped line {item.line}: {item.describe()}", highlight=False, markup=False
+            )
+        if report.skipped:
+            console.print(f"skipped {len(report.skipped)} invalid row(s)")
