@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(
         default=10, gt=0, description="How long to wait for a free connection."
     )
+    db_pool_ping_after_idle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Ping a pooled connection before use when it has been idle this long "
+        "(0: before every use).",
+    )
     db_statement_timeout_ms: int = Field(
         default=15_000, ge=0, description="Default statement timeout; 0 disables it."
     )

@@ -4,12 +4,15 @@ server-side prepared statements or session state when the URL goes through a poo
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
-from afilo_db.config import get_settings
+from afilo_db.config import Settings, get_settings
 from afilo_db.db.engine import PREPARE_THRESHOLD, create_app_engine, dispose_engine, get_engine
 from afilo_db.db.urls import is_pooled, libpq_url
 
@@ -94,3 +97,42 @@ def test_one_engine_per_process(app_database_url: str) -> None:
             connection.execute(text("SELECT current_database()")).scalar_one()
             == (app_database_url.rsplit("/", 1)[1])
         )
+
+
+def terminate_pooled_backend(engine: Engine) -> None:
+    """Kill, from another connection, the server process behind the pool's idle connection."""
+    with engine.connect() as connection:
+        pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with psycopg.connect(str(engine.url.set(drivername="postgresql").render_as_string(False)),
+                         autocommit=True) as admin:  # fmt: skip
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_that_died_while_idle_is_replaced_at_checkout(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_POOL_PING_AFTER_IDLE_SECONDS", "0.2")
+    engine = create_app_engine(database_url, Settings())
+    try:
+        terminate_pooled_backend(engine)
+        time.sleep(0.3)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_reused_at_once_is_not_pinged(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_POOL_PING_AFTER_IDLE_SECONDS", "60")
+    engine = create_app_engine(database_url, Settings())
+    try:
+        terminate_pooled_backend(engine)
+        # No ping within the idle window: the dead connection is only found by using it.
+        with pytest.raises(OperationalError), engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        with engine.connect() as connection:  # and the pool has recovered
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()

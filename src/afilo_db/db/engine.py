@@ -7,10 +7,11 @@ statements, no session-level SET. The statement timeout is then set per transact
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 
 from afilo_db.config import Settings, get_settings
 from afilo_db.db.target import resolve_target
@@ -27,14 +28,17 @@ def create_app_engine(url: str, settings: Settings | None = None) -> Engine:
     connect_args: dict[str, Any] = {"prepare_threshold": None if pooled else PREPARE_THRESHOLD}
     if not pooled and timeout_ms:
         connect_args["options"] = f"-c statement_timeout={timeout_ms}"
+    ping_after_idle = settings.db_pool_ping_after_idle_seconds
     engine = create_engine(
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        pool_pre_ping=ping_after_idle == 0,
         connect_args=connect_args,
     )
+    if ping_after_idle > 0:
+        _ping_connections_idle_longer_than(engine, ping_after_idle)
     if pooled and timeout_ms:
 
         @event.listens_for(engine, "begin")
@@ -42,6 +46,30 @@ def create_app_engine(url: str, settings: Settings | None = None) -> Engine:
             connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
 
     return engine
+
+
+def _ping_connections_idle_longer_than(engine: Engine, seconds: float) -> None:
+    """Pre-ping, but only connections that sat idle in the pool for `seconds` or more.
+
+    A ping is a round trip; on a hot path that reuses a connection every few milliseconds it is
+    a quarter of a request's round trips and finds nothing. Connections die while idle (server
+    restarts, pooler and load-balancer idle timeouts), so those are the ones checked.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _remember_when(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and checks out (or opens) another.
+            raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 @lru_cache(maxsize=1)

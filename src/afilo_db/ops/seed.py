@@ -92,7 +92,7 @@ def deterministic_uuid7(at: datetime, rng: random.Random) -> uuid.UUID:
 
 def _external_id(prefix: str, rng: random.Random, length: int = 24) -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    return prefix + "_" + "".join(rng.choice(alphabet) for _ in range(length))
+    return prefix + "_" + "".join(rng.choices(alphabet, k=length))
 
 
 def _money(value: float) -> Decimal:

@@ -1,0 +1,82 @@
+"""What the benchmarks share: a scratch embedded server, latency statistics, result files."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.ops.migrate import deploy
+
+RESULTS_DIRECTORY = Path(__file__).parent / "results"
+
+
+@contextmanager
+def scratch_server(name: str) -> Iterator[EmbeddedServer]:
+    """An embedded server of the benchmark's own (never the user's AFILO_HOME), removed after."""
+    home = Path(tempfile.mkdtemp(prefix=f"afilo-bench-{name}-"))
+    server = EmbeddedServer(home)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def fresh_database(server: EmbeddedServer, name: str, template: str | None = None) -> str:
+    """A new database, migrated (or cloned from `template`), and its URL."""
+    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        connection.execute(statement)
+    url = server.url(name)
+    if template is None:
+        deploy(url)
+    return url
+
+
+def latencies(call: Callable[[], object], repeat: int, warmup: int = 100) -> list[float]:
+    """Seconds per call, after `warmup` calls that are not counted."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ms": round(statistics.median(ordered) * 1000, 4),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 4),
+    }
+
+
+def timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    """Print the figures and write them to bench/results/<name>.json."""
+    RESULTS_DIRECTORY.mkdir(exist_ok=True)
+    text = json.dumps(figures, indent=2, default=str)
+    (RESULTS_DIRECTORY / f"{name}.json").write_text(text + "\n")
+    print(text)
