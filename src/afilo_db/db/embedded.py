@@ -291,6 +291,26 @@ class EmbeddedServer:
             f"@{LISTEN_ADDRESS}:{self.port}/{database}"
         )
 
+    def role_password(self, role: str) -> str:
+        """The password of a login role other than the superuser (the application role), generated
+        on first use and kept in the state file next to the superuser's."""
+        with self._exclusive():
+            state = self._read_state()
+            stored = state.get("role_passwords")
+            passwords = {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
+            if role not in passwords:
+                passwords[role] = secrets.token_urlsafe(24)
+                self._write_state({**state, "role_passwords": passwords})
+            return passwords[role]
+
+    def role_url(self, role: str, database: str = DATABASE_NAME) -> str:
+        """libpq URL of `role`, with its password from `role_password` (the role itself and its
+        password in the server are set up by whoever owns the roles: see afilo_db.ops.roles)."""
+        return (
+            f"postgresql://{quote(role, safe='')}:{quote(self.role_password(role), safe='')}"
+            f"@{LISTEN_ADDRESS}:{self.port}/{database}"
+        )
+
     def _ensure_database(self, name: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
             exists = connection.execute(
