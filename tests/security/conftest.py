@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.pool import NullPool
 
 from afilo_db.db.embedded import EmbeddedServer
@@ -151,6 +151,13 @@ def marketplace(
 def pgbouncer(server: EmbeddedServer, app_password: str) -> Iterator[PgBouncer]:
     with PgBouncer(server.port, {APP_ROLE: app_password}) as bouncer:
         yield bouncer
+
+
+def as_app_role(owner_url: str, password: str) -> str:
+    """The same database as `owner_url`, as the application role."""
+    return make_url(owner_url).set(username=APP_ROLE, password=password).render_as_string(
+        hide_password=False
+    )
 
 
 def pooled_app_url(bouncer: PgBouncer, password: str, database: str) -> str:
