@@ -68,9 +68,15 @@ def add_product(
         _insert(
             connection,
             "product_variants",
-            {"product_id": product, "sku": f"{handle.upper()}-{kind.upper()}", "title": kind,
-             "license_type": kind, "price": 49, "seats": seats},
-        )  # fmt: skip
+            {
+                "product_id": product,
+                "sku": f"{handle.upper()}-{kind.upper()}",
+                "title": kind,
+                "license_type": kind,
+                "price": 49,
+                "seats": seats,
+            },
+        )
         for kind, seats in (("personal", 1), ("team", 5))
     ]
     return product, variants
@@ -155,8 +161,10 @@ def pgbouncer(server: EmbeddedServer, app_password: str) -> Iterator[PgBouncer]:
 
 def as_app_role(owner_url: str, password: str) -> str:
     """The same database as `owner_url`, as the application role."""
-    return make_url(owner_url).set(username=APP_ROLE, password=password).render_as_string(
-        hide_password=False
+    return (
+        make_url(owner_url)
+        .set(username=APP_ROLE, password=password)
+        .render_as_string(hide_password=False)
     )
 
 

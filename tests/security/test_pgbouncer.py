@@ -39,7 +39,11 @@ def test_alternating_users_share_one_server_connection_without_leaks(
     with pooled.connect() as first, pooled.connect() as second:
         with as_user(first, alice.clerk_user_id):
             pid, role, user, cart = state(first)
-            assert (role, user, cart) == ("afilo_app", alice.clerk_user_id, alice.rows["cart_items"])
+            assert (role, user, cart) == (
+                "afilo_app",
+                alice.clerk_user_id,
+                alice.rows["cart_items"],
+            )
         first.commit()
 
         # The other client, on the same server connection, right after: nothing of Alice's.
@@ -102,7 +106,9 @@ def test_concurrent_users_interleaved_on_one_server_connection(
     for thread in threads:
         thread.join()
     assert failures == []
-    assert len(seen["alice"] | seen["bob"]) == 1, "both clients must have used one server connection"
+    assert len(seen["alice"] | seen["bob"]) == 1, (
+        "both clients must have used one server connection"
+    )
 
 
 def test_a_session_level_setting_would_leak(pooled: Engine, marketplace: Marketplace) -> None:

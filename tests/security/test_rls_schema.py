@@ -48,7 +48,7 @@ def test_every_column_a_policy_filters_on_leads_an_index(
         " WHERE i.indrelid = %s::regclass AND a.attname = %s",
         (table, column),
     ).fetchone()
-    assert row is not None and row[0] >= 1
+    assert row != (0,)
 
 
 def test_policies_read_the_user_through_a_stable_function_in_a_sub_select(
@@ -86,8 +86,10 @@ def test_the_user_is_read_once_per_statement(connection: Connection) -> None:
 def test_the_policies_in_the_database_are_the_policies_in_the_code(
     connection: Connection,
 ) -> None:
-    rows = connection.execute("SELECT tablename, policyname, cmd, roles FROM pg_policies").fetchall()
-    found = {(str(t), str(n), str(c), tuple(r)) for t, n, c, r in rows}  # type: ignore[call-overload]
+    rows = connection.execute(
+        "SELECT tablename, policyname, cmd, roles FROM pg_policies"
+    ).fetchall()
+    found = {(str(t), str(n), str(c), tuple(str(role) for role in r)) for t, n, c, r in rows}  # type: ignore[attr-defined]
     expected = {(p.table, p.name, p.command, (p.role,)) for p in policies()}
     assert found == expected
 
@@ -152,8 +154,10 @@ def hosted_owner_url(server: EmbeddedServer) -> Iterator[str]:
             sql.Identifier(name), sql.Identifier(HOSTED_OWNER)))  # fmt: skip
         admin.execute("CREATE EXTENSION vector")
         admin.execute("CREATE EXTENSION btree_gist")
-    yield make_url(url).set(username=HOSTED_OWNER, password="hosted-owner").render_as_string(
-        hide_password=False
+    yield (
+        make_url(url)
+        .set(username=HOSTED_OWNER, password="hosted-owner")
+        .render_as_string(hide_password=False)
     )
     drop_database(server, name)
     with psycopg.connect(server.url("postgres"), autocommit=True) as admin:

@@ -297,7 +297,9 @@ class EmbeddedServer:
         with self._exclusive():
             state = self._read_state()
             stored = state.get("role_passwords")
-            passwords = {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
+            passwords = (
+                {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
+            )
             if role not in passwords:
                 passwords[role] = secrets.token_urlsafe(24)
                 self._write_state({**state, "role_passwords": passwords})
