@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-packages clean
+.PHONY: demo test lint system-packages bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/afilo-db up
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 system-packages:
@@ -25,6 +25,10 @@ system-packages:
 
 test: lint system-packages
 	$(BIN)/pytest
+
+# Benchmarks print ratios against a baseline measured in the same run; never part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python -m bench.rls
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -66,9 +66,9 @@ def test_the_context_ends_with_the_block_and_with_the_transaction(
         assert session.execute(CONTEXT_SQL).one() == ("afilo_app", alice.clerk_user_id)
     assert session.execute(CONTEXT_SQL).one() == ("afilo_app", "")
 
-    # Left open at the end of a transaction, the context does not outlive it.
-    context = as_user(session, alice.clerk_user_id)
-    context.__enter__()
+    # Set for the rest of the transaction, the context does not outlive it.
+    as_user(session, alice.clerk_user_id)
+    assert session.execute(CONTEXT_SQL).one() == ("afilo_app", alice.clerk_user_id)
     session.commit()
     assert session.execute(CONTEXT_SQL).one() == ("afilo_app", "")
 

@@ -13,8 +13,7 @@ The caller owns the transaction; these never commit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Final
 
 import psycopg
@@ -45,22 +44,6 @@ def _check_clerk_user_id(clerk_user_id: str) -> None:
         )
 
 
-@contextmanager
-def _transaction_context(executor: Executor, role: str, clerk_user_id: str) -> Iterator[None]:
-    row = executor.execute(
-        text(SET_CONTEXT_SQL), {"role": role, "clerk_user_id": clerk_user_id}
-    ).one()
-    previous = {"role": row[0], "clerk_user_id": row[1]}
-    try:
-        yield
-    except BaseException:
-        # The error may have aborted the transaction; its end reverts the settings anyway.
-        if _transaction_usable(executor):
-            executor.execute(text(RESTORE_CONTEXT_SQL), previous)
-        raise
-    executor.execute(text(RESTORE_CONTEXT_SQL), previous)
-
-
 def _transaction_usable(executor: Executor) -> bool:
     connection = executor.connection() if isinstance(executor, Session) else executor
     dbapi = connection.connection.dbapi_connection
@@ -69,22 +52,44 @@ def _transaction_usable(executor: Executor) -> bool:
     return dbapi.info.transaction_status != psycopg.pq.TransactionStatus.INERROR
 
 
-@contextmanager
-def as_user(executor: Executor, clerk_user_id: str) -> Iterator[None]:
-    """Act for the user with this Clerk id until the block ends (or the transaction does).
+class TransactionContext:
+    """Set when created, until the transaction ends; used as a `with` block, only until the
+    block ends (the previous context is put back, also when the block raises)."""
+
+    def __init__(self, executor: Executor, role: str, clerk_user_id: str) -> None:
+        self._executor = executor
+        row = executor.execute(
+            text(SET_CONTEXT_SQL), {"role": role, "clerk_user_id": clerk_user_id}
+        ).one()
+        self._previous = {"role": row[0], "clerk_user_id": row[1]}
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # An error may have aborted the transaction: its end reverts the settings anyway.
+        if exc_type is None or _transaction_usable(self._executor):
+            self._executor.execute(text(RESTORE_CONTEXT_SQL), self._previous)
+
+
+def as_user(executor: Executor, clerk_user_id: str) -> TransactionContext:
+    """Act for the user with this Clerk id for the rest of the transaction, or, written as
+    `with as_user(session, id):`, until the block ends. One statement; the block's end is one more.
 
     Policies then show and accept only that user's rows. An unknown id reaches nothing.
-    Raises ValidationError (field `clerk_user_id`) for a malformed id.
+    Raises ValidationError (field `clerk_user_id`) for a malformed id, before running anything.
     """
     _check_clerk_user_id(clerk_user_id)
-    with _transaction_context(executor, APP_ROLE, clerk_user_id):
-        yield
+    return TransactionContext(executor, APP_ROLE, clerk_user_id)
 
 
-@contextmanager
-def service_context(executor: Executor) -> Iterator[None]:
-    """Trusted back-end work (webhook handlers, admin jobs) until the block ends: every row of
-    the tables the service role is granted, and no user set. Keep these blocks small and
-    visible; everything a user asks for belongs in `as_user`."""
-    with _transaction_context(executor, SERVICE_ROLE, ""):
-        yield
+def service_context(executor: Executor) -> TransactionContext:
+    """Trusted back-end work (webhook handlers, admin jobs): every row of the tables the service
+    role is granted, and no user set, for the rest of the transaction or the `with` block. Keep
+    these blocks small and visible; everything a user asks for belongs in `as_user`."""
+    return TransactionContext(executor, SERVICE_ROLE, "")

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.<name>`, run by `make bench`, never by `make test`."""
