@@ -140,3 +140,19 @@ def test_roles_prints_sql_that_runs_again_safely(home: Path) -> None:
     assert run.returncode == 0, run.stderr
     # The verifier in the SQL is of the embedded server's kept password: the URL still works.
     assert psql(app_url, "SELECT current_user") == "afilo_app"
+
+
+def test_the_application_engine_connects_as_the_application_role(home: Path) -> None:
+    afilo_db(home, "up")
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    environment["AFILO_HOME"] = str(home)
+    probe = (
+        "from sqlalchemy import text\n"
+        "from afilo_db.db.engine import get_engine\n"
+        "with get_engine().connect() as c:\n"
+        "    print(c.execute(text('SELECT current_user')).scalar_one())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "afilo_app"
