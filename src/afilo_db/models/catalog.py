@@ -40,14 +40,22 @@ def _price_checks(column: str) -> tuple[CheckConstraint, CheckConstraint]:
     )
 
 
-class Product(Base):
-    __tablename__ = "products"
-    __table_args__ = (
+def _handle_and_title_checks() -> tuple[CheckConstraint, CheckConstraint]:
+    """What products and collections share: a URL-safe handle and a title that is not blank."""
+    return (
         CheckConstraint(
-            f"handle ~ '{rules.HANDLE_PATTERN}' AND length(handle) <= {rules.HANDLE_MAX_LENGTH}",
+            f"{rules.sql_matches('handle', rules.HANDLE_PATTERN)}"
+            f" AND length(handle) <= {rules.HANDLE_MAX_LENGTH}",
             name="handle_format",
         ),
         CheckConstraint("length(btrim(title)) BETWEEN 1 AND 200", name="title_length"),
+    )
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        *_handle_and_title_checks(),
         CheckConstraint(rules.sql_in("status", rules.PRODUCT_STATUSES), name="status_valid"),
         CheckConstraint(
             f"stripe_product_id ~ '{rules.stripe_id_pattern('product')}'",
@@ -190,13 +198,7 @@ class ProductPricingTier(Base):
 
 class ProductCollection(Base):
     __tablename__ = "product_collections"
-    __table_args__ = (
-        CheckConstraint(
-            f"handle ~ '{rules.HANDLE_PATTERN}' AND length(handle) <= {rules.HANDLE_MAX_LENGTH}",
-            name="handle_format",
-        ),
-        CheckConstraint("length(btrim(title)) BETWEEN 1 AND 200", name="title_length"),
-    )
+    __table_args__ = (*_handle_and_title_checks(),)
 
     id: Mapped[UuidPk]
     handle: Mapped[str] = mapped_column(unique=True)
