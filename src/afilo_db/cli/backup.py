@@ -98,7 +98,12 @@ def list_command(as_json: JsonOption = False, directory: DirectoryOption = None)
             return
         table = Table(title=f"backups in {backup.backups_directory(directory)}")
         for column in ("id", "label", "size", "revision", "tables", "verified"):
-            table.add_column(column, justify="right" if column in ("size", "tables") else "left")
+            table.add_column(
+                column,
+                justify="right" if column in ("size", "tables") else "left",
+                no_wrap=column == "id",
+                min_width=len(manifests[0].id) if column == "id" else None,
+            )
         for manifest in manifests:
             table.add_row(
                 manifest.id,
