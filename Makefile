@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-packages clean
+.PHONY: demo test lint system-packages clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ system-packages:
 
 test: lint system-packages
 	$(BIN)/pytest
+
+# Benchmarks print ratios against a baseline measured in the same run; never part of `make test`.
+bench: $(STAMP)
+	for module in bench/[!_]*.py; do $(BIN)/python -m bench.$$(basename $$module .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
