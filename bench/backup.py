@@ -102,7 +102,14 @@ def main() -> None:
     arguments = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     server = EmbeddedServer(HOME.resolve())
-    url = prepare(server, arguments.products, int(arguments.gigabytes * 1024**3))
+    try:
+        run(server, arguments.products, int(arguments.gigabytes * 1024**3))
+    finally:
+        server.stop()
+
+
+def run(server: EmbeddedServer, products: int, minimum_bytes: int) -> None:
+    url = prepare(server, products, minimum_bytes)
     size = database_size(url)
     scratch = RESULTS / "backup-scratch"
     shutil.rmtree(scratch, ignore_errors=True)
