@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import typer
 
+from afilo_db.cli.backup import backup_app
 from afilo_db.cli.catalog import catalog_app
 from afilo_db.cli.common import console, print_counts, reported_errors
 from afilo_db.cli.db import db_app
+from afilo_db.cli.erase import erase_app
+from afilo_db.cli.export import export_app
 from afilo_db.cli.migrate import migrate_app
+from afilo_db.cli.pitr import pitr_app
+from afilo_db.cli.restore import restore
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import redacted
 from afilo_db.ops import database, roles
@@ -23,6 +28,11 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(backup_app, name="backup")
+app.command()(restore)
+app.add_typer(pitr_app, name="pitr")
+app.add_typer(export_app, name="export")
+app.add_typer(erase_app, name="erase")
 
 
 @app.command()

@@ -256,6 +256,41 @@ class EmbeddedServer:
             self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_directory))
             return True
 
+    def restart(self) -> ServerStatus:
+        """Restart a running server with the options it was started with (pg_ctl keeps them in
+        postmaster.opts): settings that only take effect at start, such as archive_mode."""
+        with self._exclusive():
+            self._run(
+                "pg_ctl", "restart", "-w", "-t", "60", "-m", "fast",
+                "-D", str(self.data_directory), "-l", str(self.log_file),
+            )  # fmt: skip
+            return self.status()
+
+    def hand_over(self, path: Path) -> None:
+        """Give `path` and everything under it to the server's system user (a no-op unless we run
+        as root), for directories the server writes (WAL archive) or reads as its data."""
+        user = self._os_user()
+        if user is None:
+            return
+        self._prepare_os_user()
+        entry = pwd.getpwnam(user)
+        _let_others_traverse(path.parent)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+        for directory, _subdirectories, files in os.walk(path):
+            os.chown(directory, entry.pw_uid, entry.pw_gid)
+            for name in files:
+                os.chown(os.path.join(directory, name), entry.pw_uid, entry.pw_gid)
+
+    def adopt(self, password: str) -> None:
+        """Take a data directory put in place by hand (a copy of another cluster, such as a base
+        backup) as this server's: its superuser's password, a free port, the right owner."""
+        with self._exclusive():
+            if not (self.data_directory / "PG_VERSION").exists():
+                raise OperationError(f"{self.data_directory} holds no PostgreSQL data directory")
+            self.log_file.touch(mode=0o600)
+            self._write_state({"password": password, "port": _free_port()})
+            self.hand_over(self.data_directory)
+
     def status(self) -> ServerStatus:
         pid: int | None = None
         running = False

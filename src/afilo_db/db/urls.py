@@ -32,3 +32,16 @@ def libpq_url(url: str) -> str:
 
 def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database (for CREATE, DROP and RENAME DATABASE,
+    which cannot run in the database they act on)."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def database_name(url: str) -> str:
+    name = make_url(url).database
+    if not name:
+        raise ValueError(f"the URL names no database: {redacted(url)}")
+    return name

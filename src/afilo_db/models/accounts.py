@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from afilo_db import rules
-from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk
+from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk, personal
 
 EMAIL_CHECK = f"{rules.sql_matches('email', rules.EMAIL_PATTERN)} AND length(email) <= {rules.EMAIL_MAX_LENGTH}"
 
@@ -37,11 +37,15 @@ class UserProfile(Base):
     )
 
     id: Mapped[UuidPk]
-    clerk_user_id: Mapped[str] = mapped_column(unique=True)
-    email: Mapped[str]
-    display_name: Mapped[str | None]
+    clerk_user_id: Mapped[str] = mapped_column(
+        unique=True, info=personal("'user_erased' || replace(id::text, '-', '')")
+    )
+    email: Mapped[str] = mapped_column(
+        info=personal("'erased-' || replace(id::text, '-', '') || '@erased.invalid'")
+    )
+    display_name: Mapped[str | None] = mapped_column(info=personal())
     subscription_tier: Mapped[str] = mapped_column(server_default="free")
-    stripe_customer_id: Mapped[str | None] = mapped_column(unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(unique=True, info=personal())
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -147,13 +151,15 @@ class UserActivityLog(Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("user_profiles.id", ondelete="SET NULL")
     )
-    actor: Mapped[str]
+    actor: Mapped[str] = mapped_column(info=personal("'erased'"))
     action: Mapped[str]
     entity_type: Mapped[str | None]
     entity_id: Mapped[str | None]
-    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    ip_address: Mapped[str | None] = mapped_column(INET)
-    user_agent: Mapped[str | None]
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default="{}", info=personal("'{}'::jsonb")
+    )
+    ip_address: Mapped[str | None] = mapped_column(INET, info=personal())
+    user_agent: Mapped[str | None] = mapped_column(info=personal())
     created_at: Mapped[CreatedAt]
 
 
@@ -200,5 +206,5 @@ class Download(Base):
     purchase_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("purchases.id", ondelete="RESTRICT")
     )
-    ip_address: Mapped[str | None] = mapped_column(INET)
+    ip_address: Mapped[str | None] = mapped_column(INET, info=personal())
     created_at: Mapped[CreatedAt]

@@ -15,7 +15,7 @@ from sqlalchemy import CheckConstraint, DateTime, Index, PrimaryKeyConstraint, f
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from afilo_db.models.base import UUID7_DEFAULT, Base
+from afilo_db.models.base import UUID7_DEFAULT, Base, personal, references
 
 EVENT_PARTITION_PREFIX = "events_"
 
@@ -38,7 +38,9 @@ class Event(Base):
     )
     event_type: Mapped[str]
     # No foreign keys: events outlive what they mention, and partitions stay cheap to detach.
-    user_id: Mapped[uuid.UUID | None]
+    user_id: Mapped[uuid.UUID | None] = mapped_column(info=references("user_profiles.id"))
     product_id: Mapped[uuid.UUID | None]
-    session_id: Mapped[str | None]
-    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    session_id: Mapped[str | None] = mapped_column(info=personal())
+    properties: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default="{}", info=personal("'{}'::jsonb")
+    )

@@ -43,3 +43,18 @@ class Base(DeclarativeBase):
         str: Text,
         datetime: DateTime(timezone=True),
     }
+
+
+def personal(erased: str | None = None) -> dict[str, object]:
+    """Column `info` marking personal data, the one list that export, erasure and their tests read.
+
+    On erasure the value becomes NULL, or the SQL expression `erased` where the column cannot be
+    NULL (it may use the row's other columns, e.g. its id, to stay unique).
+    """
+    return {"personal": True, "erased": erased}
+
+
+def references(target: str) -> dict[str, object]:
+    """Column `info` for a reference the database does not enforce (no foreign key), given as
+    'table.column', so that ownership derived from foreign keys still follows it."""
+    return {"references": target}

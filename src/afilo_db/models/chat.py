@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from afilo_db import rules
-from afilo_db.models.base import Base, CreatedAt, UpdatedAt, UuidPk
+from afilo_db.models.base import Base, CreatedAt, UpdatedAt, UuidPk, personal
 
 SEARCHABLE_TEXT = (
     "setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
@@ -29,7 +29,7 @@ class ChatConversation(Base):
 
     id: Mapped[UuidPk]
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_profiles.id", ondelete="CASCADE"))
-    title: Mapped[str | None]
+    title: Mapped[str | None] = mapped_column(info=personal())
     status: Mapped[str] = mapped_column(server_default="open")
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
@@ -55,7 +55,7 @@ class ChatMessage(Base):
         ForeignKey("chat_conversations.id", ondelete="CASCADE")
     )
     role: Mapped[str]
-    content: Mapped[str]
+    content: Mapped[str] = mapped_column(info=personal("'[erased]'"))
     created_at: Mapped[CreatedAt]
 
     conversation: Mapped[ChatConversation] = relationship(back_populates="messages")

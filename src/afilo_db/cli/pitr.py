@@ -1,0 +1,77 @@
+"""`afilo-db pitr ...`: point-in-time recovery for the embedded server (WAL archive, base backups)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import typer
+from rich.table import Table
+
+from afilo_db.cli.backup import human_size, phase_progress
+from afilo_db.cli.common import JsonOption, console, reported_errors
+from afilo_db.config import get_settings
+from afilo_db.db.target import embedded_server
+from afilo_db.errors import OperationError
+from afilo_db.ops import pitr
+
+pitr_app = typer.Typer(
+    help="Point-in-time recovery of the embedded server: WAL archiving and base backups.",
+    no_args_is_help=True,
+)
+
+
+def _require_embedded() -> None:
+    if not get_settings().uses_embedded_server:
+        raise OperationError(
+            "DATABASE_URL is set: point-in-time recovery of a hosted database is the host's job"
+            " (Neon: point-in-time restore and branches, see README)"
+        )
+
+
+@pitr_app.command()
+def enable() -> None:
+    """Turn on WAL archiving into $AFILO_HOME/wal (restarting the server if needed) and take a
+    first base backup."""
+    with reported_errors():
+        _require_embedded()
+        server = embedded_server()
+        with phase_progress() as progress:
+            base = pitr.enable(server, progress=progress)
+        console.print(f"WAL archiving on, into {pitr.wal_archive_directory(server)}")
+        console.print(f"base backup {base.id} ({human_size(base.size_bytes)})")
+
+
+@pitr_app.command("base-backup")
+def base_backup() -> None:
+    """Take another base backup (recoveries start from the newest one before their target)."""
+    with reported_errors():
+        _require_embedded()
+        with phase_progress() as progress:
+            base = pitr.take_base_backup(embedded_server(), progress=progress)
+        console.print(f"base backup {base.id} ({human_size(base.size_bytes)})")
+        print(base.id)
+
+
+@pitr_app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Is archiving on, what was archived last, did anything fail, which base backups exist."""
+    with reported_errors():
+        _require_embedded()
+        server = embedded_server()
+        server.start()
+        state = pitr.archive_status(server)
+        if as_json:
+            print(json.dumps(asdict(state), default=str))
+            return
+        console.print(f"archiving: {'on' if state.enabled else 'off'}")
+        console.print(
+            f"archived: {state.archived_count} segment(s), last {state.last_archived_wal or '-'}"
+            f" at {state.last_archived_at or '-'}; failures: {state.failed_count}"
+        )
+        table = Table(title="base backups")
+        for column in ("id", "finished at", "size"):
+            table.add_column(column)
+        for base in state.base_backups:
+            table.add_row(base.id, base.finished_at.isoformat(), human_size(base.size_bytes))
+        console.print(table)

@@ -1,0 +1,216 @@
+"""Restoring logical backups: into a new database, or in place of the current one.
+
+In place means: back up the current database first, restore into a new database beside it, and
+only when that succeeded swap the two by renaming, so a failed restore leaves the current one as
+it was and the swap itself is one short transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from psycopg import sql
+
+from afilo_db.db.embedded import pg_binary
+from afilo_db.db.urls import database_name, with_database
+from afilo_db.errors import ConflictError, OperationError, ValidationError
+from afilo_db.migrations.support import alembic_config
+from afilo_db.ops.backup import (
+    DEFAULT_JOBS,
+    create_backup,
+    dump_path,
+    load_manifest,
+)
+from afilo_db.ops.client_programs import (
+    Progress,
+    connection_arguments,
+    list_archive,
+    no_progress,
+)
+
+MAINTENANCE_DATABASE = "postgres"
+DATABASE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RevisionState = Literal["current", "older", "newer"]
+
+
+def _maintenance(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(with_database(url, MAINTENANCE_DATABASE), autocommit=True)
+
+
+def database_exists(url: str, name: str) -> bool:
+    with _maintenance(url) as connection:
+        row = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return row.fetchone() is not None
+
+
+def create_database(url: str, name: str) -> str:
+    """Create an empty database `name` on the server of `url`; its URL."""
+    if not DATABASE_NAME_PATTERN.match(name):
+        raise ValidationError(
+            {"into": "a database name: 1 to 63 letters, digits or _, not starting with a digit"}
+        )
+    with _maintenance(url) as connection:
+        try:
+            connection.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+            )
+        except psycopg.errors.DuplicateDatabase as exc:
+            raise ConflictError(f"database {name!r} already exists; choose another name") from exc
+    return with_database(url, name)
+
+
+def drop_database(url: str, name: str) -> None:
+    with _maintenance(url) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def restore_archive(
+    dump_directory: Path, url: str, *, jobs: int = DEFAULT_JOBS, progress: Progress = no_progress
+) -> None:
+    """pg_restore a directory-format dump into the (empty) database at `url`."""
+    conninfo, environment = connection_arguments(url)
+    command = [
+        str(pg_binary("pg_restore")), "--dbname", conninfo, f"--jobs={jobs}",
+        "--exit-on-error", "--verbose", str(dump_directory),
+    ]  # fmt: skip
+    entries = sum(
+        1 for line in list_archive(dump_directory).splitlines() if line and not line.startswith(";")
+    )
+    finished = 0
+    with subprocess.Popen(
+        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as restorer:
+        assert restorer.stderr is not None
+        errors: list[str] = []
+        for line in restorer.stderr:
+            # Serial items report "processing item", parallel ones "finished item".
+            if "finished item" in line or "processing item" in line:
+                finished += 1
+                progress("restoring", min(finished, entries), entries)
+            elif "error" in line.lower() or "fatal" in line.lower():
+                errors.append(line.strip())
+    if restorer.returncode != 0:
+        raise OperationError("pg_restore failed: " + ("\n".join(errors[-10:]) or "no message"))
+    progress("restoring", entries, entries)
+
+
+def revision_state(revision: str | None) -> RevisionState:
+    """Where a database's Alembic revision stands against the code's head."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql://"))
+    if revision == script.get_current_head():
+        return "current"
+    if revision is None:
+        return "older"
+    try:
+        known = script.get_revision(revision)
+    except ResolutionError:
+        known = None
+    return "older" if known is not None else "newer"
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    backup_id: str
+    database: str
+    url: str
+    revision: str | None
+    revision_state: RevisionState
+    safety_backup_id: str | None = None
+    """In place: the backup of the replaced database, taken first."""
+
+
+def restore_into(
+    backup_id: str,
+    url: str,
+    name: str,
+    *,
+    directory: Path | None = None,
+    jobs: int = DEFAULT_JOBS,
+    progress: Progress = no_progress,
+) -> RestoreResult:
+    """Restore a backup into a new database `name` on the server of `url`."""
+    manifest = load_manifest(backup_id, directory)
+    target_url = create_database(url, name)
+    try:
+        restore_archive(dump_path(backup_id, directory), target_url, jobs=jobs, progress=progress)
+    except BaseException:
+        drop_database(url, name)
+        raise
+    return RestoreResult(
+        backup_id=backup_id,
+        database=name,
+        url=target_url,
+        revision=manifest.alembic_revision,
+        revision_state=revision_state(manifest.alembic_revision),
+    )
+
+
+def restore_in_place(
+    backup_id: str,
+    url: str,
+    *,
+    directory: Path | None = None,
+    jobs: int = DEFAULT_JOBS,
+    progress: Progress = no_progress,
+) -> RestoreResult:
+    """Replace the database at `url` with the backup, after backing the current one up."""
+    load_manifest(backup_id, directory)
+    current = database_name(url)
+    safety = create_backup(
+        url, label=f"before in-place restore of {backup_id}", directory=directory, progress=progress
+    )
+    staging = f"{current[:40]}_restoring_{secrets.token_hex(4)}"
+    restored = restore_into(
+        backup_id, url, staging, directory=directory, jobs=jobs, progress=progress
+    )
+    replaced = f"{current[:40]}_replaced_{secrets.token_hex(4)}"
+    try:
+        _swap(url, current=current, staging=staging, replaced=replaced)
+    except BaseException:
+        drop_database(url, staging)
+        raise
+    drop_database(url, replaced)
+    return RestoreResult(
+        backup_id=backup_id,
+        database=current,
+        url=url,
+        revision=restored.revision,
+        revision_state=restored.revision_state,
+        safety_backup_id=safety.id,
+    )
+
+
+def _swap(url: str, *, current: str, staging: str, replaced: str, attempts: int = 50) -> None:
+    """Rename current -> replaced and staging -> current in one transaction, disconnecting the
+    sessions of the current database (RENAME refuses a database that has any)."""
+    with _maintenance(url) as connection:
+        for _ in range(attempts):
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (current,),
+            )
+            try:
+                with connection.transaction():
+                    rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+                    connection.execute(
+                        rename.format(sql.Identifier(current), sql.Identifier(replaced))
+                    )
+                    connection.execute(
+                        rename.format(sql.Identifier(staging), sql.Identifier(current))
+                    )
+                return
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.1)
+    raise OperationError(f"database {current!r} kept getting new sessions; could not replace it")
