@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         default=Path(".afilo"),
         description="Where the embedded server keeps its data (and, later, backups).",
     )
+    afilo_migrations_dir: Path | None = Field(
+        default=None,
+        description="A directory of revisions besides the packaged ones; `migrate new` writes there.",
+    )
 
     @field_validator("database_url", "direct_url")
     @classmethod
