@@ -32,3 +32,12 @@ def libpq_url(url: str) -> str:
 
 def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database (libpq form)."""
+    return libpq_url(make_url(url).set(database=database).render_as_string(hide_password=False))
+
+
+def database_name(url: str) -> str:
+    return str(make_url(url).database)

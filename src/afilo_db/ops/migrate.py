@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from afilo_db.db.urls import sqlalchemy_url
 from afilo_db.errors import ConflictError, NotFoundError, OperationError, ValidationError
+from afilo_db.migrations.rendering import build_indexes_concurrently
 from afilo_db.migrations.support import (
     PACKAGED_VERSIONS,
     alembic_config,
@@ -173,6 +174,7 @@ def new_revision(url: str, message: str, metadata: MetaData = Base.metadata) -> 
     config = alembic_config(url)
     config.set_main_option("file_template", "%%(rev)s")
     config.attributes["target_metadata"] = metadata
+    config.attributes["process_revision_directives"] = build_indexes_concurrently
     directory = extra_versions_directory() or PACKAGED_VERSIONS
     script = command.revision(
         config, message=message, autogenerate=True, rev_id=revision_id, version_path=str(directory)

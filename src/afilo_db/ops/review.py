@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 from pglast import ast, parse_sql
-from pglast.enums import AlterTableType, ConstrType, ObjectType
+from pglast.enums import AlterTableType, ConstrType, ObjectType, TransactionStmtKind
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 from psycopg import sql as pgsql
@@ -802,10 +802,12 @@ def review_sql(
 
 
 def _transaction_state(node: ast.TransactionStmt, current: bool) -> bool:
-    kind = str(node.kind).rsplit(".", 1)[-1]
-    if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+    if node.kind in (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START):
         return True
-    if kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"):
+    if node.kind in (
+        TransactionStmtKind.TRANS_STMT_COMMIT,
+        TransactionStmtKind.TRANS_STMT_ROLLBACK,
+    ):
         return False
     return current
 
