@@ -9,6 +9,7 @@ import typer
 
 from afilo_db.cli.common import console, print_counts, reported_errors
 from afilo_db.cli.db import db_app
+from afilo_db.cli.generate import generate_command
 from afilo_db.cli.migrate import migrate_app
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import redacted
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
+app.command("generate")(generate_command)
 
 
 @app.command()
