@@ -106,7 +106,7 @@ def _print_review(result: review.Review) -> None:
         for index, finding in findings:
             style = SEVERITY_STYLE[finding.severity]
             console.print(
-                f"[{style}]{finding.severity}[/] [{finding.source}:{finding.rule}] "
+                f"[{style}]{finding.severity}[/] {escape(f'[{finding.source}:{finding.rule}]')} "
                 f"statement {index}: {escape(finding.message)}",
                 highlight=False,
             )
