@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-packages clean
+.PHONY: demo test lint system-packages bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ system-packages:
 
 test: lint system-packages
 	$(BIN)/pytest
+
+# Every benchmark in bench/ (never run by `make test`); figures land in bench/results/.
+bench: $(STAMP)
+	for module in $$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^__init__$$'); do \
+		$(BIN)/python -m bench.$$module || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
