@@ -216,14 +216,13 @@ def test_a_revision_failing_half_way_leaves_schema_and_data_as_before(
         '    op.execute("ALTER TABLE products DROP CONSTRAINT ck_products_title_short")\n'
         '    op.execute("ALTER TABLE products DROP COLUMN subtitle")',
     )
-    models = models_with(
-        lambda m: (
-            m.tables["products"].append_column(Column("subtitle", Text)),
-            m.tables["products"].append_constraint(
-                CheckConstraint("length(title) <= 60", name="title_short")
-            ),
-        )
-    )
+
+    def change(metadata: MetaData) -> None:
+        products = metadata.tables["products"]
+        products.append_column(Column("subtitle", Text))
+        products.append_constraint(CheckConstraint("length(title) <= 60", name="title_short"))
+
+    models = models_with(change)
     assert review.review_pending(seeded_url).passed
     assert rehearsal.rehearse(seeded_url, models).passed
     # Between the rehearsal and production, a row arrives that the new constraint refuses.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import sysconfig
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import MetaData, create_engine
@@ -158,6 +160,21 @@ def _next_revision_number() -> int:
     return max(numbers, default=0) + 1
 
 
+def _format_with_ruff(config: Config) -> None:
+    """Let a generated revision pass the project's lint (unused imports, formatting) when ruff is
+    installed (a development checkout); an installed wheel writes it as Alembic renders it."""
+    ruff = Path(sysconfig.get_path("scripts")) / "ruff"
+    if not ruff.exists():
+        return
+    config.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
+    for hook, arguments in (("ruff_fix", "check --fix --quiet"), ("ruff_format", "format --quiet")):
+        config.set_section_option("post_write_hooks", f"{hook}.type", "exec")
+        config.set_section_option("post_write_hooks", f"{hook}.executable", str(ruff))
+        config.set_section_option(
+            "post_write_hooks", f"{hook}.options", f"{arguments} REVISION_SCRIPT_FILENAME"
+        )
+
+
 def new_revision(url: str, message: str, metadata: MetaData = Base.metadata) -> Path | None:
     """Autogenerate a revision named after `message` from the difference between the models and
     the database (which must be at head). None when there is nothing to migrate."""
@@ -175,6 +192,7 @@ def new_revision(url: str, message: str, metadata: MetaData = Base.metadata) -> 
     config.set_main_option("file_template", "%%(rev)s")
     config.attributes["target_metadata"] = metadata
     config.attributes["process_revision_directives"] = build_indexes_concurrently
+    _format_with_ruff(config)
     directory = extra_versions_directory() or PACKAGED_VERSIONS
     script = command.revision(
         config, message=message, autogenerate=True, rev_id=revision_id, version_path=str(directory)
