@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         default=Path(".afilo"),
         description="Where the embedded server keeps its data (and, later, backups).",
     )
+    afilo_migrations_dir: Path | None = Field(
+        default=None,
+        description="A directory of revisions besides the packaged ones; `migrate new` writes there.",
+    )
 
     db_pool_size: int = Field(default=5, ge=1, le=100, description="Connections kept open.")
     db_max_overflow: int = Field(

@@ -9,32 +9,19 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
-from afilo_db.db.urls import sqlalchemy_url
-from afilo_db.migrations.support import include_name
-from afilo_db.models import Base
 from afilo_db.ops.migrate import (
     current_revision,
     deploy,
     downgrade,
     head_revision,
+    model_differences,
     pending_revisions,
 )
 
 
 def autogenerate_differences(url: str) -> list[object]:
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
-    with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"include_name": include_name, "compare_type": True}
-        )
-        differences: list[object] = compare_metadata(context, Base.metadata)
-    engine.dispose()
-    return differences
+    return list(model_differences(url))
 
 
 def public_tables(url: str) -> set[str]:

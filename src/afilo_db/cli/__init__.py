@@ -13,6 +13,7 @@ from afilo_db.cli.common import console, print_counts, reported_errors
 from afilo_db.cli.db import db_app
 from afilo_db.cli.erase import erase_app
 from afilo_db.cli.export import export_app
+from afilo_db.cli.generate import generate_command
 from afilo_db.cli.migrate import migrate_app
 from afilo_db.cli.pitr import pitr_app
 from afilo_db.cli.restore import restore
@@ -33,6 +34,7 @@ app.command()(restore)
 app.add_typer(pitr_app, name="pitr")
 app.add_typer(export_app, name="export")
 app.add_typer(erase_app, name="erase")
+app.command("generate")(generate_command)
 
 
 @app.command()

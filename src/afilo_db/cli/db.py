@@ -21,10 +21,11 @@ from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.errors import ConflictError, OperationError
 from afilo_db.ops import database, roles, seed
 from afilo_db.ops.migrate import deploy
+from afilo_db.ops.push import push
 from afilo_db.security.roles import APP_ROLE
 
 db_app = typer.Typer(
-    help="The database server: start, stop, status, url, roles, seed.", no_args_is_help=True
+    help="The database server: start, stop, status, url, roles, seed, push.", no_args_is_help=True
 )
 
 
@@ -147,3 +148,32 @@ def seed_command(
             connection.commit()
             console.print(f"seeded {counts.products:,} products and {counts.users:,} users")
             print_counts(database.table_counts(connection))
+
+
+@db_app.command("push")
+def push_command(
+    accept_data_loss: Annotated[
+        bool, typer.Option(help="Apply changes that drop rows or values, or that rows break.")
+    ] = False,
+    force_reset: Annotated[
+        bool, typer.Option(help="Drop the schema with all its data, migrate, then push.")
+    ] = False,
+) -> None:
+    """Development only: make the database match the models without writing a migration.
+    Changes that lose data (a dropped table or column holding rows, a narrowed type, a unique
+    constraint existing rows break) are refused with what would be lost, unless
+    --accept-data-loss."""
+    with reported_errors():
+        result = push(
+            resolve_target().direct_url,
+            accept_data_loss=accept_data_loss,
+            force_reset=force_reset,
+        )
+        if result.reset:
+            console.print("schema dropped and recreated")
+        for loss in result.accepted_losses:
+            console.print(f"[yellow]accepted:[/] {loss.message}", highlight=False)
+        for change in result.changes:
+            console.print(change, highlight=False)
+        if not result.changes:
+            console.print("the database already matches the models")

@@ -1,14 +1,33 @@
-"""`afilo-db migrate ...`: schema migrations."""
+"""`afilo-db migrate ...`: schema migrations and the checklist each one goes through."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from afilo_db.cli.common import console, reported_errors
+from afilo_db.cli.common import JsonOption, console, errors, reported_errors
 from afilo_db.db.target import resolve_target
-from afilo_db.ops.migrate import deploy
+from afilo_db.errors import ValidationError
+from afilo_db.ops import checklist, rehearsal, review
+from afilo_db.ops.migrate import deploy, new_revision
+from afilo_db.ops.schema_docs import DOCS_DIRECTORY
 
-migrate_app = typer.Typer(help="Schema migrations (Alembic).", no_args_is_help=True)
+migrate_app = typer.Typer(
+    help="Schema migrations (Alembic) and their checklist: new, review, test, apply, status, "
+    "confirm.",
+    no_args_is_help=True,
+)
+
+DocsOption = Annotated[
+    Path, typer.Option("--docs", help="Where `afilo-db generate` writes schema.md.")
+]
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 @migrate_app.command("deploy")
@@ -17,3 +36,203 @@ def migrate_deploy() -> None:
     with reported_errors():
         applied = deploy(resolve_target().direct_url)
         console.print(f"applied: {', '.join(applied)}" if applied else "nothing to apply: at head")
+
+
+@migrate_app.command("new")
+def migrate_new(
+    name: Annotated[str, typer.Argument(help="What the change does, e.g. 'add product subtitle'.")],
+) -> None:
+    """Autogenerate a revision from the difference between the models and the database (at head).
+    Covers tables, columns, indexes (GIN, HNSW, expression, partial), CHECK and EXCLUDE
+    constraints, extensions, functions and policies; indexes on existing tables are built
+    concurrently. Writes to $AFILO_MIGRATIONS_DIR when set, else to the packaged revisions."""
+    with reported_errors():
+        path = new_revision(resolve_target().direct_url, name)
+        if path is None:
+            console.print("nothing to migrate: the database matches the models")
+        else:
+            console.print(f"generated {path}\nnext: afilo-db migrate review")
+
+
+@migrate_app.command("review")
+def migrate_review(
+    revision: Annotated[
+        str | None, typer.Argument(help="Review pending revisions up to this one (default: all).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the exact SQL of the pending revisions and review it: squawk's lint, the lock each
+    statement takes and on which table, table rewrites and scans, transactionality, rows
+    affected, data lost and rows breaking a new constraint (measured on the database), and
+    changes that break the running code, each with a safe recipe. Exits 1 on any error."""
+    with reported_errors():
+        result = review.review_pending(resolve_target().direct_url, revision)
+    if as_json:
+        print(json.dumps(result.as_dict(), default=str))
+    else:
+        _print_review(result)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _print_review(result: review.Review) -> None:
+    if not result.revisions:
+        console.print("nothing pending to review")
+    for revision in result.revisions:
+        console.rule(f"{revision.revision}  ({'passed' if revision.passed else 'FAILED'})")
+        console.print(escape(revision.sql.strip()), highlight=False)
+        table = Table(title="statements")
+        for column in ("#", "statement", "table", "lock (blocks)", "rewrite", "in tx", "measured"):
+            table.add_column(column)
+        for statement in revision.statements:
+            lock = f"{statement.lock} ({statement.blocks})" if statement.lock else "-"
+            if statement.other_locks:
+                lock += "; " + ", ".join(f"{t}: {m}" for t, m in statement.other_locks.items())
+            measured = dict(statement.measurements)
+            if statement.table_rows is not None:
+                measured = {"rows": statement.table_rows, **measured}
+            table.add_row(
+                str(statement.index),
+                escape(statement.sql.splitlines()[0][:70]),
+                statement.table or "-",
+                lock,
+                "yes" if statement.rewrites else ("scan" if statement.scans else "no"),
+                ("yes" if statement.in_transaction else "no")
+                + ("" if statement.transactional else " (must not)"),
+                ", ".join(f"{k}: {v}" for k, v in measured.items()) or "-",
+            )
+        console.print(table)
+        findings = [(s.index, f) for s in revision.statements for f in s.findings] + revision.lint
+        for index, finding in findings:
+            style = SEVERITY_STYLE[finding.severity]
+            console.print(
+                f"[{style}]{finding.severity}[/] {escape(f'[{finding.source}:{finding.rule}]')} "
+                f"statement {index}: {escape(finding.message)}",
+                highlight=False,
+            )
+            if finding.recipe:
+                console.print(f"    safe recipe: {escape(finding.recipe)}", highlight=False)
+        if not findings:
+            console.print("no findings")
+
+
+@migrate_app.command("test")
+def migrate_test(as_json: JsonOption = False) -> None:
+    """Rehearse the pending revisions on a scratch copy of the database (CREATE DATABASE ...
+    TEMPLATE, or pg_dump/pg_restore): upgrade with timings, check the result matches the models,
+    downgrade and upgrade again, then drop the copy. The database itself is not changed."""
+    with reported_errors():
+        result = rehearsal.rehearse(
+            resolve_target().direct_url, progress=lambda step: errors.print(f"… {step}")
+        )
+    if as_json:
+        print(json.dumps({**asdict(result), "passed": result.passed}))
+    else:
+        if not result.revisions:
+            console.print("nothing pending to test")
+        else:
+            console.print(f"copied with {result.copied_with}")
+            for label, milliseconds in result.timings_ms.items():
+                console.print(f"  {label}: {milliseconds:,.0f} ms")
+            for difference in result.model_differences:
+                console.print(f"[red]differs from the models:[/] {escape(difference)}")
+            if result.failure:
+                console.print(f"[bold red]failed:[/] {escape(result.failure)}")
+            console.print("passed" if result.passed else "[bold red]FAILED[/]")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@migrate_app.command("apply")
+def migrate_apply(
+    lock_timeout: Annotated[
+        str, typer.Option(help="lock_timeout for each statement.")
+    ] = checklist.DEFAULT_LOCK_TIMEOUT,
+    statement_timeout: Annotated[
+        str, typer.Option(help="statement_timeout for each statement.")
+    ] = checklist.DEFAULT_STATEMENT_TIMEOUT,
+    as_json: JsonOption = False,
+) -> None:
+    """The production step: refuses unless every pending revision passed review and test
+    unchanged; backs up with pg_dump first; holds an advisory lock; applies each revision in a
+    transaction of its own (index builds concurrently, outside it) with lock and statement
+    timeouts; records who applied what, when, with which checksum and how long it took."""
+    with reported_errors():
+        for name, value in (
+            ("lock-timeout", lock_timeout),
+            ("statement-timeout", statement_timeout),
+        ):
+            if not value.strip() or not value.strip()[0].isdigit():
+                raise ValidationError({name: "a PostgreSQL duration such as 5s, 500ms or 30min"})
+        result = checklist.apply(
+            resolve_target().direct_url,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
+            progress=lambda step: errors.print(f"… {step}"),
+        )
+    if as_json:
+        print(json.dumps(asdict(result), default=str))
+        return
+    for drift in result.drift:
+        console.print(f"[yellow]drift:[/] {drift.revision} was edited after it was applied")
+    if not result.applied:
+        console.print("nothing to apply: at head")
+        return
+    console.print(f"backup: {result.backup}")
+    for applied in result.applied:
+        console.print(f"applied {applied.revision} in {applied.duration_ms:,.0f} ms")
+    console.print("next: afilo-db generate, then afilo-db migrate confirm REVISION")
+
+
+@migrate_app.command("status")
+def migrate_status(docs: DocsOption = DOCS_DIRECTORY, as_json: JsonOption = False) -> None:
+    """Applied and pending revisions, drift (models against database, revision files edited after
+    they were applied), whether docs/schema.md is up to date, and each revision's checklist."""
+    with reported_errors():
+        result = checklist.status(resolve_target().direct_url, docs)
+    if as_json:
+        print(json.dumps(result.as_dict(), default=str))
+        return
+    console.print(f"current revision: {result.current or 'none'}")
+    console.print(f"pending: {', '.join(result.pending) or 'none'}")
+    if result.model_drift:
+        why = " (expected until the pending revisions are applied)" if result.pending else ""
+        console.print(f"[yellow]models differ from the database{why}:[/]")
+        for difference in result.model_drift:
+            console.print(f"  {escape(difference)}")
+    for drift in result.file_drift:
+        console.print(
+            f"[bold red]drift:[/] {drift.revision} was edited after it was applied "
+            f"(applied {drift.applied_checksum[:12]}, now {(drift.current_checksum or 'missing')[:12]})"
+        )
+    console.print(
+        f"schema docs: {'up to date' if result.docs_fresh else 'stale: run afilo-db generate'}"
+    )
+    if result.checklists:
+        table = Table(title="checklist")
+        steps = (
+            "generated",
+            "reviewed",
+            "tested",
+            "backed_up",
+            "applied",
+            "regenerated",
+            "confirmed",
+        )
+        table.add_column("revision")
+        for step in steps:
+            table.add_column(step.replace("_", " "))
+        for item in result.checklists:
+            table.add_row(item.revision, *("✓" if getattr(item, step) else "·" for step in steps))
+        console.print(table)
+    console.print("[green]clean[/]" if result.clean else "not clean")
+
+
+@migrate_app.command("confirm")
+def migrate_confirm(
+    revision: Annotated[str, typer.Argument(help="An applied revision.")],
+) -> None:
+    """Tick the last step by hand: the application code works with REVISION applied."""
+    with reported_errors():
+        checklist.confirm(resolve_target().direct_url, revision)
+        console.print(f"confirmed {revision}")

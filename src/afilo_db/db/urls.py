@@ -35,9 +35,9 @@ def redacted(url: str) -> str:
 
 
 def with_database(url: str, database: str) -> str:
-    """The same server and credentials, another database (for CREATE, DROP and RENAME DATABASE,
-    which cannot run in the database they act on)."""
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
+    """The same server and credentials, another database (libpq form; for CREATE, DROP and
+    RENAME DATABASE, which cannot run in the database they act on)."""
+    return libpq_url(make_url(url).set(database=database).render_as_string(hide_password=False))
 
 
 def database_name(url: str) -> str:

@@ -11,10 +11,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from afilo_db.db.urls import sqlalchemy_url
-from afilo_db.migrations.support import MIGRATION_LOCK_KEY, include_name
+from afilo_db.migrations.support import MIGRATION_LOCK_KEY, autogenerate_options, include_name
 from afilo_db.models import Base
 
 config = context.config
+# Callers may compare against other models (tests, benchmarks) and tune the run (apply).
+target_metadata = config.attributes.get("target_metadata", Base.metadata)
+session_settings: dict[str, str] = config.attributes.get("session_settings", {})
 
 
 def _record_step(
@@ -29,7 +32,7 @@ def _record_step(
 def run_migrations_offline() -> None:
     context.configure(
         url=sqlalchemy_url(config.attributes["url"]),
-        target_metadata=Base.metadata,
+        target_metadata=target_metadata,
         literal_binds=True,
         include_name=include_name,
         dialect_opts={"paramstyle": "named"},
@@ -41,12 +44,17 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = create_engine(sqlalchemy_url(config.attributes["url"]), poolclass=NullPool)
     with engine.connect() as connection:
+        for name, value in session_settings.items():
+            connection.execute(
+                text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value}
+            )
+        connection.commit()
         context.configure(
             connection=connection,
-            target_metadata=Base.metadata,
-            include_name=include_name,
-            compare_type=True,
+            target_metadata=target_metadata,
             on_version_apply=_record_step,
+            process_revision_directives=config.attributes.get("process_revision_directives"),
+            **autogenerate_options(),
         )
         with context.begin_transaction():
             # Concurrent deploys: the second waits here, then reads the version table afresh

@@ -215,14 +215,17 @@ class Policy:
         kind = "app" if self.role == APP_ROLE else "service"
         object.__setattr__(self, "name", f"{self.table}_{kind}_{self.command.lower()}")
 
-    def create_sql(self) -> str:
-        clauses = [f"CREATE POLICY {self.name} ON {self.table} AS PERMISSIVE"]
-        clauses.append(f"FOR {self.command} TO {self.role}")
+    def definition(self) -> str:
+        """Everything after `CREATE POLICY name ON table` (alembic-utils' PGPolicy takes this)."""
+        clauses = [f"AS PERMISSIVE FOR {self.command} TO {self.role}"]
         if self.using is not None:
             clauses.append(f"USING ({self.using})")
         if self.check is not None:
             clauses.append(f"WITH CHECK ({self.check})")
         return "\n".join(clauses)
+
+    def create_sql(self) -> str:
+        return f"CREATE POLICY {self.name} ON {self.table} {self.definition()}"
 
 
 def policies() -> Iterator[Policy]:

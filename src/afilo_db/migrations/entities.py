@@ -1,0 +1,134 @@
+"""Database objects that are not tables, declared as code so that autogenerate sees them.
+
+`alembic-utils` compares each declared extension, function and row-level-security policy with
+the database (by creating the declared one in a rolled-back savepoint and comparing PostgreSQL's
+own rendering), proposes CREATE / REPLACE for the ones that differ and DROP for the ones in the
+database that nobody declares.
+
+The function bodies repeat those of revision 0001_baseline on purpose: a revision is a frozen
+snapshot of history, this module is the schema as it should be now.
+"""
+
+from __future__ import annotations
+
+from alembic_utils.pg_extension import PGExtension
+from alembic_utils.pg_function import PGFunction
+from alembic_utils.pg_policy import PGPolicy
+from alembic_utils.replaceable_entity import ReplaceableEntity, register_entities
+
+from afilo_db.security import policies as security
+
+EXTENSIONS = [
+    PGExtension(schema="public", signature="vector"),
+    PGExtension(schema="public", signature="btree_gist"),
+]
+
+FUNCTIONS = [
+    PGFunction(
+        schema="public",
+        signature="uuid_generate_v7()",
+        definition="""RETURNS uuid
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+  SELECT encode(
+    set_bit(set_bit(
+      overlay(uuid_send(gen_random_uuid())
+              PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+              FROM 1 FOR 6),
+      52, 1), 53, 1),
+    'hex')::uuid
+$$""",
+    ),
+    PGFunction(
+        schema="public",
+        signature="check_pricing_tiers_contiguous()",
+        definition="""RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  variant uuid;
+  expected integer;
+  tier record;
+BEGIN
+  FOREACH variant IN ARRAY ARRAY[
+    CASE WHEN TG_OP <> 'DELETE' THEN NEW.variant_id END,
+    CASE WHEN TG_OP <> 'INSERT' THEN OLD.variant_id END
+  ] LOOP
+    CONTINUE WHEN variant IS NULL;
+    expected := 1;
+    -- No tier can follow an unbounded one: the EXCLUDE constraint refuses the overlap.
+    FOR tier IN
+      SELECT min_quantity, max_quantity FROM product_pricing_tiers
+      WHERE variant_id = variant ORDER BY min_quantity
+    LOOP
+      IF tier.min_quantity <> expected THEN
+        RAISE EXCEPTION USING
+          ERRCODE = 'check_violation',
+          CONSTRAINT = 'ck_product_pricing_tiers_contiguous',
+          TABLE = 'product_pricing_tiers',
+          MESSAGE = format(
+            'volume tiers of variant %s must cover quantities from 1 without gaps: '
+            'expected a tier starting at %s, found one starting at %s',
+            variant, expected, tier.min_quantity);
+      END IF;
+      expected := tier.max_quantity + 1;
+    END LOOP;
+  END LOOP;
+  RETURN NULL;
+END
+$$""",
+    ),
+    PGFunction(
+        schema="public",
+        signature="ensure_event_partitions(first_month date, months integer)",
+        definition="""RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  created integer := 0;
+  month_start date;
+  partition_name text;
+BEGIN
+  FOR i IN 0 .. months - 1 LOOP
+    month_start := (date_trunc('month', first_month) + make_interval(months => i))::date;
+    partition_name := format('events_p%s', to_char(month_start, 'YYYYMM'));
+    IF to_regclass(partition_name) IS NULL THEN
+      EXECUTE format(
+        'CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+        partition_name,
+        month_start::timestamp AT TIME ZONE 'UTC',
+        (month_start + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+      created := created + 1;
+    END IF;
+  END LOOP;
+  RETURN created;
+END
+$$""",
+    ),
+]
+
+
+# The row-level-security functions and policies come from their one source,
+# afilo_db.security.policies; a policy in the database that is not there is proposed for DROP.
+def _function(statement: str) -> PGFunction:
+    """`CREATE FUNCTION name(args) rest` as a PGFunction (its own parser wants `AS $$` bodies)."""
+    signature, _, definition = statement.strip().removeprefix("CREATE FUNCTION ").partition(") ")
+    return PGFunction(schema="public", signature=signature + ")", definition=definition)
+
+
+FUNCTIONS += [_function(statement) for statement in security.FUNCTIONS]
+POLICIES: list[PGPolicy] = [
+    PGPolicy(
+        schema="public",
+        signature=policy.name,
+        on_entity=f"public.{policy.table}",
+        definition=policy.definition(),
+    )
+    for policy in security.policies()
+]
+
+
+def declared_entities() -> list[ReplaceableEntity]:
+    return [*EXTENSIONS, *FUNCTIONS, *POLICIES]
+
+
+def register() -> None:
+    """Make autogenerate compare extensions, functions and policies (idempotent)."""
+    register_entities(declared_entities(), entity_types=[PGExtension, PGFunction, PGPolicy])

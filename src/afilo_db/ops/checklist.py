@@ -1,0 +1,271 @@
+"""The production step and the view of where each revision stands.
+
+`apply` runs only revisions that passed review and test unchanged (same file checksum), after a
+backup, under an advisory lock, with lock and statement timeouts, one revision per transaction,
+and records who applied what, when, with which checksum and how long it took. `status` shows,
+per revision, the checklist: generated, reviewed, tested, backed up, applied, derived artefacts
+regenerated, application code confirmed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import MetaData
+from sqlalchemy.exc import SQLAlchemyError
+
+from afilo_db.errors import ConflictError, ForbiddenError, NotFoundError, OperationError
+from afilo_db.models import Base
+from afilo_db.ops import migrate
+from afilo_db.ops.backup import backup_path, create_backup
+from afilo_db.ops.migration_log import LogEntry, Step, entries, latest, record
+from afilo_db.ops.schema_docs import DOCS_DIRECTORY, documented_hash, live_schema_hash
+
+# Session-level advisory lock held for a whole `apply` (backup included): 'afilo-ap'.
+APPLY_LOCK_KEY = int.from_bytes(b"afilo-ap", "big", signed=True)
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_STATEMENT_TIMEOUT = "30min"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """An applied revision whose file changed since it was applied."""
+
+    revision: str
+    applied_checksum: str
+    current_checksum: str | None
+
+
+@dataclass
+class AppliedRevision:
+    revision: str
+    checksum: str
+    duration_ms: float
+
+
+@dataclass
+class ApplyResult:
+    applied: list[AppliedRevision] = field(default_factory=list)
+    backup: Path | None = None
+    drift: list[Drift] = field(default_factory=list)
+
+
+def _checksum_or_none(revision: str) -> str | None:
+    try:
+        return migrate.revision_checksum(revision)
+    except NotFoundError:
+        return None
+
+
+def file_drift(url: str, log: list[LogEntry] | None = None) -> list[Drift]:
+    """Applied revisions whose file is no longer the one that was applied (as Prisma reports)."""
+    log = entries(url) if log is None else log
+    drift = []
+    for revision in migrate.applied_revisions(url):
+        applied = latest(log, revision, Step.APPLIED)
+        if applied is None or applied.checksum is None:
+            continue  # applied by `deploy` or before afilo-db kept records
+        current = _checksum_or_none(revision)
+        if current != applied.checksum:
+            drift.append(Drift(revision, applied.checksum, current))
+    return drift
+
+
+def unapproved(url: str, revisions: list[str], log: list[LogEntry]) -> dict[str, str]:
+    """Why each revision may not be applied yet (empty: all passed review and test unchanged)."""
+    problems = {}
+    for revision in revisions:
+        checksum = migrate.revision_checksum(revision)
+        for step, command in ((Step.REVIEWED, "migrate review"), (Step.TESTED, "migrate test")):
+            entry = latest(log, revision, step)
+            if entry is None:
+                problems[revision] = f"not {step} (run `afilo-db {command}`)"
+            elif entry.checksum != checksum:
+                problems[revision] = f"file changed since it was {step} (run `afilo-db {command}`)"
+            else:
+                continue
+            break
+    return problems
+
+
+def apply(
+    url: str,
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+    statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT,
+    metadata: MetaData = Base.metadata,
+    progress: Callable[[str], None] | None = None,
+) -> ApplyResult:
+    """Apply every pending revision that passed review and test; refuse if any did not."""
+    step = progress or (lambda _: None)
+    result = ApplyResult()
+    with psycopg.connect(url, autocommit=True) as lock:
+        step("waiting for the migration lock")
+        lock.execute("SELECT pg_advisory_lock(%s)", (APPLY_LOCK_KEY,))
+        try:
+            log = entries(url)
+            result.drift = file_drift(url, log)
+            # Read after the lock: a concurrent apply that held it has applied them already.
+            pending = migrate.pending_revisions(url)
+            if not pending:
+                return result
+            problems = unapproved(url, pending, log)
+            if problems:
+                raise ForbiddenError(
+                    "refusing to apply: "
+                    + "; ".join(f"{revision}: {why}" for revision, why in problems.items())
+                )
+            step("backing up")
+            manifest = create_backup(url, label=f"before {pending[-1]}")
+            result.backup = backup_path(manifest.id)
+            for revision in pending:
+                record(
+                    url,
+                    revision,
+                    Step.BACKED_UP,
+                    migrate.revision_checksum(revision),
+                    details={"backup_id": manifest.id, "path": str(result.backup)},
+                )
+            settings = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
+            for revision in pending:
+                step(f"applying {revision}")
+                checksum = migrate.revision_checksum(revision)
+                started = time.perf_counter()
+                try:
+                    migrate.upgrade_one(url, revision, session_settings=settings, metadata=metadata)
+                except (SQLAlchemyError, psycopg.Error) as error:
+                    raise OperationError(
+                        f"revision {revision} failed and was rolled back "
+                        f"(applied before it: {[r.revision for r in result.applied] or 'none'}): "
+                        f"{str(error).splitlines()[0]}"
+                    ) from error
+                duration = round((time.perf_counter() - started) * 1000, 1)
+                record(
+                    url,
+                    revision,
+                    Step.APPLIED,
+                    checksum,
+                    duration_ms=duration,
+                    details={"backup": str(result.backup), **settings},
+                )
+                result.applied.append(AppliedRevision(revision, checksum, duration))
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
+    return result
+
+
+def confirm(url: str, revision: str) -> None:
+    """A person ticks the last step: the application code works with the applied revision."""
+    if revision not in migrate.applied_revisions(url):
+        raise ConflictError(f"revision {revision} is not applied to this database yet")
+    record(url, revision, Step.CONFIRMED, _checksum_or_none(revision))
+
+
+@dataclass
+class RevisionChecklist:
+    revision: str
+    generated: bool
+    reviewed: bool
+    tested: bool
+    backed_up: bool
+    applied: bool
+    regenerated: bool
+    confirmed: bool
+    applied_by: str | None = None
+    applied_at: str | None = None
+    duration_ms: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return all(
+            (
+                self.generated,
+                self.reviewed,
+                self.tested,
+                self.backed_up,
+                self.applied,
+                self.regenerated,
+                self.confirmed,
+            )
+        )
+
+
+@dataclass
+class Status:
+    current: str | None
+    applied: list[str]
+    pending: list[str]
+    model_drift: list[str]
+    file_drift: list[Drift]
+    docs_fresh: bool
+    checklists: list[RevisionChecklist]
+
+    @property
+    def clean(self) -> bool:
+        return (
+            not self.pending
+            and not self.model_drift
+            and not self.file_drift
+            and self.docs_fresh
+            and all(checklist.done for checklist in self.checklists)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "current": self.current,
+            "applied": self.applied,
+            "pending": self.pending,
+            "model_drift": self.model_drift,
+            "file_drift": [vars(drift) for drift in self.file_drift],
+            "docs_fresh": self.docs_fresh,
+            "checklists": [{**vars(item), "done": item.done} for item in self.checklists],
+        }
+
+
+def _holds(log: list[LogEntry], revision: str, step: Step, checksum: str | None) -> bool:
+    entry = latest(log, revision, step)
+    return entry is not None and entry.checksum == checksum
+
+
+def status(url: str, docs: Path = DOCS_DIRECTORY, metadata: MetaData = Base.metadata) -> Status:
+    log = entries(url)
+    applied = migrate.applied_revisions(url)
+    pending = migrate.pending_revisions(url)
+    docs_fresh = documented_hash(docs / "schema.md") == live_schema_hash(url)
+    # Revisions that went through the checklist, and every pending one.
+    tracked = [revision for revision in applied if latest(log, revision, Step.APPLIED)] + pending
+    checklists = []
+    for revision in tracked:
+        checksum = _checksum_or_none(revision)
+        applied_entry = latest(log, revision, Step.APPLIED)
+        is_applied = revision in applied
+        checklists.append(
+            RevisionChecklist(
+                revision=revision,
+                generated=checksum is not None,
+                reviewed=_holds(log, revision, Step.REVIEWED, checksum),
+                tested=_holds(log, revision, Step.TESTED, checksum),
+                backed_up=latest(log, revision, Step.BACKED_UP) is not None,
+                applied=is_applied,
+                regenerated=is_applied and docs_fresh,
+                confirmed=latest(log, revision, Step.CONFIRMED) is not None,
+                applied_by=applied_entry.actor if applied_entry else None,
+                applied_at=applied_entry.recorded_at.isoformat() if applied_entry else None,
+                duration_ms=applied_entry.duration_ms if applied_entry else None,
+            )
+        )
+    return Status(
+        current=migrate.current_revision(url),
+        applied=applied,
+        pending=pending,
+        # With revisions pending the models are expected to be ahead of the database.
+        model_drift=[str(item) for item in migrate.model_differences(url, metadata)],
+        file_drift=file_drift(url, log),
+        docs_fresh=docs_fresh,
+        checklists=checklists,
+    )

@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE products ADD COLUMN subtitle text;

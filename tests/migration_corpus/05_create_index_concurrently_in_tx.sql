@@ -1,0 +1,2 @@
+-- expect: not-transactional:error
+CREATE INDEX CONCURRENTLY ix_products_title ON products (title);

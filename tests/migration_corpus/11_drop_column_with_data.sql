@@ -1,0 +1,2 @@
+-- expect: breaking-change:error, data-loss:error
+ALTER TABLE products DROP COLUMN description;

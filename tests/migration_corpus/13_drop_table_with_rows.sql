@@ -1,0 +1,2 @@
+-- expect: breaking-change:error, data-loss:error
+DROP TABLE chat_messages;

@@ -1,0 +1,2 @@
+-- expect: breaking-change:error
+ALTER TABLE products RENAME COLUMN title TO name;

@@ -1,0 +1,2 @@
+-- expect: breaking-change:error
+ALTER TABLE product_collections RENAME TO collections;

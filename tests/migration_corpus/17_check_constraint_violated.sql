@@ -1,0 +1,2 @@
+-- expect: constraint-violated:error
+ALTER TABLE products ADD CONSTRAINT ck_products_title_short CHECK (length(title) < 3);

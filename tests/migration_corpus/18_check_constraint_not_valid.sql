@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE products ADD CONSTRAINT ck_products_title_short CHECK (length(title) < 3) NOT VALID;

@@ -1,0 +1,2 @@
+-- expect: constraint-scan:warning
+ALTER TABLE knowledge_base ADD CONSTRAINT fk_kb_product FOREIGN KEY (product_id) REFERENCES products (id);

@@ -1,0 +1,2 @@
+-- expect: data-loss:error
+TRUNCATE chat_messages;

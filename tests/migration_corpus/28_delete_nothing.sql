@@ -1,0 +1,2 @@
+-- expect:
+DELETE FROM products WHERE handle = 'no-such-product';

@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE cart_items ENABLE ROW LEVEL SECURITY;

@@ -1,0 +1,2 @@
+-- expect: not-transactional:error
+DROP INDEX CONCURRENTLY ix_products_tags;

@@ -1,0 +1,2 @@
+-- expect: unparsable:error
+ALTER TABLE products ADD COLUMN;
