@@ -35,7 +35,7 @@ def write_revision(directory: Path, revision: str, statement: str, undo: str) ->
 from alembic import op
 
 revision = "{revision}"
-down_revision = "0001_baseline"
+down_revision = "{migrate.head_revision()}"
 branch_labels = None
 depends_on = None
 

@@ -101,9 +101,10 @@ def test_model_change_goes_through_the_checklist_and_status_ends_clean(
     seeded_url: str, versions_dir: Path, tmp_path: Path
 ) -> None:
     models = models_with(add_subtitle)
+    next_number = int(str(migrate.head_revision())[:4]) + 1
     path = migrate.new_revision(seeded_url, "add product subtitle", models)
     assert path is not None and path.parent == versions_dir
-    assert path.name == "0002_add_product_subtitle.py"
+    assert path.name == f"{next_number:04d}_add_product_subtitle.py"
     source = path.read_text()
     assert "create_check_constraint" in source
     assert "postgresql_where" in source
