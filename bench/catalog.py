@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 from afilo_db.db.engine import PREPARE_THRESHOLD, create_app_engine
 from afilo_db.models import Product
 from afilo_db.ops import seed
-from afilo_db.ops.catalog_import import import_catalog
+from afilo_db.ops.catalog_import import import_catalog, validate_file
 from afilo_db.services.catalog import PRODUCT_BY_HANDLE_SQL, product_by_handle
 from afilo_db.services.transaction import unit_of_work
 from bench.common import fresh_database, latencies, report, scratch_server, summary, timed
@@ -117,6 +117,8 @@ def catalog_import(server_url_for: Any, products: int) -> dict[str, Any]:
 
             raw_seconds = timed(raw_copy)
 
+        validation_seconds = timed(lambda: validate_file(path))
+
         import_url = server_url_for("bench_import")
         with psycopg.connect(import_url) as connection:
 
@@ -129,6 +131,7 @@ def catalog_import(server_url_for: Any, products: int) -> dict[str, Any]:
         "products": products,
         "raw_copy_seconds": round(raw_seconds, 3),
         "import_seconds": round(import_seconds, 3),
+        "of_which_validation_seconds": round(validation_seconds, 3),
         "import_throughput_vs_raw_copy": round(raw_seconds / import_seconds, 3),
     }
 

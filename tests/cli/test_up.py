@@ -102,3 +102,41 @@ def test_server_commands_refuse_when_database_url_is_set(home: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "DATABASE_URL is set" in result.stderr
+
+
+def psql(url: str, query: str) -> str:
+    return subprocess.run(
+        [str(pg_binary("psql")), url, "-At", "-c", query],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def test_up_sets_up_the_application_role(home: Path) -> None:
+    assert "afilo-db db url --app" in afilo_db(home, "up").stdout
+    app_url = afilo_db(home, "db", "url", "--app").stdout.strip()
+    assert app_url.startswith("postgresql://afilo_app:") and "@127.0.0.1:" in app_url
+    assert app_url != afilo_db(home, "db", "url").stdout.strip()
+    # The application role is held to row-level security: no user set, no rows.
+    assert psql(app_url, "SELECT current_user, count(*) FROM cart_items") == "afilo_app|0"
+    owner_url = afilo_db(home, "db", "url").stdout.strip()
+    assert int(psql(owner_url, "SELECT count(*) FROM cart_items")) > 0
+    # Its password is kept with the server's state, not printed anywhere else.
+    state = json.loads((home / "server.json").read_text())
+    assert state["role_passwords"]["afilo_app"] in app_url
+
+
+def test_roles_prints_sql_that_runs_again_safely(home: Path) -> None:
+    app_url = afilo_db(home, "db", "url", "--app").stdout.strip()
+    result = afilo_db(home, "db", "roles")
+    assert "CREATE ROLE afilo_app LOGIN" in result.stdout
+    assert "SCRAM-SHA-256$" in result.stdout
+    state = json.loads((home / "server.json").read_text())
+    assert state["role_passwords"]["afilo_app"] not in result.stdout + result.stderr
+    owner_url = afilo_db(home, "db", "url").stdout.strip()
+    run = subprocess.run(
+        [str(pg_binary("psql")), owner_url, "-v", "ON_ERROR_STOP=1", "-q"],
+        input=result.stdout, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # The verifier in the SQL is of the embedded server's kept password: the URL still works.
+    assert psql(app_url, "SELECT current_user") == "afilo_app"

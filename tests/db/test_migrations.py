@@ -17,7 +17,13 @@ from sqlalchemy.pool import NullPool
 from afilo_db.db.urls import sqlalchemy_url
 from afilo_db.migrations.support import include_name
 from afilo_db.models import Base
-from afilo_db.ops.migrate import current_revision, deploy, downgrade, head_revision
+from afilo_db.ops.migrate import (
+    current_revision,
+    deploy,
+    downgrade,
+    head_revision,
+    pending_revisions,
+)
 
 
 def autogenerate_differences(url: str) -> list[object]:
@@ -48,7 +54,9 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
     assert public_tables(database_url) == {"alembic_version"}
     assert current_revision(database_url) is None
 
-    assert deploy(database_url) == [head_revision()]
+    every_revision = pending_revisions(database_url)
+    assert every_revision[-1] == head_revision()
+    assert deploy(database_url) == every_revision
     assert "products" in public_tables(database_url)
     assert autogenerate_differences(database_url) == []
 
@@ -60,6 +68,7 @@ def test_deploy_at_head_does_nothing(database_url: str) -> None:
 def test_two_concurrent_deploys_apply_once(empty_database_url: str) -> None:
     environment = {**os.environ, "DATABASE_URL": empty_database_url}
     command = [sys.executable, "-m", "afilo_db", "migrate", "deploy"]
+    every_revision = ", ".join(pending_revisions(empty_database_url))
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
@@ -69,5 +78,5 @@ def test_two_concurrent_deploys_apply_once(empty_database_url: str) -> None:
 
     assert [result.returncode for result in results] == [0, 0], [r.stderr for r in results]
     outputs = sorted(result.stdout.strip() for result in results)
-    assert outputs == [f"applied: {head_revision()}", "nothing to apply: at head"]
+    assert outputs == [f"applied: {every_revision}", "nothing to apply: at head"]
     assert current_revision(empty_database_url) == head_revision()

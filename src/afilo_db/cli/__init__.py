@@ -13,7 +13,7 @@ from afilo_db.cli.db import db_app
 from afilo_db.cli.migrate import migrate_app
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import redacted
-from afilo_db.ops import database
+from afilo_db.ops import database, roles
 
 app = typer.Typer(
     help="afilo-db: the Afilo marketplace's database. Run `afilo-db up` to start.",
@@ -40,7 +40,9 @@ def up() -> None:
         console.print("demo data: " + ("seeded" if result.seeded else "present, left unchanged"))
         print_counts(result.counts)
         if target.embedded is not None:
+            roles.app_url(target)
             console.print("owner URL for psql: [bold]afilo-db db url[/]")
+            console.print("application URL (row-level security): [bold]afilo-db db url --app[/]")
 
 
 def main() -> None:

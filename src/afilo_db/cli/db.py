@@ -8,15 +8,23 @@ from typing import Annotated, Any
 
 import typer
 
-from afilo_db.cli.common import JsonOption, console, print_counts, progress_bar, reported_errors
+from afilo_db.cli.common import (
+    JsonOption,
+    console,
+    errors,
+    print_counts,
+    progress_bar,
+    reported_errors,
+)
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.errors import ConflictError, OperationError
-from afilo_db.ops import database, seed
+from afilo_db.ops import database, roles, seed
 from afilo_db.ops.migrate import deploy
+from afilo_db.security.roles import APP_ROLE
 
 db_app = typer.Typer(
-    help="The database server: start, stop, status, url, seed.", no_args_is_help=True
+    help="The database server: start, stop, status, url, roles, seed.", no_args_is_help=True
 )
 
 
@@ -67,11 +75,45 @@ def status(as_json: JsonOption = False) -> None:
 
 
 @db_app.command()
-def url() -> None:
+def url(
+    app: Annotated[
+        bool,
+        typer.Option(
+            "--app",
+            help="The application's URL instead: the application role (afilo_app), held to "
+            "row-level security. With DATABASE_URL set, prints DATABASE_URL.",
+        ),
+    ] = False,
+) -> None:
     """Print the owner's connection URL on a line of its own (usable with psql). Starts the
     embedded server if it is not running. With DATABASE_URL set, prints DIRECT_URL."""
     with reported_errors():
-        print(resolve_target().direct_url)
+        target = resolve_target()
+        print(roles.app_url(target) if app else target.direct_url)
+
+
+@db_app.command("roles")
+def roles_command() -> None:
+    """Print the SQL that creates the application and service roles and sets the application
+    role's password, for a database where migrations may not create roles. Run it as a role
+    with CREATEROLE (`afilo-db db roles | psql "$DIRECT_URL"`), then `afilo-db migrate deploy`.
+    On a hosted database a new password is generated and shown on stderr, once."""
+    with reported_errors():
+        script = roles.roles_script(resolve_target())
+        print(script.sql, end="")
+        if script.new_password is not None:
+            errors.print(
+                f"password of {APP_ROLE} (put it in DATABASE_URL; it is not stored anywhere): "
+                f"{script.new_password}",
+                highlight=False,
+            )
+        if not script.owner_bypasses_rls:
+            errors.print(
+                f"[bold yellow]warning:[/] the owner {script.owner} does not bypass row-level "
+                "security: with FORCE ROW LEVEL SECURITY it sees no rows. Give it BYPASSRLS "
+                f"(as a superuser: ALTER ROLE {script.owner} BYPASSRLS).",
+                highlight=False,
+            )
 
 
 @db_app.command("seed")

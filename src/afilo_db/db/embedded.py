@@ -29,6 +29,9 @@ from afilo_db.errors import OperationError
 
 DATABASE_NAME = "afilo"
 SUPERUSER = "postgres"
+# The role the application connects as (created by the migrations, see afilo_db.security.roles);
+# its password is generated here and set on the role by `afilo-db up`.
+APPLICATION_ROLE = "afilo_app"
 LISTEN_ADDRESS = "127.0.0.1"
 # PostgreSQL refuses to run as root; when we are root the server runs as this system user.
 SERVER_OS_USER = "afilo_postgres"
@@ -288,6 +291,28 @@ class EmbeddedServer:
         """libpq URL of the superuser (the owner of everything on an embedded server)."""
         return (
             f"postgresql://{SUPERUSER}:{quote(self.password, safe='')}"
+            f"@{LISTEN_ADDRESS}:{self.port}/{database}"
+        )
+
+    def role_password(self, role: str) -> str:
+        """The password of a login role other than the superuser (the application role), generated
+        on first use and kept in the state file next to the superuser's."""
+        with self._exclusive():
+            state = self._read_state()
+            stored = state.get("role_passwords")
+            passwords = (
+                {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
+            )
+            if role not in passwords:
+                passwords[role] = secrets.token_urlsafe(24)
+                self._write_state({**state, "role_passwords": passwords})
+            return passwords[role]
+
+    def role_url(self, role: str, database: str = DATABASE_NAME) -> str:
+        """libpq URL of `role`, with its password from `role_password` (the role itself and its
+        password in the server are set up by whoever owns the roles: see afilo_db.ops.roles)."""
+        return (
+            f"postgresql://{quote(role, safe='')}:{quote(self.role_password(role), safe='')}"
             f"@{LISTEN_ADDRESS}:{self.port}/{database}"
         )
 

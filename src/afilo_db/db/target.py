@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afilo_db.config import Settings, get_settings
-from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.embedded import APPLICATION_ROLE, EmbeddedServer
 from afilo_db.db.urls import libpq_url
 
 
 @dataclass(frozen=True)
 class DatabaseTarget:
     app_url: str
-    """What the application connects with (may be pooled)."""
+    """What the application connects with (may be pooled); on the embedded server the
+    application role, held to row-level security (its login is set up by `afilo-db up`)."""
     direct_url: str
     """Un-pooled: migrations, backups, admin work."""
     embedded: EmbeddedServer | None
@@ -30,5 +31,4 @@ def resolve_target(settings: Settings | None = None) -> DatabaseTarget:
         return DatabaseTarget(libpq_url(settings.database_url), libpq_url(direct), None)
     server = embedded_server(settings)
     server.start()
-    url = server.url()
-    return DatabaseTarget(url, url, server)
+    return DatabaseTarget(server.role_url(APPLICATION_ROLE), server.url(), server)

@@ -76,6 +76,8 @@ class KnowledgeBase(Base):
         ),
         Index("ix_knowledge_base_content_type", "content_type"),
         Index("ix_knowledge_base_product_id", "product_id"),
+        # The application role's read policy filters on it.
+        Index("ix_knowledge_base_is_published", "is_published"),
         Index("ix_knowledge_base_searchable_text", "searchable_text", postgresql_using="gin"),
         Index(
             "ix_knowledge_base_embedding",

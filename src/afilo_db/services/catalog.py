@@ -69,10 +69,12 @@ def product_by_handle(session: Session, handle: str) -> dict[str, Any] | None:
     It goes straight to the session's psycopg connection, in the session's transaction: on the
     hottest path SQLAlchemy's execution machinery costs more than the query (see bench/catalog.py).
     """
-    driver = session.connection().connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise TypeError("product_by_handle needs a psycopg connection")
-    row = driver.execute(PRODUCT_BY_HANDLE_SQL, (handle,)).fetchone()
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if isinstance(driver, psycopg.Connection):
+        row = driver.execute(PRODUCT_BY_HANDLE_SQL, (handle,)).fetchone()
+    else:  # inside AsyncSession.run_sync the driver is async: SQLAlchemy adapts the call
+        row = connection.exec_driver_sql(PRODUCT_BY_HANDLE_SQL, (handle,)).first()
     return None if row is None else dict(row[0])
 
 

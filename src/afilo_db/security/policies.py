@@ -1,0 +1,270 @@
+"""Row-level security as code: who may do what to which rows of every table.
+
+Two roles are named here (see `afilo_db.security.roles`): `afilo_app`, what the application
+connects as, acting for the user set by `as_user()`; and `afilo_service`, the service context.
+Every table has row level security enabled and forced, so a role with no policy for a command
+sees no rows and writes none; without `as_user()` the functions below return NULL and the user
+policies match nothing (fail closed).
+
+The migration `0002_row_level_security` and `afilo-db db roles` both build their SQL from
+`TABLES`; a change here needs a new revision that applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from afilo_db import rules
+from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
+
+Command = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
+ALL_COMMANDS: Final[tuple[Command, ...]] = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+# The transaction-local setting `as_user()` writes.
+CLERK_USER_ID_SETTING: Final = "afilo.clerk_user_id"
+
+# Small STABLE functions, bound at creation (SQL-standard bodies), so a caller's search_path
+# cannot swap the table they read. Policies call them wrapped in a sub-select:
+# `(SELECT current_user_profile_id())` is an InitPlan, evaluated once per statement.
+FUNCTIONS: Final = (
+    f"""
+CREATE FUNCTION current_clerk_user_id() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN nullif(current_setting('{CLERK_USER_ID_SETTING}', true), '')
+""",
+    """
+CREATE FUNCTION current_user_profile_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT id FROM public.user_profiles WHERE clerk_user_id = public.current_clerk_user_id();
+END
+""",
+)
+FUNCTION_SIGNATURES: Final = ("current_user_profile_id()", "current_clerk_user_id()")
+
+CURRENT_USER: Final = "(SELECT current_user_profile_id())"
+OWN_ROWS: Final = f"user_id = {CURRENT_USER}"
+_TIERS_LOWEST_FIRST = "ARRAY[" + ", ".join(f"'{tier}'" for tier in rules.SUBSCRIPTION_TIERS) + "]"
+
+# A download is recorded only under an entitlement of the user's own: an entitling subscription
+# whose tier is at least the product's, or a paid purchase of that very product.
+ENTITLED_DOWNLOAD: Final = f"""{OWN_ROWS} AND (
+  EXISTS (
+    SELECT FROM user_subscriptions s JOIN products p ON p.id = downloads.product_id
+    WHERE s.id = downloads.subscription_id AND s.user_id = downloads.user_id
+      AND s.{rules.sql_in("status", rules.ENTITLING_SUBSCRIPTION_STATUSES)}
+      AND array_position({_TIERS_LOWEST_FIRST}, s.tier)
+          >= array_position({_TIERS_LOWEST_FIRST}, p.included_in_tier))
+  OR EXISTS (
+    SELECT FROM purchases pu
+    WHERE pu.id = downloads.purchase_id AND pu.user_id = downloads.user_id
+      AND pu.product_id = downloads.product_id AND pu.status = 'paid'))"""
+
+OWN_CONVERSATION: Final = (
+    "EXISTS (SELECT FROM chat_conversations c"
+    f" WHERE c.id = chat_messages.conversation_id AND c.user_id = {CURRENT_USER})"
+)
+
+
+@dataclass(frozen=True)
+class AppRule:
+    """What `afilo_app` may do with one command: rows it reaches (USING) and may write (CHECK)."""
+
+    command: Command
+    using: str | None = None
+    check: str | None = None
+    # An UPDATE limited to these columns (a column-level grant); empty: every column.
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableSecurity:
+    table: str
+    app: tuple[AppRule, ...] = ()
+    # The service context reaches every row with these commands.
+    service: tuple[Command, ...] = ALL_COMMANDS
+    # Columns the policies filter on: each must lead an index (tests check it).
+    filtered_columns: tuple[str, ...] = ()
+    # Rows that belong to one user: the isolation tests cover these tables.
+    private: bool = True
+
+    @property
+    def app_commands(self) -> tuple[Command, ...]:
+        return tuple(rule.command for rule in self.app)
+
+
+def _own(*commands: Command) -> tuple[AppRule, ...]:
+    reads = {"SELECT", "UPDATE", "DELETE"}
+    writes = {"INSERT", "UPDATE"}
+    return tuple(
+        AppRule(
+            command,
+            using=OWN_ROWS if command in reads else None,
+            check=OWN_ROWS if command in writes else None,
+        )
+        for command in commands
+    )
+
+
+def _readable_by_all(table: str, using: str = "true", *columns: str) -> TableSecurity:
+    return TableSecurity(
+        table, app=(AppRule("SELECT", using=using),), filtered_columns=columns, private=False
+    )
+
+
+TABLES: Final[tuple[TableSecurity, ...]] = (
+    TableSecurity(
+        "user_profiles",
+        app=(
+            AppRule("SELECT", using="clerk_user_id = (SELECT current_clerk_user_id())"),
+            # Not subscription_tier, clerk_user_id nor stripe_customer_id: billing and sign-up
+            # (service context) own those.
+            AppRule(
+                "UPDATE",
+                using="clerk_user_id = (SELECT current_clerk_user_id())",
+                check="clerk_user_id = (SELECT current_clerk_user_id())",
+                columns=("email", "display_name", "updated_at"),
+            ),
+        ),
+        filtered_columns=("clerk_user_id",),
+    ),
+    TableSecurity(
+        "cart_items",
+        app=(
+            *_own("SELECT", "INSERT", "DELETE"),
+            AppRule(
+                "UPDATE",
+                using=OWN_ROWS,
+                check=OWN_ROWS,
+                columns=("variant_id", "quantity", "updated_at"),
+            ),
+        ),
+        filtered_columns=("user_id",),
+    ),
+    TableSecurity(
+        "downloads",
+        app=(*_own("SELECT"), AppRule("INSERT", check=ENTITLED_DOWNLOAD)),
+        service=("SELECT", "INSERT"),
+        filtered_columns=("user_id", "product_id", "subscription_id", "purchase_id"),
+    ),
+    TableSecurity(
+        "chat_conversations",
+        app=(
+            *_own("SELECT", "INSERT", "DELETE"),
+            AppRule(
+                "UPDATE", using=OWN_ROWS, check=OWN_ROWS, columns=("title", "status", "updated_at")
+            ),
+        ),
+        filtered_columns=("user_id",),
+    ),
+    TableSecurity(
+        "chat_messages",
+        app=(
+            AppRule("SELECT", using=OWN_CONVERSATION),
+            # The assistant's and system's messages are written by the service context.
+            AppRule("INSERT", check=f"{OWN_CONVERSATION} AND role = 'user'"),
+        ),
+        filtered_columns=("conversation_id",),
+    ),
+    TableSecurity(
+        "user_subscriptions",
+        app=_own("SELECT"),
+        service=("SELECT", "INSERT", "UPDATE"),
+        filtered_columns=("user_id",),
+    ),
+    TableSecurity(
+        "purchases",
+        app=_own("SELECT"),
+        service=("SELECT", "INSERT", "UPDATE"),
+        filtered_columns=("user_id",),
+    ),
+    # Append-only for both roles: no UPDATE or DELETE grant or policy. Only the owner (operator
+    # commands, e.g. erasing a user) can redact it.
+    TableSecurity(
+        "user_activity_log",
+        app=_own("SELECT", "INSERT"),
+        service=("SELECT", "INSERT"),
+        filtered_columns=("user_id",),
+    ),
+    # Written and read by back-end jobs only.
+    TableSecurity("bot_analytics"),
+    TableSecurity("events", service=("SELECT", "INSERT")),
+    _readable_by_all("products"),
+    _readable_by_all("product_variants"),
+    _readable_by_all("product_pricing_tiers"),
+    _readable_by_all("product_collections"),
+    _readable_by_all("product_collection_products"),
+    _readable_by_all("knowledge_base", "is_published", "is_published"),
+)
+
+PRIVATE_TABLES: Final = tuple(table.table for table in TABLES if table.private)
+
+
+@dataclass(frozen=True)
+class Policy:
+    table: str
+    role: str
+    command: Command
+    using: str | None
+    check: str | None
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        kind = "app" if self.role == APP_ROLE else "service"
+        object.__setattr__(self, "name", f"{self.table}_{kind}_{self.command.lower()}")
+
+    def create_sql(self) -> str:
+        clauses = [f"CREATE POLICY {self.name} ON {self.table} AS PERMISSIVE"]
+        clauses.append(f"FOR {self.command} TO {self.role}")
+        if self.using is not None:
+            clauses.append(f"USING ({self.using})")
+        if self.check is not None:
+            clauses.append(f"WITH CHECK ({self.check})")
+        return "\n".join(clauses)
+
+
+def policies() -> Iterator[Policy]:
+    for table in TABLES:
+        for rule in table.app:
+            yield Policy(table.table, APP_ROLE, rule.command, rule.using, rule.check)
+        for command in table.service:
+            everything = "true"
+            using = everything if command != "INSERT" else None
+            check = everything if command in ("INSERT", "UPDATE") else None
+            yield Policy(table.table, SERVICE_ROLE, command, using, check)
+
+
+def _grants(table: TableSecurity) -> Iterator[str]:
+    for rule in table.app:
+        columns = f" ({', '.join(rule.columns)})" if rule.columns else ""
+        yield f"GRANT {rule.command}{columns} ON {table.table} TO {APP_ROLE}"
+    if table.service:
+        yield f"GRANT {', '.join(table.service)} ON {table.table} TO {SERVICE_ROLE}"
+
+
+def upgrade_statements() -> Iterator[str]:
+    """Functions, grants, RLS and policies (the roles must exist: see `roles.VERIFY_ROLES_SQL`)."""
+    yield from FUNCTIONS
+    yield f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}, {SERVICE_ROLE}"
+    for table in TABLES:
+        yield f"ALTER TABLE {table.table} ENABLE ROW LEVEL SECURITY"
+        yield f"ALTER TABLE {table.table} FORCE ROW LEVEL SECURITY"
+        yield from _grants(table)
+    for policy in policies():
+        yield policy.create_sql()
+
+
+def downgrade_statements() -> Iterator[str]:
+    """Undo `upgrade_statements` in this database. The roles stay: other databases of the
+    cluster may use them."""
+    for policy in policies():
+        yield f"DROP POLICY {policy.name} ON {policy.table}"
+    for table in TABLES:
+        yield f"REVOKE ALL ON {table.table} FROM {APP_ROLE}, {SERVICE_ROLE}"
+        yield f"ALTER TABLE {table.table} NO FORCE ROW LEVEL SECURITY"
+        yield f"ALTER TABLE {table.table} DISABLE ROW LEVEL SECURITY"
+    yield f"REVOKE USAGE ON SCHEMA public FROM {APP_ROLE}, {SERVICE_ROLE}"
+    for signature in FUNCTION_SIGNATURES:
+        yield f"DROP FUNCTION {signature}"

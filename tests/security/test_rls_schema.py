@@ -1,0 +1,177 @@
+"""The shape of the security: every table covered and forced, every filtered column indexed,
+the user read once per statement, the roles as restricted as they claim, the migration working
+for an owner that may not create roles."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import make_url
+
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.target import DatabaseTarget
+from afilo_db.db.urls import libpq_url
+from afilo_db.ops.database import table_names
+from afilo_db.ops.migrate import deploy
+from afilo_db.ops.roles import roles_script
+from afilo_db.security.policies import TABLES, policies
+from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
+from tests.conftest import create_database, drop_database
+
+Connection = psycopg.Connection[tuple[object, ...]]
+
+
+def test_every_table_is_covered_enabled_and_forced(connection: Connection) -> None:
+    assert sorted(table.table for table in TABLES) == sorted(table_names())
+    rows = connection.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        " AND relkind IN ('r', 'p') AND relispartition IS FALSE"
+        " AND NOT (relrowsecurity AND relforcerowsecurity)"
+    ).fetchall()
+    assert [row[0] for row in rows] == ["alembic_version"]
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [(table.table, column) for table in TABLES for column in table.filtered_columns],
+)
+def test_every_column_a_policy_filters_on_leads_an_index(
+    connection: Connection, table: str, column: str
+) -> None:
+    row = connection.execute(
+        "SELECT count(*) FROM pg_index i JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+        " WHERE i.indrelid = %s::regclass AND a.attname = %s",
+        (table, column),
+    ).fetchone()
+    assert row != (0,)
+
+
+def test_policies_read_the_user_through_a_stable_function_in_a_sub_select(
+    connection: Connection,
+) -> None:
+    expressions = [
+        str(expression)
+        for row in connection.execute("SELECT qual, with_check FROM pg_policies").fetchall()
+        for expression in row
+        if expression is not None
+    ]
+    calls = re.compile(r"current_(user_profile|clerk_user)_id\(\)")
+    wrapped = re.compile(r"\( SELECT current_(user_profile|clerk_user)_id\(\) AS")
+    every_call = sum(len(calls.findall(expression)) for expression in expressions)
+    assert every_call > 0
+    assert sum(len(wrapped.findall(expression)) for expression in expressions) == every_call
+    volatility = connection.execute(
+        "SELECT proname, provolatile FROM pg_proc WHERE proname LIKE 'current\\_%%\\_id'"
+        " ORDER BY proname"
+    ).fetchall()
+    assert volatility == [("current_clerk_user_id", "s"), ("current_user_profile_id", "s")]
+
+
+def test_the_user_is_read_once_per_statement(connection: Connection) -> None:
+    connection.execute(f"SET ROLE {APP_ROLE}")
+    plan = "\n".join(
+        str(row[0])
+        for row in connection.execute(
+            "EXPLAIN SELECT * FROM cart_items WHERE quantity > 0"
+        ).fetchall()
+    )
+    assert "InitPlan" in plan and "uq_cart_items_user_id_variant_id" in plan, plan
+
+
+def test_the_policies_in_the_database_are_the_policies_in_the_code(
+    connection: Connection,
+) -> None:
+    rows = connection.execute(
+        "SELECT tablename, policyname, cmd, roles FROM pg_policies"
+    ).fetchall()
+    found = {(str(t), str(n), str(c), tuple(str(role) for role in r)) for t, n, c, r in rows}  # type: ignore[attr-defined]
+    expected = {(p.table, p.name, p.command, (p.role,)) for p in policies()}
+    assert found == expected
+
+
+def test_the_activity_log_has_no_update_or_delete_for_anybody_but_the_owner(
+    connection: Connection,
+) -> None:
+    for role in (APP_ROLE, SERVICE_ROLE):
+        for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
+            row = connection.execute(
+                "SELECT has_table_privilege(%s, 'user_activity_log', %s)", (role, privilege)
+            ).fetchone()
+            assert row == (False,), (role, privilege)
+    row = connection.execute(
+        "SELECT count(*) FROM pg_policies WHERE tablename = 'user_activity_log'"
+        " AND cmd IN ('UPDATE', 'DELETE', 'ALL')"
+    ).fetchone()
+    assert row == (0,)
+
+
+@pytest.mark.parametrize("role", [APP_ROLE, SERVICE_ROLE])
+def test_the_roles_are_restricted_and_own_nothing(connection: Connection, role: str) -> None:
+    attributes = connection.execute(
+        "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolreplication, rolinherit"
+        " FROM pg_roles WHERE rolname = %s",
+        (role,),
+    ).fetchone()
+    assert attributes == (False, False, False, False, False, False)
+    owned = connection.execute(
+        "SELECT count(*) FROM ("
+        " SELECT relowner AS owner FROM pg_class UNION ALL SELECT proowner FROM pg_proc"
+        " UNION ALL SELECT nspowner FROM pg_namespace UNION ALL SELECT typowner FROM pg_type"
+        ") o WHERE owner = %s::regrole",
+        (role,),
+    ).fetchone()
+    assert owned == (0,)
+    inherits_service = connection.execute(
+        "SELECT pg_has_role(%s, %s, 'USAGE')", (APP_ROLE, SERVICE_ROLE)
+    ).fetchone()
+    assert inherits_service == (False,)
+
+
+HOSTED_OWNER = "afilo_test_hosted_owner"
+
+
+@pytest.fixture
+def hosted_owner_url(server: EmbeddedServer) -> Iterator[str]:
+    """A database owned by a role that may not create roles, with the extensions installed by
+    the provider (as Neon does), like a hosted database."""
+    name = "hosted_owner_db"
+    drop_database(server, name)
+    with psycopg.connect(server.url("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(HOSTED_OWNER)))
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'hosted-owner' NOCREATEROLE").format(
+                sql.Identifier(HOSTED_OWNER)
+            )
+        )
+    url = create_database(server, name)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+            sql.Identifier(name), sql.Identifier(HOSTED_OWNER)))  # fmt: skip
+        admin.execute("CREATE EXTENSION vector")
+        admin.execute("CREATE EXTENSION btree_gist")
+    yield (
+        make_url(url)
+        .set(username=HOSTED_OWNER, password="hosted-owner")
+        .render_as_string(hide_password=False)
+    )
+    drop_database(server, name)
+    with psycopg.connect(server.url("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(HOSTED_OWNER)))
+
+
+def test_an_owner_that_may_not_create_roles_migrates_when_the_roles_exist(
+    hosted_owner_url: str,
+) -> None:
+    deploy(hosted_owner_url)
+    with psycopg.connect(hosted_owner_url) as connection:
+        row = connection.execute("SELECT count(*) FROM pg_policies").fetchone()
+        assert row == (len(list(policies())),)
+    script = roles_script(DatabaseTarget(libpq_url(hosted_owner_url), hosted_owner_url, None))
+    assert script.owner == HOSTED_OWNER and not script.owner_bypasses_rls
+    assert script.new_password and script.new_password not in script.sql
+    assert "CREATE ROLE afilo_app LOGIN" in script.sql and "SCRAM-SHA-256$" in script.sql
