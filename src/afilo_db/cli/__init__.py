@@ -11,6 +11,7 @@ from afilo_db.cli.catalog import catalog_app
 from afilo_db.cli.common import console, print_counts, reported_errors
 from afilo_db.cli.db import db_app
 from afilo_db.cli.migrate import migrate_app
+from afilo_db.cli.studio import studio_app
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import redacted
 from afilo_db.ops import database, roles
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(studio_app, name="studio")
 
 
 @app.command()

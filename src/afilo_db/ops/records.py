@@ -11,15 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import errors as pg_errors
 from sqlalchemy import ColumnElement, ForeignKeyConstraint, Select, Table, and_, func, select, tuple_
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from afilo_db.models import Base
+from afilo_db.models import Base, UserProfile
 
 # The column that names a row to a person, first found wins; else its primary key.
 LABEL_COLUMNS = ("title", "handle", "sku", "email", "stripe_subscription_id", "action", "role")
 RELATED_ROWS_SHOWN = 10
 _MAX_CASCADE_DEPTH = 8
+# Generated or bulky columns that a listing of rows leaves out.
+_NOT_LISTED = {"searchable_text", "embedding", "quantity_range", "description"}
+_SHOWN_CHARACTERS = 120
 
 
 def table(name: str) -> Table:
@@ -253,3 +258,55 @@ def cascade_summary(table_name: str) -> str:
     if blocking:
         parts.append("the database refuses while " + ", ".join(blocking) + " refer to them")
     return "; ".join(parts) if parts else "nothing else is deleted with them"
+
+
+@dataclass(frozen=True)
+class VisibleRows:
+    """A table as the current transaction's role and user see it."""
+
+    table: str
+    columns: list[str]
+    rows: list[list[str]]
+    count: int
+    refused: str | None = None
+    """Why nothing could be read (the role holds no grant on the table), else None."""
+
+
+def visible_rows(session: Session, table_names: list[str], limit: int = 25) -> list[VisibleRows]:
+    """Each table's rows as the session's current context sees them (with row-level security:
+    only what the policies let through), newest first, at most `limit` a table. A table the role
+    may not read is reported as refused, and the others are still read."""
+    seen: list[VisibleRows] = []
+    for name in table_names:
+        source = table(name)
+        columns = [column for column in source.columns if column.key not in _NOT_LISTED]
+        order = source.c["created_at"].desc() if "created_at" in source.c else source.c[_primary_key(source)[0]]
+        try:
+            with session.begin_nested():
+                count = session.execute(select(func.count()).select_from(source)).scalar_one()
+                rows = session.execute(select(*columns).order_by(order).limit(limit)).all()
+        except DBAPIError as error:
+            if not isinstance(error.orig, pg_errors.InsufficientPrivilege):
+                raise
+            seen.append(VisibleRows(name, [], [], 0, str(error.orig).splitlines()[0]))
+            continue
+        seen.append(
+            VisibleRows(
+                name,
+                [column.key for column in columns],
+                [["" if value is None else str(value)[:_SHOWN_CHARACTERS] for value in row] for row in rows],
+                count,
+            )
+        )
+    return seen
+
+
+def user_data_tables() -> list[str]:
+    """The tables that hold users' own data, which row-level security keeps apart: user_profiles,
+    every table with a user_id, and the tables that hang on those (a conversation's messages)."""
+    found = [UserProfile.__tablename__]
+    for source in Base.metadata.sorted_tables:
+        parents = {constraint.referred_table.name for constraint in source.foreign_key_constraints}
+        if source.name not in found and ("user_id" in source.c or parents & set(found)):
+            found.append(source.name)
+    return found
