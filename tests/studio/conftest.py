@@ -91,9 +91,7 @@ class ServedApp:
         self._thread.join(timeout=10)
 
 
-def _serve(
-    seeded_database: str, server: EmbeddedServer, read_only: bool
-) -> Iterator[Studio]:
+def _serve(seeded_database: str, server: EmbeddedServer, read_only: bool) -> Iterator[Studio]:
     engines: list[Engine] = [
         create_app_engine(seeded_database),
         create_app_engine(server.role_url(APP_ROLE, seeded_database.rsplit("/", 1)[-1])),
@@ -158,5 +156,5 @@ def page(context: BrowserContext, studio: Studio) -> Page:
     return browser_page
 
 
-def screenshot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

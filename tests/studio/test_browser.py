@@ -138,7 +138,10 @@ def test_a_malformed_stripe_id_is_refused_by_the_same_rule_as_the_api(
     page.fill("input[name=stripe_product_id]", "price_wrongkind123")
     _save(page)
     expect(page.locator("#stripe_product_id-error")).to_contain_text("must look like prod_")
-    assert _one(studio, "SELECT stripe_product_id FROM products WHERE id = %s", product_id) == stripe_id
+    assert (
+        _one(studio, "SELECT stripe_product_id FROM products WHERE id = %s", product_id)
+        == stripe_id
+    )
 
 
 def test_a_delete_says_what_goes_with_the_record_and_is_logged(page: Page, studio: Studio) -> None:
@@ -156,7 +159,10 @@ def test_a_delete_says_what_goes_with_the_record_and_is_logged(page: Page, studi
     modal = page.locator("#modal-action")
     expect(modal).to_contain_text(f"{variants} product_variants")
     expect(modal).to_contain_text("Also deletes")
-    screenshot(page, "05-delete-confirmation")
+    expect(modal).to_have_class(re.compile(r"\bshow\b"))
+    # Bootstrap fades the modal in; the picture should show it, not the fade.
+    page.wait_for_timeout(400)
+    screenshot(page, "05-delete-confirmation", full_page=False)
     modal.locator("#actionSubmit").click()
     page.wait_for_load_state("networkidle")
     expect(page).to_have_url(re.compile(r"/products/list"))
@@ -200,15 +206,16 @@ def test_view_as_a_user_shows_only_that_users_cart(page: Page, studio: Studio) -
     screenshot(page, "06-view-as-user")
 
 
-def test_the_dashboard_draws_its_charts_from_the_package_alone(
-    page: Page, studio: Studio
-) -> None:
+def test_the_dashboard_draws_its_charts_from_the_package_alone(page: Page, studio: Studio) -> None:
     outside: list[str] = []
     page.on(
         "request",
-        lambda request: None
-        if request.url.startswith(studio.url.rsplit("/", 1)[0]) or request.url.startswith("data:")
-        else outside.append(request.url),
+        lambda request: (
+            None
+            if request.url.startswith(studio.url.rsplit("/", 1)[0])
+            or request.url.startswith("data:")
+            else outside.append(request.url)
+        ),
     )
     page.goto(f"{studio.url}/")
     page.wait_for_load_state("networkidle")
@@ -247,6 +254,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, studio: Stu
         multipart={"title": "Forged", "price": "1.00"},
     )
     assert response.status == 403
-    assert _query(studio, "SELECT price, title FROM product_variants WHERE id = %s", variant_id)[
-        0
-    ][0] == before
+    assert (
+        _query(studio, "SELECT price, title FROM product_variants WHERE id = %s", variant_id)[0][0]
+        == before
+    )

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import errors as pg_errors
-from sqlalchemy import ColumnElement, ForeignKeyConstraint, Select, Table, and_, func, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKeyConstraint,
+    Select,
+    Table,
+    and_,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -107,7 +116,9 @@ def _related_rows(session: Session, source: Table, condition: Any) -> list[Relat
         .limit(RELATED_ROWS_SHOWN)
     )
     return [
-        RelatedRow(key={name: str(row[index]) for index, name in enumerate(keys)}, label=str(row[-1]))
+        RelatedRow(
+            key={name: str(row[index]) for index, name in enumerate(keys)}, label=str(row[-1])
+        )
         for row in session.execute(statement)
     ]
 
@@ -122,18 +133,26 @@ def related_groups(session: Session, table_name: str, key: Mapping[str, Any]) ->
         this_record = select(*referenced).where(_key_condition(target, key))
         pointing = _references(constraint, this_record)
         column = ", ".join(constraint.column_keys)
-        count = session.execute(select(func.count()).select_from(child).where(pointing)).scalar_one()
+        count = session.execute(
+            select(func.count()).select_from(child).where(pointing)
+        ).scalar_one()
         groups.append(
-            RelatedGroup(child.name, child.name, column, count, _related_rows(session, child, pointing))
+            RelatedGroup(
+                child.name, child.name, column, count, _related_rows(session, child, pointing)
+            )
         )
         if _is_association(child):
             other = next(c for c in child.foreign_key_constraints if c is not constraint)
             far = other.referred_table
             members = select(*(element.parent for element in other.elements)).where(pointing)
             far_key = [element.column for element in other.elements]
-            condition = (far_key[0].in_(members) if len(far_key) == 1 else tuple_(*far_key).in_(members))
+            condition = (
+                far_key[0].in_(members) if len(far_key) == 1 else tuple_(*far_key).in_(members)
+            )
             groups.append(
-                RelatedGroup(far.name, child.name, column, count, _related_rows(session, far, condition))
+                RelatedGroup(
+                    far.name, child.name, column, count, _related_rows(session, far, condition)
+                )
             )
     return groups
 
@@ -204,18 +223,28 @@ def deletion_effects(session: Session, table_name: str, key: Mapping[str, Any]) 
     """Counted in the database now; the delete itself is still decided by the database."""
     target = table(table_name)
     effects = DeletionEffects()
-    _follow(session, target, lambda columns: select(*columns).where(_key_condition(target, key)), effects, 0)
+    _follow(
+        session,
+        target,
+        lambda columns: select(*columns).where(_key_condition(target, key)),
+        effects,
+        0,
+    )
     return effects
 
 
-def _follow(session: Session, parent: Table, parent_rows: Any, effects: DeletionEffects, depth: int) -> None:
+def _follow(
+    session: Session, parent: Table, parent_rows: Any, effects: DeletionEffects, depth: int
+) -> None:
     """`parent_rows(columns)` selects the given columns of the parent rows being deleted."""
     if depth >= _MAX_CASCADE_DEPTH:
         return
     for child, constraint in _inbound(parent):
         referenced = [element.column for element in constraint.elements]
         condition = _references(constraint, parent_rows(referenced))
-        count = session.execute(select(func.count()).select_from(child).where(condition)).scalar_one()
+        count = session.execute(
+            select(func.count()).select_from(child).where(condition)
+        ).scalar_one()
         rule = (constraint.ondelete or "NO ACTION").upper()
         if rule == "CASCADE":
             _add(effects.deleted, child.name, count)
@@ -223,9 +252,9 @@ def _follow(session: Session, parent: Table, parent_rows: Any, effects: Deletion
                 _follow(
                     session,
                     child,
-                    lambda columns, child=child, condition=condition: select(*columns)
-                    .select_from(child)
-                    .where(condition),
+                    lambda columns, child=child, condition=condition: (
+                        select(*columns).select_from(child).where(condition)
+                    ),
                     effects,
                     depth + 1,
                 )
@@ -280,7 +309,11 @@ def visible_rows(session: Session, table_names: list[str], limit: int = 25) -> l
     for name in table_names:
         source = table(name)
         columns = [column for column in source.columns if column.key not in _NOT_LISTED]
-        order = source.c["created_at"].desc() if "created_at" in source.c else source.c[_primary_key(source)[0]]
+        order = (
+            source.c["created_at"].desc()
+            if "created_at" in source.c
+            else source.c[_primary_key(source)[0]]
+        )
         try:
             with session.begin_nested():
                 count = session.execute(select(func.count()).select_from(source)).scalar_one()
@@ -294,7 +327,10 @@ def visible_rows(session: Session, table_names: list[str], limit: int = 25) -> l
             VisibleRows(
                 name,
                 [column.key for column in columns],
-                [["" if value is None else str(value)[:_SHOWN_CHARACTERS] for value in row] for row in rows],
+                [
+                    ["" if value is None else str(value)[:_SHOWN_CHARACTERS] for value in row]
+                    for row in rows
+                ],
                 count,
             )
         )

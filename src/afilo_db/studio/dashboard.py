@@ -50,7 +50,9 @@ def _charts(overview: reports.Overview) -> dict[str, object]:
             "Subscriptions by tier and status",
             tiers,
             [
-                charts.Series(status, [overview.subscriptions.get((tier, status), 0) for tier in tiers])
+                charts.Series(
+                    status, [overview.subscriptions.get((tier, status), 0) for tier in tiers]
+                )
                 for status in statuses
             ],
         ),

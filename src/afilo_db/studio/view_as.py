@@ -37,9 +37,7 @@ def seen_by(engine: Engine, clerk_user_id: str) -> UserView:
         as_user(session, clerk_user_id)
         own_id = session.execute(select(UserProfile.id)).scalar_one_or_none()
         cart = None if own_id is None else cart_contents(session, own_id)
-        tables = records.visible_rows(
-            session, records.user_data_tables()
-        )
+        tables = records.visible_rows(session, records.user_data_tables())
         session.rollback()
     return UserView(clerk_user_id, cart, tables)
 
@@ -80,6 +78,6 @@ class ViewAsUser(CustomView):
                 "problem": problem,
                 "available": self.app_engine is not None,
                 "app_role": APP_ROLE,
-                "email_of": dict(users),
+                "email_of": {clerk_user_id: email for clerk_user_id, email in users},
             },
         )
