@@ -13,6 +13,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.studio.conftest import free_port
 
 LOOPBACK_HEX = "0100007F"
@@ -61,12 +63,10 @@ def test_studio_listens_on_loopback_and_asks_for_the_token(database_url: str) ->
         base = f"http://127.0.0.1:{port}/studio"
         anonymous = urllib.request.build_opener(_NoRedirect)
         for path in ("/", "/products/list", "/view-as", "/user_profiles/list"):
-            try:
+            with pytest.raises(urllib.error.HTTPError) as refused:
                 anonymous.open(base + path)
-                raise AssertionError(f"{path} answered without a login")
-            except urllib.error.HTTPError as refused:
-                assert refused.code == 303
-                assert refused.headers["location"].startswith(f"{base}/login")
+            assert refused.value.code == 303, path
+            assert refused.value.headers["location"].startswith(f"{base}/login")
 
         cookies = http.cookiejar.CookieJar()
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))

@@ -70,6 +70,9 @@ def test_a_product_leads_to_its_variants_and_their_tiers(page: Page, studio: Stu
         handle,
     )
     assert variants.count() == expected
+    page.locator("[data-studio=related][data-table=product_variants] .card-actions a").click()
+    expect(page.locator("table tbody tr")).to_have_count(expected)
+    page.go_back()
     team = variants.filter(has_text=re.compile("Team|Business", re.IGNORECASE)).first
     team.click()
     expect(page).to_have_url(re.compile(r"/product_variants/detail\?pk="))
@@ -80,6 +83,16 @@ def test_a_product_leads_to_its_variants_and_their_tiers(page: Page, studio: Stu
     assert tier_links.count() >= 1
     screenshot(page, "03-variant-detail")
     assert tiers >= tier_links.count()
+
+
+def test_lists_filter_on_the_allowed_values(page: Page, studio: Studio) -> None:
+    drafts = _one(studio, "SELECT count(*) FROM products WHERE status = 'draft'")
+    teams = _one(studio, "SELECT count(*) FROM product_variants WHERE license_type = 'team'")
+    assert drafts and teams
+    page.goto(f"{studio.url}/products/list?filter=status__in%3Ddraft")
+    expect(page.locator("table tbody tr")).to_have_count(drafts)
+    page.goto(f"{studio.url}/product_variants/list?filter=license_type__in%3Dteam&page_size=100")
+    expect(page.locator("table tbody tr")).to_have_count(teams)
 
 
 def _first_personal_variant(studio: Studio) -> tuple[str, Decimal]:
