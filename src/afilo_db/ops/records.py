@@ -74,7 +74,7 @@ def _references(constraint: ForeignKeyConstraint, parents: Select[Any]) -> Colum
     return tuple_(*local).in_(parents)
 
 
-def _key_condition(source: Table, key: Mapping[str, Any]) -> ColumnElement[bool]:
+def key_condition(source: Table, key: Mapping[str, Any]) -> ColumnElement[bool]:
     return and_(*(source.c[name] == value for name, value in key.items()))
 
 
@@ -130,7 +130,7 @@ def related_groups(session: Session, table_name: str, key: Mapping[str, Any]) ->
     groups: list[RelatedGroup] = []
     for child, constraint in _inbound(target):
         referenced = [element.column for element in constraint.elements]
-        this_record = select(*referenced).where(_key_condition(target, key))
+        this_record = select(*referenced).where(key_condition(target, key))
         pointing = _references(constraint, this_record)
         column = ", ".join(constraint.column_keys)
         count = session.execute(
@@ -160,7 +160,7 @@ def related_groups(session: Session, table_name: str, key: Mapping[str, Any]) ->
 def references(session: Session, table_name: str, key: Mapping[str, Any]) -> list[Reference]:
     """The rows the record points at, one per foreign key that is set."""
     source = table(table_name)
-    row = session.execute(select(source).where(_key_condition(source, key))).mappings().first()
+    row = session.execute(select(source).where(key_condition(source, key))).mappings().first()
     if row is None:
         return []
     found: list[Reference] = []
@@ -173,7 +173,7 @@ def references(session: Session, table_name: str, key: Mapping[str, Any]) -> lis
         label = label_column(parent)
         hit = session.execute(
             select(*(parent.c[name] for name in parent_keys), parent.c[label]).where(
-                _key_condition(parent, values)
+                key_condition(parent, values)
             )
         ).first()
         if hit is not None:
@@ -226,7 +226,7 @@ def deletion_effects(session: Session, table_name: str, key: Mapping[str, Any]) 
     _follow(
         session,
         target,
-        lambda columns: select(*columns).where(_key_condition(target, key)),
+        lambda columns: select(*columns).where(key_condition(target, key)),
         effects,
         0,
     )

@@ -374,7 +374,7 @@ class StudioModelView(ModelView):
             for record in found:
                 key = self._key(record)
                 effects = records.deletion_effects(session, self.table.name, key)
-                condition = records._key_condition(self.table, key)
+                condition = records.key_condition(self.table, key)
                 with translated_errors():
                     session.execute(delete(self.table).where(condition))
                 session.expunge(record)
