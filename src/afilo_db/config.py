@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     )
     db_statement_timeout_ms: int = Field(
         default=15_000, ge=0, description="Default statement timeout; 0 disables it."
+    )
+
+    afilo_studio_password: SecretStr | None = Field(
+        default=None,
+        description="The studio's login password; unset: a one-time token is printed at start.",
     )
 
     @field_validator("database_url", "direct_url")

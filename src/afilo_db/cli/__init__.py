@@ -17,6 +17,7 @@ from afilo_db.cli.generate import generate_command
 from afilo_db.cli.migrate import migrate_app
 from afilo_db.cli.pitr import pitr_app
 from afilo_db.cli.restore import restore
+from afilo_db.cli.studio import studio_app
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import redacted
 from afilo_db.ops import database, roles
@@ -35,6 +36,7 @@ app.add_typer(pitr_app, name="pitr")
 app.add_typer(export_app, name="export")
 app.add_typer(erase_app, name="erase")
 app.command("generate")(generate_command)
+app.add_typer(studio_app, name="studio")
 
 
 @app.command()
