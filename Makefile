@@ -23,8 +23,9 @@ lint: $(STAMP)
 system-packages:
 	scripts/system-packages.sh
 
+# Two workers: most of a test's time is spent waiting on PostgreSQL, a browser or a subprocess.
 test: lint system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Benchmarks, never part of `make test`: each prints ratios against a baseline from the same run
 # and writes bench/results/<name>.json.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -29,6 +30,8 @@ def test_services_run_inside_an_async_session(database_url: str) -> None:
         await engine.dispose()
         return found, contents.total
 
-    found, total = asyncio.run(scenario())
+    # A thread of its own: another test in this process may have left an event loop running.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        found, total = pool.submit(asyncio.run, scenario()).result()
     assert found is not None and found["handle"] == "nova-kit"
     assert total == Decimal("90.00")
