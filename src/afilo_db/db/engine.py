@@ -1,5 +1,9 @@
 """One engine per process for the application, sized and timed from the settings.
 
+The pool hands out the most recently used connection first (LIFO): under light load the same
+few connections stay warm and the surplus idles out, which a pooler or a serverless database
+(Neon scales compute to zero) rewards.
+
 Behind a transaction-mode pooler (PgBouncer, Neon's -pooler host) a server connection serves a
 different client after every transaction, so nothing may outlive one: no server-side prepared
 statements, no session-level SET. The statement timeout is then set per transaction instead.
@@ -35,6 +39,7 @@ def create_app_engine(url: str, settings: Settings | None = None) -> Engine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=ping_after_idle == 0,
+        pool_use_lifo=True,
         connect_args=connect_args,
     )
     if ping_after_idle > 0:
