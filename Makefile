@@ -24,8 +24,10 @@ system-packages:
 	scripts/system-packages.sh
 
 # Two workers: most of a test's time is spent waiting on PostgreSQL, a browser or a subprocess.
+# A scratch folder of this checkout's own: pytest prunes old runs in the shared one, which
+# would pull the data directory from under another checkout's running test server.
 test: lint system-packages
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --basetemp=.pytest-tmp
 
 # Benchmarks, never part of `make test`: each prints ratios against a baseline from the same run
 # and writes bench/results/<name>.json.
@@ -33,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .pytest-tmp

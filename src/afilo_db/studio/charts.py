@@ -34,10 +34,25 @@ def _svg(title: str, width: int, height: int, body: list[str]) -> Markup:
     # Every text drawn is escaped where the body is built.
     return Markup(  # noqa: S704
         f'<svg class="studio-chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
-        f'width="100%" xmlns="http://www.w3.org/2000/svg" {_FONT}><title>{label}</title>'
-        + "".join(body)
-        + "</svg>"
+        f'width="100%" style="max-width: {width}px" xmlns="http://www.w3.org/2000/svg" {_FONT}>'
+        f"<title>{label}</title>" + "".join(body) + "</svg>"
     )
+
+
+def _nice_step(raw: Decimal) -> Decimal:
+    """The smallest of 1, 2, 2.5 or 5 times a power of ten that is at least `raw` (and at least
+    1), so that the four grid steps of an axis read 0, 1, 2, 3, 4 or 0, 250, 500, ... ."""
+    magnitude = Decimal(1)
+    while magnitude * 10 <= raw:
+        magnitude *= 10
+    for factor in (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5), Decimal(10)):
+        if magnitude * factor >= raw:
+            return magnitude * factor
+    return magnitude * 10
+
+
+def _tick(value: Decimal) -> str:
+    return f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.1f}"
 
 
 def _legend(series: Sequence[Series], x: int, y: int) -> list[str]:
@@ -80,16 +95,15 @@ def stacked_columns(
     height, left, bottom, top = 260, 64, 44, 28
     plot_height = height - bottom - top
     totals = [sum((s.values[i] for s in series), Decimal(0)) for i in range(len(categories))]
-    peak = max(totals, default=Decimal(0)) or Decimal(1)
+    peak = _nice_step(Decimal(max(totals, default=Decimal(0))) / 4) * 4
     slot = (width - left - 10) / max(len(categories), 1)
     bar_width = min(slot * 0.6, 56)
     body = _legend(series, left, 14)
     for step in range(5):
-        value = peak * step / 4
         y = top + plot_height - plot_height * step / 4
         body.append(
             f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{float(value):,.0f}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick(peak * step / 4)}</text>'
         )
     if not categories:
         body.append(f'<text x="{left + 10}" y="{top + 20}">no data</text>')
