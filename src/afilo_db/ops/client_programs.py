@@ -14,9 +14,8 @@ from typing import IO
 
 from sqlalchemy.engine import make_url
 
-from afilo_db.db.embedded import pg_binary
+from afilo_db.db.embedded import pg_binary, run_pg_program
 from afilo_db.db.urls import libpq_url
-from afilo_db.errors import OperationError
 
 Progress = Callable[[str, int, int], None]
 """progress(phase, done, total): long operations report what they are doing and how far."""
@@ -52,31 +51,9 @@ def start_program(
 def run_program(program: str, url: str, *args: str, timeout: float | None = None) -> str:
     """Run `program -d URL args...`; its stdout, or an OperationError with its stderr."""
     conninfo, environment = connection_arguments(url)
-    try:
-        completed = subprocess.run(
-            [str(pg_binary(program)), "-d", conninfo, *args],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise OperationError(f"{program} did not finish within {timeout:.0f}s") from exc
-    if completed.returncode != 0:
-        detail = (completed.stderr or completed.stdout).strip()
-        raise OperationError(f"{program} failed: {detail}")
-    return completed.stdout
+    return run_pg_program(program, "-d", conninfo, *args, timeout=timeout, environment=environment)
 
 
 def list_archive(dump_directory: Path) -> str:
     """`pg_restore --list` of a directory-format dump: its table of contents."""
-    completed = subprocess.run(
-        [str(pg_binary("pg_restore")), "--list", str(dump_directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise OperationError(f"pg_restore --list failed: {completed.stderr.strip()}")
-    return completed.stdout
+    return run_pg_program("pg_restore", "--list", str(dump_directory))
