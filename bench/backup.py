@@ -23,12 +23,12 @@ from pathlib import Path
 
 import psycopg
 
-from afilo_db.db.embedded import EmbeddedServer, pg_binary
-from afilo_db.ops import seed
-from afilo_db.ops.backup import DEFAULT_JOBS, create_backup
-from afilo_db.ops.client_programs import connection_arguments
-from afilo_db.ops.migrate import deploy
-from afilo_db.ops.verify import verify_backup
+from afilo_db.backups.create import DEFAULT_JOBS, create_backup
+from afilo_db.backups.verify import verify_backup
+from afilo_db.data import seed
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.programs import connection_arguments, pg_binary
+from afilo_db.migrate.revisions import deploy
 
 RESULTS = Path(__file__).parent / "results"
 HOME = RESULTS / "backup-home"

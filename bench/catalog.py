@@ -26,10 +26,10 @@ import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from afilo_db.data import seed
+from afilo_db.data.catalog_import import import_catalog, validate_file
 from afilo_db.db.engine import PREPARE_THRESHOLD, create_app_engine
 from afilo_db.models import Product
-from afilo_db.ops import seed
-from afilo_db.ops.catalog_import import import_catalog, validate_file
 from afilo_db.services.catalog import PRODUCT_BY_HANDLE_SQL, product_by_handle
 from afilo_db.services.transaction import unit_of_work
 from bench.common import fresh_database, latencies, report, scratch_server, summary, timed

@@ -11,11 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
+from afilo_db.db import databases
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.ops.migrate import deploy
+from afilo_db.migrate.revisions import deploy
 
 RESULTS_DIRECTORY = Path(__file__).parent / "results"
 
@@ -34,14 +32,8 @@ def scratch_server(name: str) -> Iterator[EmbeddedServer]:
 
 def fresh_database(server: EmbeddedServer, name: str, template: str | None = None) -> str:
     """A new database, migrated (or cloned from `template`), and its URL."""
-    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template is not None:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        connection.execute(statement)
+    databases.drop_database(server.url("postgres"), name)
+    databases.create_database(server.url("postgres"), name, template=template)
     url = server.url(name)
     if template is None:
         deploy(url)

@@ -94,21 +94,19 @@ def main() -> None:
     os.environ["AFILO_MIGRATIONS_DIR"] = str(home / "versions")
     os.environ.pop("DATABASE_URL", None)
 
+    from afilo_db.db.databases import copy_database, create_database
     from afilo_db.db.embedded import EmbeddedServer
-    from afilo_db.ops import checklist, migrate, rehearsal, review
-    from afilo_db.ops.rehearsal import copy_database
+    from afilo_db.migrate import checklist, rehearsal, review, revisions
 
     server = EmbeddedServer(home / "server")
     server.start()
     try:
-        with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
-            connection.execute("CREATE DATABASE bench")
-        url = server.url("bench")
-        migrate.deploy(url)
+        url = create_database(server.url("postgres"), "bench")
+        revisions.deploy(url)
         table_models = bench_models()
-        create = migrate.new_revision(url, "add bench writes table", table_models)
+        create = revisions.new_revision(url, "add bench writes table", table_models)
         assert create is not None
-        migrate.deploy(url)
+        revisions.deploy(url)
         with psycopg.connect(url) as connection:
             connection.execute(
                 "INSERT INTO bench_writes (account, amount)"
@@ -123,7 +121,7 @@ def main() -> None:
         plain_url = server.url("bench_plain")
 
         index_models = with_index(bench_models())
-        revision = migrate.new_revision(url, "index bench writes by account", index_models)
+        revision = revisions.new_revision(url, "index bench writes by account", index_models)
         assert revision is not None
         reviewed = review.review_pending(url)
         assert reviewed.passed, [f.message for r in reviewed.revisions for f in r.errors]

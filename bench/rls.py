@@ -21,7 +21,7 @@ import psycopg
 from sqlalchemy import create_engine, text
 
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.ops.migrate import deploy
+from afilo_db.migrate.revisions import deploy
 from afilo_db.security.context import SET_CONTEXT_SQL
 from afilo_db.security.roles import APP_ROLE, login_password_sql
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Engine
 
 from afilo_db.config import get_settings
+from afilo_db.db import databases
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
-from afilo_db.ops.migrate import deploy
+from afilo_db.migrate.revisions import deploy
 
 TEMPLATE_DATABASE = "afilo_template"
 # Durability is worth nothing for throw-away test data; speed is.
@@ -52,19 +52,11 @@ def server(isolated_environment: Path) -> Iterator[EmbeddedServer]:
 
 
 def create_database(server: EmbeddedServer, name: str, template: str | None = None) -> str:
-    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
-        connection.execute(statement)
-    return server.url(name)
+    return databases.create_database(server.url("postgres"), name, template=template)
 
 
 def drop_database(server: EmbeddedServer, name: str) -> None:
-    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    databases.drop_database(server.url("postgres"), name)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from afilo_db.config import get_settings
-from afilo_db.ops import migrate
-from afilo_db.ops.migration_log import Step, record
-from afilo_db.ops.seed import seed
+from afilo_db.data.seed import seed
+from afilo_db.migrate import revisions
+from afilo_db.migrate.log import Step, record
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +35,7 @@ def write_revision(directory: Path, revision: str, statement: str, undo: str) ->
 from alembic import op
 
 revision = "{revision}"
-down_revision = "{migrate.head_revision()}"
+down_revision = "{revisions.head_revision()}"
 branch_labels = None
 depends_on = None
 
@@ -114,7 +114,7 @@ def test_two_concurrent_applies_apply_once(
     )
     # Reviewed and tested (the rehearsal needs models with the column: tests/ops does that).
     for step in (Step.REVIEWED, Step.TESTED):
-        record(database_url, "0002_add_note", step, migrate.revision_checksum("0002_add_note"))
+        record(database_url, "0002_add_note", step, revisions.revision_checksum("0002_add_note"))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda _: run(env, "migrate", "apply"), range(2)))
@@ -128,7 +128,7 @@ def test_two_concurrent_applies_apply_once(
             "SELECT count(*) FROM afilo_ops.migration_log WHERE step = 'applied'"
         ).fetchone()
     assert applied == (1,)
-    assert migrate.pending_revisions(database_url) == []
+    assert revisions.pending_revisions(database_url) == []
     get_settings.cache_clear()
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from afilo_db.db.embedded import EmbeddedServer, pg_binary
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.programs import pg_binary
 from tests.db.test_schema import EXPECTED_INDEXES, EXPECTED_TABLES
 
 

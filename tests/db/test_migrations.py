@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
-from afilo_db.ops.migrate import (
+from afilo_db.migrate.revisions import (
     current_revision,
     deploy,
     downgrade,

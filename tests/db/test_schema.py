@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from afilo_db.ops.database import table_names
+from afilo_db.data.up import table_names
 
 EXPECTED_TABLES = {
     "products", "product_variants", "product_pricing_tiers", "product_collections",

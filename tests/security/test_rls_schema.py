@@ -12,12 +12,12 @@ import pytest
 from psycopg import sql
 from sqlalchemy import make_url
 
+from afilo_db.data.up import table_names
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.target import DatabaseTarget
 from afilo_db.db.urls import libpq_url
-from afilo_db.ops.database import table_names
-from afilo_db.ops.migrate import deploy
-from afilo_db.ops.roles import roles_script
+from afilo_db.migrate.revisions import deploy
+from afilo_db.security.login import roles_script
 from afilo_db.security.policies import TABLES, policies
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
 from tests.conftest import create_database, drop_database

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from afilo_db.data import seed
 from afilo_db.errors import ConflictError, NotFoundError, ValidationError
 from afilo_db.models import Product, ProductPricingTier, ProductVariant
-from afilo_db.ops import seed
 from afilo_db.services import catalog
 from afilo_db.services.transaction import unit_of_work
 

@@ -11,8 +11,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from afilo_db.data import seed
 from afilo_db.db.urls import sqlalchemy_url
-from afilo_db.ops import seed
 from afilo_db.services.catalog import PRODUCT_BY_HANDLE_SQL, product_by_handle
 
 CATALOG_SIZE = 10_000

@@ -18,9 +18,9 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from sqlalchemy import Engine
 
+from afilo_db.data.seed import DEMO_PRODUCTS, seed
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
-from afilo_db.ops.seed import DEMO_PRODUCTS, seed
 from afilo_db.security import APP_ROLE
 from afilo_db.studio import StudioOptions, create_studio
 from tests.conftest import create_database, drop_database

@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from afilo_db.data.seed import DEMO_PRODUCTS, seed
 from afilo_db.db.engine import create_app_engine
 from afilo_db.models import Base
-from afilo_db.ops import records, reports
-from afilo_db.ops.seed import DEMO_PRODUCTS, seed
-from afilo_db.studio import charts
+from afilo_db.studio import charts, records, reports
 from afilo_db.studio.views import model_views
 
 

@@ -18,9 +18,10 @@ from afilo_db.cli.migrate import migrate_app
 from afilo_db.cli.pitr import pitr_app
 from afilo_db.cli.restore import restore
 from afilo_db.cli.studio import studio_app
+from afilo_db.data.up import bring_up
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import redacted
-from afilo_db.ops import database, roles
+from afilo_db.security import login
 
 app = typer.Typer(
     help="afilo-db: the Afilo marketplace's database. Run `afilo-db up` to start.",
@@ -45,7 +46,7 @@ def up() -> None:
     data, and print a summary. Running it again changes nothing."""
     with reported_errors():
         target = resolve_target()
-        result = database.bring_up(target.direct_url)
+        result = bring_up(target.direct_url)
         console.print(f"database: [bold]{redacted(target.direct_url)}[/]")
         if result.applied:
             console.print(f"migrations applied: {', '.join(result.applied)}")
@@ -54,7 +55,7 @@ def up() -> None:
         console.print("demo data: " + ("seeded" if result.seeded else "present, left unchanged"))
         print_counts(result.counts)
         if target.embedded is not None:
-            roles.app_url(target)
+            login.app_url(target)
             console.print("owner URL for psql: [bold]afilo-db db url[/]")
             console.print("application URL (row-level security): [bold]afilo-db db url --app[/]")
 

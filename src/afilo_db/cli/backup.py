@@ -11,11 +11,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from afilo_db.backups.create import DEFAULT_JOBS, create_backup
+from afilo_db.backups.manifest import (
+    BackupManifest,
+    backup_path,
+    backups_directory,
+    list_backups,
+    prune_backups,
+)
+from afilo_db.backups.verify import verify_backup
 from afilo_db.cli.common import JsonOption, console, errors, progress_bar, reported_errors
+from afilo_db.db.programs import Progress
 from afilo_db.db.target import resolve_target
-from afilo_db.ops import backup
-from afilo_db.ops.client_programs import Progress
-from afilo_db.ops.verify import verify_backup
 
 backup_app = typer.Typer(
     help="Logical backups (pg_dump) with a manifest: create, list, prune, verify.",
@@ -50,7 +57,7 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _verified_text(manifest: backup.BackupManifest) -> str:
+def _verified_text(manifest: BackupManifest) -> str:
     if manifest.verification is None:
         return "no"
     return "yes" if manifest.verified else "FAILED"
@@ -60,7 +67,7 @@ def _verified_text(manifest: backup.BackupManifest) -> str:
 def create(
     label: Annotated[str | None, typer.Option(help="A note to find it by.")] = None,
     directory: DirectoryOption = None,
-    jobs: JobsOption = backup.DEFAULT_JOBS,
+    jobs: JobsOption = DEFAULT_JOBS,
 ) -> None:
     """Back up the database: pg_dump in directory format, in parallel, with a manifest (file
     checksums, row count and content checksum per table, Alembic revision, server version, size,
@@ -68,7 +75,7 @@ def create(
     with reported_errors():
         url = resolve_target().direct_url
         with phase_progress() as progress:
-            manifest = backup.create_backup(
+            manifest = create_backup(
                 url, label=label, directory=directory, jobs=jobs, progress=progress
             )
         console.print(
@@ -76,7 +83,7 @@ def create(
             f"({sum(t.rows for t in manifest.tables.values()):,} rows), "
             f"{human_size(manifest.size_bytes)} in {manifest.duration_seconds:.1f}s, "
             f"revision {manifest.alembic_revision or 'none'}, into "
-            f"{backup.backup_path(manifest.id, directory)}"
+            f"{backup_path(manifest.id, directory)}"
         )
         print(manifest.id)
 
@@ -85,7 +92,7 @@ def create(
 def list_command(as_json: JsonOption = False, directory: DirectoryOption = None) -> None:
     """The backups, newest first: label, size, revision, verified or not."""
     with reported_errors():
-        manifests = backup.list_backups(directory)
+        manifests = list_backups(directory)
         if as_json:
             print(
                 json.dumps(
@@ -94,9 +101,9 @@ def list_command(as_json: JsonOption = False, directory: DirectoryOption = None)
             )
             return
         if not manifests:
-            console.print(f"no backups in {backup.backups_directory(directory)}")
+            console.print(f"no backups in {backups_directory(directory)}")
             return
-        table = Table(title=f"backups in {backup.backups_directory(directory)}")
+        table = Table(title=f"backups in {backups_directory(directory)}")
         for column in ("id", "label", "size", "revision", "tables", "verified"):
             table.add_column(
                 column,
@@ -128,7 +135,7 @@ def prune(
     """Delete old backups: those neither among the --keep-last newest nor younger than
     --keep-days. The newest verified backup is always kept."""
     with reported_errors():
-        removed = backup.prune_backups(
+        removed = prune_backups(
             keep_last=keep_last, keep_days=keep_days, directory=directory, dry_run=dry_run
         )
         verb = "would remove" if dry_run else "removed"
@@ -141,7 +148,7 @@ def prune(
 def verify(
     backup_id: Annotated[str, typer.Argument(metavar="ID", help="The backup's id.")],
     directory: DirectoryOption = None,
-    jobs: JobsOption = backup.DEFAULT_JOBS,
+    jobs: JobsOption = DEFAULT_JOBS,
 ) -> None:
     """Prove a backup: check every file's checksum, restore it into a scratch database, compare
     every table's row count and content checksum with the manifest, run pg_amcheck, record the

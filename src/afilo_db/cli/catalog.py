@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from afilo_db.cli.common import JsonOption, console, errors, progress_bar, reported_errors
+from afilo_db.data import catalog_import
+from afilo_db.db.databases import admin_connection
 from afilo_db.db.target import resolve_target
 from afilo_db.errors import ValidationError
-from afilo_db.ops import catalog_import
-from afilo_db.ops.database import admin_connection
 
 catalog_app = typer.Typer(help="The catalog as files: import.", no_args_is_help=True)
 

@@ -17,11 +17,13 @@ from afilo_db.cli.common import (
     reported_errors,
 )
 from afilo_db.config import get_settings
+from afilo_db.data import seed, up
+from afilo_db.db.databases import admin_connection
 from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.errors import ConflictError, OperationError
-from afilo_db.ops import database, roles, seed
-from afilo_db.ops.migrate import deploy
-from afilo_db.ops.push import push
+from afilo_db.migrate.push import push
+from afilo_db.migrate.revisions import deploy
+from afilo_db.security import login
 from afilo_db.security.roles import APP_ROLE
 
 db_app = typer.Typer(
@@ -90,7 +92,7 @@ def url(
     embedded server if it is not running. With DATABASE_URL set, prints DIRECT_URL."""
     with reported_errors():
         target = resolve_target()
-        print(roles.app_url(target) if app else target.direct_url)
+        print(login.app_url(target) if app else target.direct_url)
 
 
 @db_app.command("roles")
@@ -100,7 +102,7 @@ def roles_command() -> None:
     with CREATEROLE (`afilo-db db roles | psql "$DIRECT_URL"`), then `afilo-db migrate deploy`.
     On a hosted database a new password is generated and shown on stderr, once."""
     with reported_errors():
-        script = roles.roles_script(resolve_target())
+        script = login.roles_script(resolve_target())
         print(script.sql, end="")
         if script.new_password is not None:
             errors.print(
@@ -130,10 +132,10 @@ def seed_command(
     with reported_errors():
         target = resolve_target()
         deploy(target.direct_url)
-        with database.admin_connection(target.direct_url) as connection:
+        with admin_connection(target.direct_url) as connection:
             if reset:
-                database.truncate_all(connection)
-            elif not database.is_empty(connection):
+                up.truncate_all(connection)
+            elif not up.is_empty(connection):
                 raise ConflictError(
                     "the database already has data; use --reset to replace it with the seed"
                 )
@@ -147,7 +149,7 @@ def seed_command(
                 )
             connection.commit()
             console.print(f"seeded {counts.products:,} products and {counts.users:,} users")
-            print_counts(database.table_counts(connection))
+            print_counts(up.table_counts(connection))
 
 
 @db_app.command("push")

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from afilo_db.cli.common import console, print_counts, reported_errors
+from afilo_db.data.erase import erase_user
 from afilo_db.db.target import resolve_target
 from afilo_db.errors import ValidationError
-from afilo_db.ops.erase import erase_user
 
 erase_app = typer.Typer(help="Erase a user's personal data.", no_args_is_help=True)
 

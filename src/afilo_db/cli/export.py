@@ -9,8 +9,8 @@ import typer
 
 from afilo_db.cli.backup import phase_progress
 from afilo_db.cli.common import console, print_counts, reported_errors
+from afilo_db.data.export import export_tables, export_user
 from afilo_db.db.target import resolve_target
-from afilo_db.ops.export import export_tables, export_user
 
 export_app = typer.Typer(help="Export a user's data or whole tables.", no_args_is_help=True)
 

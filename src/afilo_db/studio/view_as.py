@@ -16,9 +16,9 @@ from starlette_admin.views import CustomView
 
 from afilo_db.errors import ValidationError
 from afilo_db.models import UserProfile
-from afilo_db.ops import records
 from afilo_db.security import APP_ROLE, as_user
 from afilo_db.services.cart import Cart, cart_contents
+from afilo_db.studio import records
 
 USERS_LISTED = 500
 

@@ -37,10 +37,10 @@ from afilo_db.models import (
     UserActivityLog,
     UserProfile,
 )
-from afilo_db.ops import records
 from afilo_db.services import catalog
 from afilo_db.services.activity import record_activity
 from afilo_db.services.transaction import flush, translated_errors
+from afilo_db.studio import records
 from afilo_db.studio.auth import actor_of
 from afilo_db.validation import validate
 from afilo_db.validation.schemas import (

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from afilo_db.backups import pitr
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.errors import ConflictError, NotFoundError, ValidationError
-from afilo_db.ops import pitr
 
 # Durability off to be quick; full_page_writes stays on, as base backups need it.
 SETTINGS = {"fsync": "off", "synchronous_commit": "off"}

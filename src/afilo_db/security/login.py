@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from afilo_db.db.databases import admin_connection
 from afilo_db.db.target import DatabaseTarget
 from afilo_db.errors import OperationError
-from afilo_db.ops.database import admin_connection
 from afilo_db.security import roles
 from afilo_db.security.roles import APP_ROLE
 

@@ -7,72 +7,30 @@ it was and the swap itself is one short transaction.
 
 from __future__ import annotations
 
-import re
 import secrets
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psycopg
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
-from psycopg import sql
 
-from afilo_db.db.embedded import pg_binary
-from afilo_db.db.urls import database_name, with_database
-from afilo_db.errors import ConflictError, OperationError, ValidationError
-from afilo_db.migrations.support import alembic_config
-from afilo_db.ops.backup import (
-    DEFAULT_JOBS,
-    create_backup,
-    dump_path,
-    load_manifest,
-)
-from afilo_db.ops.client_programs import (
+from afilo_db.backups.create import DEFAULT_JOBS, create_backup
+from afilo_db.backups.manifest import dump_path, load_manifest
+from afilo_db.db.databases import create_database, drop_database, replace_database
+from afilo_db.db.programs import (
     Progress,
     connection_arguments,
     list_archive,
     no_progress,
+    pg_binary,
 )
+from afilo_db.db.urls import database_name
+from afilo_db.errors import OperationError
+from afilo_db.migrations.support import alembic_config
 
-MAINTENANCE_DATABASE = "postgres"
-DATABASE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RevisionState = Literal["current", "older", "newer"]
-
-
-def _maintenance(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(with_database(url, MAINTENANCE_DATABASE), autocommit=True)
-
-
-def database_exists(url: str, name: str) -> bool:
-    with _maintenance(url) as connection:
-        row = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        return row.fetchone() is not None
-
-
-def create_database(url: str, name: str) -> str:
-    """Create an empty database `name` on the server of `url`; its URL."""
-    if not DATABASE_NAME_PATTERN.match(name):
-        raise ValidationError(
-            {"into": "a database name: 1 to 63 letters, digits or _, not starting with a digit"}
-        )
-    with _maintenance(url) as connection:
-        try:
-            connection.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
-            )
-        except psycopg.errors.DuplicateDatabase as exc:
-            raise ConflictError(f"database {name!r} already exists; choose another name") from exc
-    return with_database(url, name)
-
-
-def drop_database(url: str, name: str) -> None:
-    with _maintenance(url) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def restore_archive(
@@ -176,7 +134,7 @@ def restore_in_place(
     )
     replaced = f"{current[:40]}_replaced_{secrets.token_hex(4)}"
     try:
-        _swap(url, current=current, staging=staging, replaced=replaced)
+        replace_database(url, current=current, replacement=staging, renamed_to=replaced)
     except BaseException:
         drop_database(url, staging)
         raise
@@ -189,28 +147,3 @@ def restore_in_place(
         revision_state=restored.revision_state,
         safety_backup_id=safety.id,
     )
-
-
-def _swap(url: str, *, current: str, staging: str, replaced: str, attempts: int = 50) -> None:
-    """Rename current -> replaced and staging -> current in one transaction, disconnecting the
-    sessions of the current database (RENAME refuses a database that has any)."""
-    with _maintenance(url) as connection:
-        for _ in range(attempts):
-            connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (current,),
-            )
-            try:
-                with connection.transaction():
-                    rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
-                    connection.execute(
-                        rename.format(sql.Identifier(current), sql.Identifier(replaced))
-                    )
-                    connection.execute(
-                        rename.format(sql.Identifier(staging), sql.Identifier(current))
-                    )
-                return
-            except psycopg.errors.ObjectInUse:
-                time.sleep(0.1)
-    raise OperationError(f"database {current!r} kept getting new sessions; could not replace it")

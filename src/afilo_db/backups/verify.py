@@ -16,10 +16,8 @@ from pathlib import Path
 
 import psycopg
 
-from afilo_db.db.embedded import pg_binary
-from afilo_db.errors import OperationError
-from afilo_db.ops.backup import (
-    DEFAULT_JOBS,
+from afilo_db.backups.create import DEFAULT_JOBS
+from afilo_db.backups.manifest import (
     BackupManifest,
     TableFingerprint,
     Verification,
@@ -31,8 +29,16 @@ from afilo_db.ops.backup import (
     save_manifest,
     table_fingerprints,
 )
-from afilo_db.ops.client_programs import Progress, connection_arguments, list_archive, no_progress
-from afilo_db.ops.restore import create_database, drop_database, restore_archive
+from afilo_db.backups.restore import restore_archive
+from afilo_db.db.databases import create_database, drop_database
+from afilo_db.db.programs import (
+    Progress,
+    connection_arguments,
+    list_archive,
+    no_progress,
+    pg_binary,
+)
+from afilo_db.errors import OperationError
 
 
 def file_problems(manifest: BackupManifest, folder: Path) -> list[str]:

@@ -7,7 +7,6 @@ only receives the record that the revisions passed.
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -15,18 +14,15 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 
-from afilo_db.db.embedded import pg_binary
-from afilo_db.db.urls import database_name, with_database
+from afilo_db.db.databases import copy_database, drop_database
+from afilo_db.db.urls import with_database
 from afilo_db.errors import OperationError
+from afilo_db.migrate import revisions
+from afilo_db.migrate.log import Step, record
 from afilo_db.models import Base
-from afilo_db.ops import migrate
-from afilo_db.ops.migration_log import Step, record
-
-MAINTENANCE_DATABASE = "postgres"
 
 
 @dataclass
@@ -42,41 +38,6 @@ class Rehearsal:
         return self.failure is None and not self.model_differences
 
 
-def copy_database(url: str, name: str) -> str:
-    """Create database `name` as a copy of the one at `url`; returns how it was copied."""
-    admin = with_database(url, MAINTENANCE_DATABASE)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        try:
-            connection.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(database_name(url))
-                )
-            )
-            return "CREATE DATABASE ... TEMPLATE"
-        except psycopg.errors.ObjectInUse:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dump = subprocess.Popen(
-        [str(pg_binary("pg_dump")), "--format=custom", "--dbname", url], stdout=subprocess.PIPE
-    )
-    restore = subprocess.run(
-        [str(pg_binary("pg_restore")), "--no-owner", "--dbname", with_database(url, name)],
-        stdin=dump.stdout,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if dump.wait() != 0 or restore.returncode != 0:
-        raise OperationError(f"copying the database failed: {restore.stderr.strip()}")
-    return "pg_dump | pg_restore"
-
-
-def drop_database(url: str, name: str) -> None:
-    with psycopg.connect(with_database(url, MAINTENANCE_DATABASE), autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 def _timed(timings: dict[str, float], label: str, work: Callable[[], object]) -> None:
     started = time.perf_counter()
     work()
@@ -90,10 +51,10 @@ def rehearse(
 ) -> Rehearsal:
     """Apply the pending revisions to a copy, check the copy matches the models, go down and up
     again, drop the copy; record the revisions as tested when all of it passed."""
-    report = Rehearsal(revisions=migrate.pending_revisions(url))
+    report = Rehearsal(revisions=revisions.pending_revisions(url))
     if not report.revisions:
         return report
-    start = migrate.current_revision(url)
+    start = revisions.current_revision(url)
     scratch = f"afilo_rehearsal_{uuid.uuid4().hex[:12]}"
     step = progress or (lambda _: None)
     step("copying the database")
@@ -105,23 +66,23 @@ def rehearse(
             _timed(
                 report.timings_ms,
                 f"upgrade {revision}",
-                partial(migrate.upgrade_one, copy_url, revision, metadata=metadata),
+                partial(revisions.upgrade_one, copy_url, revision, metadata=metadata),
             )
         report.model_differences = [
-            str(difference) for difference in migrate.model_differences(copy_url, metadata)
+            str(difference) for difference in revisions.model_differences(copy_url, metadata)
         ]
         step("downgrade")
         _timed(
             report.timings_ms,
             f"downgrade to {start or 'base'}",
-            lambda: migrate.downgrade(copy_url, start or "base"),
+            lambda: revisions.downgrade(copy_url, start or "base"),
         )
         step("upgrade again")
         for revision in report.revisions:
             _timed(
                 report.timings_ms,
                 f"upgrade {revision} again",
-                partial(migrate.upgrade_one, copy_url, revision, metadata=metadata),
+                partial(revisions.upgrade_one, copy_url, revision, metadata=metadata),
             )
     except (SQLAlchemyError, psycopg.Error, OperationError) as error:
         report.failure = str(error).splitlines()[0]
@@ -133,7 +94,7 @@ def rehearse(
                 url,
                 revision,
                 Step.TESTED,
-                migrate.revision_checksum(revision),
+                revisions.revision_checksum(revision),
                 duration_ms=report.timings_ms.get(f"upgrade {revision}"),
                 details={"copied_with": report.copied_with},
             )

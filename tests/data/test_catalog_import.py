@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from afilo_db.data import seed
+from afilo_db.data.catalog_import import import_catalog
+from afilo_db.data.up import table_counts
 from afilo_db.errors import ConflictError, ValidationError
-from afilo_db.ops import seed
-from afilo_db.ops.catalog_import import import_catalog
-from afilo_db.ops.database import table_counts
 
 
 def records(count: int, start: int = 0) -> list[dict[str, Any]]:

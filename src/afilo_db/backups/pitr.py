@@ -21,10 +21,10 @@ from typing import Any
 import psycopg
 from pydantic import BaseModel
 
+from afilo_db.backups.manifest import BACKUP_ID_FORMAT
 from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.programs import Progress, no_progress, run_program
 from afilo_db.errors import ConflictError, NotFoundError, OperationError, ValidationError
-from afilo_db.ops.backup import BACKUP_ID_FORMAT
-from afilo_db.ops.client_programs import Progress, no_progress, run_program
 
 WAL_ARCHIVE = "wal"
 BASE_BACKUPS = "basebackups"

@@ -6,11 +6,11 @@ import psycopg
 import pytest
 from sqlalchemy import Column, MetaData, Text
 
+from afilo_db.data.seed import seed
 from afilo_db.errors import ConflictError
+from afilo_db.migrate import revisions
+from afilo_db.migrate.push import push
 from afilo_db.models import Base
-from afilo_db.ops import migrate
-from afilo_db.ops.push import push
-from afilo_db.ops.seed import seed
 
 
 def models_without_description() -> MetaData:
@@ -35,7 +35,7 @@ def test_push_adds_what_the_models_gained(database_url: str) -> None:
     metadata.tables["products"].append_column(Column("subtitle", Text))
     result = push(database_url, metadata=metadata)
     assert result.changes == ["ALTER TABLE products ADD COLUMN subtitle TEXT;"]
-    assert migrate.model_differences(database_url, metadata) == []
+    assert revisions.model_differences(database_url, metadata) == []
     assert push(database_url, metadata=metadata).changes == []
 
 
@@ -46,11 +46,11 @@ def test_push_refuses_to_drop_a_column_holding_data_with_the_row_count(database_
     models = models_without_description()
     with pytest.raises(ConflictError, match=r"dropping products\.description loses 7 values"):
         push(database_url, metadata=models)
-    assert migrate.model_differences(database_url, models) != []  # nothing was changed
+    assert revisions.model_differences(database_url, models) != []  # nothing was changed
 
     result = push(database_url, accept_data_loss=True, metadata=models)
     assert [loss.rule for loss in result.accepted_losses] == ["data-loss"]
-    assert migrate.model_differences(database_url, models) == []
+    assert revisions.model_differences(database_url, models) == []
 
 
 def test_force_reset_drops_everything_and_recreates_the_schema(database_url: str) -> None:
@@ -60,4 +60,4 @@ def test_force_reset_drops_everything_and_recreates_the_schema(database_url: str
     result = push(database_url, force_reset=True)
     assert result.reset and result.changes == []
     assert product_count(database_url) == 0
-    assert migrate.current_revision(database_url) == migrate.head_revision()
+    assert revisions.current_revision(database_url) == revisions.head_revision()

@@ -15,10 +15,10 @@ from sqlalchemy.pool import NullPool
 
 from afilo_db.db.urls import sqlalchemy_url
 from afilo_db.errors import ConflictError
+from afilo_db.migrate import revisions
+from afilo_db.migrate.review import Finding, measuring, review_sql
 from afilo_db.migrations.support import autogenerate_options
 from afilo_db.models import Base
-from afilo_db.ops import migrate
-from afilo_db.ops.review import Finding, measuring, review_sql
 
 # Review findings that mean rows or values would be lost, or rows already break the change.
 LOSS_RULES = ("data-loss", "constraint-violated")
@@ -59,7 +59,7 @@ def reset_schema(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
-    migrate.deploy(url)
+    revisions.deploy(url)
 
 
 def push(

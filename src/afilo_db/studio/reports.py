@@ -12,8 +12,8 @@ from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from afilo_db import rules
+from afilo_db.data.up import table_counts
 from afilo_db.models import Download, Product, Purchase, UserActivityLog, UserSubscription
-from afilo_db.ops.database import table_counts
 
 NEWEST_ACTIVITY = 12
 TOP_PRODUCTS = 10

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from afilo_db.ops import seed
-from afilo_db.ops.database import table_counts, table_names
+from afilo_db.data import seed
+from afilo_db.data.up import table_counts, table_names
 
 
 def table_fingerprints(connection: psycopg.Connection[tuple[object, ...]]) -> dict[str, str]:
@@ -20,7 +20,7 @@ def table_fingerprints(connection: psycopg.Connection[tuple[object, ...]]) -> di
 
 
 def test_same_seed_gives_the_same_data(database_url: str, empty_database_url: str) -> None:
-    from afilo_db.ops.migrate import deploy
+    from afilo_db.migrate.revisions import deploy
 
     deploy(empty_database_url)
     fingerprints = []

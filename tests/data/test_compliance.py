@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from afilo_db.data import seed
+from afilo_db.data.erase import ERASED_ACTION, erase_user, personal_columns
+from afilo_db.data.export import export_tables, export_user
 from afilo_db.errors import ConflictError, NotFoundError
 from afilo_db.models import Base
-from afilo_db.ops import seed
-from afilo_db.ops.erase import ERASED_ACTION, erase_user, personal_columns
-from afilo_db.ops.export import export_tables, export_user
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from afilo_db.data.seed import seed
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.ops.review import measuring, review_sql
-from afilo_db.ops.seed import seed
+from afilo_db.migrate.review import measuring, review_sql
 from tests.conftest import create_database, drop_database
 
 CORPUS = sorted((Path(__file__).parent.parent / "migration_corpus").glob("*.sql"))

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import CheckConstraint, Column, Index, MetaData, Text, text
 
 from afilo_db.config import get_settings
+from afilo_db.data.seed import seed
 from afilo_db.errors import ConflictError, ForbiddenError, OperationError, ValidationError
+from afilo_db.migrate import checklist, docs, rehearsal, review, revisions
 from afilo_db.models import Base
-from afilo_db.ops import checklist, migrate, rehearsal, review, schema_docs
-from afilo_db.ops.seed import seed
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def write_revision(
 from alembic import op
 
 revision = "{revision}"
-down_revision = "{migrate.head_revision()}"
+down_revision = "{revisions.head_revision()}"
 branch_labels = None
 depends_on = None
 
@@ -101,8 +101,8 @@ def test_model_change_goes_through_the_checklist_and_status_ends_clean(
     seeded_url: str, versions_dir: Path, tmp_path: Path
 ) -> None:
     models = models_with(add_subtitle)
-    next_number = int(str(migrate.head_revision())[:4]) + 1
-    path = migrate.new_revision(seeded_url, "add product subtitle", models)
+    next_number = int(str(revisions.head_revision())[:4]) + 1
+    path = revisions.new_revision(seeded_url, "add product subtitle", models)
     assert path is not None and path.parent == versions_dir
     assert path.name == f"{next_number:04d}_add_product_subtitle.py"
     source = path.read_text()
@@ -129,7 +129,7 @@ def test_model_change_goes_through_the_checklist_and_status_ends_clean(
 
     middle = checklist.status(seeded_url, tmp_path / "docs", models)
     assert not middle.docs_fresh and not middle.clean
-    schema_docs.generate(seeded_url, tmp_path / "docs")
+    docs.generate(seeded_url, tmp_path / "docs")
     checklist.confirm(seeded_url, revision)
 
     after = checklist.status(seeded_url, tmp_path / "docs", models)
@@ -144,9 +144,9 @@ def test_new_refuses_a_meaningless_name_and_says_when_nothing_changed(
 ) -> None:
     for name in ("", "update", "fix", "Fix schema 2"):
         with pytest.raises(ValidationError) as refused:
-            migrate.new_revision(database_url, name)
+            revisions.new_revision(database_url, name)
         assert "name" in refused.value.problems
-    assert migrate.new_revision(database_url, "add product subtitle") is None
+    assert revisions.new_revision(database_url, "add product subtitle") is None
     assert not versions_dir.exists() or not list(versions_dir.glob("*.py"))
 
 
@@ -158,7 +158,7 @@ def test_autogenerate_sees_what_plain_alembic_misses(database_url: str, versions
         tags.dialect_options["postgresql"]["using"] = "btree"  # was GIN
 
     differences = [
-        str(item) for item in migrate.model_differences(database_url, models_with(change))
+        str(item) for item in revisions.model_differences(database_url, models_with(change))
     ]
     assert any("ck_products_desc" in item for item in differences)
     assert any("remove_index" in item and "ix_products_tags" in item for item in differences)
@@ -167,7 +167,7 @@ def test_autogenerate_sees_what_plain_alembic_misses(database_url: str, versions
         connection.execute("CREATE FUNCTION stray() RETURNS int LANGUAGE sql AS 'SELECT 1'")
         connection.execute("ALTER TABLE products DROP CONSTRAINT ck_products_title_length")
         connection.commit()
-    differences = [str(item) for item in migrate.model_differences(database_url)]
+    differences = [str(item) for item in revisions.model_differences(database_url)]
     assert any("stray" in item for item in differences)
     assert any("ck_products_title_length" in item for item in differences)
 
@@ -181,7 +181,7 @@ def test_apply_refuses_an_untested_revision(database_url: str, versions_dir: Pat
     assert review.review_pending(database_url).passed
     with pytest.raises(ForbiddenError, match="not tested"):
         checklist.apply(database_url)
-    assert migrate.pending_revisions(database_url) == [revision]
+    assert revisions.pending_revisions(database_url) == [revision]
     assert not column_exists(database_url, "products", "note")
 
 
@@ -237,7 +237,7 @@ def test_a_revision_failing_half_way_leaves_schema_and_data_as_before(
     with pytest.raises(OperationError, match="rolled back"):
         checklist.apply(seeded_url, metadata=models)
 
-    assert migrate.pending_revisions(seeded_url) == [revision]
+    assert revisions.pending_revisions(seeded_url) == [revision]
     assert not column_exists(seeded_url, "products", "subtitle")
     assert product_titles(seeded_url) == titles
 
@@ -262,7 +262,7 @@ def test_editing_an_applied_revision_is_reported_as_drift(
 
     drift = checklist.status(database_url, tmp_path, models).file_drift
     assert [item.revision for item in drift] == [revision]
-    assert drift[0].current_checksum == migrate.revision_checksum(revision)
+    assert drift[0].current_checksum == revisions.revision_checksum(revision)
     assert [item.revision for item in checklist.apply(database_url, metadata=models).drift] == [
         revision
     ]

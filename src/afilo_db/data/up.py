@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from afilo_db.data import seed as seeding
+from afilo_db.db.databases import admin_connection
+from afilo_db.migrate.revisions import deploy
 from afilo_db.models import Base
-from afilo_db.ops import seed as seeding
-from afilo_db.ops.migrate import deploy
-
-
-@contextmanager
-def admin_connection(url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection for admin work; commits when the block succeeds, rolls back otherwise."""
-    with psycopg.connect(url) as connection:
-        yield connection
 
 
 def table_names() -> list[str]:

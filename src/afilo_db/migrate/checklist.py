@@ -19,12 +19,13 @@ import psycopg
 from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 
+from afilo_db.backups.create import create_backup
+from afilo_db.backups.manifest import backup_path
 from afilo_db.errors import ConflictError, ForbiddenError, NotFoundError, OperationError
+from afilo_db.migrate import revisions
+from afilo_db.migrate.docs import DOCS_DIRECTORY, documented_hash, live_schema_hash
+from afilo_db.migrate.log import LogEntry, Step, entries, latest, record
 from afilo_db.models import Base
-from afilo_db.ops import migrate
-from afilo_db.ops.backup import backup_path, create_backup
-from afilo_db.ops.migration_log import LogEntry, Step, entries, latest, record
-from afilo_db.ops.schema_docs import DOCS_DIRECTORY, documented_hash, live_schema_hash
 
 # Session-level advisory lock held for a whole `apply` (backup included): 'afilo-ap'.
 APPLY_LOCK_KEY = int.from_bytes(b"afilo-ap", "big", signed=True)
@@ -57,7 +58,7 @@ class ApplyResult:
 
 def _checksum_or_none(revision: str) -> str | None:
     try:
-        return migrate.revision_checksum(revision)
+        return revisions.revision_checksum(revision)
     except NotFoundError:
         return None
 
@@ -66,7 +67,7 @@ def file_drift(url: str, log: list[LogEntry] | None = None) -> list[Drift]:
     """Applied revisions whose file is no longer the one that was applied (as Prisma reports)."""
     log = entries(url) if log is None else log
     drift = []
-    for revision in migrate.applied_revisions(url):
+    for revision in revisions.applied_revisions(url):
         applied = latest(log, revision, Step.APPLIED)
         if applied is None or applied.checksum is None:
             continue  # applied by `deploy` or before afilo-db kept records
@@ -76,11 +77,11 @@ def file_drift(url: str, log: list[LogEntry] | None = None) -> list[Drift]:
     return drift
 
 
-def unapproved(url: str, revisions: list[str], log: list[LogEntry]) -> dict[str, str]:
+def unapproved(url: str, pending: list[str], log: list[LogEntry]) -> dict[str, str]:
     """Why each revision may not be applied yet (empty: all passed review and test unchanged)."""
     problems = {}
-    for revision in revisions:
-        checksum = migrate.revision_checksum(revision)
+    for revision in pending:
+        checksum = revisions.revision_checksum(revision)
         for step, command in ((Step.REVIEWED, "migrate review"), (Step.TESTED, "migrate test")):
             entry = latest(log, revision, step)
             if entry is None:
@@ -110,7 +111,7 @@ def apply(
             log = entries(url)
             result.drift = file_drift(url, log)
             # Read after the lock: a concurrent apply that held it has applied them already.
-            pending = migrate.pending_revisions(url)
+            pending = revisions.pending_revisions(url)
             if not pending:
                 return result
             problems = unapproved(url, pending, log)
@@ -127,16 +128,18 @@ def apply(
                     url,
                     revision,
                     Step.BACKED_UP,
-                    migrate.revision_checksum(revision),
+                    revisions.revision_checksum(revision),
                     details={"backup_id": manifest.id, "path": str(result.backup)},
                 )
             settings = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
             for revision in pending:
                 step(f"applying {revision}")
-                checksum = migrate.revision_checksum(revision)
+                checksum = revisions.revision_checksum(revision)
                 started = time.perf_counter()
                 try:
-                    migrate.upgrade_one(url, revision, session_settings=settings, metadata=metadata)
+                    revisions.upgrade_one(
+                        url, revision, session_settings=settings, metadata=metadata
+                    )
                 except (SQLAlchemyError, psycopg.Error) as error:
                     raise OperationError(
                         f"revision {revision} failed and was rolled back "
@@ -160,7 +163,7 @@ def apply(
 
 def confirm(url: str, revision: str) -> None:
     """A person ticks the last step: the application code works with the applied revision."""
-    if revision not in migrate.applied_revisions(url):
+    if revision not in revisions.applied_revisions(url):
         raise ConflictError(f"revision {revision} is not applied to this database yet")
     record(url, revision, Step.CONFIRMED, _checksum_or_none(revision))
 
@@ -234,8 +237,8 @@ def _holds(log: list[LogEntry], revision: str, step: Step, checksum: str | None)
 
 def status(url: str, docs: Path = DOCS_DIRECTORY, metadata: MetaData = Base.metadata) -> Status:
     log = entries(url)
-    applied = migrate.applied_revisions(url)
-    pending = migrate.pending_revisions(url)
+    applied = revisions.applied_revisions(url)
+    pending = revisions.pending_revisions(url)
     docs_fresh = documented_hash(docs / "schema.md") == live_schema_hash(url)
     # Revisions that went through the checklist, and every pending one.
     tracked = [revision for revision in applied if latest(log, revision, Step.APPLIED)] + pending
@@ -260,11 +263,11 @@ def status(url: str, docs: Path = DOCS_DIRECTORY, metadata: MetaData = Base.meta
             )
         )
     return Status(
-        current=migrate.current_revision(url),
+        current=revisions.current_revision(url),
         applied=applied,
         pending=pending,
         # With revisions pending the models are expected to be ahead of the database.
-        model_drift=[str(item) for item in migrate.model_differences(url, metadata)],
+        model_drift=[str(item) for item in revisions.model_differences(url, metadata)],
         file_drift=file_drift(url, log),
         docs_fresh=docs_fresh,
         checklists=checklists,

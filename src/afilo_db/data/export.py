@@ -13,9 +13,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from afilo_db.data.ownership import TableName, derive_ownership, find_user_id, qualified
+from afilo_db.db.programs import Progress, no_progress
 from afilo_db.errors import NotFoundError, ValidationError
-from afilo_db.ops.client_programs import Progress, no_progress
-from afilo_db.ops.ownership import TableName, derive_ownership, find_user_id, qualified
 
 ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl")

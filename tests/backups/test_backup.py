@@ -14,14 +14,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.db.urls import database_name
-from afilo_db.errors import ConflictError, ValidationError
-from afilo_db.ops import seed
-from afilo_db.ops.backup import (
+from afilo_db.backups.create import create_backup
+from afilo_db.backups.manifest import (
     BackupManifest,
     backups_to_prune,
-    create_backup,
     dump_path,
     iter_dump_tables,
     list_backups,
@@ -29,10 +25,15 @@ from afilo_db.ops.backup import (
     prune_backups,
     save_manifest,
 )
-from afilo_db.ops.client_programs import list_archive
-from afilo_db.ops.migrate import head_revision
-from afilo_db.ops.restore import drop_database, restore_in_place, restore_into
-from afilo_db.ops.verify import verify_backup
+from afilo_db.backups.restore import restore_in_place, restore_into
+from afilo_db.backups.verify import verify_backup
+from afilo_db.data import seed
+from afilo_db.db.databases import drop_database
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.programs import list_archive
+from afilo_db.db.urls import database_name
+from afilo_db.errors import ConflictError, ValidationError
+from afilo_db.migrate.revisions import head_revision
 
 
 def database_state(url: str) -> dict[str, str]:

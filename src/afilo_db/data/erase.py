@@ -16,9 +16,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from sqlalchemy import Column, Table
 
+from afilo_db.data.ownership import Ownership, TableName, derive_ownership, find_user_id, qualified
 from afilo_db.errors import ConflictError, NotFoundError
 from afilo_db.models import Base, UserActivityLog
-from afilo_db.ops.ownership import Ownership, TableName, derive_ownership, find_user_id, qualified
 
 ERASED_ACTION = "user.erased"
 ERASING_ACTOR = "afilo-db erase"

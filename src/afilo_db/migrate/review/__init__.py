@@ -1,0 +1,127 @@
+"""`migrate review`: what the pending SQL will do to a database that is in use.
+
+For each statement: the lock it takes and on which table (PostgreSQL docs, "Explicit Locking" and
+ALTER TABLE), whether it rewrites or scans the table, whether it may run in a transaction; then
+measurements against the target (rows in the table, rows affected, values that would be lost,
+rows that already break a constraint being added), changes that break the code still running,
+and a safe recipe for each danger. squawk (from the squawk-cli wheel) lints the same SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast import ast, parse_sql
+from pglast.enums import TransactionStmtKind
+from pglast.parser import ParseError
+
+from afilo_db.errors import OperationError
+from afilo_db.migrate import revisions
+from afilo_db.migrate.log import Step, record
+from afilo_db.migrate.review.analysis import NOT_TRANSACTIONAL, Analyzer
+from afilo_db.migrate.review.findings import Finding, Review, RevisionReview, StatementReview
+from afilo_db.migrate.review.lint import squawk, squawk_finding, statement_at
+from afilo_db.migrate.review.measurements import Measurer, measuring
+
+__all__ = [
+    "Finding",
+    "Measurer",
+    "Review",
+    "RevisionReview",
+    "StatementReview",
+    "measuring",
+    "review_pending",
+    "review_sql",
+]
+
+# -- a whole piece of SQL -------------------------------------------------------------------------
+
+
+def review_sql(
+    measurer: Measurer,
+    sql: str,
+    revision: str = "sql",
+    checksum: str | None = None,
+    in_transaction: bool = True,
+) -> RevisionReview:
+    """Review `sql` (one migration's statements) against the database `measurer` reads.
+
+    `in_transaction`: whether the statements start inside a transaction block (Alembic's online
+    runs); BEGIN and COMMIT statements in the SQL change it as they go.
+    """
+    statements: list[StatementReview] = []
+    try:
+        parsed = parse_sql(sql)
+    except ParseError as error:
+        failed = StatementReview(index=0, sql=sql, kind="unparsable")
+        failed.find("unparsable", "error", f"PostgreSQL cannot parse it: {error}")
+        return RevisionReview(revision, checksum, sql, [failed], [])
+    analyzer = Analyzer(measurer)
+    starts: list[int] = []
+    for raw in parsed:
+        node: Any = raw.stmt
+        start = raw.stmt_location or 0
+        text = sql.encode()[start : start + raw.stmt_len if raw.stmt_len else None].decode().strip()
+        if isinstance(node, ast.TransactionStmt):
+            in_transaction = _transaction_state(node, in_transaction)
+            continue
+        if _touches_alembic_version(node):
+            continue
+        statement = StatementReview(
+            index=len(statements), sql=text, kind=type(node).__name__, in_transaction=in_transaction
+        )
+        analyzer.statement(statement, node)
+        if not statement.transactional and in_transaction:
+            statement.find(
+                "not-transactional",
+                "error",
+                f"{statement.kind} {NOT_TRANSACTIONAL}, and this one runs inside one",
+            )
+        statements.append(statement)
+        starts.append(sql.encode()[:start].decode().count("\n"))
+    lint = [
+        (statement_at(starts, violation), squawk_finding(violation)) for violation in squawk(sql)
+    ]
+    return RevisionReview(revision, checksum, sql, statements, lint)
+
+
+def _transaction_state(node: ast.TransactionStmt, current: bool) -> bool:
+    if node.kind in (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START):
+        return True
+    if node.kind in (
+        TransactionStmtKind.TRANS_STMT_COMMIT,
+        TransactionStmtKind.TRANS_STMT_ROLLBACK,
+    ):
+        return False
+    return current
+
+
+def _touches_alembic_version(node: ast.Node) -> bool:
+    relation = getattr(node, "relation", None)
+    return isinstance(relation, ast.RangeVar) and relation.relname == "alembic_version"
+
+
+def review_pending(url: str, up_to: str | None = None) -> Review:
+    """Review every pending revision (or those up to `up_to`), oldest first, and record each one
+    that passes with its checksum, so that `apply` can check it was reviewed unchanged."""
+    pending = revisions.pending_revisions(url)
+    if up_to is not None:
+        if up_to not in pending:
+            raise OperationError(f"revision {up_to} is not pending")
+        pending = pending[: pending.index(up_to) + 1]
+    reviews: list[RevisionReview] = []
+    with measuring(url) as measurer:
+        for revision in pending:
+            checksum = revisions.revision_checksum(revision)
+            sql = revisions.revision_sql(url, revision)
+            reviews.append(review_sql(measurer, sql, revision, checksum, in_transaction=False))
+    for reviewed in reviews:
+        if reviewed.passed:
+            record(
+                url,
+                reviewed.revision,
+                Step.REVIEWED,
+                reviewed.checksum,
+                details={"warnings": len(reviewed.findings)},
+            )
+    return Review(reviews)

@@ -1,1 +1,0 @@
-"""Operator work: migrate, seed, summarize. Called by the CLI; never prints."""
