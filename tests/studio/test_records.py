@@ -82,8 +82,10 @@ def test_a_product_is_linked_to_its_variants_and_through_memberships_to_its_coll
     assert (reference.table, reference.key) == ("products", {"id": str(product_id)})
 
 
-def test_the_tables_holding_users_data_are_the_ones_row_level_security_separates() -> None:
-    assert set(records.user_data_tables()) == {
+def test_the_tables_holding_users_data_are_the_ones_row_level_security_separates(
+    session: Session,
+) -> None:
+    assert set(records.user_data_tables(session)) == {
         "user_profiles", "user_subscriptions", "purchases", "user_activity_log", "cart_items",
         "downloads", "chat_conversations", "chat_messages", "bot_analytics", "events",
     }  # fmt: skip

@@ -25,6 +25,7 @@ from afilo_db.backups.manifest import BACKUP_ID_FORMAT
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.programs import Progress, no_progress, run_program
 from afilo_db.errors import ConflictError, NotFoundError, OperationError, ValidationError
+from afilo_db.rules import sql_literal
 
 WAL_ARCHIVE = "wal"
 BASE_BACKUPS = "basebackups"
@@ -81,10 +82,6 @@ def archive_command(server: EmbeddedServer) -> str:
     # loudly rather than replace history.
     archive = shlex.quote(str(wal_archive_directory(server)))
     return f"test ! -f {archive}/%f && cp %p {archive}/%f"
-
-
-def _conf_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _settings(connection: psycopg.Connection[Any], *names: str) -> dict[str, str]:
@@ -273,7 +270,7 @@ def _prepare_recovery(
     with (data_directory / "postgresql.auto.conf").open("a") as conf:
         conf.write("# point-in-time recovery by afilo-db\n")
         for name, value in settings.items():
-            conf.write(f"{name} = {_conf_literal(value)}\n")
+            conf.write(f"{name} = {sql_literal(value)}\n")
     (data_directory / "recovery.signal").touch()
 
 

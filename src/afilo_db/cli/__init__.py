@@ -1,64 +1,93 @@
-"""`afilo-db`: the operator's command line. It parses, calls ops, prints; it holds no SQL.
+"""`afilo-db`: the operator's command line. It parses, calls the packages below, prints; it holds
+no SQL.
 
-Each command group lives in its own module and is registered here.
+Each command lives in a module of its own and is imported only when it runs (or when its own
+`--help` is asked for): the top-level `--help` lists the commands from the table below without
+importing any of them, so that no command pays for the studio's, Alembic's or the backups' imports.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Sequence
+
 import typer
 
-from afilo_db.cli.backup import backup_app
-from afilo_db.cli.catalog import catalog_app
-from afilo_db.cli.common import console, print_counts, reported_errors
-from afilo_db.cli.db import db_app
-from afilo_db.cli.erase import erase_app
-from afilo_db.cli.export import export_app
-from afilo_db.cli.generate import generate_command
-from afilo_db.cli.migrate import migrate_app
-from afilo_db.cli.pitr import pitr_app
-from afilo_db.cli.restore import restore
-from afilo_db.cli.studio import studio_app
-from afilo_db.data.up import bring_up
-from afilo_db.db.target import resolve_target
-from afilo_db.db.urls import redacted
-from afilo_db.security import login
 
-app = typer.Typer(
-    help="afilo-db: the Afilo marketplace's database. Run `afilo-db up` to start.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(db_app, name="db")
-app.add_typer(migrate_app, name="migrate")
-app.add_typer(catalog_app, name="catalog")
-app.add_typer(backup_app, name="backup")
-app.command()(restore)
-app.add_typer(pitr_app, name="pitr")
-app.add_typer(export_app, name="export")
-app.add_typer(erase_app, name="erase")
-app.command("generate")(generate_command)
-app.add_typer(studio_app, name="studio")
+class Lazy:
+    """A command registered by where it lives, 'module:attribute' (a Typer app or a function),
+    with the one-line help the top-level listing shows."""
 
+    def __init__(self, target: str, summary: str) -> None:
+        self.target = target
+        self.summary = summary
 
-@app.command()
-def up() -> None:
-    """Start the embedded server if needed, apply migrations, seed an empty database with demo
-    data, and print a summary. Running it again changes nothing."""
-    with reported_errors():
-        target = resolve_target()
-        result = bring_up(target.direct_url)
-        console.print(f"database: [bold]{redacted(target.direct_url)}[/]")
-        if result.applied:
-            console.print(f"migrations applied: {', '.join(result.applied)}")
+    def register(self, app: typer.Typer, name: str) -> None:
+        module_name, attribute = self.target.split(":")
+        value = getattr(importlib.import_module(module_name), attribute)
+        if isinstance(value, typer.Typer):
+            app.add_typer(value, name=name, help=self.summary)
         else:
-            console.print("migrations: already at head")
-        console.print("demo data: " + ("seeded" if result.seeded else "present, left unchanged"))
-        print_counts(result.counts)
-        if target.embedded is not None:
-            login.app_url(target)
-            console.print("owner URL for psql: [bold]afilo-db db url[/]")
-            console.print("application URL (row-level security): [bold]afilo-db db url --app[/]")
+            app.command(name)(value)
+
+
+COMMANDS: dict[str, Lazy] = {
+    "up": Lazy(
+        "afilo_db.cli.up:up",
+        "Start the embedded server, migrate, seed an empty database, print a summary.",
+    ),
+    "db": Lazy(
+        "afilo_db.cli.db:db_app",
+        "The database server and its contents: start, stop, status, url, roles, seed, push.",
+    ),
+    "migrate": Lazy(
+        "afilo_db.cli.migrate:migrate_app",
+        "Schema migrations: new, review, test, apply, status, confirm, deploy.",
+    ),
+    "catalog": Lazy("afilo_db.cli.catalog:catalog_app", "The catalog as files: import."),
+    "backup": Lazy(
+        "afilo_db.cli.backup:backup_app",
+        "Logical backups (pg_dump) with a manifest: create, list, prune, verify.",
+    ),
+    "restore": Lazy(
+        "afilo_db.cli.restore:restore",
+        "Restore a backup into a new database or in place, or the server to a point in time.",
+    ),
+    "pitr": Lazy(
+        "afilo_db.cli.pitr:pitr_app",
+        "Point-in-time recovery of the embedded server: enable, base-backup, status.",
+    ),
+    "export": Lazy("afilo_db.cli.export:export_app", "Export a user's data or whole tables."),
+    "erase": Lazy("afilo_db.cli.erase:erase_app", "Erase a user's personal data."),
+    "generate": Lazy(
+        "afilo_db.cli.generate:generate_command",
+        "Write the schema reference (schema.md) and its diagram (schema.svg).",
+    ),
+    "studio": Lazy("afilo_db.cli.studio:studio_app", "Browse and edit the data in the browser."),
+}
+
+
+def _listed_only() -> None:
+    """Stands in for a command that this run does not invoke; never called."""
+
+
+def build_app(arguments: Sequence[str]) -> typer.Typer:
+    """The command line for these arguments: the command they invoke loaded for real, every
+    other one present only by name and summary (enough for the listing in `--help`)."""
+    invoked = next((argument for argument in arguments if not argument.startswith("-")), None)
+    app = typer.Typer(
+        help="afilo-db: the Afilo marketplace's database. Run `afilo-db up` to start.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    for name, entry in COMMANDS.items():
+        if name == invoked:
+            entry.register(app, name)
+        else:
+            app.command(name, help=entry.summary)(_listed_only)
+    return app
 
 
 def main() -> None:
-    app()
+    build_app(sys.argv[1:])()

@@ -17,14 +17,8 @@ from afilo_db.cli.common import (
     reported_errors,
 )
 from afilo_db.config import get_settings
-from afilo_db.data import seed, up
-from afilo_db.db.databases import admin_connection
 from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.errors import ConflictError, OperationError
-from afilo_db.migrate.push import push
-from afilo_db.migrate.revisions import deploy
-from afilo_db.security import login
-from afilo_db.security.roles import APP_ROLE
 
 db_app = typer.Typer(
     help="The database server: start, stop, status, url, roles, seed, push.", no_args_is_help=True
@@ -92,7 +86,12 @@ def url(
     embedded server if it is not running. With DATABASE_URL set, prints DIRECT_URL."""
     with reported_errors():
         target = resolve_target()
-        print(login.app_url(target) if app else target.direct_url)
+        if app:
+            from afilo_db.security.login import app_url
+
+            print(app_url(target))
+        else:
+            print(target.direct_url)
 
 
 @db_app.command("roles")
@@ -101,8 +100,11 @@ def roles_command() -> None:
     role's password, for a database where migrations may not create roles. Run it as a role
     with CREATEROLE (`afilo-db db roles | psql "$DIRECT_URL"`), then `afilo-db migrate deploy`.
     On a hosted database a new password is generated and shown on stderr, once."""
+    from afilo_db.security.login import roles_script
+    from afilo_db.security.roles import APP_ROLE
+
     with reported_errors():
-        script = login.roles_script(resolve_target())
+        script = roles_script(resolve_target())
         print(script.sql, end="")
         if script.new_password is not None:
             errors.print(
@@ -123,12 +125,17 @@ def roles_command() -> None:
 def seed_command(
     scale: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of products.")] = 10_000,
     seed_value: Annotated[
-        int, typer.Option("--seed", help="Same seed, same data.")
-    ] = seed.DEMO_SEED,
+        int | None, typer.Option("--seed", help="Same seed, same data. Default: the demo's.")
+    ] = None,
     reset: Annotated[bool, typer.Option(help="Delete all existing data first.")] = False,
 ) -> None:
     """Fill the database with a catalog of SCALE products and matching users, billing, carts,
     chats and events, with COPY. Refuses a database that has data, unless --reset."""
+    # Imported here, not at the top: `db url` and `db status` must not pay for the models.
+    from afilo_db.data import seed, up
+    from afilo_db.db.databases import admin_connection
+    from afilo_db.migrate.revisions import deploy
+
     with reported_errors():
         target = resolve_target()
         deploy(target.direct_url)
@@ -144,7 +151,7 @@ def seed_command(
                 counts = seed.seed(
                     connection,
                     products=scale,
-                    seed_value=seed_value,
+                    seed_value=seed.DEMO_SEED if seed_value is None else seed_value,
                     progress=lambda rows: progress.advance(task, rows),
                 )
             connection.commit()
@@ -165,6 +172,8 @@ def push_command(
     Changes that lose data (a dropped table or column holding rows, a narrowed type, a unique
     constraint existing rows break) are refused with what would be lost, unless
     --accept-data-loss."""
+    from afilo_db.migrate.push import push
+
     with reported_errors():
         result = push(
             resolve_target().direct_url,

@@ -191,7 +191,7 @@ class EmbeddedServer:
         self._write_state({"password": password, "port": _free_port()})
 
     def start(self, settings: dict[str, str] | None = None) -> ServerStatus:
-        """Initialize on first use, start if stopped, make sure the afilo database exists."""
+        """Initialize on first use; if stopped, start and make sure the afilo database exists."""
         with self._exclusive():
             if not self.initialized:
                 self._initialize()
@@ -216,7 +216,7 @@ class EmbeddedServer:
                     "-l", str(self.log_file),
                     "-o", server_args,
                 )  # fmt: skip
-            self._ensure_database(DATABASE_NAME)
+                self._ensure_database(DATABASE_NAME)
             return self.status()
 
     def stop(self) -> bool:

@@ -14,9 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy.engine import make_url
-
-from afilo_db.db.urls import libpq_url
+from afilo_db.db.urls import libpq_url, make_url
 from afilo_db.errors import OperationError
 
 Progress = Callable[[str, int, int], None]

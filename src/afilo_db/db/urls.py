@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import URL, make_url
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 # Query parameters some tools add for their own use; libpq refuses unknown ones.
 _NON_LIBPQ_PARAMETERS = ("pgbouncer", "connection_limit", "pool_timeout", "schema")
+
+
+def make_url(url: str) -> URL:
+    """SQLAlchemy's URL parser, imported on first use: commands that never parse a URL (`db url`
+    on the embedded server, `--help`) then start without importing SQLAlchemy."""
+    from sqlalchemy.engine import make_url as parse
+
+    return parse(url)
 
 
 def is_pooled(url: str) -> bool:

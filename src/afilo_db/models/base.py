@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
-from sqlalchemy import DateTime, MetaData, Numeric, Text, func, text
+from sqlalchemy import DateTime, MetaData, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 # Names read well in errors and migrations: ck_products_handle_format, uq_products_handle, ...
@@ -33,7 +32,6 @@ UpdatedAt = Annotated[
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     ),
 ]
-Money = Annotated[Decimal, mapped_column(Numeric(12, 2), nullable=False)]
 Currency = Annotated[str, mapped_column(Text, nullable=False, server_default="USD")]
 
 

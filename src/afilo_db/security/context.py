@@ -12,7 +12,6 @@ The caller owns the transaction; these never commit.
 
 from __future__ import annotations
 
-import re
 from types import TracebackType
 from typing import Final
 
@@ -20,10 +19,10 @@ import psycopg
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
-from afilo_db import rules
 from afilo_db.errors import ValidationError
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
+from afilo_db.validation.checks import clerk_user_id_problem
 
 # One round trip: the role, then the user. Returns what was there before, to restore on exit.
 SET_CONTEXT_SQL: Final = f"""
@@ -38,10 +37,9 @@ Executor = Session | Connection
 
 
 def _check_clerk_user_id(clerk_user_id: str) -> None:
-    if not re.fullmatch(rules.CLERK_USER_ID_PATTERN, clerk_user_id):
-        raise ValidationError(
-            {"clerk_user_id": f"must be a Clerk user id matching {rules.CLERK_USER_ID_PATTERN}"}
-        )
+    problem = clerk_user_id_problem(clerk_user_id)
+    if problem is not None:
+        raise ValidationError({"clerk_user_id": problem})
 
 
 def _transaction_usable(executor: Executor) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from afilo_db.errors import ConflictError, NotFoundError
 from afilo_db.models import CartItem, ProductVariant
+from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import translated_errors
 from afilo_db.validation import validate
 from afilo_db.validation.schemas import CartLineInput
@@ -89,17 +90,16 @@ def remove_from_cart(session: Session, user_id: uuid.UUID, variant_id: uuid.UUID
         raise NotFoundError(f"variant {line.variant_id} is not in the cart")
 
 
-# Each line is priced by the volume tier covering its quantity, else by the variant's price.
-CART_SQL = """
+_UNIT_PRICE, _TIER_JOIN = priced("c.quantity")
+CART_SQL = f"""
 SELECT c.variant_id, v.sku, p.title, v.title, c.quantity,
-       coalesce(t.unit_price, v.price) AS unit_price,
-       coalesce(t.unit_price, v.price) * c.quantity AS line_total,
+       {_UNIT_PRICE} AS unit_price,
+       {_UNIT_PRICE} * c.quantity AS line_total,
        v.currency
 FROM cart_items c
 JOIN product_variants v ON v.id = c.variant_id
 JOIN products p ON p.id = v.product_id
-LEFT JOIN product_pricing_tiers t
-  ON t.variant_id = v.id AND t.quantity_range @> c.quantity
+{_TIER_JOIN}
 WHERE c.user_id = :user_id
 ORDER BY c.created_at, c.id
 """

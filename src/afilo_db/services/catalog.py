@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from sqlalchemy import Select, exists, func, or_, select, text, tuple_
+from sqlalchemy import Select, exists, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from afilo_db import rules
@@ -25,6 +25,7 @@ from afilo_db.models import (
     ProductPricingTier,
     ProductVariant,
 )
+from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import flush
 from afilo_db.validation import checks, validate
 from afilo_db.validation.schemas import (
@@ -232,24 +233,21 @@ def quote_price(session: Session, variant_id: uuid.UUID | str, quantity: int) ->
         raise ValidationError(
             {"quantity": f"a {variant.license_type} licence is sold one at a time: quantity is 1"}
         )
-    tier = session.execute(
-        select(ProductPricingTier).where(
-            ProductPricingTier.variant_id == variant.id,
-            ProductPricingTier.min_quantity <= request.quantity,
-            or_(
-                ProductPricingTier.max_quantity.is_(None),
-                ProductPricingTier.max_quantity >= request.quantity,
-            ),
-        )
-    ).scalar_one_or_none()
-    unit_price = tier.unit_price if tier is not None else variant.price
+    unit_price_sql, tier_join = priced(":quantity")
+    unit_price, low, high = session.execute(
+        text(
+            f"SELECT {unit_price_sql}, lower(t.quantity_range), upper(t.quantity_range) - 1"
+            f" FROM product_variants v {tier_join} WHERE v.id = :variant_id"
+        ),
+        {"variant_id": variant.id, "quantity": request.quantity},
+    ).one()
     return PriceQuote(
         variant_id=variant.id,
         quantity=request.quantity,
         unit_price=unit_price,
         total=unit_price * request.quantity,
         currency=variant.currency,
-        tier=None if tier is None else (tier.min_quantity, tier.max_quantity),
+        tier=None if low is None else (low, high),
     )
 
 

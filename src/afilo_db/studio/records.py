@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy import (
     ColumnElement,
@@ -25,7 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from afilo_db.models import Base, UserProfile
+from afilo_db.data.ownership import derive_ownership, qualified
+from afilo_db.models import Base
 
 # The column that names a row to a person, first found wins; else its primary key.
 LABEL_COLUMNS = ("title", "handle", "sku", "email", "stripe_subscription_id", "action", "role")
@@ -337,12 +339,10 @@ def visible_rows(session: Session, table_names: list[str], limit: int = 25) -> l
     return seen
 
 
-def user_data_tables() -> list[str]:
-    """The tables that hold users' own data, which row-level security keeps apart: user_profiles,
-    every table with a user_id, and the tables that hang on those (a conversation's messages)."""
-    found = [UserProfile.__tablename__]
-    for source in Base.metadata.sorted_tables:
-        parents = {constraint.referred_table.name for constraint in source.foreign_key_constraints}
-        if source.name not in found and ("user_id" in source.c or parents & set(found)):
-            found.append(source.name)
-    return found
+def user_data_tables(session: Session) -> list[str]:
+    """The tables that hold users' own data: the ones a compliance export gathers for a user,
+    derived from the live schema's foreign keys by `afilo_db.data.ownership`."""
+    connection = session.connection().connection.driver_connection
+    if not isinstance(connection, psycopg.Connection):
+        raise TypeError("the studio runs on psycopg 3")
+    return [qualified(name) for name in derive_ownership(connection).tables]

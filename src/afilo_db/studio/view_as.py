@@ -37,7 +37,7 @@ def seen_by(engine: Engine, clerk_user_id: str) -> UserView:
         as_user(session, clerk_user_id)
         own_id = session.execute(select(UserProfile.id)).scalar_one_or_none()
         cart = None if own_id is None else cart_contents(session, own_id)
-        tables = records.visible_rows(session, records.user_data_tables())
+        tables = records.visible_rows(session, records.user_data_tables(session))
         session.rollback()
     return UserView(clerk_user_id, cart, tables)
 

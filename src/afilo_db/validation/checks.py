@@ -83,11 +83,6 @@ def price_problem(value: Decimal) -> str | None:
     return None if ok else PRICE_RULE
 
 
-def amount_problem(value: Decimal) -> str | None:
-    ok = value.is_finite() and 0 <= value <= rules.PRICE_MAX and _has_valid_scale(value)
-    return None if ok else AMOUNT_RULE
-
-
 def currency_problem(value: str) -> str | None:
     return None if value in rules.CURRENCIES else CURRENCY_RULE
 

@@ -89,9 +89,6 @@ Email = Annotated[str, BeforeValidator(_normalize_email)]
 Price = Annotated[
     Decimal, BeforeValidator(_to_decimal), AfterValidator(_enforce(checks.price_problem))
 ]
-Amount = Annotated[
-    Decimal, BeforeValidator(_to_decimal), AfterValidator(_enforce(checks.amount_problem))
-]
 Currency = Annotated[str, AfterValidator(_enforce(checks.currency_problem))]
 Uuid = Annotated[uuid.UUID, BeforeValidator(_strict_uuid)]
 LicenseType = choice(rules.LICENSE_TYPES)

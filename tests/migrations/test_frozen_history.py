@@ -1,0 +1,94 @@
+"""History does not depend on the present: a packaged revision runs the SQL frozen in its own file,
+whatever the live modules it was once generated from say today."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from afilo_db.migrate.revisions import revision_checksum, revision_sql
+from afilo_db.migrations.support import PACKAGED_VERSIONS
+from afilo_db.security import policies, roles
+
+OFFLINE_URL = "postgresql://offline/afilo"
+# sha256 of every packaged revision file. A revision, once released, never changes: `migrate
+# apply` trusts these checksums. Add a line for a new revision; never edit one.
+PACKAGED_CHECKSUMS = {
+    "0001_baseline": "d3bc9baa154ae0d98381bb6fdd408c07a74cabbc47ca8c9bb3288213749cd393",
+    "0002_row_level_security": "1d7590f10e1b4f41177ffbc70e74d43867e3756473ab3b3ba35e9d31393d781a",
+}
+
+
+def packaged_revision_files() -> list[Path]:
+    return sorted(path for path in PACKAGED_VERSIONS.glob("*.py") if path.name != "__init__.py")
+
+
+def test_every_packaged_revision_has_a_recorded_checksum() -> None:
+    assert {path.stem for path in packaged_revision_files()} == set(PACKAGED_CHECKSUMS)
+
+
+@pytest.mark.parametrize("revision", sorted(PACKAGED_CHECKSUMS))
+def test_packaged_revision_checksums_are_stable(revision: str) -> None:
+    assert revision_checksum(revision) == PACKAGED_CHECKSUMS[revision]
+
+
+@pytest.mark.parametrize("path", packaged_revision_files(), ids=lambda path: path.stem)
+def test_revisions_import_nothing_of_afilo_db(path: Path) -> None:
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if name and name.startswith("afilo_db")]
+    # And loading it for real pulls in no live module either.
+    loader = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('revision', {str(path)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print(sorted(name for name in sys.modules if name.startswith('afilo_db')))\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", loader], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "[]"
+
+
+def test_editing_the_policies_cannot_change_what_0002_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = revision_sql(OFFLINE_URL, "0002_row_level_security")
+
+    def edited() -> list[str]:
+        return ["CREATE POLICY edited_after_release ON products USING (true)"]
+
+    monkeypatch.setattr(policies, "upgrade_statements", edited)
+    monkeypatch.setattr(policies, "downgrade_statements", edited)
+    monkeypatch.setattr(roles, "CREATE_ROLES_SQL", "SELECT 'edited roles'")
+    after = revision_sql(OFFLINE_URL, "0002_row_level_security")
+    assert after == before
+    assert "edited" not in after
+
+
+def test_0002_runs_the_sql_committed_in_its_file() -> None:
+    rendered = revision_sql(OFFLINE_URL, "0002_row_level_security")
+    source = ast.parse((PACKAGED_VERSIONS / "0002_row_level_security.py").read_text())
+    frozen = [
+        str(constant.value).strip()
+        for node in source.body
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id in ("ROLES", "POLICIES_UP")
+        and isinstance(node.value, ast.Tuple)
+        for constant in node.value.elts
+        if isinstance(constant, ast.Constant)
+    ]
+    assert len(frozen) > 100
+    position = 0
+    for statement in frozen:
+        found = rendered.find(statement, position)
+        assert found >= 0, f"not rendered, or out of order: {statement[:80]}"
+        position = found + len(statement)
