@@ -80,7 +80,8 @@ def test_a_product_leads_to_its_variants_and_their_tiers(page: Page, studio: Stu
     tier_links = page.locator(
         "[data-studio=related][data-table=product_pricing_tiers] a.list-group-item"
     )
-    assert tier_links.count() >= 1
+    # Wait for the page to render them: count() does not wait, and a busy machine is slow.
+    expect(tier_links.first).to_be_visible()
     screenshot(page, "03-variant-detail")
     assert tiers >= tier_links.count()
 
