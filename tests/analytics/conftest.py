@@ -11,7 +11,6 @@ five sessions go through the funnel; two chat conversations.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,18 +43,24 @@ class Shop:
     products: dict[str, uuid.UUID]
 
 
-def _subscription(name: str, user: uuid.UUID, kind: str, when: datetime, **properties: Any) -> dict[str, Any]:
+def _subscription(
+    name: str, user: uuid.UUID, kind: str, when: datetime, **properties: Any
+) -> dict[str, Any]:
     return {"name": f"subscription.{kind}", "user_id": user, "occurred_at": when,
             "properties": {"subscription_id": f"sub_{name}000001", "currency": "USD", **properties}}  # fmt: skip
 
 
-def _invoice(name: str, user: uuid.UUID, when: datetime, amount: str, number: int) -> dict[str, Any]:
+def _invoice(
+    name: str, user: uuid.UUID, when: datetime, amount: str, number: int
+) -> dict[str, Any]:
     return {"name": "invoice.paid", "user_id": user, "occurred_at": when,
             "properties": {"invoice_id": f"in_{name}00000{number}", "currency": "USD",
                            "subscription_id": f"sub_{name}000001", "amount": amount}}  # fmt: skip
 
 
-def build_shop(connection: psycopg.Connection[Any]) -> tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]:
+def build_shop(
+    connection: psycopg.Connection[Any],
+) -> tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]:
     products = {
         name: insert(connection, "products", handle=f"product-{name.lower()}", title=f"Product {name}",
                      status="active")
@@ -138,8 +143,8 @@ def build_shop(connection: psycopg.Connection[Any]) -> tuple[dict[str, uuid.UUID
 
 
 @pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
+def shop(database_url: str) -> Shop:
     with psycopg.connect(database_url) as connection:
         users, products = build_shop(connection)
         connection.commit()
-    yield Shop(database_url, users, products)
+    return Shop(database_url, users, products)

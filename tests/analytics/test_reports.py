@@ -137,7 +137,7 @@ def test_a_refresh_aggregates_only_the_days_that_received_events(shop: Shop) -> 
 
 
 def test_the_command_line_knows_every_report() -> None:
-    assert REPORT_NAMES == tuple(REPORTS)
+    assert tuple(REPORTS) == REPORT_NAMES
 
 
 def test_a_range_that_ends_before_it_starts_is_refused() -> None:

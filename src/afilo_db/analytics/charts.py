@@ -1,4 +1,5 @@
-"""The reports drawn with matplotlib (Agg: no display, nothing downloaded): PNG or SVG bytes for
+"""The reports drawn with matplotlib (a bare Figure on the Agg canvas, never pyplot: no display,
+no global figure state, nothing downloaded): PNG or SVG bytes for
 `afilo-db report --format png|svg`, the same SVG inline on the studio's dashboard.
 
 Text stays text in the SVG (a screen reader and a search find it), and labels are never read as
@@ -9,29 +10,26 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import matplotlib
+from cycler import cycler
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-matplotlib.use("Agg")
-
-from matplotlib import pyplot  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from afilo_db.analytics.reports import ChartData, ReportTable, report_definition  # noqa: E402
+from afilo_db.analytics.reports import ChartData, ReportTable, report_definition
 
 ImageFormat = Literal["png", "svg"]
 # Colour-blind-safe (Okabe-Ito), one per series.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-STYLE = {
+STYLE: Any = {
     "text.parse_math": False,
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.size": 9,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "axes.prop_cycle": cycler(color=PALETTE),
     "svg.hashsalt": "afilo",
 }
 LABEL_LIMIT = 32
@@ -61,6 +59,7 @@ def _draw(figure: Figure, title: str, chart: ChartData) -> None:
         axes.barh(positions, values, color=PALETTE[0])
         axes.set_yticks(positions, [_short(label) for label in chart.categories])
         axes.invert_yaxis()
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.xaxis.set_major_formatter(FuncFormatter(_thousands))
         for position, value in zip(positions, values, strict=True):
             axes.annotate(f"{value:,.0f}", (value, position), xytext=(3, 0),
@@ -81,7 +80,9 @@ def _draw(figure: Figure, title: str, chart: ChartData) -> None:
         axes.axhline(0, color="#555", linewidth=0.6)
     for index, series in enumerate(lines):
         colour = PALETTE[(len(bars) + index) % len(PALETTE)]
-        points = [(p, v) for p, v in zip(positions, series.values, strict=True) if not math.isnan(v)]
+        points = [
+            (p, v) for p, v in zip(positions, series.values, strict=True) if not math.isnan(v)
+        ]
         axes.plot([p for p, _ in points], [v for _, v in points], marker="o", label=series.name,
                   color=colour if chart.kind != "lines" else PALETTE[index % len(PALETTE)])  # fmt: skip
     axes.set_xticks(positions, chart.categories, rotation=45 if len(positions) > 6 else 0,
@@ -104,14 +105,12 @@ def render(table: ReportTable, image_format: ImageFormat) -> bytes:
     rows = len(chart.categories) if chart.kind == "hbars" else 0
     height = max(3.6, 0.9 + 0.28 * rows) + (0.5 if len(chart.series) > 1 else 0)
     with matplotlib.rc_context(STYLE):
-        figure = pyplot.figure(figsize=(7.2, height), layout="constrained")
-        try:
-            _draw(figure, table.title, chart)
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format=image_format, dpi=110, metadata={"Date": None}
-                           if image_format == "svg" else None)  # fmt: skip
-        finally:
-            pyplot.close(figure)
+        figure = Figure(figsize=(7.2, height), layout="constrained")
+        _draw(figure, table.title, chart)
+        buffer = io.BytesIO()
+        # No date in the SVG: the same report draws the same bytes.
+        metadata = {"Date": None} if image_format == "svg" else None
+        figure.savefig(buffer, format=image_format, dpi=110, metadata=metadata)
     return buffer.getvalue()
 
 

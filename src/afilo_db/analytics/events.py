@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import psycopg
 import pydantic
 from pydantic import AwareDatetime, Field, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,15 @@ from afilo_db.errors import ValidationError
 from afilo_db.models import Event
 from afilo_db.validation import problems_of
 from afilo_db.validation.schemas import Input
-from afilo_db.validation.types import Currency, Price, Uuid, choice, stripe_id
+from afilo_db.validation.types import (
+    Currency,
+    EventSource,
+    InvoiceId,
+    PaidSubscriptionTier,
+    Price,
+    SubscriptionId,
+    Uuid,
+)
 
 # Clocks drift; an event from further in the future than this is a bug upstream.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -37,22 +46,18 @@ SESSION_ID_MAX_LENGTH = 128
 COPY_COLUMNS = ("occurred_at", "event_type", "user_id", "product_id", "session_id", "properties")
 COPY_STATEMENT = f"COPY events ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 
-PaidTier = choice(tuple(tier for tier in rules.SUBSCRIPTION_TIERS if tier != "free"))
-Source = choice(("web", "app", "email", "api"))
-SubscriptionId = stripe_id("subscription")
-
 
 class ProductViewed(Input):
-    source: Source | None = None
+    source: EventSource | None = None
 
 
 class CartItemAdded(Input):
-    source: Source | None = None
+    source: EventSource | None = None
     quantity: Annotated[int, Field(ge=1, le=rules.CART_MAX_QUANTITY, strict=True)] = 1
 
 
 class CheckoutCompleted(Input):
-    source: Source | None = None
+    source: EventSource | None = None
     purchase_id: Uuid | None = None
     amount: Price | None = None
     currency: Currency | None = None
@@ -60,7 +65,7 @@ class CheckoutCompleted(Input):
 
 class SubscriptionStarted(Input):
     subscription_id: SubscriptionId
-    tier: PaidTier
+    tier: PaidSubscriptionTier
     mrr: Price
     currency: Currency
 
@@ -69,8 +74,8 @@ class SubscriptionChanged(Input):
     """An upgrade (the monthly amount goes up) or a downgrade (it goes down)."""
 
     subscription_id: SubscriptionId
-    from_tier: PaidTier
-    to_tier: PaidTier
+    from_tier: PaidSubscriptionTier
+    to_tier: PaidSubscriptionTier
     previous_mrr: Price
     mrr: Price
     currency: Currency
@@ -78,20 +83,22 @@ class SubscriptionChanged(Input):
     @model_validator(mode="after")
     def _changes_something(self) -> SubscriptionChanged:
         if self.from_tier == self.to_tier and self.previous_mrr == self.mrr:
-            raise ValueError("a change must change the tier or the monthly amount")
+            raise PydanticCustomError(
+                "afilo_rule", "a change must change the tier or the monthly amount"
+            )
         return self
 
 
 class SubscriptionCanceled(Input):
     subscription_id: SubscriptionId
-    tier: PaidTier
+    tier: PaidSubscriptionTier
     mrr: Price
     """The monthly amount the cancellation takes away."""
     currency: Currency
 
 
 class InvoicePaid(Input):
-    invoice_id: stripe_id("invoice")  # type: ignore[valid-type]
+    invoice_id: InvoiceId
     subscription_id: SubscriptionId
     amount: Price
     currency: Currency
@@ -159,7 +166,11 @@ class ValidEvent:
 
 
 def _problems(error: pydantic.ValidationError, prefix: str) -> dict[str, str]:
-    return {f"{prefix}{field}": rule for field, rule in problems_of(error).items()}
+    # A rule about the whole object ("input") is named after the object itself.
+    return {
+        f"{prefix}{field}" if field != "input" else prefix.rstrip(".") or field: rule
+        for field, rule in problems_of(error).items()
+    }
 
 
 def validate_event(data: Mapping[str, Any] | EventInput, *, prefix: str = "") -> ValidEvent:
@@ -210,8 +221,14 @@ def track(
     """Record one event in the caller's transaction; its id. Bad input raises a ValidationError
     naming the field and the rule, and writes nothing."""
     event = validate_event(
-        {"name": name, "user_id": user, "product_id": product, "session_id": session_id,
-         "occurred_at": occurred_at, "properties": dict(properties)}  # fmt: skip
+        {
+            "name": name,
+            "user_id": user,
+            "product_id": product,
+            "session_id": session_id,
+            "occurred_at": occurred_at,
+            "properties": dict(properties),
+        }
     )
     return session.execute(
         insert(Event)

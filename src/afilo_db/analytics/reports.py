@@ -209,7 +209,10 @@ def _retention_chart(table: ReportTable) -> ChartData:
         [
             Series(
                 str(cohort),
-                [float(cells[(cohort, k)]) if (cohort, k) in cells else float("nan") for k in offsets],
+                [
+                    float(cells[(cohort, k)]) if (cohort, k) in cells else float("nan")
+                    for k in offsets
+                ],
                 line=True,
             )
             for cohort in cohorts

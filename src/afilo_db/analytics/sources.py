@@ -51,7 +51,9 @@ class Answer:
         if self.server == "replica":
             where = f"answered by the replica {self.address}, up to {self.lag_seconds:.1f} s behind the primary"
         else:
-            where = f"answered by the primary {self.address}" + (f" ({self.note})" if self.note else "")
+            where = f"answered by the primary {self.address}" + (
+                f" ({self.note})" if self.note else ""
+            )
         return f"{where}; {refreshed}"
 
 

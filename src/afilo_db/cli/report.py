@@ -8,7 +8,7 @@ import json
 import sys
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +26,7 @@ REPORT_NAMES = (
 )  # fmt: skip
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -62,7 +62,9 @@ def report_command(
     name: Annotated[str, typer.Argument(help="One of: " + ", ".join(REPORT_NAMES) + ".")],
     date_from: Annotated[
         str | None,
-        typer.Option("--from", help="First day (YYYY-MM-DD, UTC). Default: 11 months ago, the 1st."),
+        typer.Option(
+            "--from", help="First day (YYYY-MM-DD, UTC). Default: 11 months ago, the 1st."
+        ),
     ] = None,
     date_to: Annotated[
         str | None, typer.Option("--to", help="Last day, included. Default: today.")
@@ -75,7 +77,9 @@ def report_command(
     ] = None,
     refresh: Annotated[
         bool,
-        typer.Option(help="Refresh the pre-aggregates on the primary first (cheap: new days only)."),
+        typer.Option(
+            help="Refresh the pre-aggregates on the primary first (cheap: new days only)."
+        ),
     ] = True,
 ) -> None:
     """Run a report: revenue by month, MRR and its movements, churn, retention by cohort, new
@@ -114,7 +118,7 @@ def report_command(
         if output_format in (OutputFormat.png, OutputFormat.svg):
             from afilo_db.analytics.charts import render
 
-            _write(render(table, output_format.value), out)
+            _write(render(table, "png" if output_format is OutputFormat.png else "svg"), out)
             return
         names = [column.name for column in table.columns]
         if output_format is OutputFormat.json:
@@ -143,7 +147,9 @@ def report_command(
         else:
             rich_table = Table(title=table.title)
             for column in table.columns:
-                rich_table.add_column(column.name, justify="left" if column.kind == "text" else "right")
+                rich_table.add_column(
+                    column.name, justify="left" if column.kind == "text" else "right"
+                )
             for row in table.rows:
                 rich_table.add_row(*(_cell(value) for value in row))
             if out is None:

@@ -88,9 +88,11 @@ class EmbeddedReplica:
             with psycopg.connect(self.primary.url(), autocommit=True, connect_timeout=5) as primary:
                 lag = int(_one(primary, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)",
                                (replayed,)))  # fmt: skip
-        return ReplicaStatus(state, streaming=bool(streaming), lag_bytes=max(lag, 0) if lag is not None else None)
+        return ReplicaStatus(
+            state, streaming=bool(streaming), lag_bytes=max(lag, 0) if lag is not None else None
+        )
 
 
 def _one(connection: psycopg.Connection[Any], query: str, parameters: tuple[Any, ...] = ()) -> Any:
-    row = connection.execute(query, parameters).fetchone()  # type: ignore[arg-type]
+    row = connection.execute(query, parameters).fetchone()
     return None if row is None else row[0]

@@ -133,9 +133,7 @@ class AnalyticsSubscriber(Base):
 
     __tablename__ = "analytics_subscribers"
     __table_args__ = (
-        CheckConstraint(
-            "canceled_at IS NULL OR canceled_at >= started_at", name="period_order"
-        ),
+        CheckConstraint("canceled_at IS NULL OR canceled_at >= started_at", name="period_order"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(
