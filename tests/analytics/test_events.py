@@ -97,7 +97,7 @@ def test_track_refuses_bad_input_and_writes_nothing(engine: Engine, database_url
 
 
 def test_a_batch_with_one_bad_event_writes_nothing(database_url: str) -> None:
-    good = {"name": "product.viewed", "product_id": PRODUCT, "session_id": "s1"}
+    good: dict[str, Any] = {"name": "product.viewed", "product_id": PRODUCT, "session_id": "s1"}
     with psycopg.connect(database_url) as connection:
         with pytest.raises(ValidationError) as caught:
             ingest(connection, [good] * 500 + [{**good, "name": "product.liked"}] + [good])
@@ -109,7 +109,7 @@ def test_a_batch_with_one_bad_event_writes_nothing(database_url: str) -> None:
 
 
 def test_a_batch_is_written_with_its_properties_normalised(database_url: str) -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"name": "subscription.started", "user_id": USER, "occurred_at": datetime(2026, 2, 3, tzinfo=UTC),
          "properties": {**STARTED, "mrr": 19}},
         {"name": "product.viewed", "product_id": str(PRODUCT), "session_id": "s1"},

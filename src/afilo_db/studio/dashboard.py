@@ -97,7 +97,7 @@ def _drawn(run: ReportRun) -> list[DashboardReport]:
             table,
             _chart(table.name, table.title, table.columns, tuple(table.rows)),
             REPORTS[table.name].description,
-        )  # fmt: skip
+        )
         for table in run.tables
     ]
 
