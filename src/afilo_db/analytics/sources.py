@@ -128,7 +128,9 @@ def run_reports(
         if refresh:
             rollups.refresh(primary)
             primary.commit()
-        position = str(_scalar(primary, "SELECT pg_current_wal_lsn()"))
+        # The insert position, not the write one: with asynchronous commit, what was committed
+        # may not have been written out yet.
+        position = str(_scalar(primary, "SELECT pg_current_wal_insert_lsn()"))
         primary.rollback()
     source_url, server, lag, note = primary_url, "primary", 0.0, ""
     if replica_url is not None:
