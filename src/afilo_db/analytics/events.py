@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import psycopg
 import pydantic
-from pydantic import AwareDatetime, Field, model_validator
+from psycopg.copy import QueuedLibpqWriter
+from pydantic import AwareDatetime, Field, TypeAdapter, create_model, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -42,6 +43,8 @@ from afilo_db.validation.types import (
 
 # Clocks drift; an event from further in the future than this is a bug upstream.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# A long batch reads the clock again every so many events, not for each one.
+CLOCK_READ_EVERY = 10_000
 SESSION_ID_MAX_LENGTH = 128
 COPY_COLUMNS = ("occurred_at", "event_type", "user_id", "product_id", "session_id", "properties")
 COPY_STATEMENT = f"COPY events ({', '.join(COPY_COLUMNS)}) FROM STDIN"
@@ -142,17 +145,38 @@ EVENT_KINDS: dict[str, EventKind] = {
 }  # fmt: skip
 
 
-class EventInput(Input):
-    name: str
+class EventFields(Input):
+    """What every event has besides its name and properties."""
+
     user_id: Uuid | None = None
     product_id: Uuid | None = None
     session_id: Annotated[str, Field(min_length=1, max_length=SESSION_ID_MAX_LENGTH)] | None = None
     occurred_at: AwareDatetime | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ValidEvent:
+def _event_model(kind: EventKind) -> type[EventFields]:
+    required = any(field.is_required() for field in kind.properties.model_fields.values())
+    properties: Any = (kind.properties, ... if required else Field(default_factory=kind.properties))
+    model: type[EventFields] = create_model(
+        kind.properties.__name__ + "Event",
+        __base__=EventFields,
+        name=(Literal[kind.name], ...),  # type: ignore[arg-type]
+        properties=properties,
+    )
+    return model
+
+
+# One validation per event: the name picks the model (a tagged union), which checks the
+# properties too.
+_EVENT_MODELS: Any = Union[tuple(_event_model(kind) for kind in EVENT_KINDS.values())]  # noqa: UP007
+_EVENTS: TypeAdapter[Any] = TypeAdapter(Annotated[_EVENT_MODELS, Field(discriminator="name")])
+_TAG_ERRORS = {"union_tag_invalid": "must be one of " + ", ".join(EVENT_KINDS),
+               "union_tag_not_found": "is required"}  # fmt: skip
+
+
+class ValidEvent(NamedTuple):
+    """A checked event, its fields in the order COPY takes them."""
+
     occurred_at: datetime
     name: str
     user_id: uuid.UUID | None
@@ -160,52 +184,43 @@ class ValidEvent:
     session_id: str | None
     properties_json: str
 
-    def copy_row(self) -> tuple[object, ...]:
-        return (self.occurred_at, self.name, self.user_id, self.product_id, self.session_id,
-                self.properties_json)  # fmt: skip
+
+def _problems(error: pydantic.ValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for item in error.errors():
+        if item["type"] in _TAG_ERRORS:
+            problems["name"] = _TAG_ERRORS[item["type"]]
+    # The tagged union puts the event's name first in each location: not a field.
+    for field, rule in problems_of(error).items():
+        tag = next((name for name in EVENT_KINDS if field.startswith(name + ".")), None)
+        if tag is not None:
+            problems.setdefault(field.removeprefix(tag + "."), rule)
+        elif "name" not in problems:
+            problems.setdefault(field, rule)
+    return problems
 
 
-def _problems(error: pydantic.ValidationError, prefix: str) -> dict[str, str]:
-    # A rule about the whole object ("input") is named after the object itself.
-    return {
-        f"{prefix}{field}" if field != "input" else prefix.rstrip(".") or field: rule
-        for field, rule in problems_of(error).items()
-    }
-
-
-def validate_event(data: Mapping[str, Any] | EventInput, *, prefix: str = "") -> ValidEvent:
+def validate_event(data: Mapping[str, Any], *, now: datetime | None = None) -> ValidEvent:
     """One event checked: its name is in the catalog, its properties have that event's shape,
     the user and product it needs are there, and it is not in the future."""
     try:
-        event = data if isinstance(data, EventInput) else EventInput.model_validate(data)
+        event = _EVENTS.validate_python(data)
     except pydantic.ValidationError as error:
-        raise ValidationError(_problems(error, prefix)) from None
-    kind = EVENT_KINDS.get(event.name)
-    if kind is None:
-        raise ValidationError({f"{prefix}name": "must be one of " + ", ".join(EVENT_KINDS)})
+        raise ValidationError(_problems(error)) from None
+    kind = EVENT_KINDS[event.name]
     problems: dict[str, str] = {}
-    try:
-        properties = kind.properties.model_validate(event.properties)
-    except pydantic.ValidationError as error:
-        problems.update(_problems(error, f"{prefix}properties."))
     if kind.needs_user and event.user_id is None:
-        problems[f"{prefix}user_id"] = f"is required for {kind.name}"
+        problems["user_id"] = f"is required for {kind.name}"
     if kind.needs_product and event.product_id is None:
-        problems[f"{prefix}product_id"] = f"is required for {kind.name}"
-    now = datetime.now(UTC)
+        problems["product_id"] = f"is required for {kind.name}"
+    now = now or datetime.now(UTC)
     occurred_at = event.occurred_at or now
     if occurred_at > now + MAX_CLOCK_SKEW:
-        problems[f"{prefix}occurred_at"] = "must not be in the future"
+        problems["occurred_at"] = "must not be in the future"
     if problems:
         raise ValidationError(problems)
-    return ValidEvent(
-        occurred_at=occurred_at,
-        name=kind.name,
-        user_id=event.user_id,
-        product_id=event.product_id,
-        session_id=event.session_id,
-        properties_json=properties.model_dump_json(exclude_none=True),
-    )
+    return ValidEvent(occurred_at, kind.name, event.user_id, event.product_id, event.session_id,
+                      event.properties.model_dump_json(exclude_none=True))  # fmt: skip
 
 
 def track(
@@ -252,17 +267,29 @@ class IngestResult:
 
 
 def ingest(
-    connection: psycopg.Connection[Any], events: Iterable[Mapping[str, Any] | EventInput]
+    connection: psycopg.Connection[Any], events: Iterable[Mapping[str, Any]]
 ) -> IngestResult:
     """Write many events with one COPY, in the caller's transaction, each validated as it
     streams. A bad event raises a ValidationError (its position in the batch in the field name)
-    and abandons the COPY: the caller rolls back, nothing of the batch is written."""
+    and abandons the COPY: the caller rolls back, nothing of the batch is written. The rows go
+    to the server from a thread of their own while the next ones are validated."""
     count = 0
     months: set[date] = set()
-    with connection.cursor() as cursor, cursor.copy(COPY_STATEMENT) as copy:
+    now = datetime.now(UTC)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(COPY_STATEMENT, writer=QueuedLibpqWriter(cursor)) as copy,
+    ):
         for data in events:
-            event = validate_event(data, prefix=f"events[{count}].")
-            copy.write_row(event.copy_row())
+            if count % CLOCK_READ_EVERY == 0:
+                now = datetime.now(UTC)
+            try:
+                event = validate_event(data, now=now)
+            except ValidationError as error:
+                raise ValidationError(
+                    {f"events[{count}].{field}": rule for field, rule in error.problems.items()}
+                ) from None
+            copy.write_row(event)
             months.add(event.occurred_at.astimezone(UTC).date().replace(day=1))
             count += 1
     return IngestResult(events=count, months=tuple(sorted(months)))

@@ -132,7 +132,8 @@ def run_reports(
         # may not have been written out yet.
         position = str(_scalar(primary, "SELECT pg_current_wal_insert_lsn()"))
         primary.rollback()
-    source_url, server, lag, note = primary_url, "primary", 0.0, ""
+    server: Literal["replica", "primary"] = "primary"
+    source_url, lag, note = primary_url, 0.0, ""
     if replica_url is not None:
         try:
             with psycopg.connect(
@@ -155,5 +156,5 @@ def run_reports(
         tables = [definition.run(connection, date_range) for definition in definitions]
         refreshed_at = rollups.refreshed_at(connection)
         connection.rollback()
-    answer = Answer(server, address_of(source_url), lag, note, refreshed_at)  # type: ignore[arg-type]
+    answer = Answer(server, address_of(source_url), lag, note, refreshed_at)
     return ReportRun(answer, tables)
