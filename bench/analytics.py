@@ -148,7 +148,7 @@ def main() -> None:
                 print(f"{name}: {report_latency[name]}", flush=True)
             batch.autocommit = False
 
-            new_events = _generate(NEW_EVENTS, 99, today, 1)
+            new_events = _generate(NEW_EVENTS, 99, datetime.now(UTC) - timedelta(days=1), 1)
             started = time.perf_counter()
             ingest(batch, new_events)
             batch.commit()

@@ -14,7 +14,9 @@ import pytest
 
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.replica import EmbeddedReplica
-from tests.analytics.conftest import Shop
+from tests.analytics.conftest import Shop, shop
+
+__all__ = ["shop"]
 
 FEB_MAR = ("--from", "2026-02-01", "--to", "2026-03-31")
 

@@ -320,26 +320,34 @@ SELECT to_char(month, 'YYYY-MM'), at_start, new, churned,
 FROM figures ORDER BY month
 """
 
+# Per cohort, how many subscribers it has and in which month (counted from the cohort's) each
+# lost one left: retained at the end of month k = subscribers - those who left in months 0..k.
 RETENTION = """
-WITH cohorts AS (
-  SELECT date_trunc('month', started_at AT TIME ZONE 'UTC')::date AS cohort, canceled_at
+WITH spans AS (
+  SELECT date_trunc('month', started_at AT TIME ZONE 'UTC')::date AS cohort,
+         date_trunc('month', canceled_at AT TIME ZONE 'UTC')::date AS left_in
   FROM analytics_subscribers
   WHERE started_at >= (%(first_month)s::timestamp AT TIME ZONE 'UTC')
     AND started_at < %(end_at)s
+), sizes AS (
+  SELECT cohort, count(*) AS subscribers FROM spans GROUP BY cohort
+), losses AS (
+  SELECT cohort, (extract(year FROM age(left_in, cohort)) * 12
+                  + extract(month FROM age(left_in, cohort)))::int AS k, count(*) AS lost
+  FROM spans WHERE left_in IS NOT NULL GROUP BY 1, 2
 ), offsets AS (
-  SELECT cohort, k
-  FROM (SELECT DISTINCT cohort FROM cohorts) c,
-       generate_series(0, %(max_cohort_months)s) AS k
+  SELECT cohort, subscribers, k
+  FROM sizes, generate_series(0, %(max_cohort_months)s) AS k
   WHERE (cohort + make_interval(months => k))::date <= %(last_month)s
+), retained AS (
+  SELECT o.cohort, o.k, o.subscribers,
+         o.subscribers - coalesce(sum(l.lost), 0) AS retained
+  FROM offsets o LEFT JOIN losses l ON l.cohort = o.cohort AND l.k <= o.k
+  GROUP BY o.cohort, o.k, o.subscribers
 )
-SELECT to_char(o.cohort, 'YYYY-MM'), o.k, count(*),
-       count(*) FILTER (WHERE c.canceled_at IS NULL OR c.canceled_at >=
-         ((o.cohort + make_interval(months => o.k + 1))::timestamp AT TIME ZONE 'UTC')),
-       round(count(*) FILTER (WHERE c.canceled_at IS NULL OR c.canceled_at >=
-         ((o.cohort + make_interval(months => o.k + 1))::timestamp AT TIME ZONE 'UTC'))::numeric
-         / count(*), 4)
-FROM offsets o JOIN cohorts c USING (cohort)
-GROUP BY o.cohort, o.k ORDER BY o.cohort, o.k
+SELECT to_char(cohort, 'YYYY-MM'), k, subscribers, retained,
+       round(retained::numeric / subscribers, 4)
+FROM retained ORDER BY cohort, k
 """
 
 SUBSCRIPTIONS = """
