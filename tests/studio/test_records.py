@@ -97,4 +97,6 @@ def test_the_overview_adds_up_to_what_the_tables_hold(session: Session) -> None:
     assert figures.counts["products"] == DEMO_PRODUCTS
     assert set(figures.counts) == set(Base.metadata.tables)
     newest = [entry.created_at for entry in figures.newest_activity]
-    assert newest == sorted(newest, reverse=True) and len(newest) == overview.NEWEST_ACTIVITY
+    logged = session.execute(text("SELECT count(*) FROM user_activity_log")).scalar_one()
+    assert len(newest) == min(logged, overview.NEWEST_ACTIVITY) > 0
+    assert newest == sorted(newest, reverse=True)

@@ -144,7 +144,8 @@ def _labels(table: ReportTable, *names: str) -> list[str]:
 
 
 def _pivot(table: ReportTable, x: str, group: str, value: str, order: list[str]) -> ChartData:
-    categories = sorted(set(table.column(x)))
+    # In the rows' order (months ascending, tiers lowest first), each once.
+    categories = list(dict.fromkeys(table.column(x)))
     groups = [name for name in order if name in set(table.column(group))]
     cells = {(record[x], record[group]): record[value] for record in table.records()}
     return ChartData(
