@@ -88,7 +88,6 @@ def test_the_tables_holding_users_data_are_the_ones_row_level_security_separates
     assert set(records.user_data_tables(session)) == {
         "user_profiles", "user_subscriptions", "purchases", "user_activity_log", "cart_items",
         "downloads", "chat_conversations", "chat_messages", "bot_analytics", "events",
-        "analytics_subscribers",
     }  # fmt: skip
 
 

@@ -136,8 +136,7 @@ class AnalyticsSubscriber(Base):
         CheckConstraint("canceled_at IS NULL OR canceled_at >= started_at", name="period_order"),
     )
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        primary_key=True, info=references("user_profiles.id")
-    )
+    # Derived from the user's events (which a user's export holds), so not a reference of its own.
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
