@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from afilo_db.analytics.events import ingest
+from tests.security.conftest import _insert
 
 
 def at(day: str, time: str = "12:00") -> datetime:
@@ -26,14 +27,7 @@ def at(day: str, time: str = "12:00") -> datetime:
 
 
 def insert(connection: psycopg.Connection[Any], table: str, **values: Any) -> uuid.UUID:
-    columns = ", ".join(values)
-    placeholders = ", ".join(["%s"] * len(values))
-    row = connection.execute(
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING id",
-        tuple(values.values()),
-    ).fetchone()
-    assert row is not None
-    return uuid.UUID(str(row[0]))
+    return _insert(connection, table, values)
 
 
 @dataclass

@@ -99,10 +99,10 @@ def report_command(
             raise ValidationError({"NAME": "must be one of " + ", ".join(REPORT_NAMES)})
         if output_format is OutputFormat.png and out is None and sys.stdout.isatty():
             raise ValidationError({"--out": "a PNG goes to a file (or a pipe), not the terminal"})
-        default = DateRange.default()
-        start = _parse_day(date_from, "--from") or default.start
-        end = _parse_day(date_to, "--to") or max(default.end, start)
-        date_range = DateRange(start, end)
+        start, end = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+        # A missing end is today (or the start, if later); a missing start, twelve months back.
+        end = end or max(DateRange.default().end, start or DateRange.default().end)
+        date_range = DateRange(start or DateRange.default(end).start, end)
         settings = get_settings()
         primary = resolve_target(settings).direct_url
         run = run_reports(
