@@ -179,7 +179,7 @@ def test_a_delete_says_what_goes_with_the_record_and_is_logged(page: Page, studi
     screenshot(page, "05-delete-confirmation", full_page=False)
     modal.locator("#actionSubmit").click()
     page.wait_for_load_state("networkidle")
-    expect(page).to_have_url(re.compile(r"/products/list"))
+    expect(page).to_have_url(re.compile(r"/products/list"), timeout=60_000)
     assert _query(studio, "SELECT 1 FROM products WHERE id = %s", product_id) == []
     assert _query(studio, "SELECT 1 FROM product_variants WHERE product_id = %s", product_id) == []
     details = _one(
