@@ -20,6 +20,17 @@ class Settings(BaseSettings):
         default=None,
         description="Un-pooled URL for migrations, backups and admin work; defaults to DATABASE_URL.",
     )
+    replica_url: str | None = Field(
+        default=None,
+        description="A read replica (a Neon read replica in production) the reports read from "
+        "when it is healthy.",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description="A replica further behind the primary than this is skipped by the reports.",
+    )
     afilo_home: Path = Field(
         default=Path(".afilo"),
         description="Where the embedded server keeps its data (and, later, backups).",
@@ -51,7 +62,7 @@ class Settings(BaseSettings):
         description="The studio's login password; unset: a one-time token is printed at start.",
     )
 
-    @field_validator("database_url", "direct_url")
+    @field_validator("database_url", "direct_url", "replica_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None

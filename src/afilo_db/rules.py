@@ -47,6 +47,7 @@ CURRENCIES: Final = ("AUD", "CAD", "CHF", "DKK", "EUR", "GBP", "NOK", "NZD", "SE
 
 # Subscription tiers, lowest first: a product included in a tier is included in every higher one.
 SUBSCRIPTION_TIERS: Final = ("free", "starter", "professional", "enterprise")
+PAID_SUBSCRIPTION_TIERS: Final = SUBSCRIPTION_TIERS[1:]
 
 PRODUCT_STATUSES: Final = ("draft", "active", "archived")
 SUBSCRIPTION_STATUSES: Final = (
@@ -82,6 +83,9 @@ CHAT_ROLES: Final = ("user", "assistant", "system")
 CONVERSATION_STATUSES: Final = ("open", "resolved", "archived")
 KNOWLEDGE_CONTENT_TYPES: Final = ("faq", "guide", "policy", "product", "troubleshooting")
 EMBEDDING_DIMENSIONS: Final = 384
+
+# Where an analytics event came from.
+EVENT_SOURCES: Final = ("web", "app", "email", "api")
 
 
 def sql_literal(value: str) -> str:

@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
-HEAVY = ("sqlalchemy", "alembic", "starlette", "starlette_admin", "uvicorn", "pglast", "pydantic")
+HEAVY = (
+    "sqlalchemy", "alembic", "starlette", "starlette_admin", "uvicorn", "pglast", "pydantic",
+    "matplotlib",
+)  # fmt: skip
 
 
 def modules_loaded_by(*arguments: str) -> set[str]:
@@ -44,3 +47,16 @@ def test_db_url_and_status_import_neither_the_models_nor_alembic(
 
 def test_a_command_is_loaded_when_invoked() -> None:
     assert "alembic" in modules_loaded_by("migrate", "--help")
+
+
+@pytest.mark.parametrize("arguments", [("report", "--help"), ("analytics", "--help")])
+def test_the_analytics_commands_load_their_machinery_only_when_run(
+    arguments: tuple[str, ...],
+) -> None:
+    # Typer itself loads pydantic for a command it registers.
+    assert not modules_loaded_by(*arguments) & {*HEAVY, "psycopg"} - {"pydantic"}
+
+
+def test_db_replica_loads_no_models_nor_charts() -> None:
+    loaded = modules_loaded_by("db", "replica", "status", "--help")
+    assert not loaded & {"sqlalchemy", "alembic", "starlette", "pglast", "matplotlib"}

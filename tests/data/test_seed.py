@@ -32,17 +32,24 @@ def test_same_seed_gives_the_same_data(database_url: str, empty_database_url: st
     assert fingerprints[0] == fingerprints[1]
 
 
+def seeded_tables() -> list[str]:
+    """Every table but the reports' rollups, which `analytics.rollups.refresh` derives from the
+    events (and the days awaiting it, which the events' trigger marks)."""
+    return [name for name in table_names() if not name.startswith("analytics_")]
+
+
 def test_another_seed_gives_other_data(connection: psycopg.Connection[tuple[object, ...]]) -> None:
     assert seed.product_plan(1, 0).row != seed.product_plan(2, 0).row
     seed.seed(connection, products=50, seed_value=1)
     connection.commit()
     counts = table_counts(connection)
     assert counts["products"] == 50
-    assert all(counts[name] > 0 for name in table_names()), counts
+    assert all(counts[name] > 0 for name in seeded_tables()), counts
 
 
 def test_progress_reports_every_row(connection: psycopg.Connection[tuple[object, ...]]) -> None:
     reported: list[int] = []
     seed.seed(connection, products=120, progress=reported.append)
     connection.commit()
-    assert sum(reported) == sum(table_counts(connection).values())
+    counts = table_counts(connection)
+    assert sum(reported) == sum(counts[name] for name in seeded_tables())

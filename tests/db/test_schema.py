@@ -11,7 +11,9 @@ EXPECTED_TABLES = {
     "products", "product_variants", "product_pricing_tiers", "product_collections",
     "product_collection_products", "user_profiles", "user_subscriptions", "user_activity_log",
     "cart_items", "downloads", "purchases", "chat_conversations", "chat_messages",
-    "knowledge_base", "bot_analytics", "events",
+    "knowledge_base", "bot_analytics", "events", "analytics_dirty_days", "analytics_rollup_state",
+    "analytics_funnel_daily", "analytics_subscriptions_daily", "analytics_revenue_daily",
+    "analytics_subscribers",
 }  # fmt: skip
 
 # (table, a fragment the index definition must contain), as pg_indexes.indexdef prints it.
@@ -29,6 +31,8 @@ EXPECTED_INDEXES = [
     ("knowledge_base", "INDEX ix_knowledge_base_content_type ON public.knowledge_base USING btree (content_type)"),
     ("knowledge_base", "INDEX ix_knowledge_base_embedding ON public.knowledge_base USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"),
     ("knowledge_base", "INDEX ix_knowledge_base_searchable_text ON public.knowledge_base USING gin (searchable_text)"),
+    ("purchases", "INDEX ix_purchases_created_at ON public.purchases USING btree (created_at)"),
+    ("downloads", "INDEX ix_downloads_created_at ON public.downloads USING btree (created_at)"),
     ("chat_messages", "INDEX ix_chat_messages_conversation_id_created_at ON public.chat_messages USING btree (conversation_id, created_at)"),
 ]  # fmt: skip
 

@@ -39,7 +39,8 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "db": Lazy(
         "afilo_db.cli.db:db_app",
-        "The database server and its contents: start, stop, status, url, roles, seed, push.",
+        "The database server and its contents: start, stop, status, url, roles, seed, push, "
+        "replica.",
     ),
     "migrate": Lazy(
         "afilo_db.cli.migrate:migrate_app",
@@ -65,6 +66,14 @@ COMMANDS: dict[str, Lazy] = {
         "Write the schema reference (schema.md) and its diagram (schema.svg).",
     ),
     "studio": Lazy("afilo_db.cli.studio:studio_app", "Browse and edit the data in the browser."),
+    "report": Lazy(
+        "afilo_db.cli.report:report_command",
+        "A business report (revenue, MRR, churn, funnel, ...) as a table, CSV, JSON or chart.",
+    ),
+    "analytics": Lazy(
+        "afilo_db.cli.analytics:analytics_app",
+        "Upkeep of the events: retention, partitions ahead, the reports' pre-aggregates.",
+    ),
 }
 
 

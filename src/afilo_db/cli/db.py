@@ -21,8 +21,14 @@ from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.errors import ConflictError, OperationError
 
 db_app = typer.Typer(
-    help="The database server: start, stop, status, url, roles, seed, push.", no_args_is_help=True
+    help="The database server: start, stop, status, url, roles, seed, push, replica.",
+    no_args_is_help=True,
 )
+replica_app = typer.Typer(
+    help="A streaming read replica of the embedded server, for the reports: start, stop, status.",
+    no_args_is_help=True,
+)
+db_app.add_typer(replica_app, name="replica")
 
 
 def _require_embedded(command: str) -> None:
@@ -188,3 +194,60 @@ def push_command(
             console.print(change, highlight=False)
         if not result.changes:
             console.print("the database already matches the models")
+
+
+@replica_app.command("start")
+def replica_start() -> None:
+    """Start a streaming replica of the embedded server on a port of its own (127.0.0.1),
+    cloning it with pg_basebackup into $AFILO_HOME/replica the first time. While it runs, and
+    REPLICA_URL is unset, `afilo-db report` reads from it."""
+    from afilo_db.db.replica import EmbeddedReplica
+
+    with reported_errors():
+        _require_embedded("replica start")
+        replica = EmbeddedReplica(embedded_server())
+        cloning = not replica.exists
+        if cloning:
+            errors.print("cloning the primary with pg_basebackup ...")
+        status = replica.start()
+        console.print(
+            f"replica running on 127.0.0.1:{status.port} (pid {status.pid}), "
+            f"streaming from the primary; data: {status.data_directory}"
+        )
+
+
+@replica_app.command("stop")
+def replica_stop() -> None:
+    """Stop the replica; its data stays, and it catches up when started again. Reports then
+    read from the primary."""
+    from afilo_db.db.replica import EmbeddedReplica
+
+    with reported_errors():
+        _require_embedded("replica stop")
+        stopped = EmbeddedReplica(embedded_server()).stop()
+        console.print("stopped" if stopped else "not running")
+
+
+@replica_app.command("status")
+def replica_status(as_json: JsonOption = False) -> None:
+    """Is the replica running, streaming, and how much WAL it has yet to replay."""
+    from afilo_db.db.replica import EmbeddedReplica
+
+    with reported_errors():
+        _require_embedded("replica status")
+        state = EmbeddedReplica(embedded_server()).status()
+        if as_json:
+            print(json.dumps({"initialized": state.server.initialized,
+                              "running": state.server.running, "port": state.server.port,
+                              "pid": state.server.pid, "streaming": state.streaming,
+                              "lag_bytes": state.lag_bytes,
+                              "data_directory": str(state.server.data_directory)}))  # fmt: skip
+            return
+        if not state.server.initialized:
+            console.print("no replica (start one with `afilo-db db replica start`)")
+        elif not state.server.running:
+            console.print("stopped")
+        else:
+            streaming = "streaming" if state.streaming else "not streaming"
+            lag = "" if state.lag_bytes is None else f", {state.lag_bytes:,} bytes behind"
+            console.print(f"running on 127.0.0.1:{state.server.port}, {streaming}{lag}")

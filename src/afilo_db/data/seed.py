@@ -7,6 +7,7 @@ timestamps included). The demo data of `afilo-db up` is the same generator at a 
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -313,11 +314,25 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
         if tier != "free":
             subscription_id = deterministic_uuid7(joined, rng)
             start = joined + timedelta(days=1)
+            stripe_subscription = _external_id("sub", rng, 14)
             subscription_rows.append((
-                subscription_id, user_id, _external_id("sub", rng, 14), _external_id("price", rng),
+                subscription_id, user_id, stripe_subscription, _external_id("price", rng),
                 tier, "active", TIER_PRICES[tier], "USD", start, start + timedelta(days=30),
                 False, None, start, start,
             ))  # fmt: skip
+            # The billing events the reports read (MRR, churn, recurring revenue), from a random
+            # stream of their own so that the rest of the seed stays as it was.
+            billing = _rng(seed_value, "billing", index)
+            amount = str(TIER_PRICES[tier])
+            event_rows.append((deterministic_uuid7(start, billing), start, "subscription.started",
+                               user_id, None, None, json.dumps({
+                                   "subscription_id": stripe_subscription, "tier": tier,
+                                   "mrr": amount, "currency": "USD"})))  # fmt: skip
+            event_rows.append((deterministic_uuid7(start, billing), start, "invoice.paid", user_id,
+                               None, None, json.dumps({
+                                   "invoice_id": _external_id("in", billing, 14),
+                                   "subscription_id": stripe_subscription, "amount": amount,
+                                   "currency": "USD"})))  # fmt: skip
 
         bought: set[int] = set()
         for _ in range(rng.randint(0, 3) if products else 0):

@@ -5,7 +5,7 @@ the database (by creating the declared one in a rolled-back savepoint and compar
 own rendering), proposes CREATE / REPLACE for the ones that differ and DROP for the ones in the
 database that nobody declares.
 
-The function bodies repeat those of revision 0001_baseline on purpose: a revision is a frozen
+The function bodies repeat those of the revisions (0001_baseline, 0005_analytics) on purpose: a revision is a frozen
 snapshot of history, this module is the schema as it should be now.
 """
 
@@ -78,27 +78,65 @@ $$""",
     ),
     PGFunction(
         schema="public",
+        signature="create_event_partition(month date)",
+        definition="""RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  month_start timestamptz := date_trunc('month', month)::timestamp AT TIME ZONE 'UTC';
+  month_end timestamptz := (date_trunc('month', month) + interval '1 month')::timestamp
+                           AT TIME ZONE 'UTC';
+  partition_name text := format('events_p%s', to_char(month, 'YYYYMM'));
+  stranded bigint;
+BEGIN
+  IF to_regclass(partition_name) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  -- Rows of this month that landed in the default partition would make the new partition's
+  -- creation fail: move them aside, create it, put them back (routed into it).
+  CREATE TEMPORARY TABLE IF NOT EXISTS afilo_stranded_events (LIKE events) ON COMMIT DROP;
+  WITH moved AS (
+    DELETE FROM events_default WHERE occurred_at >= month_start AND occurred_at < month_end
+    RETURNING *)
+  INSERT INTO afilo_stranded_events SELECT * FROM moved;
+  GET DIAGNOSTICS stranded = ROW_COUNT;
+  EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+                 partition_name, month_start, month_end);
+  IF stranded > 0 THEN
+    INSERT INTO events SELECT * FROM afilo_stranded_events;
+    TRUNCATE afilo_stranded_events;
+  END IF;
+  RETURN true;
+END
+$$""",
+    ),
+    PGFunction(
+        schema="public",
         signature="ensure_event_partitions(first_month date, months integer)",
         definition="""RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   created integer := 0;
-  month_start date;
-  partition_name text;
 BEGIN
   FOR i IN 0 .. months - 1 LOOP
-    month_start := (date_trunc('month', first_month) + make_interval(months => i))::date;
-    partition_name := format('events_p%s', to_char(month_start, 'YYYYMM'));
-    IF to_regclass(partition_name) IS NULL THEN
-      EXECUTE format(
-        'CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
-        partition_name,
-        month_start::timestamp AT TIME ZONE 'UTC',
-        (month_start + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+    IF create_event_partition((date_trunc('month', first_month) + make_interval(months => i))::date)
+    THEN
       created := created + 1;
     END IF;
   END LOOP;
   RETURN created;
+END
+$$""",
+    ),
+    PGFunction(
+        schema="public",
+        signature="analytics_mark_dirty_days()",
+        definition="""RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  INSERT INTO analytics_dirty_days (day)
+  SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date FROM inserted_events
+  ON CONFLICT DO NOTHING;
+  RETURN NULL;
 END
 $$""",
     ),

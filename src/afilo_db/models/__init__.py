@@ -8,7 +8,15 @@ from afilo_db.models.accounts import (
     UserProfile,
     UserSubscription,
 )
-from afilo_db.models.analytics import Event
+from afilo_db.models.analytics import (
+    AnalyticsDirtyDay,
+    AnalyticsFunnelDaily,
+    AnalyticsRevenueDaily,
+    AnalyticsRollupState,
+    AnalyticsSubscriber,
+    AnalyticsSubscriptionsDaily,
+    Event,
+)
 from afilo_db.models.base import Base
 from afilo_db.models.catalog import (
     Product,
@@ -20,6 +28,12 @@ from afilo_db.models.catalog import (
 from afilo_db.models.chat import BotAnalytics, ChatConversation, ChatMessage, KnowledgeBase
 
 __all__ = [
+    "AnalyticsDirtyDay",
+    "AnalyticsFunnelDaily",
+    "AnalyticsRevenueDaily",
+    "AnalyticsRollupState",
+    "AnalyticsSubscriber",
+    "AnalyticsSubscriptionsDaily",
     "Base",
     "BotAnalytics",
     "CartItem",

@@ -119,6 +119,8 @@ class Purchase(Base):
         ),
         Index("ix_purchases_user_id_product_id", "user_id", "product_id"),
         Index("ix_purchases_product_id", "product_id"),
+        # The revenue report reads purchases by date range.
+        Index("ix_purchases_created_at", "created_at"),
     )
 
     id: Mapped[UuidPk]
@@ -195,6 +197,8 @@ class Download(Base):
         Index("ix_downloads_product_id", "product_id"),
         Index("ix_downloads_subscription_id", "subscription_id"),
         Index("ix_downloads_purchase_id", "purchase_id"),
+        # The downloads report reads by date range.
+        Index("ix_downloads_created_at", "created_at"),
     )
 
     id: Mapped[UuidPk]

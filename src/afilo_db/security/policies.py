@@ -191,6 +191,19 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     # Written and read by back-end jobs only.
     TableSecurity("bot_analytics"),
     TableSecurity("events", service=("SELECT", "INSERT")),
+    # The reports' rollups: refreshed by the owner (operator commands, the studio), readable by
+    # back-end jobs. The days awaiting a refresh are the events trigger's bookkeeping alone.
+    TableSecurity("analytics_dirty_days", service=(), private=False),
+    *(
+        TableSecurity(table, service=("SELECT",), private=False)
+        for table in (
+            "analytics_rollup_state",
+            "analytics_funnel_daily",
+            "analytics_subscriptions_daily",
+            "analytics_revenue_daily",
+            "analytics_subscribers",
+        )
+    ),
     _readable_by_all("products"),
     _readable_by_all("product_variants"),
     _readable_by_all("product_pricing_tiers"),

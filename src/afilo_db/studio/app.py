@@ -51,7 +51,7 @@ def create_studio(
         title="afilo-db studio",
         base_url=BASE_PATH,
         templates_dir=str(TEMPLATES),
-        index_view=DashboardView(),
+        index_view=DashboardView(engine),
         auth_provider=StudioAuth(options.secret),
         secret_key=cookie_secret,
     )

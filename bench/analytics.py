@@ -1,0 +1,194 @@
+"""Analytics at volume: events ingested through the batch path (validation + COPY) against raw COPY
+of the same rows, each report's latency from its pre-aggregate, and the refresh cost after
+100,000 new events.
+
+- Ingest: the same generated events, in chunks, alternately through `analytics.events.ingest`
+  (each event validated, then COPY) and through raw psycopg COPY of ready-made tuples (the best
+  raw path, no validation; both send from a writer thread), into two databases of one scratch server; the ratio is raw time /
+  batch time (goal >= 0.8). Both pay the events table's indexes and its dirty-day trigger.
+- Reports: every report run on the batch database after a full refresh, p50 and p99 over
+  `--rounds` runs (goal p50 < 200 ms).
+- Refresh: 100,000 new events (today), then `rollups.refresh`; against it, rebuilding every day.
+
+Default 1,000,000 events (a few minutes on a shared two-core machine); `--events 10000000` for
+the issue's scale. Figures go to bench/results/analytics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.copy import QueuedLibpqWriter
+
+from afilo_db.analytics import rollups
+from afilo_db.analytics.events import COPY_STATEMENT, ingest
+from afilo_db.analytics.reports import REPORTS, DateRange
+from bench.common import fresh_database, latencies, report, scratch_server, summary
+
+DEFAULT_EVENTS = 1_000_000
+CHUNKS = 10
+NEW_EVENTS = 100_000
+USERS = 50_000
+PRODUCTS = 5_000
+TIERS = ("starter", "professional", "enterprise")
+MRR = {"starter": "19.00", "professional": "49.00", "enterprise": "199.00"}
+
+
+def _generate(count: int, seed: int, start: datetime, days: int) -> Iterator[dict[str, Any]]:
+    """A marketplace's mix: mostly product views, some carts and checkouts, a few billing events."""
+    rng = random.Random(seed)
+    users = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(USERS // 10)]
+    products = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(PRODUCTS // 10)]
+    span = days * 86_400
+    for index in range(count):
+        at = start + timedelta(seconds=span * index // count)
+        user = users[index % len(users)]
+        session = f"s{index // 5}"
+        roll = index % 100
+        if roll < 70:
+            yield {"name": "product.viewed", "user_id": user, "product_id": products[index % len(products)],
+                   "session_id": session, "occurred_at": at, "properties": {"source": "web"}}  # fmt: skip
+        elif roll < 88:
+            yield {"name": "cart.item_added", "user_id": user, "session_id": session,
+                   "product_id": products[index % len(products)], "occurred_at": at,
+                   "properties": {"quantity": 1}}  # fmt: skip
+        elif roll < 94:
+            yield {"name": "checkout.completed", "user_id": user, "session_id": session,
+                   "product_id": products[index % len(products)], "occurred_at": at,
+                   "properties": {"amount": "29.00", "currency": "USD"}}  # fmt: skip
+        elif roll < 96:
+            tier = TIERS[index % 3]
+            yield {"name": "subscription.started", "user_id": user, "occurred_at": at,
+                   "properties": {"subscription_id": f"sub_b{index:010d}", "tier": tier,
+                                  "mrr": MRR[tier], "currency": "USD"}}  # fmt: skip
+        elif roll < 99:
+            yield {"name": "invoice.paid", "user_id": user, "occurred_at": at,
+                   "properties": {"invoice_id": f"in_b{index:010d}", "currency": "USD",
+                                  "subscription_id": f"sub_b{index:010d}", "amount": "49.00"}}  # fmt: skip
+        else:
+            yield {"name": "subscription.canceled", "user_id": user, "occurred_at": at,
+                   "properties": {"subscription_id": f"sub_b{index:010d}", "tier": "starter",
+                                  "mrr": "19.00", "currency": "USD"}}  # fmt: skip
+
+
+def _raw_rows(events: Iterator[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    for event in events:
+        yield (event["occurred_at"], event["name"], event.get("user_id"), event.get("product_id"),
+               event.get("session_id"), json.dumps(event["properties"]))  # fmt: skip
+
+
+def _raw_copy(connection: psycopg.Connection[Any], rows: Iterator[tuple[Any, ...]]) -> None:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(COPY_STATEMENT, writer=QueuedLibpqWriter(cursor)) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
+    parser.add_argument("--rounds", type=int, default=50)
+    arguments = parser.parse_args()
+    total = arguments.events
+    chunk = total // CHUNKS
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = (today - timedelta(days=330)).replace(day=1)
+    days = (today - first_day).days
+    with scratch_server("analytics") as server:
+        batch_url = fresh_database(server, "bench_analytics_batch")
+        raw_url = fresh_database(server, "bench_analytics_raw")
+        batch_seconds = raw_seconds = 0.0
+        with psycopg.connect(batch_url) as batch, psycopg.connect(raw_url) as raw:
+            for number in range(CHUNKS):
+                chunk_start = first_day + timedelta(days=days * number / CHUNKS)
+                chunk_days = max(days // CHUNKS, 1)
+                # Alternate which goes first, so that drift hits both alike.
+                order = ("batch", "raw") if number % 2 == 0 else ("raw", "batch")
+                for side in order:
+                    events = _generate(chunk, number, chunk_start, chunk_days)
+                    started = time.perf_counter()
+                    if side == "batch":
+                        ingest(batch, events)
+                        batch.commit()
+                        batch_seconds += time.perf_counter() - started
+                    else:
+                        _raw_copy(raw, _raw_rows(events))
+                        raw.commit()
+                        raw_seconds += time.perf_counter() - started
+                print(f"chunk {number + 1}/{CHUNKS}: batch {batch_seconds:.1f} s, raw {raw_seconds:.1f} s",
+                      flush=True)  # fmt: skip
+            started = time.perf_counter()
+            first = rollups.refresh(batch)
+            batch.commit()
+            first_refresh = time.perf_counter() - started
+
+            date_range = DateRange(first_day.date(), today.date())
+            parameters = date_range.parameters()
+            report_latency = {}
+            batch.autocommit = True
+            for name, definition in REPORTS.items():
+                samples = latencies(
+                    lambda definition=definition: batch.execute(
+                        definition.sql, parameters
+                    ).fetchall(),  # type: ignore[misc]
+                    arguments.rounds,
+                    warmup=3,
+                )
+                report_latency[name] = summary(samples)
+                print(f"{name}: {report_latency[name]}", flush=True)
+            batch.autocommit = False
+
+            new_events = _generate(NEW_EVENTS, 99, datetime.now(UTC) - timedelta(days=1), 1)
+            started = time.perf_counter()
+            ingest(batch, new_events)
+            batch.commit()
+            new_ingest = time.perf_counter() - started
+            incremental = rollups.refresh(batch)
+            batch.commit()
+            batch.execute("INSERT INTO analytics_dirty_days SELECT generate_series(%s::date, %s::date, interval '1 day')::date",
+                          (first_day.date(), today.date()))  # fmt: skip
+            rebuild = rollups.refresh(batch)
+            batch.commit()
+            sizes = {
+                table: batch.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+                for table in ("events", *rollups.DAILY_ROLLUPS, "analytics_subscribers")
+            }
+    figures = {
+        "events": total,
+        "ingest": {
+            "batch_seconds": round(batch_seconds, 2),
+            "raw_copy_seconds": round(raw_seconds, 2),
+            "batch_events_per_second": round(total / batch_seconds),
+            "raw_events_per_second": round(total / raw_seconds),
+            "batch_vs_raw_copy": round(raw_seconds / batch_seconds, 3),
+            "goal": ">= 0.8",
+        },
+        "first_refresh": {"days": len(first.days), "seconds": round(first_refresh, 2)},
+        "report_latency_ms": report_latency,
+        "report_goal": "p50 < 200 ms",
+        "after_100k_new_events": {
+            "ingest_seconds": round(new_ingest, 2),
+            "incremental_refresh_seconds": round(incremental.seconds, 3),
+            "days_refreshed": len(incremental.days),
+            "full_rebuild_seconds": round(rebuild.seconds, 2),
+            "incremental_vs_rebuild": round(rebuild.seconds / incremental.seconds, 1),
+        },
+        "rows": sizes,
+        "range": {"from": date_range.start.isoformat(), "to": date_range.end.isoformat()},
+        "generated_on": date.today().isoformat(),
+    }
+    report("analytics", figures)
+
+
+if __name__ == "__main__":
+    main()

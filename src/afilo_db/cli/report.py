@@ -1,0 +1,175 @@
+"""`afilo-db report NAME`: a report as a table in the terminal, CSV, JSON, or a chart (PNG, SVG)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from afilo_db.cli.common import console, errors, reported_errors
+from afilo_db.errors import ValidationError
+
+# Kept in step with afilo_db.analytics.reports.REPORTS (a test checks): listing them here keeps
+# `--help` free of the analytics imports.
+REPORT_NAMES = (
+    "revenue", "mrr", "churn", "retention", "subscriptions", "downloads", "funnel", "bot",
+    "subscription-status",
+)  # fmt: skip
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    png = "png"
+    svg = "svg"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:,}" if value == value.to_integral_value() else f"{value:,.4f}".rstrip("0")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    # Money stays exact: a decimal string, never a float.
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError({option: "must be a date, like 2026-01-31"}) from None
+
+
+def report_command(
+    name: Annotated[str, typer.Argument(help="One of: " + ", ".join(REPORT_NAMES) + ".")],
+    date_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="First day (YYYY-MM-DD, UTC). Default: 11 months ago, the 1st."
+        ),
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Last day, included. Default: today.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv, json, or a chart: png, svg.")
+    ] = OutputFormat.table,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Refresh the pre-aggregates on the primary first (cheap: new days only)."
+        ),
+    ] = True,
+) -> None:
+    """Run a report: revenue by month, MRR and its movements, churn, retention by cohort, new
+    subscriptions by tier, downloads per product, the view-cart-purchase funnel, the chat bot's
+    resolution, latency and satisfaction, subscriptions by tier and status.
+
+    It reads from the read replica (REPLICA_URL, or the embedded one started by `afilo-db db
+    replica start`) when it is healthy and no further behind than REPLICA_MAX_LAG_SECONDS, from
+    the primary otherwise; stderr says which server answered and how stale it may be."""
+    from afilo_db.analytics.reports import DateRange
+    from afilo_db.analytics.sources import replica_url_for, run_reports
+    from afilo_db.config import get_settings
+    from afilo_db.db.target import resolve_target
+
+    with reported_errors():
+        if name not in REPORT_NAMES:
+            raise ValidationError({"NAME": "must be one of " + ", ".join(REPORT_NAMES)})
+        if output_format is OutputFormat.png and out is None and sys.stdout.isatty():
+            raise ValidationError({"--out": "a PNG goes to a file (or a pipe), not the terminal"})
+        start, end = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+        # A missing end is today (or the start, if later); a missing start, twelve months back.
+        end = end or max(DateRange.default().end, start or DateRange.default().end)
+        date_range = DateRange(start or DateRange.default(end).start, end)
+        settings = get_settings()
+        primary = resolve_target(settings).direct_url
+        run = run_reports(
+            [name],
+            date_range,
+            primary_url=primary,
+            replica_url=replica_url_for(primary, settings),
+            max_lag_seconds=settings.replica_max_lag_seconds,
+            refresh=refresh,
+        )
+        table = run.tables[0]
+        errors.print(run.answer.describe(), highlight=False)
+        if output_format in (OutputFormat.png, OutputFormat.svg):
+            from afilo_db.analytics.charts import render
+
+            _write(render(table, "png" if output_format is OutputFormat.png else "svg"), out)
+            return
+        names = [column.name for column in table.columns]
+        if output_format is OutputFormat.json:
+            document = {
+                "report": table.name,
+                "title": table.title,
+                "from": date_range.start.isoformat() if table.date_range else None,
+                "to": date_range.end.isoformat() if table.date_range else None,
+                "answered_by": run.answer.server,
+                "server": run.answer.address,
+                "lag_seconds": round(run.answer.lag_seconds, 3),
+                "note": run.answer.note or None,
+                "rollups_refreshed_at": _iso(run.answer.rollups_refreshed_at),
+                "rows": [
+                    {key: _json_value(value) for key, value in zip(names, row, strict=True)}
+                    for row in table.rows
+                ],
+            }
+            _write((json.dumps(document, indent=2) + "\n").encode(), out)
+        elif output_format is OutputFormat.csv:
+            text = io.StringIO()
+            writer = csv.writer(text)
+            writer.writerow(names)
+            writer.writerows([["" if v is None else v for v in row] for row in table.rows])
+            _write(text.getvalue().encode(), out)
+        else:
+            rich_table = Table(title=table.title)
+            for column in table.columns:
+                rich_table.add_column(
+                    column.name, justify="left" if column.kind == "text" else "right"
+                )
+            for row in table.rows:
+                rich_table.add_row(*(_cell(value) for value in row))
+            if out is None:
+                console.print(rich_table)
+            else:
+                capture = io.StringIO()
+                from rich.console import Console
+
+                Console(file=capture, width=160).print(rich_table)
+                out.write_text(capture.getvalue())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _write(data: bytes, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(data)
+        errors.print(f"written to {out}", highlight=False)
