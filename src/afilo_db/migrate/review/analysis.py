@@ -426,7 +426,7 @@ class Analyzer:
         elif rows and self.transaction.locks.get(str(table)) == ACCESS_EXCLUSIVE:
             statement.find(
                 "large-update",
-                self._blocking(statement),
+                self._scanning(statement),
                 f"this UPDATE of {rows} rows runs while the transaction holds ACCESS EXCLUSIVE "
                 f"on {table}: no one reads the table until it commits",
                 rows,
