@@ -845,8 +845,7 @@ class Analyzer:
         new = deparse(column.typeName)
         if not self._binary_coercible(old, new):
             self._rewrite(statement, f"changing {table}.{name} from {old} to {new}")
-        source = deparse(column.raw_default) if column.raw_default else None
-        failures, changed = self._conversion(statement, table, name, old, new, source)
+        failures, changed = self._conversion(statement, table, name, old, new, column.raw_default)
         if failures:
             statement.find(
                 "constraint-violated",
@@ -870,23 +869,28 @@ class Analyzer:
         name: str,
         old: str,
         new: str,
-        using: str | None,
+        using: ast.Node | None,
     ) -> tuple[int, int]:
         """(rows the conversion fails on, values it changes), comparing typed values: a string
-        becoming a number is compared as a number, anything else in its old type."""
-        base, category, modified = self.m.row(
+        becoming a number is compared as a number, anything else in its old type.
+
+        Rows it fails on are counted in one scan where PostgreSQL's input function decides (a
+        string read as the new type, a string too long for it); otherwise, once the one-scan
+        conversion fails, row by row."""
+        facts = self.m.row(
             "SELECT format_type(oid, NULL), typcategory, %s LIKE '%%(%%' FROM pg_type"
             " WHERE oid = to_regtype(%s)",
             (new, new),
-        ) or (None, None, False)
-        if base is None:
+        )
+        if facts is None:
             raise MeasurementError(f"type {new} does not exist yet")
+        base, category, modified = facts
         old_category = self.m.value(
             "SELECT typcategory FROM pg_type WHERE oid = to_regtype(%s)", (old,)
         )
-        expression = using or pgsql.Identifier(name).as_string(self.m.connection)
-        converted = f"CAST(({expression}) AS {new})"
         column = pgsql.Identifier(name).as_string(self.m.connection)
+        expression = deparse(using) if using is not None else column
+        converted = f"CAST(({expression}) AS {new})"
         if old_category == "S" and category != "S":
             # A string that is no valid value of the new type cannot survive as itself.
             differs = (
@@ -897,17 +901,22 @@ class Analyzer:
             differs = f"CAST({converted} AS {old}) IS DISTINCT FROM {column}"
         source = identifier(table).as_string(self.m.connection)
         present = f"{column} IS NOT NULL"
-        failures = 0
+        valid = None
         if category in ("S", "V") and modified:
             # A too long string or bit string: the assignment ALTER TYPE makes refuses it
             # (an explicit cast would cut it short instead).
-            fits = f"pg_input_is_valid(({expression})::text, {_literal(new)})"
+            valid = f"pg_input_is_valid(({expression})::text, {_literal(new)})"
+        elif old_category == "S" and _reads_column_as(using, name, new):
+            # A string becomes the new type through the type's input function.
+            valid = f"pg_input_is_valid({column}::text, {_literal(new)})"
+        failures = 0
+        if valid is not None:
             failures = self._measure(
                 statement,
-                f"rows {name} does not fit in {new}",
-                pgsql.SQL(f"SELECT count(*) FROM {source} WHERE {present} AND NOT {fits}"),
+                f"rows {name} cannot be converted on",
+                pgsql.SQL(f"SELECT count(*) FROM {source} WHERE {present} AND NOT {valid}"),
             )
-            present += f" AND {fits}"
+        attempted = valid or "true"
         label = f"values of {name} changed by the conversion"
         try:
             # count() of the converted value makes every row convert, whatever `differs` skips.
@@ -915,8 +924,8 @@ class Analyzer:
                 statement,
                 label,
                 pgsql.SQL(
-                    f"SELECT count(*) FILTER (WHERE {present} AND ({differs}))"
-                    f" + 0 * count({converted}) FROM {source}"
+                    f"SELECT count(*) FILTER (WHERE {present} AND {attempted} AND ({differs}))"
+                    f" + 0 * count({converted}) FILTER (WHERE {attempted}) FROM {source}"
                 ),
             )
         except MeasurementError:
@@ -1097,6 +1106,20 @@ def _not_null_column(expression: Any) -> str | None:
     ):
         return str(expression.arg.fields[-1].sval)
     return None
+
+
+def _reads_column_as(using: ast.Node | None, column: str, new: str) -> bool:
+    """Whether the conversion is the column itself, or the column cast to the new type."""
+    if using is None:
+        return True
+    if not isinstance(using, ast.TypeCast) or not isinstance(using.arg, ast.ColumnRef):
+        return False
+    fields = using.arg.fields or ()
+    return (
+        bool(fields)
+        and getattr(fields[-1], "sval", None) == column
+        and (deparse(using.typeName) == new)
+    )
 
 
 def _literal(text: str) -> str:

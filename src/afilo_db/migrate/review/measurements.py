@@ -15,6 +15,9 @@ from psycopg import sql as pgsql
 from afilo_db.config import get_settings
 from afilo_db.migrate.review.syntax import identifier, walk
 
+# Rows converted by one statement when counting the rows a type change fails on.
+CONVERSION_CHUNK_ROWS = 500
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -84,15 +87,24 @@ class Measurer:
         self, table: str, expression: str, target_type: str, differs: str, present: str
     ) -> tuple[int, int]:
         """(rows on which `expression`, assigned to `target_type` as ALTER COLUMN ... TYPE
-        assigns it, raises an error; rows on which `differs` holds). One sub-transaction per
-        row: used only once the whole conversion is known to fail somewhere."""
+        assigns it, raises an error; rows on which `differs` holds). Used once the one-scan
+        conversion is known to fail somewhere: chunks of rows are converted in one statement
+        each, and only a chunk that fails is gone through row by row."""
         body = pgsql.SQL(
-            "DECLARE row_id tid; converted {type}; failed bigint := 0; changed bigint := 0;"
-            " BEGIN FOR row_id IN SELECT ctid FROM {table} LOOP BEGIN"
+            "DECLARE chunk tid[]; row_id tid; converted {type}; found bigint;"
+            " failed bigint := 0; changed bigint := 0;"
+            " BEGIN FOR chunk IN SELECT array_agg(ctid) FROM (SELECT ctid,"
+            " (row_number() OVER ()) / {size} AS number FROM {table}) AS numbered"
+            " GROUP BY number LOOP BEGIN"
+            " SELECT count(*) FILTER (WHERE {present} AND ({differs}))"
+            " + 0 * count(CAST(({expression}) AS {type})) INTO found"
+            " FROM {table} WHERE ctid = ANY (chunk); changed := changed + found;"
+            " EXCEPTION WHEN data_exception THEN FOREACH row_id IN ARRAY chunk LOOP BEGIN"
             " converted := (SELECT ({expression}) FROM {table} WHERE ctid = row_id);"
             " IF (SELECT ({differs}) FROM {table} WHERE ctid = row_id AND {present}) THEN"
             " changed := changed + 1; END IF;"
-            " EXCEPTION WHEN data_exception THEN failed := failed + 1; END; END LOOP;"
+            " EXCEPTION WHEN data_exception THEN failed := failed + 1; END; END LOOP; END;"
+            " END LOOP;"
             " PERFORM set_config('afilo_review.conversion', failed || ',' || changed, true); END"
         ).format(
             type=pgsql.SQL(target_type),
@@ -100,6 +112,7 @@ class Measurer:
             expression=pgsql.SQL(expression),
             differs=pgsql.SQL(differs),
             present=pgsql.SQL(present),
+            size=pgsql.Literal(CONVERSION_CHUNK_ROWS),
         )
         block = pgsql.SQL("DO {}").format(pgsql.Literal(body.as_string(self.connection)))
         try:
