@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from pglast import ast, parse_sql
-from pglast.enums import GrantTargetType, ObjectType, RoleSpecType
+from pglast.enums import GrantTargetType, ObjectType, RoleSpecType, VariableSetKind
 
 from afilo_db.migrate.review.findings import StatementReview
 from afilo_db.migrate.review.measurements import Measurer
@@ -313,7 +313,7 @@ class AccessChecks:
             item.defname == "set"
             and isinstance(item.arg, ast.VariableSetStmt)
             and item.arg.name == "search_path"
-            and item.arg.args
+            and (item.arg.args or item.arg.kind == VariableSetKind.VAR_SET_CURRENT)
             for item in options or ()
         )
         if not definer or fixed_path:

@@ -132,6 +132,10 @@ class Analyzer:
         # column of each such CHECK added NOT VALID (proof once validated).
         self.proven_not_null: set[tuple[str, str]] = set()
         self.unvalidated_not_null: dict[tuple[str, str], str] = {}
+        # Earlier writes of this migration, per table: (WHERE, {column: value}) for an UPDATE,
+        # (WHERE, None) for a DELETE; and columns it added, with their default.
+        self.writes: dict[str, list[tuple[str | None, dict[str, str] | None]]] = {}
+        self.added_columns: dict[tuple[str, str], str | None] = {}
 
     def end_transaction(self) -> None:
         self.transaction = Transaction()
@@ -403,6 +407,22 @@ class Analyzer:
                         statement.table_rows,
                     )
 
+    def _written(self, table: str, where: Any, values: dict[str, str] | None) -> None:
+        condition = deparse(where) if where is not None else None
+        self.writes.setdefault(table, []).append((condition, values))
+
+    def _null_after_writes(self, table: str, column: str, now_null: str) -> str:
+        """The condition a row meets when `column` is NULL once this migration's earlier
+        UPDATEs and DELETEs of the table have run (each judged on the rows as they are)."""
+        conditions = [now_null]
+        for where, values in self.writes.get(table, []):
+            reached = f"coalesce(({where}), false)" if where else "true"
+            if values is None:
+                conditions.append(f"NOT {reached}")
+            elif column in values:
+                conditions.append(f"NOT ({reached} AND ({values[column]}) IS NOT NULL)")
+        return " AND ".join(conditions)
+
     def _dml_rows(self, statement: StatementReview, table: str | None, where: Any) -> int:
         if table is None or not self._existing(statement, table):
             return 0
@@ -415,6 +435,13 @@ class Analyzer:
     def _UpdateStmt(self, statement: StatementReview, node: ast.UpdateStmt) -> None:  # noqa: N802
         table = relation_name(node.relation)
         rows = self._dml_rows(statement, table, node.whereClause)
+        if table is not None and not node.fromClause:
+            values = {
+                str(target.name): deparse(target.val)
+                for target in node.targetList or ()
+                if isinstance(target, ast.ResTarget) and target.name and target.val is not None
+            }
+            self._written(table, node.whereClause, values)
         if rows >= self.limits.large_rows:
             statement.find(
                 "large-update",
@@ -435,6 +462,8 @@ class Analyzer:
     def _DeleteStmt(self, statement: StatementReview, node: ast.DeleteStmt) -> None:  # noqa: N802
         table = relation_name(node.relation)
         rows = self._dml_rows(statement, table, node.whereClause)
+        if table is not None and not node.usingClause:
+            self._written(table, node.whereClause, None)
         if rows:
             statement.find("data-loss", "error", f"DELETE removes {rows} rows of {table}", rows)
 
@@ -726,6 +755,9 @@ class Analyzer:
         self._maintenance(statement, table, f"ALTER TABLE {words}")
 
     def _drop_column(self, statement: StatementReview, table: str, column: str) -> None:
+        if self.m.column_type(table, column) is None:
+            statement.notes.append(f"{table}.{column} does not exist (yet): nothing to lose")
+            return
         statement.find(
             "breaking-change",
             "error",
@@ -752,8 +784,14 @@ class Analyzer:
             " AND NOT a.attisdropped",
             (table, column),
         )
-        if facts is None:
+        quoted = pgsql.Identifier(column).as_string(self.m.connection)
+        if facts is None and (table, column) in self.added_columns:
+            default = self.added_columns[(table, column)]
+            facts, now_null = (False, False), (f"({default}) IS NULL" if default else "true")
+        elif facts is None:
             raise MeasurementError(f"column {table}.{column} does not exist yet")
+        else:
+            now_null = f"{quoted} IS NULL"
         already, checked = facts
         statement.scans = False
         if already:
@@ -771,8 +809,8 @@ class Analyzer:
         nulls = self._measure(
             statement,
             f"rows with {column} NULL",
-            pgsql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(
-                identifier(table), pgsql.Identifier(column)
+            pgsql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                identifier(table), pgsql.SQL(self._null_after_writes(table, column, now_null))
             ),
         )
         if nulls:
@@ -799,6 +837,9 @@ class Analyzer:
         )
         type_name = column.typeName.names[-1].sval if column.typeName else ""
         rows = statement.table_rows or 0
+        self.added_columns[(table, str(column.colname))] = (
+            deparse(default) if default is not None else None
+        )
         why = None
         if any(
             c.contype == ConstrType.CONSTR_GENERATED and c.generated_kind != "v"
@@ -934,6 +975,10 @@ class Analyzer:
             statement.measurements[label] = changed
         return failures, changed
 
+    def _base_name(self, type_name: str) -> str | None:
+        name = self.m.value("SELECT format_type(to_regtype(%s), NULL)", (type_name,))
+        return str(name) if name else None
+
     def _binary_coercible(self, old: str, new: str) -> bool:
         """Type changes PostgreSQL makes without rewriting: the same type with a larger (or no)
         length, precision or scale-preserving precision, and binary-coercible casts (varchar to
@@ -948,6 +993,17 @@ class Analyzer:
         if facts is None:
             raise MeasurementError(f"type {new} does not exist yet")
         same, binary, base, unlimited = facts
+        if {base, str(self._base_name(new))} == {
+            "timestamp without time zone",
+            "timestamp with time zone",
+        }:
+            # No rewrite when the session's time zone is UTC (PostgreSQL 12 and later).
+            return bool(
+                self.m.value(
+                    "SELECT utc_offset = interval '0' AND NOT is_dst FROM pg_timezone_names"
+                    " WHERE name = current_setting('TimeZone')"
+                )
+            ) and _type_modifiers(old) == _type_modifiers(new)
         sizes_old, sizes_new = _type_modifiers(old), _type_modifiers(new)
         if same:
             if unlimited or sizes_old == sizes_new:
