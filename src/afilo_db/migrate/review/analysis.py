@@ -18,6 +18,7 @@ from pglast import ast
 from pglast.enums import (
     AlterTableType,
     ConstrType,
+    DropBehavior,
     NullTestType,
     ObjectType,
     ReindexObjectType,
@@ -312,6 +313,10 @@ class Analyzer:
         if kind == ObjectType.OBJECT_INDEX:
             self._drop_index(statement, node)
             return
+        if kind in (ObjectType.OBJECT_SCHEMA, ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN):
+            if node.behavior == DropBehavior.DROP_CASCADE:
+                self._drop_cascade(statement, kind, node.objects)
+            return
         if kind not in (
             ObjectType.OBJECT_TABLE,
             ObjectType.OBJECT_VIEW,
@@ -337,6 +342,44 @@ class Analyzer:
                     statement.table_rows,
                 )
 
+    def _drop_cascade(self, statement: StatementReview, kind: ObjectType, objects: Any) -> None:
+        """DROP SCHEMA / TYPE / DOMAIN ... CASCADE: the tables of the schema, or the columns of
+        the type, go with it."""
+        for name in objects or ():
+            target = (
+                str(name.sval)
+                if isinstance(name, ast.String)
+                else deparse(name)
+                if isinstance(name, ast.TypeName)
+                else ".".join(part.sval for part in name)
+            )
+            if kind == ObjectType.OBJECT_SCHEMA:
+                query = (
+                    "SELECT c.oid::regclass::text, NULL FROM pg_class c JOIN pg_namespace n"
+                    " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'p')"
+                    " AND NOT c.relispartition"
+                )
+            else:
+                query = (
+                    "SELECT a.attrelid::regclass::text, a.attname FROM pg_attribute a"
+                    " JOIN pg_class c ON c.oid = a.attrelid WHERE a.atttypid = to_regtype(%s)"
+                    " AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')"
+                    " AND NOT c.relispartition"
+                )
+            for table, column in self.m.rows(query, (target,)):
+                what = f"{table}.{column}" if column else f"table {table}"
+                statement.find(
+                    "breaking-change",
+                    "error",
+                    f"DROP {kind.name.removeprefix('OBJECT_')} {target} CASCADE drops {what}",
+                )
+                counted = pgsql.SQL("SELECT count(*) FROM {}").format(identifier(table))
+                if column:
+                    counted += pgsql.SQL(" WHERE {} IS NOT NULL").format(pgsql.Identifier(column))
+                lost = self._measure(statement, f"values lost in {what}", counted)
+                if lost:
+                    statement.find("data-loss", "error", f"dropping {what} loses {lost}", lost)
+
     def _drop_index(self, statement: StatementReview, node: ast.DropStmt) -> None:
         if node.concurrent:
             self._lock(statement, SHARE_UPDATE_EXCLUSIVE)
@@ -345,7 +388,7 @@ class Analyzer:
         self._lock(statement, ACCESS_EXCLUSIVE)
         for name in node.objects or ():
             index = ".".join(part.sval for part in name)
-            table = self.m.index_table(index) if self.m.table_exists(index) else None
+            table = self.m.index_table(index)
             if self._existing(statement, table):
                 statement.find(
                     "blocking-index-drop",
@@ -520,7 +563,7 @@ class Analyzer:
         statement.other_locks["its indexes"] = ACCESS_EXCLUSIVE
         name = relation_name(node.relation)
         if node.kind == ReindexObjectType.REINDEX_OBJECT_INDEX:
-            table = self.m.index_table(name) if name and self.m.table_exists(name) else None
+            table = self.m.index_table(name) if name else None
             self._maintenance(statement, table, f"REINDEX INDEX {name}")
         elif node.kind == ReindexObjectType.REINDEX_OBJECT_TABLE:
             self._maintenance(statement, name, "REINDEX TABLE")
@@ -668,7 +711,7 @@ class Analyzer:
         for command in node.cmds or ():
             lock, rewrites, _ = ALTER_TABLE_FORMS.get(command.subtype, UNKNOWN_ALTER_FORM)
             self._lock(statement, lock)
-            if rewrites and index and self.m.table_exists(index):
+            if rewrites and index and self.m.index_table(index):
                 self._lock(statement, ACCESS_EXCLUSIVE)
                 self._maintenance(
                     statement, self.m.index_table(index), f"ALTER INDEX {index} (rewrite)"

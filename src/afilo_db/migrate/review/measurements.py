@@ -15,6 +15,10 @@ from psycopg import sql as pgsql
 from afilo_db.config import get_settings
 from afilo_db.migrate.review.syntax import identifier, walk
 
+# pg_class.relkind: relations that hold rows (tables, partitioned tables, materialized views)
+# and those that do not (views, foreign tables, sequences).
+STORED_KINDS = ("r", "p", "m")
+ROWLESS_KINDS = ("v", "f", "S")
 # Rows converted by one statement when counting the rows a type change fails on.
 CONVERSION_CHUNK_ROWS = 500
 
@@ -61,15 +65,31 @@ class Measurer:
         except psycopg.Error as error:
             raise MeasurementError(str(error).splitlines()[0]) from error
 
+    def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self.connection.transaction():
+                return self.connection.execute(query, params or None).fetchall()
+        except psycopg.Error as error:
+            raise MeasurementError(str(error).splitlines()[0]) from error
+
+    def _kind(self, relation: str) -> str | None:
+        row = self.row("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (relation,))
+        return str(row[0]) if row else None
+
     def table_exists(self, table: str) -> bool:
+        """Whether `table` is a relation that exists before this migration: a table, a
+        materialized or plain view, a foreign table, a sequence (not an index)."""
         if table in self.created_tables:
             return False
-        row = self.row("SELECT to_regclass(%s) IS NOT NULL", (table,))
-        return bool(row and row[0])
+        return self._kind(table) in STORED_KINDS + ROWLESS_KINDS
 
     def size(self, table: str) -> TableSize:
-        """Rows (counted, not estimated) and bytes (with indexes and TOAST) of an existing table."""
+        """Rows (counted, not estimated) and bytes (with indexes and TOAST) of an existing table;
+        nothing for a view, a foreign table or a sequence, which hold no rows of their own."""
         if table not in self._sizes:
+            if self._kind(table) in ROWLESS_KINDS:
+                self._sizes[table] = TableSize(0, 0)
+                return self._sizes[table]
             rows = self.count(pgsql.SQL("SELECT count(*) FROM {}").format(identifier(table)))
             row = self.row("SELECT pg_total_relation_size(to_regclass(%s))", (table,))
             self._sizes[table] = TableSize(rows, int(row[0] or 0) if row else 0)
