@@ -50,19 +50,29 @@ def downgrade() -> None:
     )
 
 
-def test_review_flags_a_blocking_index_build_and_exits_non_zero(
-    database_url: str, tmp_path: Path
-) -> None:
-    with psycopg.connect(database_url) as connection:
+def seed_products(url: str) -> None:
+    with psycopg.connect(url) as connection:
         seed(connection, products=5)
         connection.commit()
-    env = {"DATABASE_URL": database_url, "AFILO_MIGRATIONS_DIR": str(tmp_path)}
+
+
+def seeded_with_index_revision(url: str, directory: Path) -> dict[str, str]:
+    """Five products and a pending revision that builds an index on them without
+    CONCURRENTLY; the environment that runs the command line on them."""
+    seed_products(url)
     write_revision(
-        tmp_path,
+        directory,
         "0002_index_titles",
         "CREATE INDEX ix_products_title ON products (title)",
         "DROP INDEX ix_products_title",
     )
+    return {"DATABASE_URL": url, "AFILO_MIGRATIONS_DIR": str(directory)}
+
+
+def test_review_flags_a_blocking_index_build_and_exits_non_zero(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = seeded_with_index_revision(database_url, tmp_path)
     result = run(env, "migrate", "review", "--json")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
@@ -175,9 +185,7 @@ def test_a_review_that_cannot_measure_fails_and_apply_needs_the_flag_which_is_lo
 ) -> None:
     monkeypatch.setenv("AFILO_MIGRATIONS_DIR", str(tmp_path))
     get_settings.cache_clear()
-    with psycopg.connect(database_url) as connection:
-        seed(connection, products=5)
-        connection.commit()
+    seed_products(database_url)
     env = {"DATABASE_URL": database_url, "AFILO_MIGRATIONS_DIR": str(tmp_path)}
     revision = "0002_short_titles"
     write_revision(
@@ -216,16 +224,7 @@ def test_a_review_that_cannot_measure_fails_and_apply_needs_the_flag_which_is_lo
 
 
 def test_review_thresholds_come_from_options(database_url: str, tmp_path: Path) -> None:
-    with psycopg.connect(database_url) as connection:
-        seed(connection, products=5)
-        connection.commit()
-    env = {"DATABASE_URL": database_url, "AFILO_MIGRATIONS_DIR": str(tmp_path)}
-    write_revision(
-        tmp_path,
-        "0002_index_titles",
-        "CREATE INDEX ix_products_title ON products (title)",
-        "DROP INDEX ix_products_title",
-    )
+    env = seeded_with_index_revision(database_url, tmp_path)
     assert run(env, "migrate", "review").returncode == 1
     tiny = run(env, "migrate", "review", "--json", "--tiny-rows", "100")
     assert tiny.returncode == 0, tiny.stdout
