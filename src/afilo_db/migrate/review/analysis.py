@@ -284,14 +284,14 @@ class Analyzer:
         query = pgsql.SQL(
             "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {} WHERE {}"
             " GROUP BY {} HAVING count(*) > 1) AS duplicates"
-        ).format(identifier(table), pgsql.SQL(" AND ").join(filters), keys)
+        ).format(self._rows_of(table), pgsql.SQL(" AND ").join(filters), keys)
         violations = self._measure(statement, "rows with duplicate keys", query)
         if primary:
             violations += self._measure(
                 statement,
                 "rows with a NULL key",
                 pgsql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
-                    identifier(table), pgsql.SQL(" AND ").join(filters)
+                    self._rows_of(table), pgsql.SQL(" AND ").join(filters)
                 ),
             )
         if violations:
@@ -450,6 +450,21 @@ class Analyzer:
                         statement.table_rows,
                     )
 
+    def _rows_of(self, table: str, alias: str | None = None) -> pgsql.Composed:
+        """The table's rows as they will be when a measurement's statement runs: with the
+        columns this migration added before it, each holding its default (or NULL)."""
+        name = pgsql.Identifier(alias or table.split(".")[-1])
+        added = [
+            pgsql.SQL("({}) AS {}").format(pgsql.SQL(default or "NULL"), pgsql.Identifier(column))
+            for (owner, column), default in self.added_columns.items()
+            if owner == table
+        ]
+        if not added:
+            return pgsql.SQL("{} AS {}").format(identifier(table), name)
+        return pgsql.SQL("(SELECT *, {} FROM {}) AS {}").format(
+            pgsql.SQL(", ").join(added), identifier(table), name
+        )
+
     def _written(self, table: str, where: Any, values: dict[str, str] | None) -> None:
         condition = deparse(where) if where is not None else None
         self.writes.setdefault(table, []).append((condition, values))
@@ -470,7 +485,7 @@ class Analyzer:
         if table is None or not self._existing(statement, table):
             return 0
         self._lock(statement, ROW_EXCLUSIVE)
-        query = pgsql.SQL("SELECT count(*) FROM {}").format(identifier(table))
+        query = pgsql.SQL("SELECT count(*) FROM {}").format(self._rows_of(table))
         if where is not None:
             query += pgsql.SQL(" WHERE {}").format(pgsql.SQL(deparse(where)))
         return self._measure(statement, "rows affected", query)
@@ -1104,7 +1119,7 @@ class Analyzer:
                 statement,
                 "rows violating the constraint",
                 pgsql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
-                    identifier(table), pgsql.SQL(deparse(expression))
+                    self._rows_of(table), pgsql.SQL(deparse(expression))
                 ),
             )
         elif kind == ConstrType.CONSTR_FOREIGN:
@@ -1151,9 +1166,8 @@ class Analyzer:
             statement,
             "rows violating the constraint",
             pgsql.SQL(
-                "SELECT count(*) FROM {} AS t WHERE {} AND NOT EXISTS (SELECT 1 FROM {} AS r"
-                " WHERE {})"
-            ).format(identifier(table), present, identifier(referenced), match),
+                "SELECT count(*) FROM {} WHERE {} AND NOT EXISTS (SELECT 1 FROM {} AS r WHERE {})"
+            ).format(self._rows_of(table, "t"), present, identifier(referenced), match),
         )
 
     def _validate(self, statement: StatementReview, table: str, name: str) -> None:
