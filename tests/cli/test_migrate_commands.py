@@ -221,6 +221,7 @@ def test_a_review_that_cannot_measure_fails_and_apply_needs_the_flag_which_is_lo
     assert row is not None
     assert row[0]["accept_unmeasured"] is True
     assert any("could not measure" in item for item in row[0]["unmeasured"])
+    get_settings.cache_clear()
 
 
 def test_review_thresholds_come_from_options(database_url: str, tmp_path: Path) -> None:
