@@ -57,6 +57,31 @@ class Settings(BaseSettings):
         default=15_000, ge=0, description="Default statement timeout; 0 disables it."
     )
 
+    afilo_review_tiny_rows: int = Field(
+        default=0,
+        ge=0,
+        description="`migrate review`: a table of at most this many rows is tiny; a statement "
+        "that blocks it while working through it is a note there, an error elsewhere.",
+    )
+    afilo_review_large_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="`migrate review`: from this many rows a table is large; scans under a "
+        "lock and one UPDATE of this many rows are errors, not warnings.",
+    )
+    afilo_review_large_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="`migrate review`: from this many bytes (with indexes and TOAST) a table "
+        "is large, whatever its row count.",
+    )
+    afilo_review_measure_timeout: str = Field(
+        default="60s",
+        pattern=r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$",
+        description="`migrate review`: how long one measurement may take (lock waits "
+        "included) before it counts as unmeasured, an error.",
+    )
+
     afilo_studio_password: SecretStr | None = Field(
         default=None,
         description="The studio's login password; unset: a one-time token is printed at start.",

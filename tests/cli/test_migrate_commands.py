@@ -50,19 +50,29 @@ def downgrade() -> None:
     )
 
 
-def test_review_flags_a_blocking_index_build_and_exits_non_zero(
-    database_url: str, tmp_path: Path
-) -> None:
-    with psycopg.connect(database_url) as connection:
+def seed_products(url: str) -> None:
+    with psycopg.connect(url) as connection:
         seed(connection, products=5)
         connection.commit()
-    env = {"DATABASE_URL": database_url, "AFILO_MIGRATIONS_DIR": str(tmp_path)}
+
+
+def seeded_with_index_revision(url: str, directory: Path) -> dict[str, str]:
+    """Five products and a pending revision that builds an index on them without
+    CONCURRENTLY; the environment that runs the command line on them."""
+    seed_products(url)
     write_revision(
-        tmp_path,
+        directory,
         "0002_index_titles",
         "CREATE INDEX ix_products_title ON products (title)",
         "DROP INDEX ix_products_title",
     )
+    return {"DATABASE_URL": url, "AFILO_MIGRATIONS_DIR": str(directory)}
+
+
+def test_review_flags_a_blocking_index_build_and_exits_non_zero(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = seeded_with_index_revision(database_url, tmp_path)
     result = run(env, "migrate", "review", "--json")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
@@ -168,3 +178,58 @@ def test_generate_writes_the_schema_reference_and_a_diagram(
         connection.commit()
     status = json.loads(run(env, "migrate", "status", "--json", "--docs", str(tmp_path)).stdout)
     assert not status["docs_fresh"]
+
+
+def test_a_review_that_cannot_measure_fails_and_apply_needs_the_flag_which_is_logged(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AFILO_MIGRATIONS_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    seed_products(database_url)
+    env = {"DATABASE_URL": database_url, "AFILO_MIGRATIONS_DIR": str(tmp_path)}
+    revision = "0002_short_titles"
+    write_revision(
+        tmp_path,
+        revision,
+        "ALTER TABLE products ADD CONSTRAINT ck_products_title_short CHECK (length(title) < 300)",
+        "ALTER TABLE products DROP CONSTRAINT ck_products_title_short",
+    )
+    # Another session holds the table: every measurement of it waits, then times out.
+    with psycopg.connect(database_url) as holder:
+        holder.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        result = run(env, "migrate", "review", "--json", "--measure-timeout", "300ms")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert not report["passed"]
+    assert report["revisions"][0]["unmeasured"]
+    assert all("could not measure" in item for item in report["revisions"][0]["unmeasured"])
+
+    record(database_url, revision, Step.TESTED, revisions.revision_checksum(revision))
+    refused = run(env, "migrate", "apply")
+    assert refused.returncode == 5
+    assert "could not measure" in refused.stderr and "--accept-unmeasured" in refused.stderr
+    assert revisions.pending_revisions(database_url) == [revision]
+
+    accepted = run(env, "migrate", "apply", "--accept-unmeasured")
+    assert accepted.returncode == 0, accepted.stderr
+    assert revisions.pending_revisions(database_url) == []
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT details FROM afilo_ops.migration_log WHERE revision = %s AND step = 'applied'",
+            (revision,),
+        ).fetchone()
+    assert row is not None
+    assert row[0]["accept_unmeasured"] is True
+    assert any("could not measure" in item for item in row[0]["unmeasured"])
+    get_settings.cache_clear()
+
+
+def test_review_thresholds_come_from_options(database_url: str, tmp_path: Path) -> None:
+    env = seeded_with_index_revision(database_url, tmp_path)
+    assert run(env, "migrate", "review").returncode == 1
+    tiny = run(env, "migrate", "review", "--json", "--tiny-rows", "100")
+    assert tiny.returncode == 0, tiny.stdout
+    finding = json.loads(tiny.stdout)["revisions"][0]["statements"][0]["findings"][0]
+    assert finding["severity"] == "info" and finding["count"] == 5
+    bad = run(env, "migrate", "review", "--measure-timeout", "soon")
+    assert bad.returncode == 2 and "measure-timeout" in bad.stderr

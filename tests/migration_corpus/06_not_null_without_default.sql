@@ -1,2 +1,2 @@
--- expect: not-null-without-default:error
+-- expect: not-null-without-default:error:30
 ALTER TABLE products ADD COLUMN sku_prefix text NOT NULL;

@@ -1,2 +1,2 @@
--- expect: table-rewrite:error
+-- expect: table-rewrite:error:30
 ALTER TABLE products ALTER COLUMN description TYPE varchar(100000);

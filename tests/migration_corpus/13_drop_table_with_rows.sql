@@ -1,2 +1,2 @@
--- expect: breaking-change:error, data-loss:error
+-- expect: breaking-change:error, data-loss:error:22
 DROP TABLE chat_messages;

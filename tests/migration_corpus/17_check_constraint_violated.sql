@@ -1,2 +1,2 @@
--- expect: constraint-violated:error
+-- expect: constraint-violated:error:30
 ALTER TABLE products ADD CONSTRAINT ck_products_title_short CHECK (length(title) < 3);

@@ -1,2 +1,2 @@
--- expect: set-not-null-scan:warning
-ALTER TABLE products ALTER COLUMN description SET NOT NULL;
+-- expect: set-not-null-scan:warning:30
+ALTER TABLE products ALTER COLUMN stripe_product_id SET NOT NULL;

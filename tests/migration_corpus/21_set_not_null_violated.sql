@@ -1,2 +1,2 @@
--- expect: constraint-violated:error
+-- expect: constraint-violated:error:8
 ALTER TABLE products ALTER COLUMN included_in_tier SET NOT NULL;

@@ -1,2 +1,2 @@
--- expect: blocking-index-build:error
+-- expect: blocking-index-build:error:30
 ALTER TABLE products ADD CONSTRAINT uq_products_title UNIQUE (title);

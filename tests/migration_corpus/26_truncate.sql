@@ -1,2 +1,2 @@
--- expect: data-loss:error
+-- expect: data-loss:error:22
 TRUNCATE chat_messages;

@@ -1,2 +1,2 @@
--- expect: data-loss:error
+-- expect: data-loss:error:30
 DELETE FROM products WHERE status = 'draft' OR status = 'active' OR status = 'archived';

@@ -59,14 +59,57 @@ def migrate_review(
     revision: Annotated[
         str | None, typer.Argument(help="Review pending revisions up to this one (default: all).")
     ] = None,
+    tiny_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="A table of at most this many rows is tiny: blocking it is a note there "
+            "(default: AFILO_REVIEW_TINY_ROWS, 0).",
+        ),
+    ] = None,
+    large_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="From this many rows a table is large: scans under a lock become errors "
+            "(default: AFILO_REVIEW_LARGE_ROWS, 10000).",
+        ),
+    ] = None,
+    large_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="From this many bytes a table is large (default: AFILO_REVIEW_LARGE_BYTES, "
+            "64 MiB).",
+        ),
+    ] = None,
+    measure_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="How long one measurement may take, lock waits included, before it counts as "
+            "unmeasured, an error (default: AFILO_REVIEW_MEASURE_TIMEOUT, 60s).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Print the exact SQL of the pending revisions and review it: squawk's lint, the lock each
     statement takes and on which table, table rewrites and scans, transactionality, rows
-    affected, data lost and rows breaking a new constraint (measured on the database), and
-    changes that break the running code, each with a safe recipe. Exits 1 on any error."""
+    affected, data lost and rows breaking a new constraint (measured on the database), security
+    changes against the policies' contract, and changes that break the running code, each with
+    a safe recipe. Severity follows the measured size of each table. A measurement that fails or
+    times out is an error. Exits 1 on any error."""
     with reported_errors():
-        result = review.review_pending(resolve_target().direct_url, revision)
+        if measure_timeout is not None:
+            _check_duration("measure-timeout", measure_timeout)
+        defaults = review.settings_thresholds()
+        thresholds = review.Thresholds(
+            tiny_rows=defaults.tiny_rows if tiny_rows is None else tiny_rows,
+            large_rows=large_rows or defaults.large_rows,
+            large_bytes=large_bytes or defaults.large_bytes,
+        )
+        result = review.review_pending(
+            resolve_target().direct_url, revision, thresholds, measure_timeout
+        )
     if as_json:
         print(json.dumps(result.as_dict(), default=str))
     else:
@@ -151,6 +194,14 @@ def migrate_apply(
     statement_timeout: Annotated[
         str, typer.Option(help="statement_timeout for each statement.")
     ] = checklist.DEFAULT_STATEMENT_TIMEOUT,
+    accept_unmeasured: Annotated[
+        bool,
+        typer.Option(
+            "--accept-unmeasured",
+            help="Apply revisions whose review could not measure something (a timeout, a lock "
+            "held elsewhere); recorded in the migration log with what was not measured.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """The production step: refuses unless every pending revision passed review and test
@@ -158,17 +209,14 @@ def migrate_apply(
     transaction of its own (index builds concurrently, outside it) with lock and statement
     timeouts; records who applied what, when, with which checksum and how long it took."""
     with reported_errors():
-        for name, value in (
-            ("lock-timeout", lock_timeout),
-            ("statement-timeout", statement_timeout),
-        ):
-            if not value.strip() or not value.strip()[0].isdigit():
-                raise ValidationError({name: "a PostgreSQL duration such as 5s, 500ms or 30min"})
+        _check_duration("lock-timeout", lock_timeout)
+        _check_duration("statement-timeout", statement_timeout)
         result = checklist.apply(
             resolve_target().direct_url,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
             progress=lambda step: errors.print(f"… {step}"),
+            accept_unmeasured=accept_unmeasured,
         )
     if as_json:
         print(json.dumps(asdict(result), default=str))
@@ -182,6 +230,11 @@ def migrate_apply(
     for applied in result.applied:
         console.print(f"applied {applied.revision} in {applied.duration_ms:,.0f} ms")
     console.print("next: afilo-db generate, then afilo-db migrate confirm REVISION")
+
+
+def _check_duration(name: str, value: str) -> None:
+    if not value.strip() or not value.strip()[0].isdigit():
+        raise ValidationError({name: "a PostgreSQL duration such as 5s, 500ms or 30min"})
 
 
 @migrate_app.command("status")

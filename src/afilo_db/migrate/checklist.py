@@ -24,7 +24,7 @@ from afilo_db.backups.manifest import backup_path
 from afilo_db.errors import ConflictError, ForbiddenError, NotFoundError, OperationError
 from afilo_db.migrate import revisions
 from afilo_db.migrate.docs import DOCS_DIRECTORY, documented_hash, live_schema_hash
-from afilo_db.migrate.log import LogEntry, Step, entries, latest, record
+from afilo_db.migrate.log import UNMEASURED_DETAIL, LogEntry, Step, entries, latest, record
 from afilo_db.models import Base
 
 # Session-level advisory lock held for a whole `apply` (backup included): 'afilo-ap'.
@@ -94,14 +94,27 @@ def unapproved(url: str, pending: list[str], log: list[LogEntry]) -> dict[str, s
     return problems
 
 
+def unmeasured(pending: list[str], log: list[LogEntry]) -> dict[str, list[str]]:
+    """What the review of each pending revision could not measure (fail closed: an unmeasured
+    danger is an error until the operator accepts it)."""
+    found = {}
+    for revision in pending:
+        entry = latest(log, revision, Step.REVIEWED)
+        if entry is not None and entry.details.get(UNMEASURED_DETAIL):
+            found[revision] = list(entry.details[UNMEASURED_DETAIL])
+    return found
+
+
 def apply(
     url: str,
     lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
     statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT,
     metadata: MetaData = Base.metadata,
     progress: Callable[[str], None] | None = None,
+    accept_unmeasured: bool = False,
 ) -> ApplyResult:
-    """Apply every pending revision that passed review and test; refuse if any did not."""
+    """Apply every pending revision that passed review and test; refuse if any did not, or if
+    its review could not measure something, unless `accept_unmeasured` (then recorded)."""
     step = progress or (lambda _: None)
     result = ApplyResult()
     with psycopg.connect(url, autocommit=True) as lock:
@@ -119,6 +132,13 @@ def apply(
                 raise ForbiddenError(
                     "refusing to apply: "
                     + "; ".join(f"{revision}: {why}" for revision, why in problems.items())
+                )
+            accepted = unmeasured(pending, log)
+            if accepted and not accept_unmeasured:
+                raise ForbiddenError(
+                    "refusing to apply: "
+                    + "; ".join(f"{rev}: {'; '.join(why)}" for rev, why in accepted.items())
+                    + " (review again once it can be measured, or pass --accept-unmeasured)"
                 )
             step("backing up")
             manifest = create_backup(url, label=f"before {pending[-1]}")
@@ -153,7 +173,15 @@ def apply(
                     Step.APPLIED,
                     checksum,
                     duration_ms=duration,
-                    details={"backup": str(result.backup), **settings},
+                    details={
+                        "backup": str(result.backup),
+                        **settings,
+                        **(
+                            {"accept_unmeasured": True, UNMEASURED_DETAIL: accepted[revision]}
+                            if revision in accepted
+                            else {}
+                        ),
+                    },
                 )
                 result.applied.append(AppliedRevision(revision, checksum, duration))
         finally:

@@ -20,6 +20,10 @@ from psycopg.types.json import Jsonb
 
 from afilo_db.migrations.support import OPS_SCHEMA
 
+# The details key of a REVIEWED record listing what its review could not measure, and of the
+# APPLIED record of a revision applied with them accepted (`migrate apply --accept-unmeasured`).
+UNMEASURED_DETAIL = "unmeasured"
+
 
 class Step(StrEnum):
     REVIEWED = "reviewed"

@@ -15,13 +15,15 @@ from pglast import ast, parse_sql
 from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError
 
+from afilo_db.config import get_settings
 from afilo_db.errors import OperationError
 from afilo_db.migrate import revisions
-from afilo_db.migrate.log import Step, record
+from afilo_db.migrate.log import UNMEASURED_DETAIL, Step, record
 from afilo_db.migrate.review.analysis import NOT_TRANSACTIONAL, Analyzer
 from afilo_db.migrate.review.findings import Finding, Review, RevisionReview, StatementReview
 from afilo_db.migrate.review.lint import squawk, squawk_finding, statement_at
-from afilo_db.migrate.review.measurements import Measurer, measuring
+from afilo_db.migrate.review.measurements import Measurer, Thresholds, measuring
+from afilo_db.migrate.review.syntax import relation_name
 
 __all__ = [
     "Finding",
@@ -29,6 +31,7 @@ __all__ = [
     "Review",
     "RevisionReview",
     "StatementReview",
+    "Thresholds",
     "measuring",
     "review_pending",
     "review_sql",
@@ -43,11 +46,13 @@ def review_sql(
     revision: str = "sql",
     checksum: str | None = None,
     in_transaction: bool = True,
+    thresholds: Thresholds | None = None,
 ) -> RevisionReview:
     """Review `sql` (one migration's statements) against the database `measurer` reads.
 
     `in_transaction`: whether the statements start inside a transaction block (Alembic's online
-    runs); BEGIN and COMMIT statements in the SQL change it as they go.
+    runs); BEGIN and COMMIT statements in the SQL change it as they go. `thresholds`: the table
+    sizes from which dangers become errors (default: the settings').
     """
     statements: list[StatementReview] = []
     try:
@@ -56,7 +61,7 @@ def review_sql(
         failed = StatementReview(index=0, sql=sql, kind="unparsable")
         failed.find("unparsable", "error", f"PostgreSQL cannot parse it: {error}")
         return RevisionReview(revision, checksum, sql, [failed], [])
-    analyzer = Analyzer(measurer)
+    analyzer = Analyzer(measurer, thresholds or settings_thresholds(), _created_policies(parsed))
     starts: list[int] = []
     for raw in parsed:
         node: Any = raw.stmt
@@ -64,6 +69,8 @@ def review_sql(
         text = sql.encode()[start : start + raw.stmt_len if raw.stmt_len else None].decode().strip()
         if isinstance(node, ast.TransactionStmt):
             in_transaction = _transaction_state(node, in_transaction)
+            if node.kind not in _SAVEPOINT_KINDS:
+                analyzer.end_transaction()
             continue
         if _touches_alembic_version(node):
             continue
@@ -85,6 +92,32 @@ def review_sql(
     return RevisionReview(revision, checksum, sql, statements, lint)
 
 
+_SAVEPOINT_KINDS = (
+    TransactionStmtKind.TRANS_STMT_SAVEPOINT,
+    TransactionStmtKind.TRANS_STMT_RELEASE,
+    TransactionStmtKind.TRANS_STMT_ROLLBACK_TO,
+)
+
+
+def settings_thresholds() -> Thresholds:
+    settings = get_settings()
+    return Thresholds(
+        tiny_rows=settings.afilo_review_tiny_rows,
+        large_rows=settings.afilo_review_large_rows,
+        large_bytes=settings.afilo_review_large_bytes,
+    )
+
+
+def _created_policies(parsed: Any) -> set[tuple[str, str]]:
+    """(table, policy) created anywhere in the migration: a DROP POLICY followed by its
+    re-creation is a change of the policy, judged by the CREATE."""
+    return {
+        ((relation_name(raw.stmt.table) or "").removeprefix("public."), str(raw.stmt.policy_name))
+        for raw in parsed
+        if isinstance(raw.stmt, ast.CreatePolicyStmt)
+    }
+
+
 def _transaction_state(node: ast.TransactionStmt, current: bool) -> bool:
     if node.kind in (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START):
         return True
@@ -101,27 +134,37 @@ def _touches_alembic_version(node: ast.Node) -> bool:
     return isinstance(relation, ast.RangeVar) and relation.relname == "alembic_version"
 
 
-def review_pending(url: str, up_to: str | None = None) -> Review:
+def review_pending(
+    url: str,
+    up_to: str | None = None,
+    thresholds: Thresholds | None = None,
+    measure_timeout: str | None = None,
+) -> Review:
     """Review every pending revision (or those up to `up_to`), oldest first, and record each one
-    that passes with its checksum, so that `apply` can check it was reviewed unchanged."""
+    that passes with its checksum, so that `apply` can check it was reviewed unchanged. A
+    revision whose only errors are measurements that failed is recorded too, with them, and
+    `apply` refuses it unless told to accept them."""
     pending = revisions.pending_revisions(url)
     if up_to is not None:
         if up_to not in pending:
             raise OperationError(f"revision {up_to} is not pending")
         pending = pending[: pending.index(up_to) + 1]
     reviews: list[RevisionReview] = []
-    with measuring(url) as measurer:
+    with measuring(url, measure_timeout) as measurer:
         for revision in pending:
             checksum = revisions.revision_checksum(revision)
             sql = revisions.revision_sql(url, revision)
-            reviews.append(review_sql(measurer, sql, revision, checksum, in_transaction=False))
+            reviews.append(review_sql(measurer, sql, revision, checksum, False, thresholds))
     for reviewed in reviews:
-        if reviewed.passed:
+        if reviewed.passed or reviewed.only_unmeasured:
             record(
                 url,
                 reviewed.revision,
                 Step.REVIEWED,
                 reviewed.checksum,
-                details={"warnings": len(reviewed.findings)},
+                details={
+                    "warnings": len(reviewed.findings) - len(reviewed.unmeasured),
+                    UNMEASURED_DETAIL: [finding.message for finding in reviewed.unmeasured],
+                },
             )
     return Review(reviews)

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
+# Errors that say the review could not decide, not that the migration is dangerous: `migrate
+# apply --accept-unmeasured` may apply a revision whose only errors are these.
+UNMEASURED = "unmeasured"
 
 RECIPES = {
     "blocking-index-build": (
@@ -47,6 +50,57 @@ RECIPES = {
     ),
     "large-update": "update in batches of a few thousand rows, each in its own transaction",
     "unparsable": "fix the SQL: PostgreSQL's own parser refuses it",
+    "blocking-maintenance": (
+        "do not run whole-table maintenance in a migration: REINDEX ... CONCURRENTLY for an "
+        "index; pg_repack or pg_squeeze to rewrite or move a table without blocking it; for SET "
+        "LOGGED / UNLOGGED / TABLESPACE / ACCESS METHOD, a new table filled in batches and "
+        "swapped in by a rename"
+    ),
+    "blocking-index-drop": (
+        "DROP INDEX CONCURRENTLY inside `with op.get_context().autocommit_block():` "
+        "(op.drop_index(..., postgresql_concurrently=True))"
+    ),
+    "explicit-lock": (
+        "do not LOCK TABLE in a migration: each statement takes the lock it needs, and "
+        "`migrate apply` bounds every wait with lock_timeout"
+    ),
+    "validate-in-same-transaction": (
+        "VALIDATE CONSTRAINT in a later revision, or after a COMMIT (an autocommit block), so "
+        "that it runs under SHARE UPDATE EXCLUSIVE instead of the lock ADD CONSTRAINT holds"
+    ),
+    "enum-value-used-in-transaction": (
+        "add the enum value in a revision of its own (or an autocommit block) and use it in a "
+        "later one: PostgreSQL refuses a value added in the same transaction"
+    ),
+    "rls-weakened": (
+        "keep row level security enabled and forced on every table: security/policies.py is "
+        "the contract, and a change to it comes with a revision that applies it"
+    ),
+    "policy-widened": (
+        "change the policy in security/policies.py first, then write the revision from it; a "
+        "policy never names PUBLIC and never reaches rows the contract does not give"
+    ),
+    "grant-widened": (
+        "grant only what security/policies.py gives each role (`_grants`): no grant to PUBLIC, "
+        "none beyond the policies' commands and columns"
+    ),
+    "security-definer-search-path": (
+        "give every SECURITY DEFINER function a fixed search_path: "
+        "`SET search_path = pg_catalog, pg_temp` (and schema-qualify what it uses)"
+    ),
+    "role-privileges": (
+        "keep afilo_app and afilo_service NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB "
+        "NOREPLICATION NOINHERIT (security/roles.py), and give no role BYPASSRLS in a migration"
+    ),
+    "unmeasured": (
+        "find out why the measurement failed (a lock held by another session, a timeout: "
+        "`migrate review --measure-timeout`) and review again; `migrate apply "
+        "--accept-unmeasured` applies it anyway and records that you did"
+    ),
+    "unclassified": (
+        "write the change as plain SQL statements the review knows, or review it by hand and "
+        "run it outside `migrate apply`"
+    ),
 }
 
 
@@ -57,6 +111,8 @@ class Finding:
     message: str
     recipe: str | None = None
     source: str = "afilo-db"
+    # The measured number the finding is about (rows blocked, values lost, rows that fail).
+    count: int | None = None
 
 
 @dataclass
@@ -73,12 +129,13 @@ class StatementReview:
     transactional: bool = True
     in_transaction: bool = True
     table_rows: int | None = None
+    table_bytes: int | None = None
     measurements: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
-    def find(self, rule: str, severity: Severity, message: str) -> None:
-        self.findings.append(Finding(rule, severity, message, RECIPES.get(rule)))
+    def find(self, rule: str, severity: Severity, message: str, count: int | None = None) -> None:
+        self.findings.append(Finding(rule, severity, message, RECIPES.get(rule), count=count))
 
 
 @dataclass
@@ -102,6 +159,15 @@ class RevisionReview:
     def passed(self) -> bool:
         return not self.errors
 
+    @property
+    def unmeasured(self) -> list[Finding]:
+        return [finding for finding in self.errors if finding.rule == UNMEASURED]
+
+    @property
+    def only_unmeasured(self) -> bool:
+        """Failed only because something could not be measured (apply may accept it)."""
+        return bool(self.errors) and len(self.unmeasured) == len(self.errors)
+
 
 @dataclass
 class Review:
@@ -118,6 +184,7 @@ class Review:
                 {
                     **asdict(revision),
                     "passed": revision.passed,
+                    "unmeasured": [finding.message for finding in revision.unmeasured],
                     "lint": [
                         {"statement": index, **asdict(finding)} for index, finding in revision.lint
                     ],

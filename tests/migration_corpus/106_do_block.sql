@@ -1,0 +1,2 @@
+-- expect: unclassified:error
+DO $$ BEGIN UPDATE products SET title = title; END $$;

@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE products ALTER COLUMN description SET DEFAULT 'to be written';

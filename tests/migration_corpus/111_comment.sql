@@ -1,0 +1,2 @@
+-- expect:
+COMMENT ON TABLE ledger_entries IS 'every movement of money';

@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE products ALTER COLUMN description DROP NOT NULL;

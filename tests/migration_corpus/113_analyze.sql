@@ -1,0 +1,2 @@
+-- expect:
+ANALYZE ledger_entries;

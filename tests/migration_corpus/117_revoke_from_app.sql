@@ -1,0 +1,2 @@
+-- expect:
+REVOKE DELETE ON cart_items FROM afilo_app;

@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE products DROP COLUMN IF EXISTS legacy_code;

@@ -1,0 +1,3 @@
+-- in-transaction: no
+-- expect: blocking-maintenance:error:30
+VACUUM FULL products;

@@ -1,0 +1,2 @@
+-- expect: not-transactional:error
+VACUUM ANALYZE products;

@@ -1,0 +1,3 @@
+-- in-transaction: no
+-- expect:
+VACUUM (ANALYZE) ledger_entries;

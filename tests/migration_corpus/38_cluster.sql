@@ -1,0 +1,2 @@
+-- expect: blocking-maintenance:error:30
+CLUSTER products USING pk_products;

@@ -1,0 +1,3 @@
+-- in-transaction: no
+-- expect:
+REINDEX INDEX CONCURRENTLY ix_ledger_entries_account_id;

@@ -1,0 +1,2 @@
+-- expect: not-transactional:error
+REINDEX TABLE CONCURRENTLY products;

@@ -1,0 +1,2 @@
+-- expect: blocking-maintenance:error:20000
+ALTER TABLE ledger_entries SET UNLOGGED;

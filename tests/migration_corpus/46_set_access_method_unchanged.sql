@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE ledger_entries SET ACCESS METHOD heap;

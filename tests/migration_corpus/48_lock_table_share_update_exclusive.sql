@@ -1,0 +1,2 @@
+-- expect:
+LOCK TABLE ledger_entries IN SHARE UPDATE EXCLUSIVE MODE;

@@ -1,0 +1,2 @@
+-- expect:
+DROP INDEX ledger_archive_account_id_idx;

@@ -1,0 +1,2 @@
+-- expect: rls-weakened:error
+ALTER TABLE downloads NO FORCE ROW LEVEL SECURITY;

@@ -1,0 +1,2 @@
+-- expect: grant-widened:error
+GRANT SELECT ON products TO PUBLIC;

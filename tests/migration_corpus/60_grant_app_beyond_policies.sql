@@ -1,0 +1,2 @@
+-- expect: grant-widened:error
+GRANT DELETE ON user_subscriptions TO afilo_app;

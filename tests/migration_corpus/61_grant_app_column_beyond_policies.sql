@@ -1,0 +1,2 @@
+-- expect: grant-widened:error
+GRANT UPDATE (subscription_tier) ON user_profiles TO afilo_app;

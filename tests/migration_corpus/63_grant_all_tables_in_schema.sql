@@ -1,0 +1,2 @@
+-- expect: grant-widened:error
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO afilo_app;

@@ -1,0 +1,2 @@
+-- expect: role-privileges:error
+ALTER ROLE afilo_app BYPASSRLS;

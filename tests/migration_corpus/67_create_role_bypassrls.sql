@@ -1,0 +1,2 @@
+-- expect: role-privileges:error
+CREATE ROLE reporting NOLOGIN BYPASSRLS;

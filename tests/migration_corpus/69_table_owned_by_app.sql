@@ -1,0 +1,2 @@
+-- expect: role-privileges:error
+ALTER TABLE products OWNER TO afilo_app;

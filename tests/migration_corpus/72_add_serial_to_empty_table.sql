@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE ledger_archive ADD COLUMN sequence_number serial;

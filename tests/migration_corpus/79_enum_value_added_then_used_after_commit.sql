@@ -1,0 +1,4 @@
+-- in-transaction: no
+-- expect:
+ALTER TYPE ledger_kind ADD VALUE 'refund';
+UPDATE ledger_entries SET kind = 'refund' WHERE id = 1;

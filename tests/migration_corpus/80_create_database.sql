@@ -1,0 +1,2 @@
+-- expect: not-transactional:error
+CREATE DATABASE scratch_copy;

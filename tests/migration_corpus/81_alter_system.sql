@@ -1,0 +1,2 @@
+-- expect: not-transactional:error
+ALTER SYSTEM SET work_mem = '64MB';

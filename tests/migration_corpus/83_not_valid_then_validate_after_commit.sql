@@ -1,0 +1,4 @@
+-- in-transaction: no
+-- expect:
+ALTER TABLE ledger_entries ADD CONSTRAINT ck_ledger_entries_amount CHECK (amount >= 0) NOT VALID;
+ALTER TABLE ledger_entries VALIDATE CONSTRAINT ck_ledger_entries_amount;

@@ -1,0 +1,2 @@
+-- expect:
+UPDATE ledger_entries SET note = 'checked' WHERE id <= 100;
