@@ -29,9 +29,13 @@ SET_CONTEXT_SQL: Final = f"""
 SELECT current_setting('role'), coalesce(current_setting('{CLERK_USER_ID_SETTING}', true), ''),
        set_config('role', :role, true), set_config('{CLERK_USER_ID_SETTING}', :clerk_user_id, true)
 """
-RESTORE_CONTEXT_SQL: Final = f"""
-SELECT set_config('role', :role, true), set_config('{CLERK_USER_ID_SETTING}', :clerk_user_id, true)
-"""
+_SET_CONTEXT = (
+    f"SELECT set_config('role', {{role}}, true),"
+    f" set_config('{CLERK_USER_ID_SETTING}', {{clerk_user_id}}, true)"
+)
+RESTORE_CONTEXT_SQL: Final = _SET_CONTEXT.format(role=":role", clerk_user_id=":clerk_user_id")
+# The same, in psycopg's style, for hot reads that send it with their query (afilo_db.db.hot).
+USER_CONTEXT_SQL: Final = _SET_CONTEXT.format(role="%(role)s", clerk_user_id="%(clerk_user_id)s")
 
 Executor = Session | Connection
 
@@ -84,6 +88,14 @@ def as_user(executor: Executor, clerk_user_id: str) -> TransactionContext:
     """
     _check_clerk_user_id(clerk_user_id)
     return TransactionContext(executor, APP_ROLE, clerk_user_id)
+
+
+def user_context(clerk_user_id: str) -> tuple[str, dict[str, str]]:
+    """`as_user`'s context as a statement for `afilo_db.db.hot` to send before a query, in the
+    same round trip: it holds for the transaction the query runs in, and ends with it.
+    Raises ValidationError (field `clerk_user_id`) for a malformed id."""
+    _check_clerk_user_id(clerk_user_id)
+    return USER_CONTEXT_SQL, {"role": APP_ROLE, "clerk_user_id": clerk_user_id}
 
 
 def service_context(executor: Executor) -> TransactionContext:
