@@ -82,8 +82,8 @@ async def _execute_async(
 @contextmanager
 def _autocommit(borrowed: PoolProxiedConnection) -> Iterator[psycopg.Connection[Row]]:
     driver = borrowed.driver_connection
-    assert isinstance(driver, psycopg.Connection), "afilo-db engines use psycopg"
     try:
+        assert isinstance(driver, psycopg.Connection), "afilo-db engines use psycopg"
         driver.autocommit = True
         yield driver
         driver.autocommit = False
@@ -91,7 +91,7 @@ def _autocommit(borrowed: PoolProxiedConnection) -> Iterator[psycopg.Connection[
         borrowed.invalidate()  # lost: the pool opens a new one rather than hand this one out
         raise
     except BaseException:
-        if not driver.closed:
+        if isinstance(driver, psycopg.Connection) and not driver.closed:
             driver.autocommit = False
         raise
     finally:
@@ -104,16 +104,28 @@ def fetch(
     """The rows of `query`, with the `before` statements sent first in the same round trip."""
     if isinstance(source, Session):
         bind = source.get_bind()
-        if _needs_session_transaction(source, bind):
-            if source.autoflush:
-                source.flush()
-            driver = source.connection().connection.driver_connection
-            assert isinstance(driver, psycopg.Connection), "afilo-db sessions use psycopg"
-            return _execute(driver, [*before, (query, parameters)])
+        # An asyncio engine's Session here is AsyncSession.run_sync's: it runs in the session.
+        if _needs_session_transaction(source, bind) or bind.dialect.is_async:
+            return _fetch_in_session(source, [*before, (query, parameters)])
         assert isinstance(bind, Engine)
         source = bind
     with _autocommit(source.raw_connection()) as connection:
         return _execute(connection, [*_preamble(source, before), (query, parameters)])
+
+
+def _fetch_in_session(session: Session, statements: list[Statement]) -> list[Row]:
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if isinstance(driver, psycopg.Connection):
+        return _execute(driver, statements)
+    # Under AsyncSession.run_sync the driver is async: SQLAlchemy adapts each call (one round
+    # trip each: the native path is fetch_async).
+    *preamble, (query, parameters) = statements
+    for sql, values in preamble:
+        connection.exec_driver_sql(sql, values)
+    return [tuple(row) for row in connection.exec_driver_sql(query, parameters)]
 
 
 async def fetch_async(
