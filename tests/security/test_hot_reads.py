@@ -34,7 +34,9 @@ def app(marketplace: Marketplace) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def pooled_app(pgbouncer: PgBouncer, app_password: str, marketplace: Marketplace) -> Iterator[Engine]:
+def pooled_app(
+    pgbouncer: PgBouncer, app_password: str, marketplace: Marketplace
+) -> Iterator[Engine]:
     url = pooled_app_url(pgbouncer, app_password, marketplace.database) + "?pgbouncer=true"
     engine = create_app_engine(url, Settings(db_pool_size=1, db_max_overflow=0))
     yield engine

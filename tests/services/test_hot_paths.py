@@ -113,9 +113,7 @@ def test_a_rolled_back_transaction_keeps_prepared_statements(
     assert "Parse" not in sent[sent.index("Query") :], sent  # the cart's statement is reused
 
 
-def test_unit_of_work_reads_in_one_round_trip(
-    one_connection: Engine, shop: dict[str, Any]
-) -> None:
+def test_unit_of_work_reads_in_one_round_trip(one_connection: Engine, shop: dict[str, Any]) -> None:
     def page() -> catalog.ProductPage | None:
         with unit_of_work(one_connection) as session:
             return catalog.product_by_handle(session, "nova-kit")
@@ -189,9 +187,7 @@ def run_async(scenario: Callable[[], Any]) -> Any:
         return pool.submit(asyncio.run, scenario()).result()
 
 
-def test_async_forms_on_psycopgs_async_connection(
-    database_url: str, shop: dict[str, Any]
-) -> None:
+def test_async_forms_on_psycopgs_async_connection(database_url: str, shop: dict[str, Any]) -> None:
     async def scenario() -> tuple[Any, ...]:
         engine: AsyncEngine = create_async_app_engine(
             database_url, Settings(db_pool_size=1, db_max_overflow=0)

@@ -195,9 +195,10 @@ LIMIT %(limit)s
 """
 
 
-def _listing_query(
+def listing_statement(
     filters: ProductFilters | Mapping[str, Any] | None, limit: int, after: str | None
 ) -> tuple[str, dict[str, Any]]:
+    """The SQL (psycopg placeholders) and parameters `list_products` sends, validated."""
     if not 1 <= limit <= 200:
         raise ValidationError({"limit": "must be from 1 to 200"})
     chosen = validate(ProductFilters, filters or {})
@@ -232,7 +233,7 @@ def list_products(
     Keyset pagination on (created_at, id): a page costs the same at page 1 and page 1,000, and
     one extra row tells whether a next page exists (COUNT(*) would scan every match).
     """
-    query, values = _listing_query(filters, limit, after)
+    query, values = listing_statement(filters, limit, after)
     return _page(hot.fetch(source, query, values), limit)
 
 
@@ -244,7 +245,7 @@ async def list_products_async(
     after: str | None = None,
 ) -> Page:
     """`list_products` for asyncio."""
-    query, values = _listing_query(filters, limit, after)
+    query, values = listing_statement(filters, limit, after)
     return _page(await hot.fetch_async(source, query, values), limit)
 
 
