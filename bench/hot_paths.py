@@ -47,6 +47,7 @@ from afilo_db.config import Settings
 from afilo_db.data import seed
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine, create_async_app_engine
+from afilo_db.db.urls import libpq_url
 from afilo_db.security import APP_ROLE, as_user
 from afilo_db.security.roles import login_password_sql
 from afilo_db.services import cart, catalog, downloads
@@ -152,7 +153,7 @@ class RawPool:
     def __init__(self, url: str, size: int) -> None:
         self.free: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
         for _ in range(size):
-            self.free.put(psycopg.connect(url, autocommit=True))
+            self.free.put(psycopg.connect(libpq_url(url), autocommit=True))
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -173,7 +174,9 @@ class AsyncRawPool:
 
     async def open(self, url: str, size: int) -> AsyncRawPool:
         for _ in range(size):
-            await self.free.put(await psycopg.AsyncConnection.connect(url, autocommit=True))
+            await self.free.put(
+                await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
+            )
         return self
 
     async def close(self) -> None:
@@ -290,7 +293,7 @@ async def listing_and_collection(
     target: Target, tags: list[str], collections: list[str], blocks: int
 ) -> dict[str, Any]:
     engine = create_app_engine(target.app_url, _settings())
-    raw_connection = psycopg.connect(target.app_url, autocommit=True)
+    raw_connection = psycopg.connect(libpq_url(target.app_url), autocommit=True)
     prepare = target.prepares
 
     def raw_listing(tag: str) -> object:

@@ -4,16 +4,19 @@ a real PgBouncer (1.18, transaction mode)."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from afilo_db.config import Settings
-from afilo_db.db.engine import create_app_engine
+from afilo_db.db.engine import create_app_engine, create_async_app_engine
 from afilo_db.errors import ValidationError
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
 from afilo_db.services import cart, downloads
@@ -100,3 +103,24 @@ def test_through_pgbouncer_in_transaction_mode(
         assert [record.id for record in alices] == alice.rows["downloads"]
     with pooled_app.connect() as connection:
         assert tuple(connection.execute(LEFT_BEHIND_SQL).one()) == ("afilo_app", "")
+
+
+def test_async_user_reads(marketplace: Marketplace) -> None:
+    async def scenario() -> tuple[cart.Cart, list[downloads.DownloadRecord], cart.Cart]:
+        engine = create_async_app_engine(marketplace.app_url, Settings(db_pool_size=1))
+        try:
+            own_cart = await cart.user_cart_async(engine, marketplace.alice.clerk_user_id)
+            async with AsyncSession(engine) as session, session.begin():
+                records = await downloads.user_downloads_async(
+                    session, marketplace.alice.clerk_user_id
+                )
+                others = await cart.cart_contents_async(session, marketplace.bob.id)
+            return own_cart, records, others
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        own_cart, records, others = pool.submit(asyncio.run, scenario()).result()
+    assert [line.variant_id for line in own_cart.lines] == [marketplace.variant_ids[0]]
+    assert [record.id for record in records] == marketplace.alice.rows["downloads"]
+    assert others.lines == []  # Alice's context, still set in the transaction, hides Bob's cart

@@ -20,16 +20,14 @@ transaction-local setting (`set_config(..., true)`) holds for the query and ends
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS
 
@@ -79,13 +77,13 @@ async def _execute_async(
     return await cursor.fetchall()
 
 
-@contextmanager
-def _autocommit(borrowed: PoolProxiedConnection) -> Iterator[psycopg.Connection[Row]]:
+def _fetch_borrowed(engine: Engine, statements: list[Statement]) -> list[Row]:
+    borrowed = engine.raw_connection()
     driver = borrowed.driver_connection
     try:
         assert isinstance(driver, psycopg.Connection), "afilo-db engines use psycopg"
         driver.autocommit = True
-        yield driver
+        rows = _execute(driver, statements)
         driver.autocommit = False
     except psycopg.OperationalError:
         borrowed.invalidate()  # lost: the pool opens a new one rather than hand this one out
@@ -96,6 +94,7 @@ def _autocommit(borrowed: PoolProxiedConnection) -> Iterator[psycopg.Connection[
         raise
     finally:
         borrowed.close()
+    return rows
 
 
 def fetch(
@@ -109,8 +108,7 @@ def fetch(
             return _fetch_in_session(source, [*before, (query, parameters)])
         assert isinstance(bind, Engine)
         source = bind
-    with _autocommit(source.raw_connection()) as connection:
-        return _execute(connection, [*_preamble(source, before), (query, parameters)])
+    return _fetch_borrowed(source, [*_preamble(source, before), (query, parameters)])
 
 
 def _fetch_in_session(session: Session, statements: list[Statement]) -> list[Row]:
@@ -145,22 +143,27 @@ async def fetch_async(
             return await _execute_async(driver, [*before, (query, parameters)])
         assert isinstance(source.bind, AsyncEngine)
         source = source.bind
-    borrowed = await source.raw_connection()
-    driver = borrowed.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection), "afilo-db engines use psycopg"
     statements = [*_preamble(source.sync_engine, before), (query, parameters)]
+    # One greenlet for the pool's bookkeeping (its checkout and reset are written for sync
+    # code); the statements themselves are awaited on psycopg's AsyncConnection.
+    return await greenlet_spawn(_fetch_borrowed_async, source.sync_engine, statements)
+
+
+def _fetch_borrowed_async(engine: Engine, statements: list[Statement]) -> list[Row]:
+    borrowed = engine.raw_connection()
+    driver = borrowed.driver_connection
     try:
-        await driver.set_autocommit(True)
-        rows = await _execute_async(driver, statements)
-        await driver.set_autocommit(False)
+        assert isinstance(driver, psycopg.AsyncConnection), "afilo-db engines use psycopg"
+        await_only(driver.set_autocommit(True))
+        rows = await_only(_execute_async(driver, statements))
+        await_only(driver.set_autocommit(False))
     except psycopg.OperationalError:
         borrowed.invalidate()
         raise
     except BaseException:
-        if not driver.closed:
-            await driver.set_autocommit(False)
+        if isinstance(driver, psycopg.AsyncConnection) and not driver.closed:
+            await_only(driver.set_autocommit(False))
         raise
     finally:
-        # Giving the connection back may run the pool's (async) reset: under greenlet_spawn.
-        await greenlet_spawn(borrowed.close)
+        borrowed.close()
     return rows
