@@ -213,3 +213,27 @@ def test_async_forms_on_psycopgs_async_connection(database_url: str, shop: dict[
     assert isinstance(driver, psycopg.AsyncConnection)
     assert any("FROM products p" in sql for sql in statements), statements
     assert any("FROM cart_items c" in sql for sql in statements), statements
+
+
+def test_a_pooler_that_keeps_prepared_statements_gets_them(database_url: str) -> None:
+    settings = Settings(db_pool_size=1, db_pooler_prepared_statements=True)
+    engine = create_app_engine(database_url + "?pgbouncer=true", settings)
+    try:
+        hot.fetch(engine, "SELECT 1", ())
+        rows = hot.fetch(engine, "SELECT count(*) FROM pg_prepared_statements", ())
+        assert rows[0][0] >= 1
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_lost_during_a_read_is_not_handed_out_again(
+    one_connection: Engine, database_url: str
+) -> None:
+    (pid,) = hot.fetch(one_connection, "SELECT pg_backend_pid()", ())[0]
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(psycopg.OperationalError):
+        hot.fetch(one_connection, "SELECT pg_backend_pid()", ())
+    (new_pid,) = hot.fetch(one_connection, "SELECT pg_backend_pid()", ())[0]
+    assert new_pid != pid
+    assert catalog.product_by_handle(one_connection, "no-such-handle") is None
