@@ -47,9 +47,20 @@ def _needs_session_transaction(session: Session, bind: object) -> bool:
     return not isinstance(bind, Engine) or "isolation_level" in bind.get_execution_options()
 
 
-def _preamble(engine: Engine, before: Sequence[Statement]) -> list[Statement]:
+def _statements_alone(
+    engine: Engine,
+    query: str,
+    parameters: Parameters,
+    before: Sequence[Statement],
+    alone: Statement | None,
+) -> list[Statement]:
+    """What a read running on its own sends: behind a pooler, the statement timeout first."""
     timeout_ms = PER_TRANSACTION_TIMEOUT_MS.get(engine)
-    return [(TIMEOUT_SQL, (str(timeout_ms),)), *before] if timeout_ms else list(before)
+    if timeout_ms:
+        return [(TIMEOUT_SQL, (str(timeout_ms),)), *before, (query, parameters)]
+    if alone is not None:
+        return [alone]
+    return [*before, (query, parameters)]
 
 
 def _execute(connection: psycopg.Connection[Row], statements: list[Statement]) -> list[Row]:
@@ -98,9 +109,18 @@ def _fetch_borrowed(engine: Engine, statements: list[Statement]) -> list[Row]:
 
 
 def fetch(
-    source: Session | Engine, query: str, parameters: Parameters, before: Sequence[Statement] = ()
+    source: Session | Engine,
+    query: str,
+    parameters: Parameters,
+    before: Sequence[Statement] = (),
+    alone: Statement | None = None,
 ) -> list[Row]:
-    """The rows of `query`, with the `before` statements sent first in the same round trip."""
+    """The rows of `query`, with the `before` statements sent first in the same round trip.
+
+    `alone` is the same read written as one statement, `before` included, to send instead when
+    the read runs on its own (no open transaction, no statement timeout to send with it): one
+    statement is one result to wait for, where a pipeline of two is two.
+    """
     if isinstance(source, Session):
         bind = source.get_bind()
         # An asyncio engine's Session here is AsyncSession.run_sync's: it runs in the session.
@@ -108,7 +128,7 @@ def fetch(
             return _fetch_in_session(source, [*before, (query, parameters)])
         assert isinstance(bind, Engine)
         source = bind
-    return _fetch_borrowed(source, [*_preamble(source, before), (query, parameters)])
+    return _fetch_borrowed(source, _statements_alone(source, query, parameters, before, alone))
 
 
 def _fetch_in_session(session: Session, statements: list[Statement]) -> list[Row]:
@@ -131,6 +151,7 @@ async def fetch_async(
     query: str,
     parameters: Parameters,
     before: Sequence[Statement] = (),
+    alone: Statement | None = None,
 ) -> list[Row]:
     """`fetch` for asyncio: the same rules, awaiting psycopg's AsyncConnection (no thread)."""
     if isinstance(source, AsyncSession):
@@ -143,7 +164,7 @@ async def fetch_async(
             return await _execute_async(driver, [*before, (query, parameters)])
         assert isinstance(source.bind, AsyncEngine)
         source = source.bind
-    statements = [*_preamble(source.sync_engine, before), (query, parameters)]
+    statements = _statements_alone(source.sync_engine, query, parameters, before, alone)
     # One greenlet for the pool's bookkeeping (its checkout and reset are written for sync
     # code); the statements themselves are awaited on psycopg's AsyncConnection.
     return await greenlet_spawn(_fetch_borrowed_async, source.sync_engine, statements)

@@ -16,7 +16,7 @@ from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import ConflictError, NotFoundError
 from afilo_db.models import CartItem, ProductVariant
-from afilo_db.security import user_context
+from afilo_db.security import read_as_user
 from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import translated_errors
 from afilo_db.validation import validate
@@ -114,8 +114,6 @@ WHERE c.user_id = {{user}}
 ORDER BY c.created_at, c.id
 """
 CART_SQL = _CART_SQL.format(user="%(user_id)s")
-# The cart of the user in the context (as_user): sent with the context in one round trip.
-OWN_CART_SQL = _CART_SQL.format(user="(SELECT current_user_profile_id())")
 
 
 def _cart(rows: list[Row]) -> Cart:
@@ -139,10 +137,13 @@ def user_cart(source: Session | Engine, clerk_user_id: str) -> Cart:
     query in one round trip). In a Session's open transaction the context stays set for the rest
     of it, as `as_user` does; otherwise it ends with the read. Raises ValidationError for a
     malformed id; an unknown id has an empty cart."""
-    return _cart(hot.fetch(source, OWN_CART_SQL, {}, before=[user_context(clerk_user_id)]))
+    read = read_as_user(_CART_SQL, clerk_user_id)
+    return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
 
 
 async def user_cart_async(source: AsyncSession | AsyncEngine, clerk_user_id: str) -> Cart:
     """`user_cart` for asyncio."""
-    context = user_context(clerk_user_id)
-    return _cart(await hot.fetch_async(source, OWN_CART_SQL, {}, before=[context]))
+    read = read_as_user(_CART_SQL, clerk_user_id)
+    return _cart(
+        await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
+    )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import ValidationError
-from afilo_db.security import user_context
+from afilo_db.security import read_as_user
 
 MAX_LIMIT = 200
 
@@ -40,7 +40,6 @@ ORDER BY d.created_at DESC, d.id DESC
 LIMIT %(limit)s
 """
 DOWNLOADS_SQL = _DOWNLOADS_SQL.format(user="%(user_id)s")
-OWN_DOWNLOADS_SQL = _DOWNLOADS_SQL.format(user="(SELECT current_user_profile_id())")
 
 
 def _checked(limit: int) -> int:
@@ -67,9 +66,8 @@ def user_downloads(
 ) -> list[DownloadRecord]:
     """The newest downloads of the user with this Clerk id, read as that user (`as_user`'s
     context and the query in one round trip; see `cart.user_cart`)."""
-    parameters = {"limit": _checked(limit)}
-    context = user_context(clerk_user_id)
-    return _records(hot.fetch(source, OWN_DOWNLOADS_SQL, parameters, before=[context]))
+    read = read_as_user(_DOWNLOADS_SQL, clerk_user_id, {"limit": _checked(limit)})
+    return _records(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
 
 
 async def downloads_async(
@@ -84,6 +82,6 @@ async def user_downloads_async(
     source: AsyncSession | AsyncEngine, clerk_user_id: str, limit: int = 50
 ) -> list[DownloadRecord]:
     """`user_downloads` for asyncio."""
-    parameters = {"limit": _checked(limit)}
-    context = user_context(clerk_user_id)
-    return _records(await hot.fetch_async(source, OWN_DOWNLOADS_SQL, parameters, before=[context]))
+    read = read_as_user(_DOWNLOADS_SQL, clerk_user_id, {"limit": _checked(limit)})
+    rows = await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
+    return _records(rows)
