@@ -5,11 +5,9 @@ a real PgBouncer (1.18, transaction mode)."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +20,7 @@ from afilo_db.security.policies import CLERK_USER_ID_SETTING
 from afilo_db.services import cart, downloads
 from tests.security.conftest import Marketplace, pooled_app_url
 from tests.security.pgbouncer import PgBouncer
-from tests.services.test_catalog import frontend_messages
+from tests.services.test_hot_paths import sent_during
 
 LEFT_BEHIND_SQL = text(
     f"SELECT current_user::text, coalesce(current_setting('{CLERK_USER_ID_SETTING}', true), '')"
@@ -65,17 +63,7 @@ def test_user_cart_and_downloads_are_the_users_own(app: Engine, marketplace: Mar
 def test_one_round_trip_and_no_context_left_behind(app: Engine, marketplace: Marketplace) -> None:
     alice = marketplace.alice
     cart.user_cart(app, alice.clerk_user_id)
-    borrowed = app.raw_connection()
-    driver = borrowed.driver_connection
-    borrowed.close()
-    assert isinstance(driver, psycopg.Connection)
-    with tempfile.TemporaryFile("w+") as trace:
-        driver.pgconn.trace(trace.fileno())
-        driver.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        contents = cart.user_cart(app, alice.clerk_user_id)
-        driver.pgconn.untrace()
-        trace.seek(0)
-        sent = frontend_messages(trace.read())
+    contents, sent = sent_during(app, lambda: cart.user_cart(app, alice.clerk_user_id))
     assert len(contents.lines) == 1
     # The context and the query as one prepared statement: one round trip, no BEGIN, no ROLLBACK.
     assert sent == ["Bind", "Describe", "Execute", "Sync"], sent
