@@ -16,7 +16,9 @@ package, transaction mode, 10 server connections):
 - the listing and a collection page, engine and Session forms against raw psycopg.
 
 Variants run interleaved in blocks, in an order that rotates every block, so that drift on a
-shared machine hits them alike; the first block is a warm-up and is not counted.
+shared machine hits them alike; the first block is a warm-up and is not counted. Beside wall
+time, each variant's client CPU per call (this process) is reported: on a machine whose cores are
+busy with other work, wall-clock ratios mostly measure the scheduler.
 
 Run: `python -m bench.hot_paths [--products N] [--blocks B]`; figures go to
 bench/results/hot_paths.json.
@@ -72,6 +74,7 @@ class Variant:
     acall: AsyncCall | None = None
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     calls: int = 0
 
 
@@ -106,7 +109,7 @@ async def _run_block(variant: Variant, keys: list[Any], concurrency: int, counte
             local.append(time.perf_counter() - started)
         return local
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if variant.acall is not None:
         for result in await asyncio.gather(*(async_worker(chunk) for chunk in chunks)):
             samples += result
@@ -116,10 +119,11 @@ async def _run_block(variant: Variant, keys: list[Any], concurrency: int, counte
         with ThreadPoolExecutor(concurrency) as threads:
             for result in threads.map(sync_worker, chunks):
                 samples += result
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if counted:
         variant.latencies += samples
         variant.seconds += elapsed
+        variant.cpu_seconds += cpu
         variant.calls += len(samples)
 
 
@@ -148,6 +152,12 @@ async def measure(
         )
         stats["throughput_vs_raw"] = round(
             stats["per_second"] / (baseline.calls / baseline.seconds), 3
+        )
+        # The client's own CPU per call (this process, every thread): what the form costs the
+        # application, less exposed than wall time to a busy machine's scheduling.
+        stats["client_cpu_us"] = round(variant.cpu_seconds / variant.calls * 1e6, 1)
+        stats["client_cpu_vs_raw"] = round(
+            (variant.cpu_seconds / variant.calls) / (baseline.cpu_seconds / baseline.calls), 3
         )
         figures[variant.name] = stats
     return figures
@@ -352,11 +362,15 @@ async def listing_and_collection(
 
 def _print_table(title: str, figures: dict[str, Any]) -> None:
     print(f"\n{title}")
-    print(f"{'':44}{'median':>9}{'p99':>9}{'x raw':>8}{'calls/s':>9}{'x raw':>8}")
+    print(
+        f"{'':44}{'median':>9}{'p99':>9}{'x raw':>8}{'calls/s':>9}{'x raw':>8}"
+        f"{'cpu/call':>10}{'x raw':>8}"
+    )
     for name, stats in figures.items():
         print(
             f"{name:44}{stats['median_ms']:>7.3f}ms{stats['p99_ms']:>7.3f}ms"
             f"{stats['median_vs_raw']:>7.2f}x{stats['per_second']:>9}{stats['throughput_vs_raw']:>7.2f}x"
+            f"{stats['client_cpu_us']:>8.0f}us{stats['client_cpu_vs_raw']:>7.2f}x"
         )
 
 
