@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         description="Ping a pooled connection before use when it has been idle this long "
         "(0: before every use).",
     )
+    db_pooler_prepared_statements: bool = Field(
+        default=False,
+        description="The transaction-mode pooler keeps protocol-level prepared statements "
+        "(PgBouncer >= 1.21 with max_prepared_statements, as Neon's): prepare behind it too.",
+    )
     db_statement_timeout_ms: int = Field(
         default=15_000, ge=0, description="Default statement timeout; 0 disables it."
     )

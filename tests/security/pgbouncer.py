@@ -24,11 +24,11 @@ def free_port() -> int:
 
 
 class PgBouncer:
-    """PgBouncer on a free 127.0.0.1 port in front of `server_port`, one server connection per
-    database and user (default_pool_size=1), so that all clients share it transaction by
-    transaction. It refuses to run as root: then it runs as the embedded server's system user."""
+    """PgBouncer on a free 127.0.0.1 port in front of `server_port`, `pool_size` server
+    connections per database and user (default 1, so that all clients share it transaction by
+    transaction). It refuses to run as root: then it runs as the embedded server's system user."""
 
-    def __init__(self, server_port: int, users: dict[str, str]) -> None:
+    def __init__(self, server_port: int, users: dict[str, str], pool_size: int = 1) -> None:
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="afilo-pgbouncer-"))
         userlist = "".join(f'"{user}" "{password}"\n' for user, password in users.items())
@@ -45,7 +45,7 @@ unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {self.directory / "userlist.txt"}
 pool_mode = transaction
-default_pool_size = 1
+default_pool_size = {pool_size}
 max_client_conn = 50
 ignore_startup_parameters = extra_float_digits
 logfile = {self.directory / "pgbouncer.log"}

@@ -15,7 +15,7 @@ from tests.services.test_catalog import product_data
 
 
 def test_services_run_inside_an_async_session(database_url: str) -> None:
-    async def scenario() -> tuple[dict[str, object] | None, Decimal]:
+    async def scenario() -> tuple[catalog.ProductPage | None, dict[str, Decimal]]:
         engine = create_async_engine(sqlalchemy_url(database_url))
         async with AsyncSession(engine, expire_on_commit=False) as session:
             product = await session.run_sync(catalog.create_product, product_data())
@@ -28,10 +28,10 @@ def test_services_run_inside_an_async_session(database_url: str) -> None:
             found = await session.run_sync(catalog.product_by_handle, "nova-kit")
             contents = await session.run_sync(cart.cart_contents, user.id)
         await engine.dispose()
-        return found, contents.total
+        return found, contents.totals
 
     # A thread of its own: another test in this process may have left an event loop running.
     with ThreadPoolExecutor(max_workers=1) as pool:
         found, total = pool.submit(asyncio.run, scenario()).result()
     assert found is not None and found["handle"] == "nova-kit"
-    assert total == Decimal("90.00")
+    assert total == {"USD": Decimal("90.00")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -55,11 +56,11 @@ def test_product_query_returns_available_variants_cheapest_first(catalog_url: st
     engine.dispose()
     assert missing is None
     assert product is not None
-    assert product["id"] == str(plan.id)
+    assert product["id"] == plan.id
     expected = sorted(
         (variant.price, str(variant.row[0])) for variant in plan.variants if variant.row[8]
     )
-    prices = [(variant["price"], variant["id"]) for variant in product["variants"]]
-    assert [(str(price), id_) for price, id_ in expected] == [
-        (f"{price:.2f}", id_) for price, id_ in prices
-    ]
+    prices = [(variant["price"], str(variant["id"])) for variant in product["variants"]]
+    assert prices == expected
+    # Exact decimals, digits as stored: never a float on the way.
+    assert all(type(price) is Decimal and price.as_tuple().exponent == -2 for price, _ in prices)

@@ -12,8 +12,11 @@ The caller owns the transaction; these never commit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from sqlalchemy import Connection, text
@@ -29,9 +32,13 @@ SET_CONTEXT_SQL: Final = f"""
 SELECT current_setting('role'), coalesce(current_setting('{CLERK_USER_ID_SETTING}', true), ''),
        set_config('role', :role, true), set_config('{CLERK_USER_ID_SETTING}', :clerk_user_id, true)
 """
-RESTORE_CONTEXT_SQL: Final = f"""
-SELECT set_config('role', :role, true), set_config('{CLERK_USER_ID_SETTING}', :clerk_user_id, true)
-"""
+_SET_CONTEXT = (
+    f"SELECT set_config('role', {{role}}, true),"
+    f" set_config('{CLERK_USER_ID_SETTING}', {{clerk_user_id}}, true)"
+)
+RESTORE_CONTEXT_SQL: Final = _SET_CONTEXT.format(role=":role", clerk_user_id=":clerk_user_id")
+# The same, in psycopg's style, for hot reads that send it with their query (afilo_db.db.hot).
+USER_CONTEXT_SQL: Final = _SET_CONTEXT.format(role="%(role)s", clerk_user_id="%(clerk_user_id)s")
 
 Executor = Session | Connection
 
@@ -84,6 +91,61 @@ def as_user(executor: Executor, clerk_user_id: str) -> TransactionContext:
     """
     _check_clerk_user_id(clerk_user_id)
     return TransactionContext(executor, APP_ROLE, clerk_user_id)
+
+
+@dataclass(frozen=True)
+class UserRead:
+    """One read as one user, in the two shapes `afilo_db.db.hot.fetch` takes."""
+
+    before: list[tuple[str, dict[str, str]]]
+    """The context (`user_context`): sent first, in the same round trip, in an open transaction."""
+    query: str
+    parameters: dict[str, Any]
+    alone: tuple[str, dict[str, Any]]
+    """The context and the query as one statement, for a read that runs on its own."""
+
+
+@lru_cache(maxsize=64)
+def _user_read_sql(template: str) -> tuple[str, str]:
+    in_transaction = template.format(user="(SELECT current_user_profile_id())")
+    # The lateral reference to `context` makes PostgreSQL compute the context first and only then
+    # run the query, whose policies then see it; were that order ever broken, the policies would
+    # find no user and show no rows (they fail closed).
+    named = template.format(
+        user="(SELECT u.id FROM user_profiles u WHERE u.clerk_user_id = context.clerk_user_id)"
+    )
+    alone = (
+        "SELECT own.* FROM"
+        f" (SELECT set_config('{CLERK_USER_ID_SETTING}', %(clerk_user_id)s, true))"
+        f" AS context (clerk_user_id) CROSS JOIN LATERAL ({named} OFFSET 0) AS own"
+    )
+    return in_transaction, alone
+
+
+def read_as_user(
+    template: str, clerk_user_id: str, parameters: Mapping[str, Any] | None = None
+) -> UserRead:
+    """A read as the user with this Clerk id, from a query (psycopg placeholders) that names the
+    user's profile id as `{user}` and ends with ORDER BY or LIMIT, or with nothing.
+
+    In an open transaction the context is sent first and stays, as `as_user` does. On its own
+    the context is computed inside the query's own statement (`set_config(..., true)` lasts as
+    long as that statement's implicit transaction): one statement, one result. The role cannot
+    be switched in the middle of a statement: that shape relies on the login being the
+    application role, as the application's URL is. Raises ValidationError for a malformed id.
+    """
+    context = user_context(clerk_user_id)
+    in_transaction, alone = _user_read_sql(template)
+    values = dict(parameters or {})
+    return UserRead([context], in_transaction, values, (alone, {**values, **context[1]}))
+
+
+def user_context(clerk_user_id: str) -> tuple[str, dict[str, str]]:
+    """`as_user`'s context as a statement for `afilo_db.db.hot` to send before a query, in the
+    same round trip: it holds for the transaction the query runs in, and ends with it.
+    Raises ValidationError (field `clerk_user_id`) for a malformed id."""
+    _check_clerk_user_id(clerk_user_id)
+    return USER_CONTEXT_SQL, {"role": APP_ROLE, "clerk_user_id": clerk_user_id}
 
 
 def service_context(executor: Executor) -> TransactionContext:

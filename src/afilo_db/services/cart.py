@@ -1,4 +1,5 @@
-"""The cart: add (merging quantities), change, remove, and the contents priced in one statement."""
+"""The cart: add (merging quantities), change, remove, and the contents priced in one statement
+(a hot read: one prepared statement, one round trip, with the user context when asked)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from afilo_db.db import hot
+from afilo_db.db.hot import Row
 from afilo_db.errors import ConflictError, NotFoundError
 from afilo_db.models import CartItem, ProductVariant
+from afilo_db.security import read_as_user
 from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import translated_errors
 from afilo_db.validation import validate
@@ -35,8 +40,13 @@ class Cart:
     lines: list[CartLine]
 
     @property
-    def total(self) -> Decimal:
-        return sum((line.line_total for line in self.lines), Decimal("0.00"))
+    def totals(self) -> dict[str, Decimal]:
+        """What the cart costs, per currency, in the order the currencies first appear: lines in
+        different currencies never add up to one figure. Empty for an empty cart."""
+        totals: dict[str, Decimal] = {}
+        for line in self.lines:
+            totals[line.currency] = totals.get(line.currency, Decimal("0.00")) + line.line_total
+        return totals
 
 
 def add_to_cart(
@@ -91,7 +101,7 @@ def remove_from_cart(session: Session, user_id: uuid.UUID, variant_id: uuid.UUID
 
 
 _UNIT_PRICE, _TIER_JOIN = priced("c.quantity")
-CART_SQL = f"""
+_CART_SQL = f"""
 SELECT c.variant_id, v.sku, p.title, v.title, c.quantity,
        {_UNIT_PRICE} AS unit_price,
        {_UNIT_PRICE} * c.quantity AS line_total,
@@ -100,11 +110,40 @@ FROM cart_items c
 JOIN product_variants v ON v.id = c.variant_id
 JOIN products p ON p.id = v.product_id
 {_TIER_JOIN}
-WHERE c.user_id = :user_id
+WHERE c.user_id = {{user}}
 ORDER BY c.created_at, c.id
 """
+CART_SQL = _CART_SQL.format(user="%(user_id)s")
 
 
-def cart_contents(session: Session, user_id: uuid.UUID) -> Cart:
-    rows = session.execute(text(CART_SQL), {"user_id": user_id}).all()
+def _cart(rows: list[Row]) -> Cart:
     return Cart(lines=[CartLine(*row) for row in rows])
+
+
+def cart_contents(source: Session | Engine, user_id: uuid.UUID) -> Cart:
+    """The user's cart, each line priced by volume tier, in the context the caller set (under
+    row-level security, the user's own: see `user_cart`). One prepared statement, one round
+    trip (`afilo_db.db.hot`)."""
+    return _cart(hot.fetch(source, CART_SQL, {"user_id": user_id}))
+
+
+async def cart_contents_async(source: AsyncSession | AsyncEngine, user_id: uuid.UUID) -> Cart:
+    """`cart_contents` for asyncio."""
+    return _cart(await hot.fetch_async(source, CART_SQL, {"user_id": user_id}))
+
+
+def user_cart(source: Session | Engine, clerk_user_id: str) -> Cart:
+    """The cart of the user with this Clerk id, read as that user (`as_user`'s context and the
+    query in one round trip). In a Session's open transaction the context stays set for the rest
+    of it, as `as_user` does; otherwise it ends with the read. Raises ValidationError for a
+    malformed id; an unknown id has an empty cart."""
+    read = read_as_user(_CART_SQL, clerk_user_id)
+    return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
+
+
+async def user_cart_async(source: AsyncSession | AsyncEngine, clerk_user_id: str) -> Cart:
+    """`user_cart` for asyncio."""
+    read = read_as_user(_CART_SQL, clerk_user_id)
+    return _cart(
+        await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
+    )

@@ -1,5 +1,6 @@
-"""Catalog: the product page (one statement), listings with keyset pagination, collections,
-price quotes, and validated create/update of products with their variants and tiers."""
+"""Catalog: the product page, listings with keyset pagination and collections (hot reads: one
+prepared statement, one round trip, sync and asyncio), price quotes, and validated create/update
+of products with their variants and tiers."""
 
 from __future__ import annotations
 
@@ -10,21 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypedDict, cast
 
-import psycopg
-from sqlalchemy import Select, exists, func, select, text, tuple_
+from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from afilo_db import rules
+from afilo_db.db import hot
+from afilo_db.db.hot import Row
 from afilo_db.errors import NotFoundError, ValidationError
-from afilo_db.models import (
-    Product,
-    ProductCollection,
-    ProductCollectionProduct,
-    ProductPricingTier,
-    ProductVariant,
-)
+from afilo_db.models import Product, ProductPricingTier, ProductVariant
 from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import flush
 from afilo_db.validation import checks, validate
@@ -39,8 +37,8 @@ from afilo_db.validation.schemas import (
 
 # The seed's `findUnique({ where: { handle }, include: { variants: { where: { availableForSale:
 # true }, orderBy: { price: 'asc' } } } })`, as one statement: the handle's unique index finds the
-# product, (product_id, price) gives its variants already ordered. Written for psycopg (%s) and
-# sent as it is, so that psycopg prepares it on the server after a couple of runs.
+# product, (product_id, price) gives its variants already ordered. Prices travel as JSON strings,
+# so that no float ever holds them; the document comes back as text, parsed and typed in one go.
 PRODUCT_BY_HANDLE_SQL = """
 SELECT json_build_object(
   'id', p.id, 'handle', p.handle, 'title', p.title, 'description', p.description,
@@ -50,33 +48,82 @@ SELECT json_build_object(
   'variants', coalesce((
     SELECT json_agg(json_build_object(
       'id', v.id, 'sku', v.sku, 'title', v.title, 'license_type', v.license_type,
-      'price', v.price, 'currency', v.currency, 'stripe_price_id', v.stripe_price_id,
+      'price', v.price::text, 'currency', v.currency, 'stripe_price_id', v.stripe_price_id,
       'available_for_sale', v.available_for_sale, 'seats', v.seats,
       'duration_days', v.duration_days, 'redistribution', v.redistribution
     ) ORDER BY v.price, v.id)
     FROM product_variants v
     WHERE v.product_id = p.id AND v.available_for_sale
   ), '[]'::json)
-)
+)::text
 FROM products p
 WHERE p.handle = %s
 """
 
 
-def product_by_handle(session: Session, handle: str) -> dict[str, Any] | None:
+class VariantOffer(TypedDict):
+    """A variant on the product page."""
+
+    id: uuid.UUID
+    sku: str
+    title: str
+    license_type: str
+    price: Decimal
+    currency: str
+    stripe_price_id: str | None
+    available_for_sale: bool
+    seats: int | None
+    duration_days: int | None
+    redistribution: bool
+
+
+class ProductPage(TypedDict):
+    """The product page: the product and its variants for sale, cheapest first."""
+
+    id: uuid.UUID
+    handle: str
+    title: str
+    description: str
+    tags: list[str]
+    tech_stack: list[str]
+    status: str
+    stripe_product_id: str | None
+    included_in_tier: str | None
+    created_at: datetime
+    updated_at: datetime
+    variants: list[VariantOffer]
+
+
+def _product_page(rows: list[Row]) -> ProductPage | None:
+    """The document the database built, with its values made the declared types. The database
+    is the source of truth here: this converts (a few microseconds), it does not validate."""
+    if not rows:
+        return None
+    page = json.loads(rows[0][0])
+    page["id"] = uuid.UUID(page["id"])
+    page["created_at"] = datetime.fromisoformat(page["created_at"])
+    page["updated_at"] = datetime.fromisoformat(page["updated_at"])
+    for variant in page["variants"]:
+        variant["id"] = uuid.UUID(variant["id"])
+        variant["price"] = Decimal(variant["price"])
+    return cast(ProductPage, page)
+
+
+def product_by_handle(source: Session | Engine, handle: str) -> ProductPage | None:
     """The product with its variants available for sale, cheapest first; None if no such handle.
 
-    One statement, one round trip: the product and its variants come back as one JSON document.
-    It goes straight to the session's psycopg connection, in the session's transaction: on the
-    hottest path SQLAlchemy's execution machinery costs more than the query (see bench/catalog.py).
+    One prepared statement, one round trip (`afilo_db.db.hot`): given an Engine, or a Session
+    with nothing begun, it runs on its own and leaves no transaction behind; in a Session's open
+    transaction it runs there. Prices are `Decimal`, ids `UUID`, times `datetime`.
     """
-    connection = session.connection()
-    driver = connection.connection.driver_connection
-    if isinstance(driver, psycopg.Connection):
-        row = driver.execute(PRODUCT_BY_HANDLE_SQL, (handle,)).fetchone()
-    else:  # inside AsyncSession.run_sync the driver is async: SQLAlchemy adapts the call
-        row = connection.exec_driver_sql(PRODUCT_BY_HANDLE_SQL, (handle,)).first()
-    return None if row is None else dict(row[0])
+    return _product_page(hot.fetch(source, PRODUCT_BY_HANDLE_SQL, (handle,)))
+
+
+async def product_by_handle_async(
+    source: AsyncSession | AsyncEngine, handle: str
+) -> ProductPage | None:
+    """`product_by_handle` for asyncio, on psycopg's AsyncConnection."""
+    return _product_page(await hot.fetch_async(source, PRODUCT_BY_HANDLE_SQL, (handle,)))
 
 
 # -- listings ------------------------------------------------------------------------------
@@ -114,75 +161,98 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise ValidationError({"after": "is not a cursor returned by a previous page"}) from error
 
 
-def _variant_filter(filters: ProductFilters) -> Any | None:
-    conditions = []
-    if filters.license_type is not None:
-        conditions.append(ProductVariant.license_type == filters.license_type)
-    if filters.min_price is not None:
-        conditions.append(ProductVariant.price >= filters.min_price)
-    if filters.max_price is not None:
-        conditions.append(ProductVariant.price <= filters.max_price)
-    if not conditions:
-        return None
-    return exists().where(
-        ProductVariant.product_id == Product.id, ProductVariant.available_for_sale, *conditions
-    )
+# Each filter adds its condition; the listing's SQL is assembled once per combination of filters
+# (a few dozen at most), so each combination is its own prepared statement with a plan that fits.
+_LISTING_CONDITIONS = {
+    "status": "p.status = %(status)s",
+    "tags": "p.tags @> %(tags)s::text[]",
+    "tech_stack": "p.tech_stack @> %(tech_stack)s::text[]",
+    "collection": "EXISTS (SELECT FROM product_collection_products m"
+    " JOIN product_collections c ON c.id = m.collection_id"
+    " WHERE m.product_id = p.id AND c.handle = %(collection)s)",
+    "after": "(p.created_at, p.id) < (%(after_created_at)s, %(after_id)s)",
+}
+_VARIANT_CONDITIONS = {
+    "license_type": "v.license_type = %(license_type)s",
+    "min_price": "v.price >= %(min_price)s",
+    "max_price": "v.price <= %(max_price)s",
+}
+
+
+@lru_cache(maxsize=256)
+def _listing_sql(filters: frozenset[str]) -> str:
+    conditions = [sql for name, sql in _LISTING_CONDITIONS.items() if name in filters]
+    variant = [sql for name, sql in _VARIANT_CONDITIONS.items() if name in filters]
+    if variant:
+        conditions.append(
+            "EXISTS (SELECT FROM product_variants v WHERE v.product_id = p.id"
+            " AND v.available_for_sale AND " + " AND ".join(variant) + ")"
+        )
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"""
+SELECT p.id, p.handle, p.title, p.status, p.tags, p.tech_stack,
+       (SELECT min(v.price) FROM product_variants v
+        WHERE v.product_id = p.id AND v.available_for_sale) AS from_price,
+       p.created_at
+FROM products p
+{where}
+ORDER BY p.created_at DESC, p.id DESC
+LIMIT %(limit)s
+"""
+
+
+def listing_statement(
+    filters: ProductFilters | Mapping[str, Any] | None, limit: int, after: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The SQL (psycopg placeholders) and parameters `list_products` sends, validated."""
+    if not 1 <= limit <= 200:
+        raise ValidationError({"limit": "must be from 1 to 200"})
+    chosen = validate(ProductFilters, filters or {})
+    values: dict[str, Any] = {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in chosen.model_dump().items()
+        if value is not None and value != ()
+    }
+    if after is not None:
+        values["after_created_at"], values["after_id"] = _decode_cursor(after)
+        values["after"] = True
+    names = frozenset(values)
+    values["limit"] = limit + 1
+    return _listing_sql(names), values
+
+
+def _page(rows: list[Row], limit: int) -> Page:
+    items = [ProductSummary(*row) for row in rows[:limit]]
+    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    return Page(items=items, next_cursor=next_cursor)
 
 
 def list_products(
-    session: Session,
+    source: Session | Engine,
     filters: ProductFilters | Mapping[str, Any] | None = None,
     *,
     limit: int = 24,
     after: str | None = None,
 ) -> Page:
-    """Products newest first, filtered, a page at a time.
+    """Products newest first, filtered, a page at a time; one prepared statement, one round trip.
 
     Keyset pagination on (created_at, id): a page costs the same at page 1 and page 1,000, and
     one extra row tells whether a next page exists (COUNT(*) would scan every match).
     """
-    if not 1 <= limit <= 200:
-        raise ValidationError({"limit": "must be from 1 to 200"})
-    chosen = validate(ProductFilters, filters or {})
-    from_price = (
-        select(func.min(ProductVariant.price))
-        .where(ProductVariant.product_id == Product.id, ProductVariant.available_for_sale)
-        .scalar_subquery()
-    )
-    query: Select[Any] = select(
-        Product.id,
-        Product.handle,
-        Product.title,
-        Product.status,
-        Product.tags,
-        Product.tech_stack,
-        from_price.label("from_price"),
-        Product.created_at,
-    )
-    if chosen.status is not None:
-        query = query.where(Product.status == chosen.status)
-    if chosen.tags:
-        query = query.where(Product.tags.contains(list(chosen.tags)))
-    if chosen.tech_stack:
-        query = query.where(Product.tech_stack.contains(list(chosen.tech_stack)))
-    if chosen.collection is not None:
-        query = query.where(
-            exists()
-            .where(ProductCollectionProduct.product_id == Product.id)
-            .where(ProductCollectionProduct.collection_id == ProductCollection.id)
-            .where(ProductCollection.handle == chosen.collection)
-        )
-    variant_condition = _variant_filter(chosen)
-    if variant_condition is not None:
-        query = query.where(variant_condition)
-    if after is not None:
-        created_at, product_id = _decode_cursor(after)
-        query = query.where(tuple_(Product.created_at, Product.id) < (created_at, product_id))
-    query = query.order_by(Product.created_at.desc(), Product.id.desc()).limit(limit + 1)
-    rows = session.execute(query).all()
-    items = [ProductSummary(*row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    return Page(items=items, next_cursor=next_cursor)
+    query, values = listing_statement(filters, limit, after)
+    return _page(hot.fetch(source, query, values), limit)
+
+
+async def list_products_async(
+    source: AsyncSession | AsyncEngine,
+    filters: ProductFilters | Mapping[str, Any] | None = None,
+    *,
+    limit: int = 24,
+    after: str | None = None,
+) -> Page:
+    """`list_products` for asyncio."""
+    query, values = listing_statement(filters, limit, after)
+    return _page(await hot.fetch_async(source, query, values), limit)
 
 
 COLLECTION_SQL = """
@@ -195,18 +265,50 @@ SELECT json_build_object(
     FROM product_collection_products m JOIN products p ON p.id = m.product_id
     WHERE m.collection_id = c.id AND p.status = 'active'
   ), '[]'::json)
-)
+)::text
 FROM product_collections c
-WHERE c.handle = :handle
+WHERE c.handle = %s
 """
 
 
-def collection_by_handle(session: Session, handle: str) -> dict[str, Any]:
-    """A collection with its active products in their order, in one statement."""
-    row = session.execute(text(COLLECTION_SQL), {"handle": handle}).first()
-    if row is None:
+class CollectionEntry(TypedDict):
+    id: uuid.UUID
+    handle: str
+    title: str
+    position: int
+
+
+class CollectionPage(TypedDict):
+    """A collection with its active products in their order."""
+
+    id: uuid.UUID
+    handle: str
+    title: str
+    description: str
+    products: list[CollectionEntry]
+
+
+def _collection_page(rows: list[Row], handle: str) -> CollectionPage:
+    if not rows:
         raise NotFoundError(f"no collection with handle {handle!r}")
-    return dict(row[0])
+    page = json.loads(rows[0][0])
+    page["id"] = uuid.UUID(page["id"])
+    for entry in page["products"]:
+        entry["id"] = uuid.UUID(entry["id"])
+    return cast(CollectionPage, page)
+
+
+def collection_by_handle(source: Session | Engine, handle: str) -> CollectionPage:
+    """A collection with its active products in their order: one prepared statement, one round
+    trip. Raises NotFoundError for an unknown handle."""
+    return _collection_page(hot.fetch(source, COLLECTION_SQL, (handle,)), handle)
+
+
+async def collection_by_handle_async(
+    source: AsyncSession | AsyncEngine, handle: str
+) -> CollectionPage:
+    """`collection_by_handle` for asyncio."""
+    return _collection_page(await hot.fetch_async(source, COLLECTION_SQL, (handle,)), handle)
 
 
 # -- prices --------------------------------------------------------------------------------

@@ -39,7 +39,10 @@ def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
         try:
             with translated_errors():
                 yield session
-                session.commit()
+                # Nothing begun (only hot reads, which run on their own): nothing to commit,
+                # and SQLAlchemy's commit of an empty transaction is not free.
+                if session.in_transaction():
+                    session.commit()
         except BaseException:
             session.rollback()
             raise

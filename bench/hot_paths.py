@@ -1,0 +1,485 @@
+"""The hot reads as applications call them, against the best raw psycopg path.
+
+On a catalog seeded by `afilo_db.data.seed` (100,000 products by default), every client
+connecting as `afilo_app` (row-level security on), directly and through PgBouncer (the Debian
+package, transaction mode, 10 server connections):
+
+- the product page, in every form an application uses: the engine (`product_by_handle(engine,
+  h)`), a Session closed without commit, `unit_of_work`, and on asyncio the AsyncEngine and an
+  AsyncSession closed without commit; against raw psycopg: one prepared statement on one
+  connection, one round trip, the document parsed with json.loads (prepared unless behind
+  PgBouncer 1.18, which cannot keep prepared statements: there the raw path is unprepared too);
+- at concurrency 1 (median and p99 per call) and 32 (32 threads or tasks sharing a pool of 10
+  connections; raw psycopg shares 10 connections through a queue): median, p99, throughput;
+- a user's cart and downloads read as that user (`user_cart` + `user_downloads`: the context and
+  the query in one round trip) against the same read by the owner without row-level security;
+- the listing and a collection page, engine and Session forms against raw psycopg.
+
+Variants run interleaved in blocks, in an order that rotates every block, so that drift on a
+shared machine hits them alike; the first block is a warm-up and is not counted. Beside wall
+time, each variant's client CPU per call (this process) is reported: on a machine whose cores are
+busy with other work, wall-clock ratios mostly measure the scheduler.
+
+Run: `python -m bench.hot_paths [--products N] [--blocks B]`; figures go to
+bench/results/hot_paths.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import queue
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from tests.security.pgbouncer import PgBouncer
+
+from afilo_db.config import Settings
+from afilo_db.data import seed
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.engine import create_app_engine, create_async_app_engine
+from afilo_db.db.urls import libpq_url
+from afilo_db.security import APP_ROLE, as_user
+from afilo_db.security.roles import login_password_sql
+from afilo_db.services import cart, catalog, downloads
+from afilo_db.services.catalog import COLLECTION_SQL, PRODUCT_BY_HANDLE_SQL
+from afilo_db.services.transaction import unit_of_work
+from bench.common import fresh_database, report, scratch_server, summary
+
+POOL_SIZE = 10
+CONCURRENCY = 32
+CALLS_PER_BLOCK = {1: 150, CONCURRENCY: 640}
+# The listing and the collection page read far more rows than the product page: fewer calls.
+SLOW_READ_CALLS_PER_BLOCK = 40
+
+SyncCall = Callable[[Any], object]
+AsyncCall = Callable[[Any], Awaitable[object]]
+
+
+@dataclass
+class Variant:
+    name: str
+    call: SyncCall | None = None
+    acall: AsyncCall | None = None
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    calls: int = 0
+
+
+@dataclass
+class Target:
+    name: str
+    app_url: str
+    owner_url: str
+    prepares: bool
+    """Whether raw psycopg may prepare here (not behind PgBouncer 1.18)."""
+
+
+async def _run_block(variant: Variant, keys: list[Any], concurrency: int, counted: bool) -> None:
+    chunks = [keys[index::concurrency] for index in range(concurrency)]
+    samples: list[float] = []
+
+    def sync_worker(chunk: list[Any]) -> list[float]:
+        assert variant.call is not None
+        local = []
+        for key in chunk:
+            started = time.perf_counter()
+            variant.call(key)
+            local.append(time.perf_counter() - started)
+        return local
+
+    async def async_worker(chunk: list[Any]) -> list[float]:
+        assert variant.acall is not None
+        local = []
+        for key in chunk:
+            started = time.perf_counter()
+            await variant.acall(key)
+            local.append(time.perf_counter() - started)
+        return local
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if variant.acall is not None:
+        for result in await asyncio.gather(*(async_worker(chunk) for chunk in chunks)):
+            samples += result
+    elif concurrency == 1:
+        samples = sync_worker(keys)
+    else:
+        with ThreadPoolExecutor(concurrency) as threads:
+            for result in threads.map(sync_worker, chunks):
+                samples += result
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if counted:
+        variant.latencies += samples
+        variant.seconds += elapsed
+        variant.cpu_seconds += cpu
+        variant.calls += len(samples)
+
+
+async def measure(
+    variants: list[Variant],
+    keys: list[Any],
+    concurrency: int,
+    blocks: int,
+    per_block: int | None = None,
+) -> dict[str, Any]:
+    """Every variant, block after block (the first one not counted), in a rotating order."""
+    chooser = random.Random(concurrency)
+    per_block = per_block or CALLS_PER_BLOCK[concurrency]
+    for block in range(blocks + 1):
+        picks = chooser.choices(keys, k=per_block)
+        shift = block % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            await _run_block(variant, picks, concurrency, counted=block > 0)
+    baseline = variants[0]
+    figures: dict[str, Any] = {}
+    for variant in variants:
+        stats: dict[str, Any] = summary(variant.latencies)
+        stats["per_second"] = round(variant.calls / variant.seconds)
+        stats["median_vs_raw"] = round(
+            statistics.median(variant.latencies) / statistics.median(baseline.latencies), 3
+        )
+        stats["throughput_vs_raw"] = round(
+            stats["per_second"] / (baseline.calls / baseline.seconds), 3
+        )
+        # The client's own CPU per call (this process, every thread): what the form costs the
+        # application, less exposed than wall time to a busy machine's scheduling.
+        stats["client_cpu_us"] = round(variant.cpu_seconds / variant.calls * 1e6, 1)
+        stats["client_cpu_vs_raw"] = round(
+            (variant.cpu_seconds / variant.calls) / (baseline.cpu_seconds / baseline.calls), 3
+        )
+        figures[variant.name] = stats
+    return figures
+
+
+class RawPool:
+    """The least a raw psycopg application needs to share connections: a LIFO queue."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.free: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        for _ in range(size):
+            self.free.put(psycopg.connect(libpq_url(url), autocommit=True))
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        connection = self.free.get()
+        try:
+            yield connection
+        finally:
+            self.free.put(connection)
+
+    def close(self) -> None:
+        while not self.free.empty():
+            self.free.get().close()
+
+
+class AsyncRawPool:
+    def __init__(self) -> None:
+        self.free: asyncio.LifoQueue[psycopg.AsyncConnection[Any]] = asyncio.LifoQueue()
+
+    async def open(self, url: str, size: int) -> AsyncRawPool:
+        for _ in range(size):
+            await self.free.put(
+                await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
+            )
+        return self
+
+    async def close(self) -> None:
+        while not self.free.empty():
+            await (await self.free.get()).close()
+
+
+def _settings() -> Settings:
+    return Settings(db_pool_size=POOL_SIZE, db_max_overflow=0, db_pool_timeout_seconds=120)
+
+
+async def product_page(target: Target, handles: list[str], blocks: int) -> dict[str, Any]:
+    engine = create_app_engine(target.app_url, _settings())
+    async_engine = create_async_app_engine(target.app_url, _settings())
+    raw_pool = RawPool(target.app_url, POOL_SIZE)
+    async_pool = await AsyncRawPool().open(target.app_url, POOL_SIZE)
+    prepare = target.prepares
+
+    def raw(handle: str) -> object:
+        with raw_pool.connection() as connection:
+            row = connection.execute(PRODUCT_BY_HANDLE_SQL, (handle,), prepare=prepare).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    async def raw_async(handle: str) -> object:
+        connection = await async_pool.free.get()
+        try:
+            cursor = await connection.execute(PRODUCT_BY_HANDLE_SQL, (handle,), prepare=prepare)
+            row = await cursor.fetchone()
+        finally:
+            async_pool.free.put_nowait(connection)
+        return None if row is None else json.loads(row[0])
+
+    def in_session(handle: str) -> object:
+        with Session(engine) as session:
+            return catalog.product_by_handle(session, handle)
+
+    def in_unit_of_work(handle: str) -> object:
+        with unit_of_work(engine) as session:
+            return catalog.product_by_handle(session, handle)
+
+    async def in_async_session(handle: str) -> object:
+        async with AsyncSession(async_engine) as session:
+            return await catalog.product_by_handle_async(session, handle)
+
+    async def async_engine_form(handle: str) -> object:
+        return await catalog.product_by_handle_async(async_engine, handle)
+
+    def forms() -> list[Variant]:
+        return [
+            Variant("raw psycopg", call=raw),
+            Variant("engine", call=lambda handle: catalog.product_by_handle(engine, handle)),
+            Variant("Session, closed without commit", call=in_session),
+            Variant("unit_of_work", call=in_unit_of_work),
+            Variant("raw psycopg, async", acall=raw_async),
+            Variant("AsyncEngine", acall=async_engine_form),
+            Variant("AsyncSession, closed without commit", acall=in_async_session),
+        ]
+
+    try:
+        # Each side's ratio is against the raw baseline of its own kind (sync or async).
+        return {
+            f"concurrency {concurrency}": {
+                **await measure(forms()[:4], handles, concurrency, blocks),
+                **await measure(forms()[4:], handles, concurrency, blocks),
+            }
+            for concurrency in (1, CONCURRENCY)
+        }
+    finally:
+        raw_pool.close()
+        await async_pool.close()
+        engine.dispose()
+        await async_engine.dispose()
+
+
+async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) -> dict[str, Any]:
+    """A user's cart and downloads as that user (RLS, the context sent with the query) against
+    the same reads by the owner without RLS; both through the engine form."""
+    app = create_app_engine(target.app_url, _settings())
+    owner = create_app_engine(target.owner_url, _settings())
+    async_app = create_async_app_engine(target.app_url, _settings())
+
+    def without_rls(user: tuple[Any, str]) -> object:
+        return cart.cart_contents(owner, user[0]), downloads.downloads(owner, user[0])
+
+    def with_rls(user: tuple[Any, str]) -> object:
+        return cart.user_cart(app, user[1]), downloads.user_downloads(app, user[1])
+
+    async def with_rls_async(user: tuple[Any, str]) -> object:
+        return (
+            await cart.user_cart_async(async_app, user[1]),
+            await downloads.user_downloads_async(async_app, user[1]),
+        )
+
+    def session_with_as_user(user: tuple[Any, str]) -> object:
+        with Session(app) as session:  # the classic way: as_user, then the reads, no commit
+            as_user(session, user[1])
+            return cart.cart_contents(session, user[0]), downloads.downloads(session, user[0])
+
+    try:
+        variants = [
+            Variant("owner, no RLS", call=without_rls),
+            Variant("afilo_app, user_cart + user_downloads", call=with_rls),
+            Variant("afilo_app, async", acall=with_rls_async),
+            Variant("afilo_app, Session + as_user, no commit", call=session_with_as_user),
+        ]
+        return await measure(variants, users, 1, blocks)
+    finally:
+        app.dispose()
+        owner.dispose()
+        await async_app.dispose()
+
+
+async def listing_and_collection(
+    target: Target, tags: list[str], collections: list[str], blocks: int
+) -> dict[str, Any]:
+    engine = create_app_engine(target.app_url, _settings())
+    raw_connection = psycopg.connect(libpq_url(target.app_url), autocommit=True)
+    prepare = target.prepares
+
+    def raw_listing(tag: str) -> object:
+        sql, values = catalog.listing_statement({"tags": [tag]}, 24, None)
+        return raw_connection.execute(sql, values, prepare=prepare).fetchall()
+
+    def raw_collection(handle: str) -> object:
+        row = raw_connection.execute(COLLECTION_SQL, (handle,), prepare=prepare).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def session_listing(tag: str) -> object:
+        with Session(engine) as session:
+            return catalog.list_products(session, {"tags": [tag]})
+
+    def session_collection(handle: str) -> object:
+        with Session(engine) as session:
+            return catalog.collection_by_handle(session, handle)
+
+    try:
+        return {
+            "listing (24 by tag)": await measure(
+                [
+                    Variant("raw psycopg", call=raw_listing),
+                    Variant(
+                        "engine", call=lambda tag: catalog.list_products(engine, {"tags": [tag]})
+                    ),
+                    Variant("Session, closed without commit", call=session_listing),
+                ],
+                tags,
+                1,
+                blocks,
+                SLOW_READ_CALLS_PER_BLOCK,
+            ),
+            "collection page": await measure(
+                [
+                    Variant("raw psycopg", call=raw_collection),
+                    Variant("engine", call=lambda h: catalog.collection_by_handle(engine, h)),
+                    Variant("Session, closed without commit", call=session_collection),
+                ],
+                collections,
+                1,
+                blocks,
+                SLOW_READ_CALLS_PER_BLOCK,
+            ),
+        }
+    finally:
+        raw_connection.close()
+        engine.dispose()
+
+
+def _print_table(title: str, figures: dict[str, Any]) -> None:
+    print(f"\n{title}")
+    print(
+        f"{'':44}{'median':>9}{'p99':>9}{'x raw':>8}{'calls/s':>9}{'x raw':>8}"
+        f"{'cpu/call':>10}{'x raw':>8}"
+    )
+    for name, stats in figures.items():
+        print(
+            f"{name:44}{stats['median_ms']:>7.3f}ms{stats['p99_ms']:>7.3f}ms"
+            f"{stats['median_vs_raw']:>7.2f}x{stats['per_second']:>9}{stats['throughput_vs_raw']:>7.2f}x"
+            f"{stats['client_cpu_us']:>8.0f}us{stats['client_cpu_vs_raw']:>7.2f}x"
+        )
+
+
+def _goals(pages: dict[str, Any], users: dict[str, Any]) -> dict[str, Any]:
+    one, many = pages["concurrency 1"], pages[f"concurrency {CONCURRENCY}"]
+    fastest_sync = min(
+        one["engine"]["median_vs_raw"], one["Session, closed without commit"]["median_vs_raw"]
+    )
+    fastest_async = min(
+        one["AsyncEngine"]["median_vs_raw"],
+        one["AsyncSession, closed without commit"]["median_vs_raw"],
+    )
+    rls = users["afilo_app, user_cart + user_downloads"]["median_vs_raw"]
+    checks = {
+        "fastest sync form <= 1.1x raw (c=1 median)": fastest_sync,
+        "fastest async form <= 1.1x raw async (c=1 median)": fastest_async,
+        "Session closed without commit <= 1.5x": one["Session, closed without commit"]["median_vs_raw"],
+        "unit_of_work <= 1.5x": one["unit_of_work"]["median_vs_raw"],
+        f"engine throughput at {CONCURRENCY} >= 0.8x raw": many["engine"]["throughput_vs_raw"],
+        f"AsyncEngine throughput at {CONCURRENCY} >= 0.8x raw async": many["AsyncEngine"]["throughput_vs_raw"],
+        "as_user read <= 1.15x the same read without RLS": rls,
+    }  # fmt: skip
+    limits = [1.1, 1.1, 1.5, 1.5, 0.8, 0.8, 1.15]
+    return {
+        name: {"value": value, "met": value >= limit if "throughput" in name else value <= limit}
+        for (name, value), limit in zip(checks.items(), limits, strict=True)
+    }
+
+
+def _prepare_database(server: EmbeddedServer, products: int) -> tuple[str, dict[str, Any]]:
+    owner_url = fresh_database(server, "bench_hot_paths")
+    started = time.perf_counter()
+    with psycopg.connect(owner_url) as connection:
+        seed.seed(connection, products=products)
+        connection.execute(login_password_sql(connection, server.role_password(APP_ROLE)))
+        connection.commit()
+        connection.autocommit = True
+        connection.execute("ANALYZE")
+        users = connection.execute(
+            "SELECT u.id, u.clerk_user_id FROM user_profiles u"
+            " WHERE EXISTS (SELECT FROM cart_items c WHERE c.user_id = u.id)"
+            " AND EXISTS (SELECT FROM downloads d WHERE d.user_id = u.id) LIMIT 1000"
+        ).fetchall()
+        tags = [row[0] for row in connection.execute(
+            "SELECT tag FROM products, unnest(tags) tag GROUP BY tag ORDER BY count(*) DESC LIMIT 20"
+        )]  # fmt: skip
+        collections = [
+            row[0] for row in connection.execute("SELECT handle FROM product_collections")
+        ]
+    data = {"users": users, "tags": tags, "collections": collections}
+    print(f"seeded {products:,} products in {time.perf_counter() - started:.0f}s; "
+          f"{len(users)} users with a cart and downloads", flush=True)  # fmt: skip
+    return owner_url, data
+
+
+async def run(server: EmbeddedServer, products: int, blocks: int) -> dict[str, Any]:
+    owner_url, data = _prepare_database(server, products)
+    app_url = server.role_url(APP_ROLE, "bench_hot_paths")
+    chooser = random.Random(16)
+    handles = [
+        seed.product_plan(seed.DEMO_SEED, index).row[1]
+        for index in chooser.sample(range(products), min(products, 2000))
+    ]
+    figures: dict[str, Any] = {"products": products, "blocks": blocks, "pool_size": POOL_SIZE}
+    passwords = {APP_ROLE: server.role_password(APP_ROLE), "postgres": server.password}
+    with PgBouncer(server.port, passwords, pool_size=POOL_SIZE) as bouncer:
+
+        def pooled(user: str) -> str:
+            return (
+                bouncer.url(user, quote(passwords[user], safe=""), "bench_hot_paths")
+                + "?pgbouncer=true"
+            )
+
+        targets = [
+            Target("direct", app_url, owner_url, prepares=True),
+            Target("PgBouncer 1.18, transaction mode", pooled(APP_ROLE), pooled("postgres"), prepares=False),
+        ]  # fmt: skip
+        for target in targets:
+            print(f"\n== {target.name}", flush=True)
+            pages = await product_page(target, handles, blocks)
+            for title, table in pages.items():
+                _print_table(f"product page, {title} ({target.name})", table)
+            users = await user_reads(target, data["users"], blocks)
+            _print_table(f"cart + downloads of one user, concurrency 1 ({target.name})", users)
+            others = await listing_and_collection(target, data["tags"], data["collections"], blocks)
+            for title, table in others.items():
+                _print_table(f"{title}, concurrency 1 ({target.name})", table)
+            goals = _goals(pages, users)
+            print(f"\ngoals ({target.name}):")
+            for name, verdict in goals.items():
+                print(f"  {'met   ' if verdict['met'] else 'MISSED'} {name}: {verdict['value']}")
+            figures[target.name] = {
+                "product_page": pages,
+                "user_reads": users,
+                **others,
+                "goals": goals,
+            }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--blocks", type=int, default=10)
+    arguments = parser.parse_args()
+    with scratch_server("hot-paths") as server:
+        figures = asyncio.run(run(server, arguments.products, arguments.blocks))
+    report("hot_paths", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Hot reads: the application's most frequent reads, each sent as one round trip, prepared once
+per connection and kept (see `afilo_db.db.engine`), in no transaction when none is needed.
+
+Where a read runs depends on what the caller passes:
+
+- a Session already in a transaction (or holding unflushed changes, bound to one Connection, or
+  to an engine with an isolation level of its own): inside that transaction, on its connection,
+  so it sees the caller's writes and context (`as_user`);
+- a Session with nothing begun, or an Engine: on a connection borrowed from the engine's pool
+  and switched to autocommit for the call: no BEGIN and no ROLLBACK, one round trip, and the
+  Session is left untouched (closing it sends nothing). The read is one statement, so it sees
+  one snapshot, as it would as the first statement of a transaction;
+- the same for an AsyncSession or an AsyncEngine, awaiting psycopg's AsyncConnection directly.
+
+Statements that must precede the query (the user context of row-level security, the statement
+timeout behind a transaction-mode pooler) go in the same pipeline: one Sync, one round trip.
+Without an open transaction they share the implicit transaction that ends at that Sync, so a
+transaction-local setting (`set_config(..., true)`) holds for the query and ends with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_only, greenlet_spawn
+
+from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS
+
+Parameters: TypeAlias = Mapping[str, Any] | Sequence[Any]
+Statement: TypeAlias = tuple[str, Parameters]
+"""SQL with psycopg placeholders (%s, %(name)s) and its parameters."""
+Row: TypeAlias = tuple[Any, ...]
+
+TIMEOUT_SQL = "SELECT set_config('statement_timeout', %s, true)"
+
+
+def _needs_session_transaction(session: Session, bind: object) -> bool:
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
+        return True
+    if isinstance(bind, AsyncEngine):
+        bind = bind.sync_engine
+    return not isinstance(bind, Engine) or "isolation_level" in bind.get_execution_options()
+
+
+def _statements_alone(
+    engine: Engine,
+    query: str,
+    parameters: Parameters,
+    before: Sequence[Statement],
+    alone: Statement | None,
+) -> list[Statement]:
+    """What a read running on its own sends: behind a pooler, the statement timeout first."""
+    timeout_ms = PER_TRANSACTION_TIMEOUT_MS.get(engine)
+    if timeout_ms:
+        return [(TIMEOUT_SQL, (str(timeout_ms),)), *before, (query, parameters)]
+    if alone is not None:
+        return [alone]
+    return [*before, (query, parameters)]
+
+
+def _execute(connection: psycopg.Connection[Row], statements: list[Statement]) -> list[Row]:
+    *preamble, (query, parameters) = statements
+    if not preamble:
+        return connection.execute(query, parameters, prepare=True).fetchall()
+    with connection.pipeline():
+        for sql, values in preamble:
+            connection.execute(sql, values, prepare=True)
+        cursor = connection.execute(query, parameters, prepare=True)
+    return cursor.fetchall()
+
+
+async def _execute_async(
+    connection: psycopg.AsyncConnection[Row], statements: list[Statement]
+) -> list[Row]:
+    *preamble, (query, parameters) = statements
+    if not preamble:
+        cursor = await connection.execute(query, parameters, prepare=True)
+        return await cursor.fetchall()
+    async with connection.pipeline():
+        for sql, values in preamble:
+            await connection.execute(sql, values, prepare=True)
+        cursor = await connection.execute(query, parameters, prepare=True)
+    return await cursor.fetchall()
+
+
+def _fetch_borrowed(engine: Engine, statements: list[Statement]) -> list[Row]:
+    borrowed = engine.raw_connection()
+    driver = borrowed.driver_connection
+    try:
+        assert isinstance(driver, psycopg.Connection), "afilo-db engines use psycopg"
+        driver.autocommit = True
+        rows = _execute(driver, statements)
+        driver.autocommit = False
+    except psycopg.OperationalError:
+        borrowed.invalidate()  # lost: the pool opens a new one rather than hand this one out
+        raise
+    except BaseException:
+        if isinstance(driver, psycopg.Connection) and not driver.closed:
+            driver.autocommit = False
+        raise
+    finally:
+        borrowed.close()
+    return rows
+
+
+def fetch(
+    source: Session | Engine,
+    query: str,
+    parameters: Parameters,
+    before: Sequence[Statement] = (),
+    alone: Statement | None = None,
+) -> list[Row]:
+    """The rows of `query`, with the `before` statements sent first in the same round trip.
+
+    `alone` is the same read written as one statement, `before` included, to send instead when
+    the read runs on its own (no open transaction, no statement timeout to send with it): one
+    statement is one result to wait for, where a pipeline of two is two.
+    """
+    if isinstance(source, Session):
+        bind = source.get_bind()
+        # An asyncio engine's Session here is AsyncSession.run_sync's: it runs in the session.
+        if _needs_session_transaction(source, bind) or bind.dialect.is_async:
+            return _fetch_in_session(source, [*before, (query, parameters)])
+        assert isinstance(bind, Engine)
+        source = bind
+    return _fetch_borrowed(source, _statements_alone(source, query, parameters, before, alone))
+
+
+def _fetch_in_session(session: Session, statements: list[Statement]) -> list[Row]:
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if isinstance(driver, psycopg.Connection):
+        return _execute(driver, statements)
+    # Under AsyncSession.run_sync the driver is async: SQLAlchemy adapts each call (one round
+    # trip each: the native path is fetch_async).
+    *preamble, (query, parameters) = statements
+    for sql, values in preamble:
+        connection.exec_driver_sql(sql, values)
+    return [tuple(row) for row in connection.exec_driver_sql(query, parameters)]
+
+
+async def fetch_async(
+    source: AsyncSession | AsyncEngine,
+    query: str,
+    parameters: Parameters,
+    before: Sequence[Statement] = (),
+    alone: Statement | None = None,
+) -> list[Row]:
+    """`fetch` for asyncio: the same rules, awaiting psycopg's AsyncConnection (no thread)."""
+    if isinstance(source, AsyncSession):
+        if _needs_session_transaction(source.sync_session, source.bind):
+            if source.autoflush:
+                await source.flush()
+            connection = await source.connection()
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert isinstance(driver, psycopg.AsyncConnection), "afilo-db sessions use psycopg"
+            return await _execute_async(driver, [*before, (query, parameters)])
+        assert isinstance(source.bind, AsyncEngine)
+        source = source.bind
+    statements = _statements_alone(source.sync_engine, query, parameters, before, alone)
+    # One greenlet for the pool's bookkeeping (its checkout and reset are written for sync
+    # code); the statements themselves are awaited on psycopg's AsyncConnection.
+    return await greenlet_spawn(_fetch_borrowed_async, source.sync_engine, statements)
+
+
+def _fetch_borrowed_async(engine: Engine, statements: list[Statement]) -> list[Row]:
+    borrowed = engine.raw_connection()
+    driver = borrowed.driver_connection
+    try:
+        assert isinstance(driver, psycopg.AsyncConnection), "afilo-db engines use psycopg"
+        await_only(driver.set_autocommit(True))
+        rows = await_only(_execute_async(driver, statements))
+        await_only(driver.set_autocommit(False))
+    except psycopg.OperationalError:
+        borrowed.invalidate()
+        raise
+    except BaseException:
+        if isinstance(driver, psycopg.AsyncConnection) and not driver.closed:
+            await_only(driver.set_autocommit(False))
+        raise
+    finally:
+        borrowed.close()
+    return rows

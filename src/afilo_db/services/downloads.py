@@ -1,0 +1,87 @@
+"""A user's downloads, newest first: a hot read (one prepared statement, one round trip), with
+the user context sent in the same round trip when asked."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+from afilo_db.db import hot
+from afilo_db.db.hot import Row
+from afilo_db.errors import ValidationError
+from afilo_db.security import read_as_user
+
+MAX_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class DownloadRecord:
+    id: uuid.UUID
+    product_id: uuid.UUID
+    product_handle: str
+    product_title: str
+    created_at: datetime
+    subscription_id: uuid.UUID | None
+    """The subscription that allowed it, or None when a purchase did."""
+    purchase_id: uuid.UUID | None
+
+
+# (user_id, created_at) is indexed: the newest `limit` downloads are read from its end.
+_DOWNLOADS_SQL = """
+SELECT d.id, d.product_id, p.handle, p.title, d.created_at, d.subscription_id, d.purchase_id
+FROM downloads d JOIN products p ON p.id = d.product_id
+WHERE d.user_id = {user}
+ORDER BY d.created_at DESC, d.id DESC
+LIMIT %(limit)s
+"""
+DOWNLOADS_SQL = _DOWNLOADS_SQL.format(user="%(user_id)s")
+
+
+def _checked(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError({"limit": f"must be from 1 to {MAX_LIMIT}"})
+    return limit
+
+
+def _records(rows: list[Row]) -> list[DownloadRecord]:
+    return [DownloadRecord(*row) for row in rows]
+
+
+def downloads(
+    source: Session | Engine, user_id: uuid.UUID, limit: int = 50
+) -> list[DownloadRecord]:
+    """The user's newest downloads, in the context the caller set (under row-level security,
+    the user's own: see `user_downloads`)."""
+    parameters = {"user_id": user_id, "limit": _checked(limit)}
+    return _records(hot.fetch(source, DOWNLOADS_SQL, parameters))
+
+
+def user_downloads(
+    source: Session | Engine, clerk_user_id: str, limit: int = 50
+) -> list[DownloadRecord]:
+    """The newest downloads of the user with this Clerk id, read as that user (`as_user`'s
+    context and the query in one round trip; see `cart.user_cart`)."""
+    read = read_as_user(_DOWNLOADS_SQL, clerk_user_id, {"limit": _checked(limit)})
+    return _records(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
+
+
+async def downloads_async(
+    source: AsyncSession | AsyncEngine, user_id: uuid.UUID, limit: int = 50
+) -> list[DownloadRecord]:
+    """`downloads` for asyncio."""
+    parameters = {"user_id": user_id, "limit": _checked(limit)}
+    return _records(await hot.fetch_async(source, DOWNLOADS_SQL, parameters))
+
+
+async def user_downloads_async(
+    source: AsyncSession | AsyncEngine, clerk_user_id: str, limit: int = 50
+) -> list[DownloadRecord]:
+    """`user_downloads` for asyncio."""
+    read = read_as_user(_DOWNLOADS_SQL, clerk_user_id, {"limit": _checked(limit)})
+    rows = await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
+    return _records(rows)

@@ -1,0 +1,113 @@
+"""User-scoped hot reads as the application role: the user context and the query in one round
+trip, only the user's own rows, and nothing left behind on the connection; directly and through
+a real PgBouncer (1.18, transaction mode)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from afilo_db.config import Settings
+from afilo_db.db.engine import create_app_engine, create_async_app_engine
+from afilo_db.errors import ValidationError
+from afilo_db.security.policies import CLERK_USER_ID_SETTING
+from afilo_db.services import cart, downloads
+from tests.security.conftest import Marketplace, pooled_app_url
+from tests.security.pgbouncer import PgBouncer
+from tests.services.test_hot_paths import sent_during
+
+LEFT_BEHIND_SQL = text(
+    f"SELECT current_user::text, coalesce(current_setting('{CLERK_USER_ID_SETTING}', true), '')"
+)
+
+
+@pytest.fixture
+def app(marketplace: Marketplace) -> Iterator[Engine]:
+    engine = create_app_engine(marketplace.app_url, Settings(db_pool_size=1, db_max_overflow=0))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pooled_app(
+    pgbouncer: PgBouncer, app_password: str, marketplace: Marketplace
+) -> Iterator[Engine]:
+    url = pooled_app_url(pgbouncer, app_password, marketplace.database) + "?pgbouncer=true"
+    engine = create_app_engine(url, Settings(db_pool_size=1, db_max_overflow=0))
+    yield engine
+    engine.dispose()
+
+
+def test_user_cart_and_downloads_are_the_users_own(app: Engine, marketplace: Marketplace) -> None:
+    alice, bob = marketplace.alice, marketplace.bob
+    alices_cart = cart.user_cart(app, alice.clerk_user_id)
+    assert [line.variant_id for line in alices_cart.lines] == [marketplace.variant_ids[0]]
+    alices = downloads.user_downloads(app, alice.clerk_user_id)
+    assert [record.id for record in alices] == alice.rows["downloads"]
+    assert alices[0].purchase_id == alice.rows["purchases"][0]
+    # Asking for Bob's rows in Alice's context finds nothing: the policies decide, not the query.
+    with Session(app) as session, session.begin():
+        cart.user_cart(session, alice.clerk_user_id)  # in an open transaction, the context stays
+        assert cart.cart_contents(session, bob.id).lines == []
+        assert downloads.downloads(session, bob.id) == []
+        assert len(downloads.downloads(session, alice.id)) == 1
+    assert cart.user_cart(app, "user_nobody000001").lines == []
+
+
+def test_one_round_trip_and_no_context_left_behind(app: Engine, marketplace: Marketplace) -> None:
+    alice = marketplace.alice
+    cart.user_cart(app, alice.clerk_user_id)
+    contents, sent = sent_during(app, lambda: cart.user_cart(app, alice.clerk_user_id))
+    assert len(contents.lines) == 1
+    # The context and the query as one prepared statement: one round trip, no BEGIN, no ROLLBACK.
+    assert sent == ["Bind", "Describe", "Execute", "Sync"], sent
+    with app.connect() as connection:
+        assert tuple(connection.execute(LEFT_BEHIND_SQL).one()) == ("afilo_app", "")
+
+
+def test_a_malformed_clerk_id_is_refused_before_anything_runs(app: Engine) -> None:
+    with pytest.raises(ValidationError) as caught:
+        cart.user_cart(app, "alice'; DROP TABLE cart_items; --")
+    assert set(caught.value.problems) == {"clerk_user_id"}
+    with pytest.raises(ValidationError) as limit:
+        downloads.user_downloads(app, "user_alice000001", limit=10_000)
+    assert set(limit.value.problems) == {"limit"}
+
+
+def test_through_pgbouncer_in_transaction_mode(
+    pooled_app: Engine, marketplace: Marketplace
+) -> None:
+    alice, bob = marketplace.alice, marketplace.bob
+    for _ in range(5):  # alternating users on PgBouncer's one server connection
+        assert [line.variant_id for line in cart.user_cart(pooled_app, bob.clerk_user_id).lines]
+        alices = downloads.user_downloads(pooled_app, alice.clerk_user_id)
+        assert [record.id for record in alices] == alice.rows["downloads"]
+    with pooled_app.connect() as connection:
+        assert tuple(connection.execute(LEFT_BEHIND_SQL).one()) == ("afilo_app", "")
+
+
+def test_async_user_reads(marketplace: Marketplace) -> None:
+    async def scenario() -> tuple[cart.Cart, list[downloads.DownloadRecord], cart.Cart]:
+        engine = create_async_app_engine(marketplace.app_url, Settings(db_pool_size=1))
+        try:
+            own_cart = await cart.user_cart_async(engine, marketplace.alice.clerk_user_id)
+            async with AsyncSession(engine) as session, session.begin():
+                records = await downloads.user_downloads_async(
+                    session, marketplace.alice.clerk_user_id
+                )
+                others = await cart.cart_contents_async(session, marketplace.bob.id)
+            return own_cart, records, others
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        own_cart, records, others = pool.submit(asyncio.run, scenario()).result()
+    assert [line.variant_id for line in own_cart.lines] == [marketplace.variant_ids[0]]
+    assert [record.id for record in records] == marketplace.alice.rows["downloads"]
+    assert others.lines == []  # Alice's context, still set in the transaction, hides Bob's cart

@@ -1,0 +1,239 @@
+"""Hot reads as applications call them: one round trip, statements prepared once per connection
+and kept whatever the caller does with the transaction, and the same paths on asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+from afilo_db.config import Settings
+from afilo_db.db import hot
+from afilo_db.db.engine import create_app_engine, create_async_app_engine
+from afilo_db.errors import NotFoundError, ValidationError
+from afilo_db.models import UserProfile
+from afilo_db.security import as_user
+from afilo_db.services import cart, catalog
+from afilo_db.services.transaction import unit_of_work
+from tests.services.test_catalog import frontend_messages, product_data
+
+T = TypeVar("T")
+PREPARED_SQL = "SELECT statement FROM pg_prepared_statements"
+
+
+@pytest.fixture
+def one_connection(database_url: str) -> Iterator[Engine]:
+    """The application's engine with a pool of one connection: every call reuses it."""
+    engine = create_app_engine(database_url, Settings(db_pool_size=1, db_max_overflow=0))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def shop(one_connection: Engine) -> dict[str, Any]:
+    with unit_of_work(one_connection) as session:
+        product = catalog.create_product(session, product_data())
+        data = product_data("euro-kit")
+        for variant in data["variants"]:
+            variant["currency"] = "EUR"
+        euro = catalog.create_product(session, data)
+        user = UserProfile(clerk_user_id="user_hotbuyer01", email="hot@example.com")
+        session.add(user)
+        session.flush()
+        cart.add_to_cart(session, user.id, product.variants[2].id, 10)  # 10 x 9.00 USD
+        cart.add_to_cart(session, user.id, euro.variants[0].id)  # 29.00 EUR
+        cart.add_to_cart(session, user.id, product.variants[0].id)  # 29.00 USD
+        return {"user": user.id, "clerk_user_id": user.clerk_user_id}
+
+
+def prepared(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.exec_driver_sql(PREPARED_SQL).scalars())
+
+
+def sent_during(engine: Engine, call: Callable[[], T]) -> tuple[T, list[str]]:
+    """What `call` returned and the protocol messages it sent on the pool's one connection."""
+    borrowed = engine.raw_connection()
+    driver = borrowed.driver_connection
+    borrowed.close()
+    assert isinstance(driver, psycopg.Connection)
+    with tempfile.TemporaryFile("w+") as trace:
+        driver.pgconn.trace(trace.fileno())
+        driver.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            result = call()
+        finally:
+            driver.pgconn.untrace()
+        trace.seek(0)
+        return result, frontend_messages(trace.read())
+
+
+def page_in_session(engine: Engine) -> catalog.ProductPage | None:
+    with Session(engine) as session:  # closed without commit, as most request handlers do
+        return catalog.product_by_handle(session, "nova-kit")
+
+
+def test_session_closed_without_commit_keeps_its_statement_prepared(
+    one_connection: Engine, shop: dict[str, Any]
+) -> None:
+    for _ in range(50):
+        assert page_in_session(one_connection) is not None
+    product_statements = [sql for sql in prepared(one_connection) if "FROM products p" in sql]
+    assert len(product_statements) == 1
+
+    # Warm: one Bind/Execute of the prepared statement, one Sync; no Parse, no BEGIN/ROLLBACK.
+    page, sent = sent_during(one_connection, lambda: page_in_session(one_connection))
+    assert page is not None and page["handle"] == "nova-kit"
+    assert sent == ["Bind", "Describe", "Execute", "Sync"], sent
+
+
+def test_a_rolled_back_transaction_keeps_prepared_statements(
+    one_connection: Engine, shop: dict[str, Any]
+) -> None:
+    def cart_as_user() -> cart.Cart:
+        with Session(one_connection) as session:
+            as_user(session, shop["clerk_user_id"])
+            return cart.cart_contents(session, shop["user"])  # then ROLLBACK at close
+
+    for _ in range(50):
+        cart_as_user()
+    assert [sql for sql in prepared(one_connection) if "FROM cart_items c" in sql]
+    contents, sent = sent_during(one_connection, cart_as_user)
+    assert len(contents.lines) == 3
+    assert "Parse" not in sent[sent.index("Query") :], sent  # the cart's statement is reused
+
+
+def test_unit_of_work_reads_in_one_round_trip(one_connection: Engine, shop: dict[str, Any]) -> None:
+    def page() -> catalog.ProductPage | None:
+        with unit_of_work(one_connection) as session:
+            return catalog.product_by_handle(session, "nova-kit")
+
+    page()
+    found, sent = sent_during(one_connection, page)
+    assert found is not None
+    assert sent.count("Sync") == 1 and "Query" not in sent, sent
+
+
+def test_a_read_in_an_open_transaction_sees_its_writes(one_connection: Engine) -> None:
+    with Session(one_connection) as session:
+        catalog.create_product(session, product_data("pending-kit"))
+        found = catalog.product_by_handle(session, "pending-kit")
+        assert found is not None and len(found["variants"]) == 3
+        session.rollback()
+        assert catalog.product_by_handle(session, "pending-kit") is None
+
+
+def test_product_page_is_typed_with_exact_prices(
+    one_connection: Engine, shop: dict[str, Any]
+) -> None:
+    with unit_of_work(one_connection) as session:
+        variant_id = catalog.create_product(session, product_data("exact-kit")).variants[0].id
+        catalog.update_variant(session, variant_id, {"price": "0.10"})
+    page = catalog.product_by_handle(one_connection, "exact-kit")
+    assert page is not None
+    assert isinstance(page["id"], uuid.UUID)
+    prices = {variant["sku"]: variant["price"] for variant in page["variants"]}
+    assert prices["EXACT-KIT-PER"] == Decimal("0.10")
+    assert all(type(price) is Decimal for price in prices.values())
+    assert str(prices["EXACT-KIT-TEAM"]) == "79.00"
+
+
+def test_cart_totals_are_per_currency(one_connection: Engine, shop: dict[str, Any]) -> None:
+    contents = cart.cart_contents(one_connection, shop["user"])
+    assert contents.totals == {"USD": Decimal("119.00"), "EUR": Decimal("29.00")}
+    assert cart.cart_contents(one_connection, uuid.uuid4()).totals == {}
+
+
+def test_listing_and_collection_through_the_engine(
+    one_connection: Engine, shop: dict[str, Any]
+) -> None:
+    page = catalog.list_products(one_connection, {"max_price": "20.00", "tags": ["saas"]})
+    assert [item.handle for item in page.items] == ["euro-kit", "nova-kit"]  # newest first
+    assert page.items[1].from_price == Decimal("10.00")
+    with pytest.raises(ValidationError) as caught:
+        catalog.list_products(one_connection, limit=0)
+    assert set(caught.value.problems) == {"limit"}
+    with pytest.raises(NotFoundError):
+        catalog.collection_by_handle(one_connection, "no-such-collection")
+
+
+def test_a_pooled_engine_sends_the_statement_timeout_with_the_read(database_url: str) -> None:
+    engine = create_app_engine(database_url + "?pgbouncer=true", Settings(db_pool_size=1))
+    try:
+        rows = hot.fetch(engine, "SELECT current_setting('statement_timeout')", ())
+        assert rows == [("15s",)]
+        with engine.connect() as connection:  # it ended with the read's implicit transaction
+            connection.commit()
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "15s"
+        direct = hot.fetch(engine, "SELECT count(*) FROM pg_prepared_statements", ())
+        assert direct == [(0,)]
+    finally:
+        engine.dispose()
+
+
+def run_async(scenario: Callable[[], Any]) -> Any:
+    # A thread of its own: another test in this process may have left an event loop running.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
+
+
+def test_async_forms_on_psycopgs_async_connection(database_url: str, shop: dict[str, Any]) -> None:
+    async def scenario() -> tuple[Any, ...]:
+        engine: AsyncEngine = create_async_app_engine(
+            database_url, Settings(db_pool_size=1, db_max_overflow=0)
+        )
+        try:
+            from_engine = await catalog.product_by_handle_async(engine, "nova-kit")
+            for _ in range(20):
+                async with AsyncSession(engine) as session:  # closed without commit
+                    await catalog.product_by_handle_async(session, "nova-kit")
+                    contents = await cart.cart_contents_async(session, shop["user"])
+            listing = await catalog.list_products_async(engine, {"tags": ["saas"]}, limit=1)
+            async with engine.connect() as connection:
+                driver = (await connection.get_raw_connection()).driver_connection
+                statements = (await connection.exec_driver_sql(PREPARED_SQL)).scalars().all()
+            return from_engine, contents, listing, driver, statements
+        finally:
+            await engine.dispose()
+
+    page, contents, listing, driver, statements = run_async(scenario)
+    assert page is not None and page["variants"][0]["price"] == Decimal("10.00")
+    assert contents.totals == {"USD": Decimal("119.00"), "EUR": Decimal("29.00")}
+    assert len(listing.items) == 1 and listing.next_cursor is not None
+    assert isinstance(driver, psycopg.AsyncConnection)
+    assert any("FROM products p" in sql for sql in statements), statements
+    assert any("FROM cart_items c" in sql for sql in statements), statements
+
+
+def test_a_pooler_that_keeps_prepared_statements_gets_them(database_url: str) -> None:
+    settings = Settings(db_pool_size=1, db_pooler_prepared_statements=True)
+    engine = create_app_engine(database_url + "?pgbouncer=true", settings)
+    try:
+        hot.fetch(engine, "SELECT 1", ())
+        rows = hot.fetch(engine, "SELECT count(*) FROM pg_prepared_statements", ())
+        assert rows[0][0] >= 1
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_lost_during_a_read_is_not_handed_out_again(
+    one_connection: Engine, database_url: str
+) -> None:
+    (pid,) = hot.fetch(one_connection, "SELECT pg_backend_pid()", ())[0]
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(psycopg.OperationalError):
+        hot.fetch(one_connection, "SELECT pg_backend_pid()", ())
+    (new_pid,) = hot.fetch(one_connection, "SELECT pg_backend_pid()", ())[0]
+    assert new_pid != pid
+    assert catalog.product_by_handle(one_connection, "no-such-handle") is None
