@@ -11,7 +11,7 @@ EXPECTED_TABLES = {
     "products", "product_variants", "product_pricing_tiers", "product_collections",
     "product_collection_products", "user_profiles", "user_subscriptions", "user_activity_log",
     "cart_items", "downloads", "purchases", "chat_conversations", "chat_messages",
-    "knowledge_base", "bot_analytics", "events",
+    "knowledge_base", "bot_analytics", "events", "knowledge_sync_queue",
 }  # fmt: skip
 
 # (table, a fragment the index definition must contain), as pg_indexes.indexdef prints it.
@@ -29,6 +29,8 @@ EXPECTED_INDEXES = [
     ("knowledge_base", "INDEX ix_knowledge_base_content_type ON public.knowledge_base USING btree (content_type)"),
     ("knowledge_base", "INDEX ix_knowledge_base_embedding ON public.knowledge_base USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"),
     ("knowledge_base", "INDEX ix_knowledge_base_searchable_text ON public.knowledge_base USING gin (searchable_text)"),
+    ("knowledge_base", "INDEX ix_knowledge_base_source_chunk_index ON public.knowledge_base USING btree (source, chunk_index)"),
+    ("knowledge_sync_queue", "INDEX ix_knowledge_sync_queue_queued_at ON public.knowledge_sync_queue USING btree (queued_at)"),
     ("chat_messages", "INDEX ix_chat_messages_conversation_id_created_at ON public.chat_messages USING btree (conversation_id, created_at)"),
 ]  # fmt: skip
 

@@ -17,7 +17,13 @@ from afilo_db.models.catalog import (
     ProductPricingTier,
     ProductVariant,
 )
-from afilo_db.models.chat import BotAnalytics, ChatConversation, ChatMessage, KnowledgeBase
+from afilo_db.models.chat import (
+    BotAnalytics,
+    ChatConversation,
+    ChatMessage,
+    KnowledgeBase,
+    KnowledgeSyncQueue,
+)
 
 __all__ = [
     "Base",
@@ -28,6 +34,7 @@ __all__ = [
     "Download",
     "Event",
     "KnowledgeBase",
+    "KnowledgeSyncQueue",
     "Product",
     "ProductCollection",
     "ProductCollectionProduct",
