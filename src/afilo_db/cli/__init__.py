@@ -65,6 +65,10 @@ COMMANDS: dict[str, Lazy] = {
         "Write the schema reference (schema.md) and its diagram (schema.svg).",
     ),
     "studio": Lazy("afilo_db.cli.studio:studio_app", "Browse and edit the data in the browser."),
+    "kb": Lazy(
+        "afilo_db.cli.kb:kb_app",
+        "The chat bot's knowledge base: ingest, sync, search, ask, reembed.",
+    ),
 }
 
 

@@ -139,7 +139,40 @@ def mean_pooled_unit_vectors(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -
     weights = mask[..., None].astype(np.float32)
     pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+    unit: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit
+
+
+class CachedEmbedder:
+    """An embedder that remembers the vectors of the texts it has seen (by sha256), so that a
+    text repeated in a run (the demo data, a re-ingest in a long-lived worker) is embedded once.
+    A model's output depends on the text alone (batching does not change it), so this is exact."""
+
+    def __init__(self, inner: Embedder, *, capacity: int = 20_000) -> None:
+        self.inner = inner
+        self._capacity = capacity
+        self._vectors: dict[bytes, Vectors] = {}
+        self.computed = 0
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]
+        missing = {
+            key: text for key, text in zip(keys, texts, strict=True) if key not in self._vectors
+        }
+        if missing:
+            fresh = self.inner.embed(list(missing.values()))
+            self.computed += len(missing)
+            if len(self._vectors) + len(missing) > self._capacity:
+                self._vectors.clear()
+            self._vectors.update(zip(missing, fresh, strict=True))
+        result = np.empty((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
+        for row, key in enumerate(keys):
+            result[row] = self._vectors[key]
+        return result
 
 
 EmbedderFactory = Callable[[], Embedder]
@@ -159,8 +192,8 @@ def available_models() -> list[str]:
 
 
 @cache
-def get_embedder(name: str = MINILM_MODEL) -> Embedder:
-    """The process's one embedder of model `name` (a model loads once)."""
+def get_embedder(name: str = MINILM_MODEL) -> CachedEmbedder:
+    """The process's one embedder of model `name` (a model loads once), with a vector cache."""
     factory = _FACTORIES.get(name)
     if factory is None:
         for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
@@ -171,8 +204,10 @@ def get_embedder(name: str = MINILM_MODEL) -> Embedder:
         )
     embedder = factory()
     if embedder.model_name != name:
-        raise OperationError(f"the embedder registered as {name!r} calls itself {embedder.model_name!r}")
-    return embedder
+        raise OperationError(
+            f"the embedder registered as {name!r} calls itself {embedder.model_name!r}"
+        )
+    return CachedEmbedder(embedder)
 
 
 def to_pgvector_text(vector: npt.NDArray[np.float32]) -> str:

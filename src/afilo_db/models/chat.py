@@ -151,6 +151,7 @@ class BotAnalytics(Base):
         CheckConstraint(
             "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="satisfaction_range"
         ),
+        CheckConstraint("passages_used >= 0", name="passages_used_not_negative"),
         Index("uq_bot_analytics_conversation_id_day", "conversation_id", "day", unique=True),
         Index("ix_bot_analytics_day", "day"),
     )
@@ -165,4 +166,6 @@ class BotAnalytics(Base):
     resolved: Mapped[bool] = mapped_column(Boolean, server_default="false")
     avg_latency_ms: Mapped[int | None] = mapped_column(Integer)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # Knowledge passages the bot's answers used (services.conversations.record_answer).
+    passages_used: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[CreatedAt]

@@ -3,8 +3,6 @@ price quotes, and validated create/update of products with their variants and ti
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from afilo_db.models import (
     ProductPricingTier,
     ProductVariant,
 )
+from afilo_db.services.pagination import decode_cursor, encode_cursor
 from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import flush
 from afilo_db.validation import checks, validate
@@ -101,19 +100,6 @@ class Page:
     """Pass as `after` for the next page; None on the last page."""
 
 
-def _encode_cursor(created_at: datetime, product_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(product_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, product_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(product_id)
-    except (ValueError, TypeError) as error:
-        raise ValidationError({"after": "is not a cursor returned by a previous page"}) from error
-
-
 def _variant_filter(filters: ProductFilters) -> Any | None:
     conditions = []
     if filters.license_type is not None:
@@ -176,12 +162,12 @@ def list_products(
     if variant_condition is not None:
         query = query.where(variant_condition)
     if after is not None:
-        created_at, product_id = _decode_cursor(after)
+        created_at, product_id = decode_cursor(after, "after")
         query = query.where(tuple_(Product.created_at, Product.id) < (created_at, product_id))
     query = query.order_by(Product.created_at.desc(), Product.id.desc()).limit(limit + 1)
     rows = session.execute(query).all()
     items = [ProductSummary(*row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
 
 

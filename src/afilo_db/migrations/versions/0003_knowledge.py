@@ -9,7 +9,8 @@ column for re-embedding without downtime, and a queue of catalog changes to re-i
 - `knowledge_sync_queue`: statement-level triggers on products and variants (whatever writes
   them: the services, the import's set-based upserts, COPY, raw SQL) queue the product ids;
   `kb sync` drains the queue and re-embeds only what changed. Embedding stays out of the write.
-- Content types `docs` and `licence` join the allowed ones.
+- Content types `docs` and `licence` join the allowed ones; `bot_analytics.passages_used`
+  counts the knowledge passages the bot's answers used.
 
 Frozen: every statement is written out here and imports nothing of afilo_db.
 
@@ -103,8 +104,7 @@ def upgrade() -> None:
         "CHECK ((embedding_next IS NULL) = (embedding_next_model IS NULL))"
     )
     op.execute(
-        "CREATE INDEX ix_knowledge_base_source_chunk_index "
-        "ON knowledge_base (source, chunk_index)"
+        "CREATE INDEX ix_knowledge_base_source_chunk_index ON knowledge_base (source, chunk_index)"
     )
     op.execute(
         "CREATE TABLE knowledge_sync_queue ("
@@ -112,14 +112,18 @@ def upgrade() -> None:
         "queued_at timestamp with time zone DEFAULT now() NOT NULL, "
         "CONSTRAINT pk_knowledge_sync_queue PRIMARY KEY (product_id))"
     )
+    op.execute("CREATE INDEX ix_knowledge_sync_queue_queued_at ON knowledge_sync_queue (queued_at)")
+    op.execute("ALTER TABLE bot_analytics ADD COLUMN passages_used integer DEFAULT 0 NOT NULL")
     op.execute(
-        "CREATE INDEX ix_knowledge_sync_queue_queued_at ON knowledge_sync_queue (queued_at)"
+        "ALTER TABLE bot_analytics ADD CONSTRAINT ck_bot_analytics_passages_used_not_negative "
+        "CHECK (passages_used >= 0)"
     )
     for statement in QUEUE_FUNCTIONS + TRIGGERS + SECURITY_UP:
         op.execute(statement)
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE bot_analytics DROP COLUMN passages_used")
     for table, kind in (("products", "products"), ("product_variants", "variants")):
         for event in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER queue_knowledge_sync_{event} ON {table}")
