@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_chunks_stay_within_the_budget_and_overlap() -> None:
     assert len(chunks) > 3
     for chunk in chunks:
         assert count_tokens(chunk.content) <= 100
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         # The next chunk starts with the previous one's last paragraph.
         assert after.content.split("\n\n")[0] == before.content.split("\n\n")[-1]
     every = "\n\n".join(chunk.content for chunk in chunks)
