@@ -62,7 +62,9 @@ def test_services_queue_changes_and_a_sync_embeds_only_what_changed(
     assert len(embedded) == 1 and "Now with dark mode." in embedded[0]
 
     with unit_of_work(engine) as session:
-        variant = catalog.product_by_handle(session, "nova-kit")["variants"][0]
+        page = catalog.product_by_handle(session, "nova-kit")
+        assert page is not None
+        variant = page["variants"][0]
         catalog.update_variant(session, variant["id"], {"price": "35.00"})
     _, embedded = sync(connection)
     assert len(embedded) == 1 and "35.00" in embedded[0]

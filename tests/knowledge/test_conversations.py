@@ -125,7 +125,7 @@ def test_the_bot_context_fits_its_budget_and_cites_passages(chat_engine: Engine)
             lambda s: conversations.build_context(s, "q", conversation_id=uuid.uuid4()),
             "clerk_user_id",
         ),
-    ],  # fmt: skip
+    ],
 )
 def test_bad_input_is_named(chat_engine: Engine, call: object, field: str) -> None:
     with Session(chat_engine) as session, pytest.raises(ValidationError) as error:

@@ -67,7 +67,9 @@ def test_changing_one_paragraph_reembeds_one_chunk(
     connection: psycopg.Connection[tuple[object, ...]], folder: Path
 ) -> None:
     run(connection, folder, CountingEmbedder())
-    ids_before = dict(connection.execute("SELECT content, id FROM knowledge_base").fetchall())
+    ids_before = {
+        row[0]: row[1] for row in connection.execute("SELECT content, id FROM knowledge_base")
+    }
     guide = folder / "guide.md"
     guide.write_text(GUIDE.replace("set the database address", "set the database URL"))
 
@@ -75,7 +77,9 @@ def test_changing_one_paragraph_reembeds_one_chunk(
     report = run(connection, folder, counting)
     assert len(counting.texts) == 1 and "set the database URL" in counting.texts[0]
     assert (report.embedded, report.unchanged, report.deleted) == (1, 4, 1)
-    ids_after = dict(connection.execute("SELECT content, id FROM knowledge_base").fetchall())
+    ids_after = {
+        row[0]: row[1] for row in connection.execute("SELECT content, id FROM knowledge_base")
+    }
     kept = set(ids_before.values()) & set(ids_after.values())
     assert len(kept) == 4 and len(ids_after) == 5
 

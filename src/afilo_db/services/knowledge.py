@@ -70,6 +70,7 @@ semantic AS (
   ) nearest
 )
 SELECT kb.id, kb.content_type, kb.title, kb.content, kb.source, kb.source_url, kb.product_id,
+       kb.is_published,
        coalesce(1.0 / (:rrf_k + f.position), 0) + coalesce(1.0 / (:rrf_k + s.position), 0)
          AS score,
        f.position AS fulltext_rank, s.position AS vector_rank, 1 - s.distance AS similarity
@@ -90,6 +91,7 @@ class Passage:
     source: str | None
     source_url: str | None
     product_id: uuid.UUID | None
+    is_published: bool
     score: float
     # Its rank in each list (1 = best), None when that list did not find it.
     fulltext_rank: int | None
@@ -171,6 +173,7 @@ def search(
             source=row.source,
             source_url=row.source_url,
             product_id=row.product_id,
+            is_published=row.is_published,
             score=float(row.score),
             fulltext_rank=row.fulltext_rank,
             vector_rank=row.vector_rank,
