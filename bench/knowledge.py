@@ -88,7 +88,7 @@ def synthetic_rows(
         second = rng.integers(0, len(centres), size)
         weight = rng.uniform(0.5, 1.0, (size, 1)).astype(np.float32)
         vectors = centres[first] * weight + centres[second] * (1 - weight)
-        vectors += rng.normal(0.0, NOISE, size=vectors.shape).astype(np.float32)
+        vectors += np.asarray(rng.normal(0.0, NOISE, size=vectors.shape), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         common = words[rng.integers(0, len(words), (size, 20))]
         # Zipf-like: a few terms are frequent, most are rare.
