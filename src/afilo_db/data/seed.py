@@ -224,10 +224,14 @@ class _Writer:
         return count
 
 
+# Chunks of the sample knowledge base (a progress bar's estimate; the seed reports the truth).
+SAMPLE_CHUNKS = 53
+
+
 def planned_rows(products: int) -> int:
     """An estimate of the rows `seed` writes, for a progress bar's total."""
     users = _users_for(products)
-    return products * 4 + users * 14
+    return products * 5 + users * 14 + SAMPLE_CHUNKS
 
 
 def seed(
@@ -256,7 +260,9 @@ def seed(
     _seed_collections(writer, seed_value, products)
     users = _users_for(products)
     _seed_users(writer, seed_value, users, products)
-    _seed_knowledge_base(connection)
+    # The catalog triggers queued every product for the knowledge base: one row each.
+    progress(products)
+    _seed_knowledge_base(connection, seed_value, progress)
     return SeedCounts(products=products, users=users)
 
 
@@ -420,16 +426,34 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
                 "session_id", "properties"), iter(event_rows))  # fmt: skip
 
 
-def _seed_knowledge_base(connection: psycopg.Connection[Any]) -> None:
+def _seed_knowledge_base(
+    connection: psycopg.Connection[Any], seed_value: int, progress: ProgressCallback
+) -> None:
     """The sample knowledge base, embedded by the real model (a process embeds each distinct
     text once). The products' own passages are queued by the catalog triggers as the products
     are written: `kb sync` (and `afilo-db up`, for the demo catalog) embeds them."""
-    ingest(
+    report = ingest(
         connection,
         sample_documents(),
         embedder=get_embedder(),
         remove_missing_under=[SAMPLE_PREFIX],
     )
+    # Ids and times from the seed, as everywhere else: the same seed gives the same rows.
+    rows = connection.execute(
+        "SELECT id FROM knowledge_base WHERE starts_with(source, %s) ORDER BY source, chunk_index",
+        (SAMPLE_PREFIX,),
+    ).fetchall()
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "UPDATE knowledge_base SET id = %s, created_at = %s, updated_at = %s WHERE id = %s",
+            [
+                (deterministic_uuid7(BASE_TIME, _rng(seed_value, "knowledge", index)),
+                 BASE_TIME, BASE_TIME, row[0])
+                for index, row in enumerate(rows)
+            ],
+        )  # fmt: skip
+    connection.execute("UPDATE knowledge_sync_queue SET queued_at = %s", (BASE_TIME,))
+    progress(report.chunks)
 
 
 def product_record(plan: ProductPlan) -> dict[str, Any]:
