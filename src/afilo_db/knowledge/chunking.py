@@ -43,6 +43,32 @@ class Document:
     sections: list[Section]
 
 
+class _Outline:
+    """Sections as headings open them: the first level-1 heading is the document's title, every
+    other heading starts a section under the path of the headings above it."""
+
+    def __init__(self) -> None:
+        self.title: str | None = None
+        self.sections = [Section(headings=[])]
+        self._levels: list[tuple[int, str]] = []
+
+    def heading(self, level: int, text: str) -> None:
+        if level == 1 and self.title is None:
+            self.title = text
+            self._levels = []
+        else:
+            self._levels = [(lvl, name) for lvl, name in self._levels if lvl < level]
+            self._levels.append((level, text))
+        self.sections.append(Section(headings=[name for _, name in self._levels]))
+
+    def paragraph(self, text: str) -> None:
+        self.sections[-1].paragraphs.append(text)
+
+    def document(self, fallback_title: str) -> Document:
+        filled = [section for section in self.sections if section.paragraphs]
+        return Document(self.title or fallback_title, filled)
+
+
 @dataclass(frozen=True)
 class Chunk:
     title: str
@@ -113,9 +139,7 @@ def parse_html(text: str, fallback_title: str) -> Document:
         hidden.decompose()
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     body = soup.body or soup
-    sections = [Section(headings=[])]
-    levels: list[tuple[int, str]] = []
-    title: str | None = None
+    outline = _Outline()
     for element in body.find_all([*_HTML_HEADINGS, *_HTML_BLOCKS]):
         if not isinstance(element, Tag):
             continue
@@ -123,20 +147,11 @@ def parse_html(text: str, fallback_title: str) -> Document:
         if not words:
             continue
         if element.name in _HTML_HEADINGS:
-            level = int(element.name[1])
-            if level == 1 and title is None:
-                title = words
-                levels = []
-            else:
-                levels = [(lvl, name) for lvl, name in levels if lvl < level] + [(level, words)]
-            sections.append(Section(headings=[name for _, name in levels]))
+            outline.heading(int(element.name[1]), words)
         # Only the innermost blocks: a list item holding paragraphs is read through them.
         elif not element.find(_HTML_BLOCKS):
-            sections[-1].paragraphs.append(words)
-    return Document(
-        title or page_title or fallback_title,
-        [section for section in sections if section.paragraphs],
-    )
+            outline.paragraph(words)
+    return outline.document(page_title or fallback_title)
 
 
 def parse_text(text: str, fallback_title: str) -> Document:
