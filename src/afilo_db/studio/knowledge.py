@@ -23,7 +23,7 @@ class KnowledgeSearch(CustomView):
         super().__init__(menu_label="Knowledge search", icon="fa fa-search", path=SEARCH_PATH)
 
     @route("")
-    async def index(self, request: Request) -> Response:
+    async def search(self, request: Request) -> Response:
         assert self._admin is not None, "the view is mounted by the studio"
         session: Session = request.state.session
         question = request.query_params.get("q", "")
