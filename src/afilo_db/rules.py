@@ -81,7 +81,9 @@ CART_MAX_QUANTITY: Final = 1000
 
 CHAT_ROLES: Final = ("user", "assistant", "system")
 CONVERSATION_STATUSES: Final = ("open", "resolved", "archived")
-KNOWLEDGE_CONTENT_TYPES: Final = ("faq", "guide", "policy", "product", "troubleshooting")
+KNOWLEDGE_CONTENT_TYPES: Final = (
+    "faq", "guide", "policy", "product", "troubleshooting", "docs", "licence"
+)  # fmt: skip
 EMBEDDING_DIMENSIONS: Final = 384
 
 # Where an analytics event came from.

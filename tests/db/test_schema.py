@@ -13,7 +13,7 @@ EXPECTED_TABLES = {
     "cart_items", "downloads", "purchases", "chat_conversations", "chat_messages",
     "knowledge_base", "bot_analytics", "events", "analytics_dirty_days", "analytics_rollup_state",
     "analytics_funnel_daily", "analytics_subscriptions_daily", "analytics_revenue_daily",
-    "analytics_subscribers",
+    "analytics_subscribers", "knowledge_sync_queue",
 }  # fmt: skip
 
 # (table, a fragment the index definition must contain), as pg_indexes.indexdef prints it.
@@ -33,6 +33,8 @@ EXPECTED_INDEXES = [
     ("knowledge_base", "INDEX ix_knowledge_base_searchable_text ON public.knowledge_base USING gin (searchable_text)"),
     ("purchases", "INDEX ix_purchases_created_at ON public.purchases USING btree (created_at)"),
     ("downloads", "INDEX ix_downloads_created_at ON public.downloads USING btree (created_at)"),
+    ("knowledge_base", "INDEX ix_knowledge_base_source_chunk_index ON public.knowledge_base USING btree (source, chunk_index)"),
+    ("knowledge_sync_queue", "INDEX ix_knowledge_sync_queue_queued_at ON public.knowledge_sync_queue USING btree (queued_at)"),
     ("chat_messages", "INDEX ix_chat_messages_conversation_id_created_at ON public.chat_messages USING btree (conversation_id, created_at)"),
 ]  # fmt: skip
 

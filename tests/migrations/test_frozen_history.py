@@ -20,7 +20,8 @@ OFFLINE_URL = "postgresql://offline/afilo"
 PACKAGED_CHECKSUMS = {
     "0001_baseline": "d3bc9baa154ae0d98381bb6fdd408c07a74cabbc47ca8c9bb3288213749cd393",
     "0002_row_level_security": "1d7590f10e1b4f41177ffbc70e74d43867e3756473ab3b3ba35e9d31393d781a",
-    "0005_analytics": "e64e54b2783273a2c3ac6752381209afbe1b373391ba8f1433c34a670f7120aa",
+    "0003_knowledge": "a395864202d0857d0aab196d6c5a0b29d9af37d142c2f7d0014b9695dff42575",
+    "0005_analytics": "eacfd8b71828501b12fa0be196b749ea2c335588e4efe2e82151c726644ec139",
 }
 
 

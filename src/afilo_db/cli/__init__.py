@@ -74,6 +74,10 @@ COMMANDS: dict[str, Lazy] = {
         "afilo_db.cli.analytics:analytics_app",
         "Upkeep of the events: retention, partitions ahead, the reports' pre-aggregates.",
     ),
+    "kb": Lazy(
+        "afilo_db.cli.kb:kb_app",
+        "The chat bot's knowledge base: ingest, sync, search, ask, reembed.",
+    ),
 }
 
 

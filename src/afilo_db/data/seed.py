@@ -19,7 +19,9 @@ from typing import Any
 import psycopg
 
 from afilo_db import rules
-from afilo_db.text_embedding import MODEL_NAME, embed, to_pgvector_text
+from afilo_db.knowledge.embedders import get_embedder
+from afilo_db.knowledge.ingestion import ingest
+from afilo_db.knowledge.sample import SAMPLE_PREFIX, sample_documents
 
 # A fixed epoch: the data does not depend on the day it is generated.
 BASE_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -64,7 +66,8 @@ LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Ritchie",
               "Knuth")  # fmt: skip
 TIER_PRICES = {"starter": Decimal("19.00"), "professional": Decimal("49.00"),
                "enterprise": Decimal("199.00")}  # fmt: skip
-KNOWLEDGE_ARTICLES = (
+# What the seeded conversations are about: (content type, question, the bot's answer).
+CHAT_TOPICS = (
     ("policy", "Refund policy", "You can ask for a refund within 14 days of a purchase if you have not downloaded the product. Subscriptions can be canceled at any time and stay active until the end of the paid period."),
     ("policy", "Licence types explained", "A personal licence covers one person. A team licence covers 2 to 25 seats. A business licence is priced per seat with volume discounts. An enterprise licence has unlimited seats and allows redistribution."),
     ("faq", "How do I download a product I bought?", "Open your library, choose the product and press download. One-off purchases can be downloaded forever; subscription downloads are available while the subscription is active."),
@@ -222,10 +225,14 @@ class _Writer:
         return count
 
 
+# Chunks of the sample knowledge base (a progress bar's estimate; the seed reports the truth).
+SAMPLE_CHUNKS = 53
+
+
 def planned_rows(products: int) -> int:
     """An estimate of the rows `seed` writes, for a progress bar's total."""
     users = _users_for(products)
-    return products * 4 + users * 14 + len(KNOWLEDGE_ARTICLES) + min(products, 2000)
+    return products * 5 + users * 14 + SAMPLE_CHUNKS
 
 
 def seed(
@@ -254,7 +261,9 @@ def seed(
     _seed_collections(writer, seed_value, products)
     users = _users_for(products)
     _seed_users(writer, seed_value, users, products)
-    _seed_knowledge_base(writer, seed_value, products)
+    # The catalog triggers queued every product for the knowledge base: one row each.
+    progress(products)
+    _seed_knowledge_base(connection, seed_value, progress)
     return SeedCounts(products=products, users=users)
 
 
@@ -382,7 +391,7 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
         for conversation in range(rng.randint(0, 2)):
             started = joined + timedelta(days=rng.randint(1, 30), minutes=conversation)
             conversation_id = deterministic_uuid7(started, rng)
-            article = KNOWLEDGE_ARTICLES[rng.randrange(len(KNOWLEDGE_ARTICLES))]
+            article = CHAT_TOPICS[rng.randrange(len(CHAT_TOPICS))]
             resolved = rng.random() < 0.7
             conversation_rows.append((conversation_id, user_id, article[1],
                                       "resolved" if resolved else "open", started, started))  # fmt: skip
@@ -432,25 +441,34 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
                 "session_id", "properties"), iter(event_rows))  # fmt: skip
 
 
-def _seed_knowledge_base(writer: _Writer, seed_value: int, products: int) -> None:
-    def rows() -> Iterator[Row]:
-        for index, (content_type, title, content) in enumerate(KNOWLEDGE_ARTICLES):
-            created = BASE_TIME + timedelta(minutes=index)
-            rng = _rng(seed_value, "knowledge", index)
-            yield (deterministic_uuid7(created, rng), content_type, title, content, None,
-                   to_pgvector_text(embed(f"{title} {content}")), MODEL_NAME, created, created)  # fmt: skip
-        for index in range(min(products, 2000)):
-            plan = product_plan(seed_value, index)
-            if plan.status != "active":
-                continue
-            created = BASE_TIME + timedelta(seconds=index * 7 + 1)
-            rng = _rng(seed_value, "knowledge-product", index)
-            yield (deterministic_uuid7(created, rng), "product", plan.title, plan.description,
-                   plan.id, to_pgvector_text(embed(f"{plan.title} {plan.description}")),
-                   MODEL_NAME, created, created)  # fmt: skip
-
-    writer.copy("knowledge_base", ("id", "content_type", "title", "content", "product_id",
-                "embedding", "embedding_model", "created_at", "updated_at"), rows())  # fmt: skip
+def _seed_knowledge_base(
+    connection: psycopg.Connection[Any], seed_value: int, progress: ProgressCallback
+) -> None:
+    """The sample knowledge base, embedded by the real model (a process embeds each distinct
+    text once). The products' own passages are queued by the catalog triggers as the products
+    are written: `kb sync` (and `afilo-db up`, for the demo catalog) embeds them."""
+    report = ingest(
+        connection,
+        sample_documents(),
+        embedder=get_embedder(),
+        remove_missing_under=[SAMPLE_PREFIX],
+    )
+    # Ids and times from the seed, as everywhere else: the same seed gives the same rows.
+    rows = connection.execute(
+        "SELECT id FROM knowledge_base WHERE starts_with(source, %s) ORDER BY source, chunk_index",
+        (SAMPLE_PREFIX,),
+    ).fetchall()
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "UPDATE knowledge_base SET id = %s, created_at = %s, updated_at = %s WHERE id = %s",
+            [
+                (deterministic_uuid7(BASE_TIME, _rng(seed_value, "knowledge", index)),
+                 BASE_TIME, BASE_TIME, row[0])
+                for index, row in enumerate(rows)
+            ],
+        )  # fmt: skip
+    connection.execute("UPDATE knowledge_sync_queue SET queued_at = %s", (BASE_TIME,))
+    progress(report.chunks)
 
 
 def product_record(plan: ProductPlan) -> dict[str, Any]:

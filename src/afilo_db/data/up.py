@@ -10,6 +10,8 @@ from psycopg import sql
 
 from afilo_db.data import seed as seeding
 from afilo_db.db.databases import admin_connection
+from afilo_db.knowledge.catalog import drain_queue
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate.revisions import deploy
 from afilo_db.models import Base
 
@@ -53,6 +55,8 @@ def bring_up(url: str) -> UpResult:
         connection.execute("SELECT pg_advisory_xact_lock(hashtext('afilo-db up'))")
         if is_empty(connection):
             seeding.seed(connection, products=seeding.DEMO_PRODUCTS)
+            # The demo catalog is small: its passages are embedded now, not left queued.
+            drain_queue(connection, embedder=get_embedder())
             seeded = True
         connection.commit()
         return UpResult(applied=applied, seeded=seeded, counts=table_counts(connection))

@@ -140,6 +140,22 @@ BEGIN
 END
 $$""",
     ),
+    *(
+        PGFunction(
+            schema="public",
+            signature=f"queue_knowledge_sync_{kind}()",
+            definition=f"""RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path TO 'pg_catalog', 'public' AS $$
+BEGIN
+  INSERT INTO public.knowledge_sync_queue (product_id)
+  SELECT DISTINCT {column} FROM changed_rows
+  ON CONFLICT (product_id) DO NOTHING;
+  RETURN NULL;
+END
+$$""",
+        )
+        for kind, column in (("products", "id"), ("variants", "product_id"))
+    ),
 ]
 
 

@@ -25,7 +25,13 @@ from afilo_db.models.catalog import (
     ProductPricingTier,
     ProductVariant,
 )
-from afilo_db.models.chat import BotAnalytics, ChatConversation, ChatMessage, KnowledgeBase
+from afilo_db.models.chat import (
+    BotAnalytics,
+    ChatConversation,
+    ChatMessage,
+    KnowledgeBase,
+    KnowledgeSyncQueue,
+)
 
 __all__ = [
     "AnalyticsDirtyDay",
@@ -42,6 +48,7 @@ __all__ = [
     "Download",
     "Event",
     "KnowledgeBase",
+    "KnowledgeSyncQueue",
     "Product",
     "ProductCollection",
     "ProductCollectionProduct",

@@ -7,7 +7,16 @@ from datetime import date
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Boolean, CheckConstraint, Computed, Date, ForeignKey, Index, Integer
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Computed,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -74,6 +83,12 @@ class KnowledgeBase(Base):
         CheckConstraint(
             "(embedding IS NULL) = (embedding_model IS NULL)", name="embedding_has_model"
         ),
+        CheckConstraint(
+            "(embedding_next IS NULL) = (embedding_next_model IS NULL)",
+            name="embedding_next_has_model",
+        ),
+        CheckConstraint("chunk_index >= 0", name="chunk_index_not_negative"),
+        Index("ix_knowledge_base_source_chunk_index", "source", "chunk_index"),
         Index("ix_knowledge_base_content_type", "content_type"),
         Index("ix_knowledge_base_product_id", "product_id"),
         # The application role's read policy filters on it.
@@ -102,8 +117,28 @@ class KnowledgeBase(Base):
     )
     embedding: Mapped[Any | None] = mapped_column(Vector(rules.EMBEDDING_DIMENSIONS))
     embedding_model: Mapped[str | None]
+    # Where the chunk comes from (a file's URI, `catalog:product:<id>`) and its place there.
+    source: Mapped[str | None]
+    chunk_index: Mapped[int] = mapped_column(Integer, server_default="0")
+    # sha256 of the embedded text (title, newline, content): unchanged chunks are not re-embedded.
+    content_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # `kb reembed` backfills the next model's vectors here, then switches them in.
+    embedding_next: Mapped[Any | None] = mapped_column(Vector(rules.EMBEDDING_DIMENSIONS))
+    embedding_next_model: Mapped[str | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
+
+
+class KnowledgeSyncQueue(Base):
+    """Products whose knowledge (description, licence terms) must be re-ingested: filled by
+    statement triggers on products and variants, drained by `kb sync`. No foreign key: a deleted
+    product stays queued so that its passages are removed."""
+
+    __tablename__ = "knowledge_sync_queue"
+    __table_args__ = (Index("ix_knowledge_sync_queue_queued_at", "queued_at"),)
+
+    product_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    queued_at: Mapped[CreatedAt]
 
 
 class BotAnalytics(Base):
@@ -116,6 +151,7 @@ class BotAnalytics(Base):
         CheckConstraint(
             "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="satisfaction_range"
         ),
+        CheckConstraint("passages_used >= 0", name="passages_used_not_negative"),
         Index("uq_bot_analytics_conversation_id_day", "conversation_id", "day", unique=True),
         Index("ix_bot_analytics_day", "day"),
     )
@@ -130,4 +166,6 @@ class BotAnalytics(Base):
     resolved: Mapped[bool] = mapped_column(Boolean, server_default="false")
     avg_latency_ms: Mapped[int | None] = mapped_column(Integer)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # Knowledge passages the bot's answers used (services.conversations.record_answer).
+    passages_used: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[CreatedAt]

@@ -210,6 +210,8 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     _readable_by_all("product_collections"),
     _readable_by_all("product_collection_products"),
     _readable_by_all("knowledge_base", "is_published", "is_published"),
+    # Filled by triggers (SECURITY DEFINER), drained by `kb sync`: back-end work only.
+    TableSecurity("knowledge_sync_queue", private=False),
 )
 
 PRIVATE_TABLES: Final = tuple(table.table for table in TABLES if table.private)

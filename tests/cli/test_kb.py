@@ -1,0 +1,66 @@
+"""`afilo-db kb ...` as an operator runs it, against a test database (DATABASE_URL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def kb(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "afilo_db", "kb", *args],
+        env=environment, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "licences.md").write_text(
+        "# Licences\n\n## Refunds\n\nRefunds are possible within 30 days for error QX-7731.\n\n"
+        "## Seats\n\nA studio licence covers eight designers.\n"
+    )
+    (tmp_path / "page.html").write_text("<h1>Shipping</h1><p>Digital goods arrive by email.</p>")
+    return tmp_path
+
+
+def test_ingest_search_ask_from_the_command_line(database_url: str, folder: Path) -> None:
+    first = kb(database_url, "ingest", str(folder), "--type", "licence", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) | {"files": []} == {
+        "sources": 2, "chunks": 3, "embedded": 3, "unchanged": 0, "deleted": 0,
+        "sources_removed": 0, "files": [],
+    }  # fmt: skip
+    again = json.loads(
+        kb(database_url, "ingest", str(folder), "--type", "licence", "--json").stdout
+    )
+    assert (again["embedded"], again["unchanged"]) == (0, 3)
+
+    found = kb(database_url, "search", "QX-7731", "--json", "--limit", "2")
+    assert found.returncode == 0, found.stderr
+    best = json.loads(found.stdout)[0]
+    assert best["title"] == "Licences > Refunds" and best["fulltext_rank"] == 1
+    assert best["source"] == (folder / "licences.md").resolve().as_uri()
+
+    shown = kb(database_url, "search", "how many people can use it")
+    assert "Licences > Seats" in shown.stdout and "vector rank" in shown.stdout
+
+    asked = json.loads(kb(database_url, "ask", "Can I get my money back?", "--json").stdout)
+    assert asked["cited_ids"] and asked["tokens"] <= asked["budget"]
+    assert "[1]" in asked["prompt"] and asked["prompt"].endswith("user: Can I get my money back?")
+
+
+def test_bad_input_exits_2_naming_the_field(database_url: str, folder: Path) -> None:
+    wrong_type = kb(database_url, "ingest", str(folder), "--type", "gossip")
+    assert wrong_type.returncode == 2 and "type: must be one of" in wrong_type.stderr
+    empty = kb(database_url, "search", "   ")
+    assert empty.returncode == 2 and "question: must not be empty" in empty.stderr
+    unknown = kb(database_url, "reembed", "--model", "no-such-model")
+    assert unknown.returncode == 2 and "model: must be one of" in unknown.stderr
+    missing = kb(database_url, "ingest", str(folder / "nope.md"))
+    assert missing.returncode == 3
