@@ -462,14 +462,17 @@ def test_concurrent_imports_in_opposite_orders_both_succeed(
 
     # A third session holds the product in the middle of the file, so that both imports are
     # inside their upserts at once when it lets go: in file order, each would hold half.
-    with psycopg.connect(database_url) as blocker:
+    with (
+        psycopg.connect(database_url) as blocker,
+        psycopg.connect(database_url, autocommit=True) as watcher,
+    ):
         blocker.execute("SELECT FROM products WHERE handle = %s FOR UPDATE", (rows[100]["handle"],))
         threads = [threading.Thread(target=run, args=(path,)) for path in (forward, backward)]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            row = blocker.execute(
+            row = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                 " AND wait_event_type = 'Lock'"
             ).fetchone()
