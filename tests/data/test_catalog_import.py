@@ -198,8 +198,11 @@ def bad_file(kind: str) -> tuple[str, bytes, int, str]:
         product = records(1, start=300)[0]
         first = product["variants"][0]
         second = {**first, "sku": first["sku"] + "-2"}
-        return ".jsonl", jsonl_bytes([*good, {**product, "variants": [first, second]}]), 4, (
-            "variants[1].stripe_price_id"
+        return (
+            ".jsonl",
+            jsonl_bytes([*good, {**product, "variants": [first, second]}]),
+            4,
+            ("variants[1].stripe_price_id"),
         )
     if kind == "repeated sku":
         bad = with_variant(records(1, start=300)[0], sku=good[2]["variants"][0]["sku"])
@@ -385,8 +388,9 @@ def catalog_state(url: str) -> list[tuple[Any, ...]]:
         return [
             *connection.execute("SELECT id, handle, updated_at FROM products ORDER BY id"),
             *connection.execute("SELECT id, sku, updated_at FROM product_variants ORDER BY id"),
-            *connection.execute("SELECT id, variant_id, created_at FROM product_pricing_tiers"
-                                " ORDER BY id"),  # fmt: skip
+            *connection.execute(
+                "SELECT id, variant_id, created_at FROM product_pricing_tiers ORDER BY id"
+            ),
         ]
 
 
@@ -457,7 +461,7 @@ def test_concurrent_imports_in_opposite_orders_both_succeed(
         try:
             with psycopg.connect(database_url) as connection:
                 outcomes[path.name] = import_catalog(connection, path, workers=0)
-        except Exception as error:  # noqa: BLE001 - the outcome is what the test looks at
+        except Exception as error:  # the outcome is what the test looks at
             outcomes[path.name] = error
 
     # A third session holds the product in the middle of the file, so that both imports are

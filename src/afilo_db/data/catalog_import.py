@@ -30,10 +30,12 @@ import difflib
 import json
 import multiprocessing
 import os
+import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from typing import Any
 import psycopg
 import pydantic
 
+from afilo_db.data.seed import deterministic_uuid7
 from afilo_db.errors import AfiloError, ValidationError
 from afilo_db.validation import problems_of
 from afilo_db.validation.database_errors import translate
@@ -207,8 +210,11 @@ def _csv_records(path: Path) -> Iterator[Record]:
             if not any(cell.strip() for cell in cells):
                 continue
             if len(cells) != len(columns):
-                yield number, LineProblem(
-                    number, {"row": f"has {len(cells)} cells, the header {len(columns)}"}
+                yield (
+                    number,
+                    LineProblem(
+                        number, {"row": f"has {len(cells)} cells, the header {len(columns)}"}
+                    ),
                 )
                 continue
             row = {column: cell.strip() for column, cell in zip(columns, cells, strict=True)}
@@ -324,6 +330,9 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
     variants: list[str] = []
     tiers: list[str] = []
     problems: list[LineProblem] = []
+    # Ids made here rather than by the columns' default, a SQL function called once a row that
+    # costs the server more than the insert itself; a row that exists already keeps its own.
+    now, randomness = datetime.now(UTC), random.SystemRandom()
     for number, record in batch:
         if isinstance(record, LineProblem):
             problems.append(record)
@@ -341,17 +350,19 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
         if not isinstance(product, ProductInput):
             problems.append(LineProblem(number, product))
             continue
-        products.append(_copy_line(number, product.handle, product.title, product.description,
+        products.append(_copy_line(number, deterministic_uuid7(now, randomness), product.handle, product.title, product.description,
                                    product.tags, product.tech_stack, product.status,
                                    product.stripe_product_id, product.included_in_tier))  # fmt: skip
         for position, variant in enumerate(product.variants):
-            variants.append(_copy_line(number, position, product.handle, variant.sku,
+            variants.append(_copy_line(number, position, deterministic_uuid7(now, randomness),
+                                       product.handle, variant.sku,
                                        variant.title, variant.license_type, variant.price,
                                        variant.currency, variant.stripe_price_id,
                                        variant.available_for_sale, variant.seats,
                                        variant.duration_days, variant.redistribution))  # fmt: skip
             for tier in variant.tiers:
-                tiers.append(_copy_line(number, variant.sku, variant.license_type,
+                tiers.append(_copy_line(number, deterministic_uuid7(now, randomness), variant.sku,
+                                        variant.license_type,
                                         tier.min_quantity, tier.max_quantity,
                                         tier.unit_price))  # fmt: skip
     return StagedBatch(
@@ -377,8 +388,11 @@ def staged_batches(path: Path, workers: int | None = None) -> Iterator[StagedBat
     if workers < 2:
         yield from map(stage_batch, batches)
         return
-    # spawn, not fork: the caller may run threads (a progress bar) that fork would copy mid-lock.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    # fork where there is one: a worker starts at once with the validators already built, and
+    # the caller's main module is not imported again (spawn would run an unguarded script twice).
+    # The workers only validate and format: they touch no lock another thread may hold.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
         pending: deque[Future[StagedBatch]] = deque()
         for batch in batches:
@@ -397,16 +411,16 @@ def staged_batches(path: Path, workers: int | None = None) -> Iterator[StagedBat
 STAGING = """
 DROP TABLE IF EXISTS pg_temp.import_products, pg_temp.import_variants, pg_temp.import_tiers;
 CREATE TEMP TABLE import_products (
-  line integer, handle text, title text, description text, tags text[], tech_stack text[],
+  line integer, id uuid, handle text, title text, description text, tags text[], tech_stack text[],
   status text, stripe_product_id text, included_in_tier text
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_variants (
-  line integer, position integer, handle text, sku text, title text, license_type text,
+  line integer, position integer, id uuid, handle text, sku text, title text, license_type text,
   price numeric, currency text, stripe_price_id text, available_for_sale boolean,
   seats integer, duration_days integer, redistribution boolean
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_tiers (
-  line integer, sku text, license_type text, min_quantity integer, max_quantity integer,
+  line integer, id uuid, sku text, license_type text, min_quantity integer, max_quantity integer,
   unit_price numeric
 ) ON COMMIT DROP;
 """
@@ -439,9 +453,9 @@ STAGING_TABLES = ("import_products", "import_variants", "import_tiers")
 # UPDATE locks the row even when its WHERE is false, so an unchanged row is locked but not
 # rewritten (its updated_at stays).
 UPSERT_PRODUCTS = """
-INSERT INTO products AS p (handle, title, description, tags, tech_stack, status,
+INSERT INTO products AS p (id, handle, title, description, tags, tech_stack, status,
                            stripe_product_id, included_in_tier)
-SELECT handle, title, description, tags, tech_stack, status, stripe_product_id, included_in_tier
+SELECT id, handle, title, description, tags, tech_stack, status, stripe_product_id, included_in_tier
 FROM import_products ORDER BY handle
 ON CONFLICT (handle) DO UPDATE SET
   title = excluded.title, description = excluded.description, tags = excluded.tags,
@@ -467,10 +481,10 @@ WHERE t.variant_id = v.id AND v.sku = s.sku
 """
 
 UPSERT_VARIANTS = """
-INSERT INTO product_variants AS v (product_id, sku, title, license_type, price, currency,
+INSERT INTO product_variants AS v (id, product_id, sku, title, license_type, price, currency,
                                    stripe_price_id, available_for_sale, seats, duration_days,
                                    redistribution)
-SELECT p.id, s.sku, s.title, s.license_type, s.price, s.currency, s.stripe_price_id,
+SELECT s.id, p.id, s.sku, s.title, s.license_type, s.price, s.currency, s.stripe_price_id,
        s.available_for_sale, s.seats, s.duration_days, s.redistribution
 FROM import_variants s JOIN products p ON p.handle = s.handle
 ORDER BY s.sku
@@ -488,9 +502,9 @@ WHERE (v.product_id, v.title, v.license_type, v.price, v.currency, v.stripe_pric
 """
 
 INSERT_NEW_TIERS = """
-INSERT INTO product_pricing_tiers (variant_id, license_type, min_quantity, max_quantity,
+INSERT INTO product_pricing_tiers (id, variant_id, license_type, min_quantity, max_quantity,
                                    unit_price)
-SELECT v.id, i.license_type, i.min_quantity, i.max_quantity, i.unit_price
+SELECT i.id, v.id, i.license_type, i.min_quantity, i.max_quantity, i.unit_price
 FROM import_tiers i JOIN product_variants v ON v.sku = i.sku
 WHERE NOT EXISTS (
   SELECT FROM product_pricing_tiers t
