@@ -157,6 +157,10 @@ def measured_import(url: str, path: Path) -> dict[str, Any]:
     results = context.Queue()
     child = context.Process(target=_import_in_child, args=(url, str(path), False, results))
     child.start()
+    while child.is_alive() and results.empty():
+        child.join(timeout=1)
+    if results.empty():
+        raise RuntimeError(f"the import process ended with code {child.exitcode} and no result")
     figures: dict[str, Any] = results.get()
     child.join()
     workers = min(4, len(os.sched_getaffinity(0)))

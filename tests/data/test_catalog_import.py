@@ -217,18 +217,18 @@ def bad_file(kind: str) -> tuple[str, bytes, int, str]:
         bad = with_variant(records(1, start=300)[0], title="Per\u0000sonal")
         return ".jsonl", jsonl_bytes([*good, bad]), 4, "variants[0].title"
     if kind == "invalid UTF-8 in JSON Lines":
-        bad = jsonl_bytes(records(1, start=300)).replace(b'"title": "', b'"title": "\xff\xfe', 1)
-        return ".jsonl", jsonl_bytes(good) + bad, 4, "encoding"
+        line = jsonl_bytes(records(1, start=300)).replace(b'"title": "', b'"title": "\xff\xfe', 1)
+        return ".jsonl", jsonl_bytes(good) + line, 4, "encoding"
     if kind == "JSON nested thousands deep":
-        bad = b'{"handle": ' + b"[" * 5000 + b"]" * 5000 + b"}\n"
-        return ".jsonl", jsonl_bytes(good) + bad, 4, "nested too deeply"
+        line = b'{"handle": ' + b"[" * 5000 + b"]" * 5000 + b"}\n"
+        return ".jsonl", jsonl_bytes(good) + line, 4, "nested too deeply"
     if kind == "broken JSON":
         return ".jsonl", jsonl_bytes(good) + b'{"handle": "kit"\n', 4, "json"
     if kind == "JSON that is not an object":
         return ".jsonl", jsonl_bytes(good) + b"[1, 2]\n", 4, "json"
     if kind == "a JSON price as a float with too many decimals":
-        bad = json.dumps(with_variant(records(1, start=300)[0], price="__price__"))
-        line = bad.replace('"__price__"', "19.999").encode() + b"\n"
+        text = json.dumps(with_variant(records(1, start=300)[0], price="__price__"))
+        line = text.replace('"__price__"', "19.999").encode() + b"\n"
         return ".jsonl", jsonl_bytes(good) + line, 4, "variants[0].price"
     rows = [csv_row(index) for index in range(3)]
     if kind == "NUL in a CSV cell":
