@@ -33,6 +33,9 @@ def test_backup_verify_restore(home: Path) -> None:
 
     verified = afilo_db(home, "backup", "verify", backup_id)
     assert f"backup {backup_id} verified" in verified.stdout
+    assert "amcheck passed (tables only" in verified.stdout
+    thorough = afilo_db(home, "backup", "verify", backup_id, "--thorough")
+    assert "amcheck passed" in thorough.stdout and "tables only" not in thorough.stdout
     assert json.loads(afilo_db(home, "backup", "list", "--json").stdout)[0]["verified"] is True
 
     restored = afilo_db(home, "restore", backup_id, "--into", "afilo_copy")

@@ -34,13 +34,23 @@ RevisionState = Literal["current", "older", "newer"]
 
 
 def restore_archive(
-    dump_directory: Path, url: str, *, jobs: int = DEFAULT_JOBS, progress: Progress = no_progress
+    dump_directory: Path,
+    url: str,
+    *,
+    jobs: int = DEFAULT_JOBS,
+    progress: Progress = no_progress,
+    sections: tuple[str, ...] = (),
 ) -> None:
-    """pg_restore a directory-format dump into the (empty) database at `url`."""
+    """pg_restore a directory-format dump into the (empty) database at `url`.
+
+    `sections`: only these of pg_restore's sections ("pre-data": tables and types, "data": rows,
+    "post-data": indexes, constraints, triggers); all when empty.
+    """
     conninfo, environment = connection_arguments(url)
     command = [
         str(pg_binary("pg_restore")), "--dbname", conninfo, f"--jobs={jobs}",
-        "--exit-on-error", "--verbose", str(dump_directory),
+        "--exit-on-error", "--verbose", *(f"--section={section}" for section in sections),
+        str(dump_directory),
     ]  # fmt: skip
     entries = sum(
         1 for line in list_archive(dump_directory).splitlines() if line and not line.startswith(";")

@@ -25,16 +25,19 @@ def import_command(
         typer.Argument(exists=True, dir_okay=False, readable=True, help=".jsonl, .ndjson or .csv"),
     ],
     skip_invalid: Annotated[
-        bool, typer.Option(help="Write the valid rows and report the others, instead of nothing.")
+        bool, typer.Option(help="Write the valid lines and report the others, instead of nothing.")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Upsert products (by handle) with their variants (by sku) and volume tiers from FILE.
 
-    Every row is validated first. If any row is bad, every bad row is reported with its line
-    number and nothing is written (exit code 2), unless --skip-invalid.
-    JSON Lines: one product a line, variants and their tiers nested. CSV: one variant a row,
-    product columns repeated, tags and tech_stack separated by |, tiers as 1-9:10.00|10-:9.00.
+    Every line is validated first. If any line is bad, every bad line is reported with its
+    number and field and nothing is written (exit code 2), unless --skip-invalid (exit code 2
+    still when no valid line remains). A line replaces its product: fields it leaves out take
+    their defaults; variants it does not list are kept. Unchanged rows are not rewritten.
+    JSON Lines: one product a line, variants and their tiers nested. CSV: a header row, then one
+    variant a row, product columns repeated, tags and tech_stack separated by |, tiers as
+    1-9:10.00|10-:9.00.
     """
     with reported_errors():
         target = resolve_target()
@@ -53,20 +56,22 @@ def import_command(
                     raise typer.Exit(rejected.exit_code) from rejected
                 for where, problem in rejected.problems.items():
                     errors.print(f"{where}: {problem}", highlight=False, markup=False)
+                bad_lines = sum(1 for where in rejected.problems if where.startswith("line "))
                 raise ValidationError(
-                    {"file": f"{len(rejected.problems)} bad row(s); nothing was written"}
+                    {"file": f"{bad_lines} bad line(s); nothing was written"}
                 ) from rejected
             connection.commit()
         if as_json:
             print(json.dumps({"written": True, **asdict(report)}))
             return
         console.print(
-            f"imported {report.lines - len(report.skipped):,} products: {report.products:,} "
-            f"products, {report.variants:,} variants and {report.tiers:,} tiers written"
+            f"imported {report.lines - len(report.skipped):,} products; rows written (new or"
+            f" changed): {report.products:,} products, {report.variants:,} variants,"
+            f" {report.tiers:,} tiers"
         )
         for item in report.skipped:
             errors.print(
                 f"skipped line {item.line}: {item.describe()}", highlight=False, markup=False
             )
         if report.skipped:
-            console.print(f"skipped {len(report.skipped)} invalid row(s)")
+            console.print(f"skipped {len(report.skipped)} invalid line(s)")

@@ -1,23 +1,41 @@
 """`afilo-db catalog import`: upsert products (by handle) and variants (by sku) from a file.
 
-Every row is validated before anything is written; with any bad row nothing is written, unless
-`skip_invalid`, which writes the good rows and reports the others. Rows are written with COPY
-into temporary staging tables and then upserted set-wise, three statements in all, so a large
-file costs about what COPY costs.
+The file is streamed, never held whole: lines are read in batches, each batch is validated by
+pydantic's compiled core in worker processes (one per core) while the batches before it are
+copied (COPY) into temporary staging tables, and only then does anything touch the catalog:
+repeated keys across the file are found in the staging tables, and three set-based upserts write
+the rows that differ. Any bad line and nothing is written, unless `skip_invalid`.
 
 Formats, by extension:
 - `.jsonl` / `.ndjson`: one product per line, shaped like ProductInput (variants nested, tiers
-  nested in variants). JSON numbers are read as exact decimals, never floats.
-- `.csv`: one variant per row, product columns repeated on each of its rows; `tags` and
-  `tech_stack` separated by `|`; `tiers` as `1-9:10.00|10-49:9.00|50-:8.00`.
+  nested in variants). Prices are decimal strings or JSON numbers, read exactly (never floats).
+- `.csv`: a header row naming the columns, then one variant per row, product columns repeated on
+  each of its rows (the rows of a product must be consecutive); `tags` and `tech_stack` separated
+  by `|`; `tiers` as `1-9:10.00|10-49:9.00|50-:8.00`; the variant's title is `variant_title`.
+
+A line replaces: it is the whole product, so a field it leaves out (or a CSV cell left empty)
+takes its default (description "", no tags, status draft, ...), and each variant it lists gets
+exactly the tiers it lists. Variants the line does not list are left as they are: an import
+never deletes a variant (purchases and downloads point at them).
+
+Only rows that differ are written: re-importing an unchanged file leaves every row, `updated_at`
+and tier id as it was. Rows are locked in key order (handles, then skus), whatever the order of
+the file, so two imports touching the same products wait for each other instead of deadlocking.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import json
-from collections.abc import Callable, Iterator
+import multiprocessing
+import os
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +43,7 @@ from typing import Any
 import psycopg
 import pydantic
 
+from afilo_db.data.seed import deterministic_uuid7
 from afilo_db.errors import AfiloError, ValidationError
 from afilo_db.validation import problems_of
 from afilo_db.validation.database_errors import translate
@@ -37,6 +56,14 @@ PRODUCT_FIELDS = ("handle", "title", "description", "tags", "tech_stack", "statu
 VARIANT_FIELDS = ("sku", "title", "license_type", "price", "currency", "stripe_price_id",
                   "available_for_sale", "seats", "duration_days", "redistribution")  # fmt: skip
 CSV_VARIANT_COLUMNS = {"variant_title": "title"}
+CSV_COLUMNS = (*PRODUCT_FIELDS, "sku", "variant_title", *VARIANT_FIELDS[2:], "tiers")
+CSV_REQUIRED_COLUMNS = ("handle", "title", "sku", "variant_title", "license_type", "price")
+
+BATCH_LINES = 2_000
+# Below this size the worker processes cost more to start than they save.
+PARALLEL_FROM_BYTES = 4 << 20
+MAX_LINE_BYTES = 4 << 20
+NUL_RULE = "must not contain NUL characters (PostgreSQL text cannot hold them)"
 
 
 @dataclass(frozen=True)
@@ -51,29 +78,46 @@ class LineProblem:
 @dataclass
 class ImportReport:
     lines: int = 0
+    """Products read (valid or not)."""
     products: int = 0
+    """Rows written (inserted or changed); an unchanged re-import writes none."""
     variants: int = 0
     tiers: int = 0
     skipped: list[LineProblem] = field(default_factory=list)
 
 
+# A record on its way to validation: raw JSON bytes, a CSV product, or a problem already found.
+Record = tuple[int, bytes | dict[str, Any] | LineProblem]
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """One batch, validated and formatted as COPY text for the three staging tables."""
+
+    products: bytes
+    variants: bytes
+    tiers: bytes
+    valid: int
+    problems: list[LineProblem]
+
+
 # -- reading -------------------------------------------------------------------------------
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | LineProblem]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line, parse_float=Decimal)
-            except json.JSONDecodeError as error:
-                yield number, LineProblem(number, {"json": f"is not valid JSON: {error.msg}"})
-                continue
-            if not isinstance(record, dict):
-                yield number, LineProblem(number, {"json": "must be an object (one product)"})
-                continue
-            yield number, record
+def _jsonl_records(path: Path) -> Iterator[Record]:
+    with path.open("rb") as handle:
+        number = 0
+        while line := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(line) > MAX_LINE_BYTES:
+                while line and not line.endswith(b"\n"):
+                    line = handle.readline(MAX_LINE_BYTES)
+                limit = f"is longer than {MAX_LINE_BYTES >> 20} MB"
+                yield number, LineProblem(number, {"line": limit})
+            elif number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                yield number, line[3:]
+            elif line.strip():
+                yield number, line
 
 
 def _split(value: str) -> list[str]:
@@ -89,43 +133,114 @@ def _csv_tiers(value: str) -> list[dict[str, str | None]]:
     return tiers
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | LineProblem]]:
-    """Rows grouped into products by handle; a product's line is its first row's line."""
-    products: dict[str, tuple[int, dict[str, Any]]] = {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            number = reader.line_num
-            handle_value = (row.get("handle") or "").strip()
-            product = {key: row[key] for key in PRODUCT_FIELDS if row.get(key) not in (None, "")}
-            for key in ("tags", "tech_stack"):
-                if key in product:
-                    product[key] = _split(product[key])
-            variant = {
-                CSV_VARIANT_COLUMNS.get(key, key): row[key]
-                for key in (*VARIANT_FIELDS, "variant_title")
-                if key != "title" and row.get(key) not in (None, "")
-            }
-            if row.get("tiers"):
-                variant["tiers"] = _csv_tiers(row["tiers"])
-            if handle_value not in products:
-                products[handle_value] = (number, {**product, "variants": []})
-            first_line, existing = products[handle_value]
-            for key, value in product.items():
-                if existing.get(key) != value:
-                    yield (
-                        number,
-                        LineProblem(
-                            number, {key: f"differs from line {first_line} for the same handle"}
-                        ),
-                    )
-                    break
-            else:
-                existing["variants"].append(variant)
-    yield from products.values()
+def _header_problem(header: list[str]) -> str | None:
+    names = [name.strip() for name in header]
+    if not any(name in CSV_COLUMNS for name in names):
+        return (
+            "the file has no header row: its first line must name the columns, "
+            "such as handle,title,sku,variant_title,license_type,price"
+        )
+    problems = []
+    for name in dict.fromkeys(names):
+        if names.count(name) > 1:
+            problems.append(f"column {name!r} appears {names.count(name)} times")
+        elif name not in CSV_COLUMNS:
+            close = difflib.get_close_matches(name, CSV_COLUMNS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"column {name!r} is not a known column{hint}; known: {', '.join(CSV_COLUMNS)}"
+            )
+    problems += [
+        f"column {name!r} is missing (every row needs it)"
+        for name in CSV_REQUIRED_COLUMNS
+        if name not in names
+    ]
+    return "; ".join(problems) or None
 
 
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | LineProblem]]:
+def _cell_problems(row: dict[str, str]) -> dict[str, str]:
+    problems = {}
+    for column, value in row.items():
+        if "\x00" in value:
+            problems[column] = NUL_RULE
+        elif not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                problems[column] = f"is not valid UTF-8 (character {error.start + 1})"
+    return problems
+
+
+def _csv_product(row: dict[str, str]) -> dict[str, Any]:
+    product: dict[str, Any] = {key: row[key] for key in PRODUCT_FIELDS if row.get(key)}
+    for key in ("tags", "tech_stack"):
+        if key in product:
+            product[key] = _split(product[key])
+    return product
+
+
+def _csv_variant(row: dict[str, str]) -> dict[str, Any]:
+    variant: dict[str, Any] = {
+        CSV_VARIANT_COLUMNS.get(key, key): row[key]
+        for key in (*VARIANT_FIELDS, "variant_title")
+        if key != "title" and row.get(key)
+    }
+    if row.get("tiers"):
+        variant["tiers"] = _csv_tiers(row["tiers"])
+    return variant
+
+
+def _csv_records(path: Path) -> Iterator[Record]:
+    """Consecutive rows with one handle make one product, reported at its first row's line."""
+    # surrogateescape: a byte that is not UTF-8 reaches us as a lone surrogate, so that the
+    # problem is named by line and column instead of ending the whole read.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        problem = _header_problem(header)
+        if problem is not None:
+            raise ValidationError({"line 1": problem})
+        columns = [name.strip() for name in header]
+        current: tuple[int, dict[str, Any]] | None = None
+        previous_end = reader.line_num
+        for cells in reader:
+            number, previous_end = previous_end + 1, reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(columns):
+                yield (
+                    number,
+                    LineProblem(
+                        number, {"row": f"has {len(cells)} cells, the header {len(columns)}"}
+                    ),
+                )
+                continue
+            row = {column: cell.strip() for column, cell in zip(columns, cells, strict=True)}
+            cell_problems = _cell_problems(row)
+            if cell_problems:
+                yield number, LineProblem(number, cell_problems)
+                continue
+            product = _csv_product(row)
+            if current is None or current[1].get("handle") != product.get("handle"):
+                if current is not None:
+                    yield current
+                current = (number, {**product, "variants": []})
+            first_line, existing = current
+            differing = next(
+                (key for key in PRODUCT_FIELDS if existing.get(key) != product.get(key)), None
+            )
+            if differing is not None:
+                rule = f"differs from line {first_line} for the same handle"
+                yield number, LineProblem(number, {differing: rule})
+                continue
+            existing["variants"].append(_csv_variant(row))
+        if current is not None:
+            yield current
+
+
+def read_records(path: Path) -> Iterator[Record]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return _jsonl_records(path)
@@ -134,128 +249,302 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | LineProblem
     raise ValidationError({"file": "must end in .jsonl, .ndjson or .csv"})
 
 
-def validate_file(
-    path: Path, progress: ProgressCallback = lambda _lines: None
-) -> tuple[list[tuple[int, ProductInput]], list[LineProblem]]:
-    """Every record checked; products in file order, and every problem with its line."""
-    good: list[tuple[int, ProductInput]] = []
-    bad: list[LineProblem] = []
-    handles: dict[str, int] = {}
-    skus: dict[str, int] = {}
-    for number, record in read_records(path):
-        progress(1)
+def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == BATCH_LINES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# -- validating (in worker processes) ------------------------------------------------------
+
+
+def _json_problems(error: pydantic.ValidationError) -> dict[str, str]:
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        detail = str(first.get("ctx", {}).get("error", first["msg"]))
+        if "recursion limit" in detail:
+            return {"json": "is nested too deeply (at most 200 levels of arrays and objects)"}
+        return {"json": f"is not valid JSON: {detail}"}
+    if first["type"] == "model_type" and not first["loc"]:
+        return {"json": "must be an object (one product)"}
+    return problems_of(error)
+
+
+def _validated_json(line: bytes) -> ProductInput | dict[str, str]:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return {"encoding": f"is not valid UTF-8 (byte 0x{line[error.start]:02x} at byte "
+                            f"{error.start + 1} of the line)"}  # fmt: skip
+    try:
+        return ProductInput.model_validate_json(line)
+    except pydantic.ValidationError as error:
+        if not any(isinstance(item.get("input"), float) for item in error.errors()):
+            return _json_problems(error)
+    # JSON numbers as prices: read again with the numbers as exact decimals, never floats.
+    try:
+        return ProductInput.model_validate(json.loads(line, parse_float=Decimal))
+    except pydantic.ValidationError as error:
+        return problems_of(error)
+
+
+def _nul_paths(value: object, path: str) -> Iterator[str]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, tuple):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, f"{path}[{index}]")
+    elif isinstance(value, pydantic.BaseModel):
+        for name in type(value).model_fields:
+            yield from _nul_paths(getattr(value, name), f"{path}.{name}" if path else name)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: object) -> str:
+    """One field in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, tuple):
+        items = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in value)
+        value = "{" + ",".join(items) + "}"
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_line(*values: object) -> str:
+    return "\t".join(map(_copy_value, values)) + "\n"
+
+
+def stage_batch(batch: list[Record]) -> StagedBatch:
+    """Validate a batch and format its valid products as COPY text; runs in a worker."""
+    products: list[str] = []
+    variants: list[str] = []
+    tiers: list[str] = []
+    problems: list[LineProblem] = []
+    # Ids made here rather than by the columns' default, a SQL function called once a row that
+    # costs the server more than the insert itself; a row that exists already keeps its own.
+    now, randomness = datetime.now(UTC), random.SystemRandom()
+    for number, record in batch:
         if isinstance(record, LineProblem):
-            bad.append(record)
+            problems.append(record)
             continue
-        try:
-            product = ProductInput.model_validate(record)
-        except pydantic.ValidationError as error:
-            bad.append(LineProblem(number, problems_of(error)))
+        if isinstance(record, bytes):
+            product = _validated_json(record)
+        else:
+            try:
+                product = ProductInput.model_validate(record)
+            except pydantic.ValidationError as error:
+                product = problems_of(error)
+        # A NUL can only arrive as the JSON escape \u0000; CSV cells were checked when read.
+        if isinstance(product, ProductInput) and isinstance(record, bytes) and b"\\u0000" in record:
+            product = {path: NUL_RULE for path in _nul_paths(product, "")} or product
+        if not isinstance(product, ProductInput):
+            problems.append(LineProblem(number, product))
             continue
-        clashes = {}
-        if product.handle in handles:
-            clashes["handle"] = f"{product.handle} is also on line {handles[product.handle]}"
-        for index, variant in enumerate(product.variants):
-            if variant.sku in skus:
-                clashes[f"variants[{index}].sku"] = (
-                    f"{variant.sku} is also on line {skus[variant.sku]}"
-                )
-        if clashes:
-            bad.append(LineProblem(number, clashes))
-            continue
-        handles[product.handle] = number
-        skus.update({variant.sku: number for variant in product.variants})
-        good.append((number, product))
-    bad.sort(key=lambda item: item.line)
-    return good, bad
+        products.append(_copy_line(number, deterministic_uuid7(now, randomness), product.handle, product.title, product.description,
+                                   product.tags, product.tech_stack, product.status,
+                                   product.stripe_product_id, product.included_in_tier))  # fmt: skip
+        for position, variant in enumerate(product.variants):
+            variants.append(_copy_line(number, position, deterministic_uuid7(now, randomness),
+                                       product.handle, variant.sku,
+                                       variant.title, variant.license_type, variant.price,
+                                       variant.currency, variant.stripe_price_id,
+                                       variant.available_for_sale, variant.seats,
+                                       variant.duration_days, variant.redistribution))  # fmt: skip
+            for tier in variant.tiers:
+                tiers.append(_copy_line(number, deterministic_uuid7(now, randomness), variant.sku,
+                                        variant.license_type,
+                                        tier.min_quantity, tier.max_quantity,
+                                        tier.unit_price))  # fmt: skip
+    return StagedBatch(
+        products="".join(products).encode(),
+        variants="".join(variants).encode(),
+        tiers="".join(tiers).encode(),
+        valid=len(products),
+        problems=problems,
+    )
+
+
+def _worker_count(path: Path) -> int:
+    if path.stat().st_size < PARALLEL_FROM_BYTES:
+        return 0
+    return min(4, len(os.sched_getaffinity(0)))
+
+
+def staged_batches(path: Path, workers: int | None = None) -> Iterator[StagedBatch]:
+    """The file's batches, validated in order; by `workers` processes (default: one per core,
+    none for a small file) while the caller consumes the batches before."""
+    batches = _batches(read_records(path))
+    workers = _worker_count(path) if workers is None else workers
+    if workers < 2:
+        yield from map(stage_batch, batches)
+        return
+    # fork where there is one: a worker starts at once with the validators already built, and
+    # the caller's main module is not imported again (spawn would run an unguarded script twice).
+    # The workers only validate and format: they touch no lock another thread may hold.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    try:
+        pending: deque[Future[StagedBatch]] = deque()
+        for batch in batches:
+            pending.append(pool.submit(stage_batch, batch))
+            # Bounded read-ahead: memory stays flat however long the file is.
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 # -- writing -------------------------------------------------------------------------------
 
 STAGING = """
+DROP TABLE IF EXISTS pg_temp.import_products, pg_temp.import_variants, pg_temp.import_tiers;
 CREATE TEMP TABLE import_products (
-  handle text, title text, description text, tags text[], tech_stack text[], status text,
-  stripe_product_id text, included_in_tier text
+  line integer, id uuid, handle text, title text, description text, tags text[], tech_stack text[],
+  status text, stripe_product_id text, included_in_tier text
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_variants (
-  handle text, sku text, title text, license_type text, price numeric, currency text,
-  stripe_price_id text, available_for_sale boolean, seats integer, duration_days integer,
-  redistribution boolean
+  line integer, position integer, id uuid, handle text, sku text, title text, license_type text,
+  price numeric, currency text, stripe_price_id text, available_for_sale boolean,
+  seats integer, duration_days integer, redistribution boolean
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_tiers (
-  sku text, license_type text, min_quantity integer, max_quantity integer, unit_price numeric
+  line integer, id uuid, sku text, license_type text, min_quantity integer, max_quantity integer,
+  unit_price numeric
 ) ON COMMIT DROP;
 """
 
+# Every key that must be unique across the file, and the first line that holds it.
+REPEATED_KEYS = """
+WITH keys AS (
+  SELECT line, 0 AS position, 'handle' AS kind, 'handle' AS path, handle AS value
+  FROM import_products
+  UNION ALL
+  SELECT line, 0, 'stripe_product_id', 'stripe_product_id', stripe_product_id
+  FROM import_products WHERE stripe_product_id IS NOT NULL
+  UNION ALL
+  SELECT line, position, 'sku', format('variants[%s].sku', position), sku FROM import_variants
+  UNION ALL
+  SELECT line, position, 'stripe_price_id', format('variants[%s].stripe_price_id', position),
+         stripe_price_id
+  FROM import_variants WHERE stripe_price_id IS NOT NULL
+), ranked AS (
+  SELECT line, path, value,
+         row_number() OVER w AS occurrence, first_value(line) OVER w AS first_line
+  FROM keys WINDOW w AS (PARTITION BY kind, value ORDER BY line, position)
+)
+SELECT line, path, value, first_line FROM ranked WHERE occurrence > 1 ORDER BY line
+"""
+
+STAGING_TABLES = ("import_products", "import_variants", "import_tiers")
+
+# ORDER BY: rows are locked in key order, so concurrent imports cannot deadlock. ON CONFLICT DO
+# UPDATE locks the row even when its WHERE is false, so an unchanged row is locked but not
+# rewritten (its updated_at stays).
 UPSERT_PRODUCTS = """
-INSERT INTO products (handle, title, description, tags, tech_stack, status, stripe_product_id,
-                      included_in_tier)
-SELECT handle, title, description, tags, tech_stack, status, stripe_product_id, included_in_tier
-FROM import_products
+INSERT INTO products AS p (id, handle, title, description, tags, tech_stack, status,
+                           stripe_product_id, included_in_tier)
+SELECT id, handle, title, description, tags, tech_stack, status, stripe_product_id, included_in_tier
+FROM import_products ORDER BY handle
 ON CONFLICT (handle) DO UPDATE SET
   title = excluded.title, description = excluded.description, tags = excluded.tags,
   tech_stack = excluded.tech_stack, status = excluded.status,
   stripe_product_id = excluded.stripe_product_id, included_in_tier = excluded.included_in_tier,
   updated_at = now()
+WHERE (p.title, p.description, p.tags, p.tech_stack, p.status, p.stripe_product_id,
+       p.included_in_tier)
+  IS DISTINCT FROM (excluded.title, excluded.description, excluded.tags, excluded.tech_stack,
+                    excluded.status, excluded.stripe_product_id, excluded.included_in_tier)
 """
 
-# Tiers of the imported variants are replaced wholesale; they go first so that a variant may
-# change licence type in the same import.
+# Tiers that the file no longer lists go first, so that a variant may change licence type.
 DELETE_REPLACED_TIERS = """
 DELETE FROM product_pricing_tiers t
 USING product_variants v, import_variants s
 WHERE t.variant_id = v.id AND v.sku = s.sku
+  AND NOT EXISTS (
+    SELECT FROM import_tiers i
+    WHERE i.sku = s.sku AND i.license_type = t.license_type
+      AND i.min_quantity = t.min_quantity AND i.max_quantity IS NOT DISTINCT FROM t.max_quantity
+      AND i.unit_price = t.unit_price)
 """
 
 UPSERT_VARIANTS = """
-INSERT INTO product_variants (product_id, sku, title, license_type, price, currency,
-                              stripe_price_id, available_for_sale, seats, duration_days,
-                              redistribution)
-SELECT p.id, s.sku, s.title, s.license_type, s.price, s.currency, s.stripe_price_id,
+INSERT INTO product_variants AS v (id, product_id, sku, title, license_type, price, currency,
+                                   stripe_price_id, available_for_sale, seats, duration_days,
+                                   redistribution)
+SELECT s.id, p.id, s.sku, s.title, s.license_type, s.price, s.currency, s.stripe_price_id,
        s.available_for_sale, s.seats, s.duration_days, s.redistribution
 FROM import_variants s JOIN products p ON p.handle = s.handle
+ORDER BY s.sku
 ON CONFLICT (sku) DO UPDATE SET
   product_id = excluded.product_id, title = excluded.title,
   license_type = excluded.license_type, price = excluded.price, currency = excluded.currency,
   stripe_price_id = excluded.stripe_price_id, available_for_sale = excluded.available_for_sale,
   seats = excluded.seats, duration_days = excluded.duration_days,
   redistribution = excluded.redistribution, updated_at = now()
+WHERE (v.product_id, v.title, v.license_type, v.price, v.currency, v.stripe_price_id,
+       v.available_for_sale, v.seats, v.duration_days, v.redistribution)
+  IS DISTINCT FROM (excluded.product_id, excluded.title, excluded.license_type, excluded.price,
+                    excluded.currency, excluded.stripe_price_id, excluded.available_for_sale,
+                    excluded.seats, excluded.duration_days, excluded.redistribution)
 """
 
-INSERT_TIERS = """
-INSERT INTO product_pricing_tiers (variant_id, license_type, min_quantity, max_quantity,
+INSERT_NEW_TIERS = """
+INSERT INTO product_pricing_tiers (id, variant_id, license_type, min_quantity, max_quantity,
                                    unit_price)
-SELECT v.id, s.license_type, s.min_quantity, s.max_quantity, s.unit_price
-FROM import_tiers s JOIN product_variants v ON v.sku = s.sku
+SELECT i.id, v.id, i.license_type, i.min_quantity, i.max_quantity, i.unit_price
+FROM import_tiers i JOIN product_variants v ON v.sku = i.sku
+WHERE NOT EXISTS (
+  SELECT FROM product_pricing_tiers t
+  WHERE t.variant_id = v.id AND t.license_type = i.license_type
+    AND t.min_quantity = i.min_quantity AND t.max_quantity IS NOT DISTINCT FROM i.max_quantity
+    AND t.unit_price = i.unit_price)
+ORDER BY i.sku, i.min_quantity
 """
 
 
-def _stage(
-    connection: psycopg.Connection[Any],
-    products: list[tuple[int, ProductInput]],
-    progress: ProgressCallback,
-) -> None:
-    cursor = connection.cursor()
+def _copy(cursor: psycopg.Cursor[Any], table: str, data: bytes) -> None:
+    if data:
+        with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            copy.write(data)
+
+
+def _stage_file(
+    cursor: psycopg.Cursor[Any], path: Path, workers: int | None, progress: ProgressCallback
+) -> tuple[int, list[LineProblem]]:
+    """Every valid product of the file in the staging tables; (valid count, line problems)."""
     cursor.execute(STAGING)
-    with cursor.copy("COPY import_products FROM STDIN") as copy:
-        for _number, product in products:
-            copy.write_row((product.handle, product.title, product.description,
-                            list(product.tags), list(product.tech_stack), product.status,
-                            product.stripe_product_id, product.included_in_tier))  # fmt: skip
-    with cursor.copy("COPY import_variants FROM STDIN") as copy:
-        for _number, product in products:
-            for variant in product.variants:
-                copy.write_row((product.handle, variant.sku, variant.title, variant.license_type,
-                                variant.price, variant.currency, variant.stripe_price_id,
-                                variant.available_for_sale, variant.seats, variant.duration_days,
-                                variant.redistribution))  # fmt: skip
-            progress(1)
-    with cursor.copy("COPY import_tiers FROM STDIN") as copy:
-        for _number, product in products:
-            for variant in product.variants:
-                for tier in variant.tiers:
-                    copy.write_row((variant.sku, variant.license_type, tier.min_quantity,
-                                    tier.max_quantity, tier.unit_price))  # fmt: skip
+    valid = 0
+    problems: list[LineProblem] = []
+    for batch in staged_batches(path, workers):
+        _copy(cursor, "import_products", batch.products)
+        _copy(cursor, "import_variants", batch.variants)
+        _copy(cursor, "import_tiers", batch.tiers)
+        valid += batch.valid
+        problems += batch.problems
+        progress(batch.valid + len(batch.problems))
+    repeated: dict[int, dict[str, str]] = {}
+    for line, path_in_line, value, first_line in cursor.execute(REPEATED_KEYS):
+        repeated.setdefault(line, {})[path_in_line] = f"{value} is also on line {first_line}"
+    if repeated:
+        for table in STAGING_TABLES:
+            cursor.execute(f"DELETE FROM {table} WHERE line = ANY(%s)", (list(repeated),))
+        valid -= len(repeated)
+        problems += [LineProblem(line, found) for line, found in repeated.items()]
+    problems.sort(key=lambda item: item.line)
+    return valid, problems
 
 
 def import_catalog(
@@ -264,27 +553,31 @@ def import_catalog(
     *,
     skip_invalid: bool = False,
     progress: ProgressCallback = lambda _records: None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Validate `path`, then upsert it in the caller's transaction (the caller commits).
 
-    Any bad record: ValidationError with a problem per line ("line 17": "variants[0].price: ..."),
-    and nothing written; with `skip_invalid` the bad lines are in the report instead.
+    Any bad line: ValidationError with a problem per line ("line 17": "variants[0].price: ..."),
+    and nothing written; with `skip_invalid` the bad lines are in the report instead, unless no
+    valid line remains (ValidationError then too). A CSV header that names an unknown column, or
+    a CSV without a header row, is refused whole.
 
-    `progress` is called once per product read and once per product written.
+    `progress` is called with the number of products read, batch by batch. `workers`: validating
+    processes (default: one per core for a file over 4 MB, none below; 0 or 1: in this process).
     """
-    good, bad = validate_file(path, progress)
+    cursor = connection.cursor()
+    valid, bad = _stage_file(cursor, path, workers, progress)
+    problems = {f"line {item.line}": item.describe() for item in bad}
     if bad and not skip_invalid:
-        raise ValidationError({f"line {item.line}": item.describe() for item in bad})
-    report = ImportReport(lines=len(good) + len(bad), skipped=bad)
-    if not good:
-        return report
+        raise ValidationError(problems)
+    if not valid:
+        raise ValidationError({**problems, "file": "holds no valid product to import"})
+    report = ImportReport(lines=valid + len(bad), skipped=bad)
     try:
-        _stage(connection, good, progress)
-        cursor = connection.cursor()
         report.products = cursor.execute(UPSERT_PRODUCTS).rowcount
         cursor.execute(DELETE_REPLACED_TIERS)
         report.variants = cursor.execute(UPSERT_VARIANTS).rowcount
-        report.tiers = cursor.execute(INSERT_TIERS).rowcount
+        report.tiers = cursor.execute(INSERT_NEW_TIERS).rowcount
         # The tiers' no-gap rule is checked at commit; check it now, while we can still say so.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     except psycopg.errors.IntegrityError as error:
