@@ -119,8 +119,11 @@ def _recover_to_time(to_time: str, into_dir: Path | None) -> None:
     if recovered.replaced_data_directory is not None:
         console.print(f"the replaced data directory is kept in {recovered.replaced_data_directory}")
     else:
+        # The password stays in the recovered home's server.json (0600), out of the terminal's
+        # scrollback and of whatever logs this command's output.
         console.print(
-            f"server running from {recovered.home}; stop it with"
+            f"server running from {recovered.home}; its URL with the password:"
+            f" `AFILO_HOME={recovered.home} afilo-db db url`; stop it with"
             f" `AFILO_HOME={recovered.home} afilo-db db stop`"
         )
-    print(recovered.url)
+    print(redacted(recovered.url))
