@@ -25,9 +25,12 @@ from afilo_db.db.urls import is_pooled, sqlalchemy_url
 PREPARE_THRESHOLD = 2
 
 
-def create_app_engine(url: str, settings: Settings | None = None) -> Engine:
+def create_app_engine(
+    url: str, settings: Settings | None = None, *, pooled: bool | None = None
+) -> Engine:
+    """`pooled`: whether `url` goes through a transaction-mode pooler; by default read from `url`."""
     settings = settings or get_settings()
-    pooled = is_pooled(url)
+    pooled = is_pooled(url) if pooled is None else pooled
     timeout_ms = settings.db_statement_timeout_ms
     connect_args: dict[str, Any] = {"prepare_threshold": None if pooled else PREPARE_THRESHOLD}
     if not pooled and timeout_ms:
@@ -80,7 +83,8 @@ def _ping_connections_idle_longer_than(engine: Engine, seconds: float) -> None:
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     """The process's engine for DATABASE_URL (or the embedded server), created on first use."""
-    return create_app_engine(resolve_target().app_url)
+    target = resolve_target()
+    return create_app_engine(target.app_url, pooled=target.app_url_is_pooled or None)
 
 
 def dispose_engine() -> None:
