@@ -76,7 +76,6 @@ _CONNECTION_MESSAGES: tuple[tuple[tuple[str, ...], type[AfiloError], str], ...] 
 _SQLSTATE_CLASSES: dict[str, tuple[type[AfiloError], str]] = {
     "08": (UnavailableError, "the connection to the database failed ({reason}): run it again"),
     "28": (ForbiddenError, "the database refused the login ({reason}): check the user and password"),
-    "22": (ValidationError, "{reason}"),
     "23": (ConflictError, "{reason}"),
 }
 
@@ -199,8 +198,7 @@ def _from_psycopg(error: Any) -> AfiloError | None:
         return kind(template.format(reason=reason))
     if sqlstate[:2] in _SQLSTATE_CLASSES:
         kind, template = _SQLSTATE_CLASSES[sqlstate[:2]]
-        text = template.format(reason=reason)
-        return ValidationError({"value": text}) if kind is ValidationError else kind(text)
+        return kind(template.format(reason=reason))
     if not sqlstate or isinstance(error, psycopg.OperationalError):
         lowered = message.lower()
         for words, kind, template in _CONNECTION_MESSAGES:
