@@ -118,7 +118,7 @@ def main() -> None:
         build_app(arguments)(arguments, prog_name="afilo-db")
     except SystemExit:
         raise
-    except BaseException as error:  # noqa: BLE001 - nothing a user meets ends in a traceback
+    except BaseException as error:  # nothing a user meets ends in a traceback
         from afilo_db.cli.common import report_failure
 
         raise SystemExit(report_failure(error)) from None

@@ -50,7 +50,7 @@ def reported_errors() -> Iterator[None]:
         yield
     except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
         raise
-    except BaseException as error:  # noqa: BLE001 - Ctrl-C too: one line, code 130
+    except BaseException as error:  # Ctrl-C too: one line, code 130
         raise typer.Exit(report_failure(error)) from error
 
 
