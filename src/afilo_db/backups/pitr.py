@@ -10,6 +10,7 @@ On Neon none of this is needed: its storage keeps the history and restores or br
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
 import time
@@ -79,9 +80,15 @@ def base_backups_directory(server: EmbeddedServer) -> Path:
 
 def archive_command(server: EmbeddedServer) -> str:
     # Never overwrite an archived segment: a second server archiving into the same place must fail
-    # loudly rather than replace history.
+    # loudly rather than replace history. As PostgreSQL's basic_archive does: copy under a
+    # temporary name, fsync it, rename it into place, fsync the directory; a power cut leaves
+    # either no segment (archived again after the restart) or a whole one, never a torn one.
     archive = shlex.quote(str(wal_archive_directory(server)))
-    return f"test ! -f {archive}/%f && cp %p {archive}/%f"
+    partial = f"{archive}/.%f.partial"
+    return (
+        f"test ! -f {archive}/%f && cp %p {partial} && sync {partial}"
+        f" && mv {partial} {archive}/%f && sync {archive}"
+    )
 
 
 def _settings(connection: psycopg.Connection[Any], *names: str) -> dict[str, str]:
@@ -243,6 +250,32 @@ def parse_target_time(text: str) -> datetime:
     return moment
 
 
+def _latest_recoverable_moment(server: EmbeddedServer) -> datetime | None:
+    """How far the archive reaches: after archiving the current segment of a running server, its
+    clock; for a stopped one, when the newest archived segment was written."""
+    if server.status().running:
+        archive_current_wal(server)
+        return _server_now(server)
+    segments = [path for path in wal_archive_directory(server).glob("[0-9A-F]" * 24)]
+    if not segments:
+        return None
+    newest = max(path.stat().st_mtime for path in segments)
+    return datetime.fromtimestamp(newest, UTC)
+
+
+def _recovery_plan(server: EmbeddedServer, target: datetime) -> BaseBackup:
+    """The base backup to recover `target` from, once the archive is known to reach `target`:
+    checked before anything is copied or stopped (recovery towards a moment the archive does not
+    reach replays everything, then fails)."""
+    reach = _latest_recoverable_moment(server)
+    if reach is None or target > reach:
+        known = f"; the archive reaches {reach.isoformat()}" if reach else "; the archive is empty"
+        raise ValidationError(
+            {"to_time": f"{target.isoformat()} is beyond the archived WAL{known}"}
+        )
+    return _base_backup_before(server, target)
+
+
 def _base_backup_before(server: EmbeddedServer, target: datetime) -> BaseBackup:
     backups = list_base_backups(server)
     usable = [backup for backup in backups if backup.finished_at < target]
@@ -302,41 +335,58 @@ def recover_to_directory(
     """Recover the state of `server` at `target` as a separate server whose home is `into`."""
     if into.exists() and any(into.iterdir()):
         raise ConflictError(f"{into} is not empty; recover into a new directory")
-    if server.status().running:
-        archive_current_wal(server)
-    base = _base_backup_before(server, target)
+    base = _recovery_plan(server, target)
     recovered = EmbeddedServer(into.resolve())
     progress("copying the base backup", 0, 2)
     into.mkdir(parents=True, exist_ok=True)
-    _prepare_recovery(server, base, recovered.data_directory, target, archive=False)
-    recovered.adopt(server.password)
-    progress("replaying WAL", 1, 2)
-    recovered.start()
-    _wait_until_promoted(recovered)
+    try:
+        _prepare_recovery(server, base, recovered.data_directory, target, archive=False)
+        recovered.adopt(server.password)
+        progress("replaying WAL", 1, 2)
+        recovered.start()
+        _wait_until_promoted(recovered)
+    except BaseException:
+        # Nothing of a failed recovery stays behind to block the next attempt.
+        recovered.destroy()
+        raise
     progress("replaying WAL", 2, 2)
     return RecoveredServer(
         home=recovered.home, url=recovered.url(), base_backup_id=base.id, target_time=target
     )
 
 
+def _put_back(server: EmbeddedServer, aside: Path, *, restart: bool) -> None:
+    """Undo a failed in-place recovery: the data directory kept aside becomes the server's again."""
+    with contextlib.suppress(OperationError):
+        server.stop()
+    shutil.rmtree(server.data_directory, ignore_errors=True)
+    aside.rename(server.data_directory)
+    if restart:
+        server.start()
+
+
 def recover_in_place(
     server: EmbeddedServer, target: datetime, *, progress: Progress = no_progress
 ) -> RecoveredServer:
-    """Take `server` back to its state at `target`. Its current data directory is kept aside."""
-    if server.status().running:
-        archive_current_wal(server)
-    base = _base_backup_before(server, target)
+    """Take `server` back to its state at `target`. Its current data directory is kept aside, and
+    put back (the server restarted as it was) if anything fails after that."""
+    base = _recovery_plan(server, target)
     progress("copying the base backup", 0, 2)
+    was_running = server.status().running
     server.stop()
     stamp = datetime.now(UTC).strftime(BACKUP_ID_FORMAT)
     aside = server.home / f"pgdata.before-recovery-{stamp}"
     server.data_directory.rename(aside)
-    # Archiving goes on: the recovered server starts a new timeline in the same archive.
-    _prepare_recovery(server, base, server.data_directory, target, archive=True)
-    server.hand_over(server.data_directory)
-    progress("replaying WAL", 1, 2)
-    server.start()
-    _wait_until_promoted(server)
+    try:
+        # Archiving goes on: the recovered server starts a new timeline in the same archive.
+        _prepare_recovery(server, base, server.data_directory, target, archive=True)
+        server.hand_over(server.data_directory)
+        progress("replaying WAL", 1, 2)
+        server.start()
+        _wait_until_promoted(server)
+    except BaseException:
+        _put_back(server, aside, restart=was_running)
+        raise
     progress("replaying WAL", 2, 2)
     return RecoveredServer(
         home=server.home,

@@ -59,6 +59,14 @@ def restore(
     ] = None,
     directory: DirectoryOption = None,
     jobs: JobsOption = DEFAULT_JOBS,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Restore a backup even though its files fail their checksums or `backup "
+            "verify` marked it failed.",
+        ),
+    ] = False,
 ) -> None:
     """Restore a backup.
 
@@ -88,11 +96,17 @@ def restore(
         with phase_progress() as progress:
             if into is not None:
                 result = restore_into(
-                    backup_id, url, into, directory=directory, jobs=jobs, progress=progress
+                    backup_id,
+                    url,
+                    into,
+                    directory=directory,
+                    jobs=jobs,
+                    progress=progress,
+                    force=force,
                 )
             else:
                 result = restore_in_place(
-                    backup_id, url, directory=directory, jobs=jobs, progress=progress
+                    backup_id, url, directory=directory, jobs=jobs, progress=progress, force=force
                 )
         if result.safety_backup_id is not None:
             console.print(f"the replaced database was backed up first: {result.safety_backup_id}")

@@ -1,0 +1,102 @@
+"""Issue 14 item 5: recovery paths that cannot make things worse."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from afilo_db.backups import pitr
+from afilo_db.backups.create import create_backup
+from afilo_db.backups.manifest import backup_path, load_manifest, save_manifest
+from afilo_db.backups.restore import restore_in_place, restore_into
+from afilo_db.db.databases import drop_database
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.errors import ConflictError, OperationError, ValidationError
+from tests.backups.test_backup import database_state, seeded_url  # noqa: F401 - fixture
+from tests.backups.test_pitr import SETTINGS, rows, server_now
+
+
+@pytest.fixture
+def backups(tmp_path: Path) -> Path:
+    return tmp_path / "backups"
+
+
+def test_a_backup_that_fails_its_check_is_not_restored_without_force(
+    seeded_url: str,  # noqa: F811
+    backups: Path,
+) -> None:
+    manifest = create_backup(seeded_url, directory=backups)
+    before = database_state(seeded_url)
+    damaged = next(path for path in (backup_path(manifest.id, backups) / "dump").glob("*.gz"))
+    damaged.write_bytes(damaged.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(ConflictError, match="--force"):
+        restore_into(manifest.id, seeded_url, "never_made", directory=backups)
+    with pytest.raises(ConflictError, match="--force"):
+        restore_in_place(manifest.id, seeded_url, directory=backups)
+    assert database_state(seeded_url) == before
+
+
+def test_a_backup_marked_failed_by_verify_is_refused(
+    seeded_url: str,  # noqa: F811
+    backups: Path,
+) -> None:
+    from afilo_db.backups.manifest import Verification
+
+    manifest = create_backup(seeded_url, directory=backups)
+    manifest.verification = Verification(
+        verified_at=manifest.created_at, ok=False, problems=["table x: rows differ"],
+        amcheck="passed", duration_seconds=1.0,
+    )  # fmt: skip
+    save_manifest(manifest, backups)
+    with pytest.raises(ConflictError, match="rows differ"):
+        restore_into(manifest.id, seeded_url, "never_made", directory=backups)
+    forced = restore_into(manifest.id, seeded_url, "forced_copy", directory=backups, force=True)
+    drop_database(seeded_url, forced.database)
+    assert load_manifest(manifest.id, backups).verification is not None
+
+
+def test_point_in_time_recovery_fails_safely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = EmbeddedServer(tmp_path / "source")
+    source.start(settings=SETTINGS)
+    try:
+        pitr.enable(source)
+        assert "sync" in pitr.archive_command(source) and "mv" in pitr.archive_command(source)
+        with psycopg.connect(source.url(), autocommit=True) as connection:
+            connection.execute("CREATE TABLE marks (n int)")
+            connection.execute("INSERT INTO marks SELECT generate_series(1, 5)")
+            target = server_now(connection)
+            time.sleep(0.05)
+            connection.execute("INSERT INTO marks SELECT generate_series(6, 10)")
+
+        # A moment the archive does not reach is refused at once, with nothing created.
+        started = time.monotonic()
+        with pytest.raises(ValidationError, match="beyond the archived WAL"):
+            pitr.recover_to_directory(source, target + timedelta(hours=1), tmp_path / "future")
+        assert time.monotonic() - started < 10
+        assert not (tmp_path / "future").exists()
+        archived = pitr.wal_archive_directory(source)
+        assert not list(archived.glob(".*.partial"))
+
+        # A recovery that fails half-way leaves no directory behind.
+        def fail(_server: EmbeddedServer) -> None:
+            raise OperationError("recovery failed (injected)")
+
+        monkeypatch.setattr(pitr, "_wait_until_promoted", fail)
+        with pytest.raises(OperationError, match="injected"):
+            pitr.recover_to_directory(source, target, tmp_path / "half")
+        assert not (tmp_path / "half").exists()
+
+        # In place: the data directory moved aside comes back, and the server runs as before.
+        with pytest.raises(OperationError, match="injected"):
+            pitr.recover_in_place(source, target)
+        assert source.status().running
+        assert rows(source.url()) == list(range(1, 11))
+        assert not list(source.home.glob("pgdata.before-recovery-*"))
+    finally:
+        source.destroy()
