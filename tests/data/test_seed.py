@@ -41,8 +41,19 @@ def test_another_seed_gives_other_data(connection: psycopg.Connection[tuple[obje
     assert all(counts[name] > 0 for name in table_names()), counts
 
 
-def test_progress_reports_every_row(connection: psycopg.Connection[tuple[object, ...]]) -> None:
-    reported: list[int] = []
-    seed.seed(connection, products=120, progress=reported.append)
+def test_progress_reports_every_table_and_row(
+    connection: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """One honest bar: its total (the tables) is reached exactly when the last one is written,
+    and the rows reported are the rows written."""
+    reported: list[tuple[str, int, bool]] = []
+    seed.seed(connection, products=1200, progress=lambda *report: reported.append(report))
     connection.commit()
-    assert sum(reported) == sum(table_counts(connection).values())
+    finished = [(table, rows) for table, rows, done in reported if done]
+    assert [table for table, _rows in finished] == list(seed.SEED_TABLES)
+    counts = table_counts(connection)
+    assert sum(rows for _table, rows in finished) == sum(counts.values())
+    assert all(counts[table] == rows for table, rows in finished)
+    # Partial reports come before their table's final one and never exceed it.
+    for table, rows, _done in reported:
+        assert rows <= dict(finished)[table]
