@@ -9,6 +9,7 @@ importing any of them, so that no command pays for the studio's, Alembic's or th
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -114,6 +115,12 @@ def main() -> None:
     arguments = [argument for argument in sys.argv[1:] if argument != DEBUG_FLAG]
     if len(arguments) < len(sys.argv) - 1:
         os.environ["AFILO_DEBUG"] = "1"
+    if os.environ.get("AFILO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+        logging.basicConfig(level=logging.WARNING)
+    else:
+        # Libraries log what they clean up after a failure (psycopg: "error ignored terminating
+        # <Copy>"); the one line that explains the failure is ours.
+        logging.getLogger().addHandler(logging.NullHandler())
     try:
         build_app(arguments)(arguments, prog_name="afilo-db")
     except SystemExit:
