@@ -16,17 +16,16 @@ from afilo_db.backups.restore import restore_in_place, restore_into
 from afilo_db.db.databases import drop_database
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.errors import ConflictError, OperationError, ValidationError
-from tests.backups.test_backup import database_state, seeded_url  # noqa: F401 - fixture
+from tests.backups import test_backup
+from tests.backups.test_backup import database_state
 from tests.backups.test_pitr import SETTINGS, rows, server_now
 
-
-@pytest.fixture
-def backups(tmp_path: Path) -> Path:
-    return tmp_path / "backups"
+seeded_url = test_backup.seeded_url
+backups = test_backup.backups
 
 
 def test_a_backup_that_fails_its_check_is_not_restored_without_force(
-    seeded_url: str,  # noqa: F811
+    seeded_url: str,
     backups: Path,
 ) -> None:
     manifest = create_backup(seeded_url, directory=backups)
@@ -41,7 +40,7 @@ def test_a_backup_that_fails_its_check_is_not_restored_without_force(
 
 
 def test_a_backup_marked_failed_by_verify_is_refused(
-    seeded_url: str,  # noqa: F811
+    seeded_url: str,
     backups: Path,
 ) -> None:
     from afilo_db.backups.manifest import Verification

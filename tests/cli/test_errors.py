@@ -118,7 +118,9 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, words: 
 def test_each_failure_is_one_line_with_its_exit_code(situation: Situation, kind: str) -> None:
     scenario, code, words = CASES[kind]
     env, arguments = scenario(situation)
-    assert_one_line(run({"AFILO_HOME": str(situation.tmp_path / "home"), **env}, *arguments), code, words)
+    assert_one_line(
+        run({"AFILO_HOME": str(situation.tmp_path / "home"), **env}, *arguments), code, words
+    )
 
 
 def test_a_password_never_appears_in_the_message(situation: Situation) -> None:
@@ -143,7 +145,7 @@ def test_debug_shows_the_traceback(situation: Situation, how: str) -> None:
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Callable[[str], Path]:
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """Mount a small tmpfs for the test (root with CAP_SYS_ADMIN only), unmounted afterwards."""
     mounted: list[Path] = []
 
@@ -159,7 +161,7 @@ def tmpfs(tmp_path: Path) -> Callable[[str], Path]:
         mounted.append(point)
         return point
 
-    yield mount  # type: ignore[misc]
+    yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], check=False)
 

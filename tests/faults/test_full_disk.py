@@ -7,14 +7,16 @@ from pathlib import Path
 
 from afilo_db.backups.manifest import list_backups
 from afilo_db.db.embedded import EmbeddedServer
-from tests.cli.test_errors import tmpfs  # noqa: F401 - fixture
+from tests.cli import test_errors
 from tests.faults.conftest import assert_one_line, seed_some, start, tables
+
+tmpfs = test_errors.tmpfs
 
 
 def test_backup_onto_a_full_disk(
     crash_server: EmbeddedServer,
     fault_db: str,
-    tmpfs: Callable[[str], Path],  # noqa: F811
+    tmpfs: Callable[[str], Path],
 ) -> None:
     seed_some(fault_db, 2000)
     before = tables(fault_db)

@@ -32,8 +32,11 @@ class ProcessTableSampler:
                 if not entry.name.isdigit():
                     continue
                 try:
-                    command_line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                        errors="replace"
+                    command_line = (
+                        (entry / "cmdline")
+                        .read_bytes()
+                        .replace(b"\0", b" ")
+                        .decode(errors="replace")
                     )
                 except OSError:
                     continue

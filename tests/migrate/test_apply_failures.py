@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,12 +13,12 @@ import pytest
 from afilo_db.errors import OperationError
 from afilo_db.migrate import checklist, revisions
 from afilo_db.migrate.log import Step, entries, record
-from tests.migrate.test_migration_checklist import (  # noqa: F401 - fixtures
-    column_exists,
-    seeded_url,
-    versions_dir,
-    write_revision,
-)
+from tests.migrate import test_migration_checklist as checklist_tests
+from tests.migrate.test_migration_checklist import column_exists, write_revision
+
+# The checklist tests' fixtures: a seeded database, a revisions directory of the test's own.
+seeded_url = checklist_tests.seeded_url
+versions_dir = checklist_tests.versions_dir
 
 
 def approve(url: str, revision: str) -> None:
@@ -31,9 +32,9 @@ def invalid_indexes(url: str) -> list[str]:
         return [str(row[0]) for row in connection.execute(checklist.INVALID_INDEXES)]
 
 
-def test_a_failure_is_recorded_and_status_shows_it(seeded_url: str, versions_dir: object) -> None:
+def test_a_failure_is_recorded_and_status_shows_it(seeded_url: str, versions_dir: Path) -> None:
     revision = write_revision(
-        versions_dir,  # type: ignore[arg-type]
+        versions_dir,
         "0099_divides_by_zero",
         '    op.execute("UPDATE products SET title = title || (1 / 0)::text")',
     )
@@ -50,15 +51,16 @@ def test_a_failure_is_recorded_and_status_shows_it(seeded_url: str, versions_dir
     assert "UPDATE products" in failure[0].details["statement"]
 
     shown = {item.revision: item for item in checklist.status(seeded_url).checklists}
-    assert shown[revision].failure is not None
-    assert "SQLSTATE 22012" in shown[revision].failure and "UPDATE products" in shown[revision].failure
+    failure_shown = shown[revision].failure
+    assert failure_shown is not None
+    assert "SQLSTATE 22012" in failure_shown and "UPDATE products" in failure_shown
 
 
 def test_a_failed_concurrent_index_build_leaves_no_invalid_index(
-    seeded_url: str, versions_dir: object
+    seeded_url: str, versions_dir: Path
 ) -> None:
     revision = write_revision(
-        versions_dir,  # type: ignore[arg-type]
+        versions_dir,
         "0099_unique_status",
         "    with op.get_context().autocommit_block():\n"
         '        op.execute("CREATE UNIQUE INDEX CONCURRENTLY ix_products_status_once'
@@ -73,11 +75,11 @@ def test_a_failed_concurrent_index_build_leaves_no_invalid_index(
 
 
 def test_a_lock_timeout_is_tried_again(
-    seeded_url: str, versions_dir: object, monkeypatch: pytest.MonkeyPatch
+    seeded_url: str, versions_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(checklist, "LOCK_RETRY_BACKOFF_SECONDS", 0.4)
     revision = write_revision(
-        versions_dir,  # type: ignore[arg-type]
+        versions_dir,
         "0099_add_note",
         '    op.execute("ALTER TABLE products ADD COLUMN note text")',
         '    op.execute("ALTER TABLE products DROP COLUMN note")',
@@ -108,11 +110,11 @@ def test_a_lock_timeout_is_tried_again(
 
 
 def test_lock_timeouts_give_up_after_the_retries(
-    seeded_url: str, versions_dir: object, monkeypatch: pytest.MonkeyPatch
+    seeded_url: str, versions_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(checklist, "LOCK_RETRY_BACKOFF_SECONDS", 0.05)
     revision = write_revision(
-        versions_dir,  # type: ignore[arg-type]
+        versions_dir,
         "0099_add_note",
         '    op.execute("ALTER TABLE products ADD COLUMN note text")',
     )

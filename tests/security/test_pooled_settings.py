@@ -18,7 +18,10 @@ from tests.security.pgbouncer import PgBouncer
 
 @pytest.fixture
 def configured_engine(
-    monkeypatch: pytest.MonkeyPatch, pgbouncer: PgBouncer, app_password: str, marketplace: Marketplace
+    monkeypatch: pytest.MonkeyPatch,
+    pgbouncer: PgBouncer,
+    app_password: str,
+    marketplace: Marketplace,
 ) -> Iterator[Engine]:
     url = pooled_app_url(pgbouncer, app_password, marketplace.database) + "?pgbouncer=true"
     monkeypatch.setenv("DATABASE_URL", url)

@@ -25,9 +25,7 @@ from afilo_db.validation.types import Title
 
 Connection = psycopg.Connection[tuple[object, ...]]
 EVERY_WHITESPACE = sorted({chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()})
-UNPRINTABLE = [
-    chr(code) for low, high in rules.UNPRINTABLE_RANGES for code in range(low, high + 1)
-]
+UNPRINTABLE = [chr(code) for low, high in rules.UNPRINTABLE_RANGES for code in range(low, high + 1)]
 TITLE = TypeAdapter(Title)
 
 
@@ -42,14 +40,14 @@ def database_accepts_title(connection: Connection, value: str) -> bool:
     try:
         with connection.transaction():
             connection.execute("INSERT INTO products (handle, title) VALUES ('t', %s)", (value,))
-            raise _RolledBack
-    except _RolledBack:
+            raise _RolledBackError
+    except _RolledBackError:
         return True
     except psycopg.errors.CheckViolation:
         return False
 
 
-class _RolledBack(Exception):
+class _RolledBackError(Exception):
     pass
 
 
@@ -89,16 +87,20 @@ def test_unprintable_titles_and_tags_are_refused_by_both(
     connection: Connection, character: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        validate(ProductInput, {"handle": "x", "title": f"a{character}b", "tags": [f"t{character}x"]})
+        validate(
+            ProductInput, {"handle": "x", "title": f"a{character}b", "tags": [f"t{character}x"]}
+        )
     assert set(caught.value.problems) == {"title", "tags[0]"}
     with pytest.raises(ValidationError):
         validate(ProductChanges, {"title": f"a{character}b"})
     for title, tags in ((f"a{character}b", []), ("ok", [f"t{character}"])):
-        with pytest.raises(psycopg.errors.CheckViolation) as refused:
-            with connection.transaction():
-                connection.execute(
-                    "INSERT INTO products (handle, title, tags) VALUES ('u', %s, %s)", (title, tags)
-                )
+        with (
+            pytest.raises(psycopg.errors.CheckViolation) as refused,
+            connection.transaction(),
+        ):
+            connection.execute(
+                "INSERT INTO products (handle, title, tags) VALUES ('u', %s, %s)", (title, tags)
+            )
         translated = translate(refused.value)
         assert translated is not None and "control characters" in str(translated)
 
@@ -157,9 +159,7 @@ def _product(connection: Connection, status: str, **variant: Any) -> Any:
     ],
     ids=["no variant", "none for sale", "last taken off sale", "last deleted", "activated empty"],
 )
-def test_an_active_product_always_has_a_variant_for_sale(
-    connection: Connection, make: Any
-) -> None:
+def test_an_active_product_always_has_a_variant_for_sale(connection: Connection, make: Any) -> None:
     make(connection)
     with pytest.raises(psycopg.errors.CheckViolation) as refused:
         connection.commit()

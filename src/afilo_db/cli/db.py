@@ -151,7 +151,9 @@ def seed_command(
                 task = progress.add_task("seeding", total=len(seed.SEED_TABLES))
 
                 def report(table: str, rows: int, done: bool) -> None:
-                    progress.update(task, advance=int(done), description=f"seeding {table}: {rows:,} rows")
+                    progress.update(
+                        task, advance=int(done), description=f"seeding {table}: {rows:,} rows"
+                    )
 
                 counts = seed.seed(
                     connection,

@@ -25,7 +25,9 @@ from afilo_db.errors import (
     ValidationError,
 )
 
-_SERVER = re.compile(r'connection to server (?:at "(?P<host>[^"]+)"(?: \([^)]*\))?, port (?P<port>\d+)|on socket "(?P<socket>[^"]+)")')
+_SERVER = re.compile(
+    r'connection to server (?:at "(?P<host>[^"]+)"(?: \([^)]*\))?, port (?P<port>\d+)|on socket "(?P<socket>[^"]+)")'
+)
 _CHECK_URL = "check DATABASE_URL (or DIRECT_URL), or unset it to use the embedded server"
 
 # libpq reports a connection that never opened without an SQLSTATE: recognised by its words.
@@ -36,8 +38,12 @@ _CONNECTION_MESSAGES: tuple[tuple[tuple[str, ...], type[AfiloError], str], ...] 
         "the database refused the login ({reason}): check the user and password in {url}",
     ),
     (
-        ("could not translate host name", "name or service not known", "name resolution",
-         "nodename nor servname"),
+        (
+            "could not translate host name",
+            "name or service not known",
+            "name resolution",
+            "nodename nor servname",
+        ),
         UnavailableError,
         "the database host name could not be resolved ({reason}): check the host in {url}",
     ),
@@ -50,8 +56,7 @@ _CONNECTION_MESSAGES: tuple[tuple[tuple[str, ...], type[AfiloError], str], ...] 
     (
         ("timeout expired", "timed out"),
         UnavailableError,
-        "the database did not answer in time ({reason}): is the host reachable from here? "
-        "{url}",
+        "the database did not answer in time ({reason}): is the host reachable from here? {url}",
     ),
     (
         ("connection refused", "no such file or directory", "could not connect"),
@@ -60,8 +65,14 @@ _CONNECTION_MESSAGES: tuple[tuple[tuple[str, ...], type[AfiloError], str], ...] 
         "(`afilo-db db start`) or {url}",
     ),
     (
-        ("server closed the connection", "connection is lost", "terminating connection",
-         "consuming input failed", "connection is closed", "the connection is bad"),
+        (
+            "server closed the connection",
+            "connection is lost",
+            "terminating connection",
+            "consuming input failed",
+            "connection is closed",
+            "the connection is bad",
+        ),
         UnavailableError,
         "the connection to the database was lost during the command ({reason}): the server "
         "stopped or restarted; start it and run the command again (what it wrote was rolled back)",
@@ -75,7 +86,10 @@ _CONNECTION_MESSAGES: tuple[tuple[tuple[str, ...], type[AfiloError], str], ...] 
 
 _SQLSTATE_CLASSES: dict[str, tuple[type[AfiloError], str]] = {
     "08": (UnavailableError, "the connection to the database failed ({reason}): run it again"),
-    "28": (ForbiddenError, "the database refused the login ({reason}): check the user and password"),
+    "28": (
+        ForbiddenError,
+        "the database refused the login ({reason}): check the user and password",
+    ),
     "23": (ConflictError, "{reason}"),
 }
 
@@ -176,7 +190,7 @@ def _libpq_reason(message: str) -> str:
     reason = lines[0] if lines else message
     for prefix in ("connection failed:",):
         reason = reason.removeprefix(prefix).strip()
-    reason = re.sub(r'^connection to server [^:]*failed:\s*', "", reason)
+    reason = re.sub(r"^connection to server [^:]*failed:\s*", "", reason)
     return reason.removeprefix("FATAL:").strip() or "no detail"
 
 
@@ -267,7 +281,9 @@ def explain(error: BaseException) -> AfiloError:
         if isinstance(cause, OSError):
             return _from_os(cause)
     if isinstance(error, UnicodeDecodeError):
-        return ValidationError({"file": f"is not valid UTF-8 ({error.reason} at byte {error.start})"})
+        return ValidationError(
+            {"file": f"is not valid UTF-8 ({error.reason} at byte {error.start})"}
+        )
     if isinstance(error, RecursionError):
         return ValidationError({"input": "is nested too deeply"})
     if isinstance(error, ValueError):

@@ -64,7 +64,9 @@ def export_user(url: str, clerk_user_id: str, out: Path) -> dict[str, int]:
     tables = ",\n".join(f"    {json.dumps(name)}: {rows}" for name, rows, _count in parts)
     header = {"clerk_user_id": clerk_user_id, "exported_at": datetime.now(UTC).isoformat()}
     # Personal data: readable by the operator only, whatever the umask.
-    write_private(out, json.dumps(header, indent=2)[:-2] + ',\n  "tables": {\n' + tables + "\n  }\n}\n")
+    write_private(
+        out, json.dumps(header, indent=2)[:-2] + ',\n  "tables": {\n' + tables + "\n  }\n}\n"
+    )
     return {name: count for name, _rows, count in parts}
 
 
