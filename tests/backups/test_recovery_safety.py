@@ -97,5 +97,29 @@ def test_point_in_time_recovery_fails_safely(
         assert source.status().running
         assert rows(source.url()) == list(range(1, 11))
         assert not list(source.home.glob("pgdata.before-recovery-*"))
+
+        # Prune: older base backups go, and the WAL only they could replay.
+        monkeypatch.undo()
+        pitr.archive_current_wal(source)
+        newest = pitr.take_base_backup(source)
+        pitr.archive_current_wal(source)
+        segments = sorted(path.name for path in archived.glob("[0-9A-F]" * 24))
+        planned = pitr.prune(source, keep_last=1, dry_run=True)
+        assert planned.kept == [newest.id] and len(planned.deleted) == 1
+        assert sorted(path.name for path in archived.glob("[0-9A-F]" * 24)) == segments
+        plan = pitr.prune(source, keep_last=1)
+        assert [b.id for b in pitr.list_base_backups(source)] == [newest.id]
+        left = sorted(path.name for path in archived.glob("[0-9A-F]" * 24))
+        assert plan.oldest_kept_segment is not None
+        assert left and left[0] >= plan.oldest_kept_segment and len(left) < len(segments)
+        # What is kept still recovers.
+        with psycopg.connect(source.url(), autocommit=True) as connection:
+            connection.execute("INSERT INTO marks VALUES (11)")
+            later = server_now(connection)
+        recovered = pitr.recover_to_directory(source, later, tmp_path / "after-prune")
+        try:
+            assert rows(recovered.url) == list(range(1, 12))
+        finally:
+            EmbeddedServer(recovered.home).destroy()
     finally:
         source.destroy()

@@ -11,11 +11,12 @@ On Neon none of this is needed: its storage keeps the history and restores or br
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 
 from afilo_db.backups.manifest import BACKUP_ID_FORMAT
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.db.programs import Progress, no_progress, run_program
+from afilo_db.db.programs import Progress, no_progress, run_pg_program, run_program
 from afilo_db.errors import ConflictError, NotFoundError, OperationError, ValidationError
 from afilo_db.rules import sql_literal
 
@@ -155,7 +156,9 @@ def archive_current_wal(server: EmbeddedServer, timeout: float = 60) -> str:
     with psycopg.connect(server.url(), autocommit=True) as connection:
         # A switch with no WAL written since the last one does nothing and the current segment
         # would never be archived: write a record first, so the switch always closes a segment.
-        connection.execute("SELECT pg_logical_emit_message(false, 'afilo-db', 'archive now')")
+        # A transactional one, so that it commits: recovery to a time T stops at the first commit
+        # after T, and with none after it fails ("ended before the target was reached").
+        connection.execute("SELECT pg_logical_emit_message(true, 'afilo-db', 'archive now')")
         row = connection.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
         assert row is not None
         segment = str(row[0])
@@ -235,6 +238,56 @@ def list_base_backups(server: EmbeddedServer) -> list[BaseBackup]:
         if (folder / BASE_BACKUP_FILE).is_file()
     ]
     return sorted(backups, key=lambda backup: backup.id, reverse=True)
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    kept: list[str]
+    deleted: list[str]
+    """Base backups removed (or, on a dry run, that would be)."""
+    oldest_kept_segment: str | None
+    """WAL older than this segment is removed: no kept base backup can replay it."""
+
+
+_START_SEGMENT = re.compile(r"START WAL LOCATION: \S+ \(file (?P<segment>[0-9A-F]{24})\)")
+
+
+def _start_segment(server: EmbeddedServer, base: BaseBackup) -> str:
+    """The first WAL segment a recovery from `base` reads (its backup_label says so)."""
+    label = base_backups_directory(server) / base.id / "data" / "backup_label"
+    match = _START_SEGMENT.search(label.read_text())
+    if match is None:
+        raise OperationError(f"{label} names no start WAL segment")
+    return match["segment"]
+
+
+def prune(
+    server: EmbeddedServer,
+    *,
+    keep_last: int,
+    keep_days: float | None = None,
+    dry_run: bool = False,
+) -> PrunePlan:
+    """Delete base backups beyond the `keep_last` newest (and older than `keep_days`, if given),
+    then the archived WAL older than the oldest base backup kept: what no recovery can use."""
+    if keep_last < 1:
+        raise ValidationError({"keep_last": "keep at least the newest base backup (1 or more)"})
+    backups = list_base_backups(server)
+    now = datetime.now(UTC)
+    kept = [
+        backup
+        for position, backup in enumerate(backups)
+        if position < keep_last
+        or (keep_days is not None and now - backup.finished_at < timedelta(days=keep_days))
+    ]
+    deleted = [backup for backup in backups if backup not in kept]
+    oldest_segment = _start_segment(server, kept[-1]) if kept else None
+    if not dry_run:
+        for backup in deleted:
+            shutil.rmtree(base_backups_directory(server) / backup.id)
+        if oldest_segment is not None:
+            run_pg_program("pg_archivecleanup", str(wal_archive_directory(server)), oldest_segment)
+    return PrunePlan([b.id for b in kept], [b.id for b in deleted], oldest_segment)
 
 
 def parse_target_time(text: str) -> datetime:
