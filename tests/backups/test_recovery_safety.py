@@ -123,3 +123,43 @@ def test_point_in_time_recovery_fails_safely(
             EmbeddedServer(recovered.home).destroy()
     finally:
         source.destroy()
+
+
+def test_in_place_restore_brings_back_roles_and_database_settings(
+    seeded_url: str, backups: Path
+) -> None:
+    from afilo_db.db.urls import database_name
+
+    name = database_name(seeded_url)
+    role = f"probe_reader_{name[-12:]}"
+    with psycopg.connect(seeded_url, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} NOLOGIN CONNECTION LIMIT 3")
+        connection.execute(f"ALTER DATABASE {name} SET work_mem = '7MB'")
+        connection.execute(f"ALTER ROLE {role} IN DATABASE {name} SET search_path = public")
+    manifest = create_backup(seeded_url, directory=backups)
+    roles = (backup_path(manifest.id, backups) / "roles.sql").read_text()
+    assert role in roles and "PASSWORD" not in roles.upper().replace("NO_ROLE_PASSWORDS", "")
+    with psycopg.connect(seeded_url, autocommit=True) as connection:
+        connection.execute(f"ALTER DATABASE {name} RESET work_mem")
+        connection.execute(f"ALTER ROLE {role} IN DATABASE {name} RESET search_path")
+        connection.execute(f"DROP ROLE {role}")
+    try:
+        result = restore_in_place(manifest.id, seeded_url, directory=backups)
+        assert result.notes == ()
+        with psycopg.connect(seeded_url) as connection:
+            assert connection.execute("SHOW work_mem").fetchone() == ("7MB",)
+            limit = connection.execute(
+                "SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone()
+            assert limit == (3,)
+            per_role = connection.execute(
+                "SELECT setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole"
+                " WHERE r.rolname = %s",
+                (role,),
+            ).fetchone()
+            assert per_role == (["search_path=public"],)
+    finally:
+        with psycopg.connect(seeded_url, autocommit=True) as connection:
+            connection.execute(f"DROP OWNED BY {role}")
+            connection.execute(f"ALTER ROLE {role} IN DATABASE {name} RESET ALL")
+            connection.execute(f"DROP ROLE IF EXISTS {role}")

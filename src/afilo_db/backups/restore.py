@@ -16,6 +16,7 @@ from typing import Literal
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 
+from afilo_db.backups.cluster import restore_cluster_objects
 from afilo_db.backups.create import DEFAULT_JOBS, create_backup
 from afilo_db.backups.manifest import BackupManifest, backup_path, dump_path, load_manifest
 from afilo_db.db.databases import create_database, drop_database, replace_database
@@ -86,6 +87,8 @@ class RestoreResult:
     revision_state: RevisionState
     safety_backup_id: str | None = None
     """In place: the backup of the replaced database, taken first."""
+    notes: tuple[str, ...] = ()
+    """In place: roles or database settings of the backup that could not be put back."""
 
 
 def trusted_manifest(
@@ -164,6 +167,7 @@ def restore_in_place(
         drop_database(url, staging)
         raise
     drop_database(url, replaced)
+    notes = restore_cluster_objects(url, backup_path(backup_id, directory))
     return RestoreResult(
         backup_id=backup_id,
         database=current,
@@ -171,4 +175,5 @@ def restore_in_place(
         revision=restored.revision,
         revision_state=restored.revision_state,
         safety_backup_id=safety.id,
+        notes=tuple(notes),
     )

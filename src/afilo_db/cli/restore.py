@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from afilo_db.backups import pitr
 from afilo_db.backups.create import DEFAULT_JOBS
@@ -110,6 +111,8 @@ def restore(
                 )
         if result.safety_backup_id is not None:
             console.print(f"the replaced database was backed up first: {result.safety_backup_id}")
+        for note in result.notes:
+            errors.print(f"[yellow]not restored:[/] {escape(note)}", highlight=False)
         console.print(
             f"restored {backup_id} into database {result.database}: {redacted(result.url)}"
         )
