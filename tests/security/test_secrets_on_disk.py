@@ -31,13 +31,17 @@ def test_the_state_file_is_replaced_whole_and_private(tmp_path: Path) -> None:
         assert mode_of(server.home / "server.json") == 0o600
         inode = (server.home / "server.json").stat().st_ino
 
-        class Interrupted(Exception):
+        class CrashError(Exception):
             pass
 
+        def write_half() -> None:
+            with private_atomic_file(server.home / "server.json") as out:
+                out.write(b'{"password": "sec')
+                raise CrashError
+
         # A crash while the new state is written leaves the old one readable, and no debris.
-        with pytest.raises(Interrupted), private_atomic_file(server.home / "server.json") as out:
-            out.write(b'{"password": "sec')
-            raise Interrupted
+        with pytest.raises(CrashError):
+            write_half()
         assert json.loads((server.home / "server.json").read_text())["password"] == "first"
         assert [path.name for path in server.home.iterdir()] == ["server.json"]
 

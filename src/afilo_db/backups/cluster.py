@@ -81,11 +81,11 @@ def restore_cluster_objects(url: str, folder: Path) -> list[str]:
                     if item["role"]
                     else sql.SQL("ALTER DATABASE {}").format(database)
                 )
-                statement = sql.SQL("{} SET {} = {}").format(
+                setting = sql.SQL("{} SET {} = {}").format(
                     target, sql.Identifier(name), sql.Literal(value)
                 )
                 try:
-                    connection.execute(statement)
+                    connection.execute(setting)
                 except psycopg.Error as error:
                     notes.append(f"setting {item['setting']}: {error.diag.message_primary}")
     return notes
