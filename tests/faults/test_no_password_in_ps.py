@@ -11,7 +11,7 @@ import pytest
 
 from afilo_db.backups.manifest import list_backups
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.migrate.revisions import head_revision
+from tests.cli.test_migrate_commands import write_revision
 from tests.faults.conftest import seed_some, start
 
 
@@ -61,24 +61,11 @@ def test_no_password_on_any_command_line(
 ) -> None:
     seed_some(fault_db, 300)
     versions = tmp_path / "versions"
-    versions.mkdir()
-    (versions / "0099_note.py").write_text(
-        f'''"""0099_note"""
-from alembic import op
-
-revision = "0099_note"
-down_revision = "{head_revision()}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE products ADD COLUMN note text")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE products DROP COLUMN note")
-'''
+    write_revision(
+        versions,
+        "0099_note",
+        "ALTER TABLE products ADD COLUMN note text",
+        "ALTER TABLE products DROP COLUMN note",
     )
     backups = tmp_path / "backups"
     env = {"DATABASE_URL": fault_db, "AFILO_MIGRATIONS_DIR": str(versions)}

@@ -18,6 +18,12 @@ from typing import Annotated
 import typer
 
 DEBUG_FLAG = "--debug"
+DEBUG_VARIABLE = "AFILO_DEBUG"
+
+
+def debugging() -> bool:
+    """`--debug` or AFILO_DEBUG=1: show the traceback behind an error."""
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class Lazy:
@@ -82,14 +88,14 @@ def _global_options(
         bool,
         typer.Option(
             DEBUG_FLAG,
-            envvar="AFILO_DEBUG",
+            envvar=DEBUG_VARIABLE,
             help="On an error, show the full traceback besides the one-line message "
             "(also AFILO_DEBUG=1; accepted anywhere on the line).",
         ),
     ] = False,
 ) -> None:
     if debug:
-        os.environ["AFILO_DEBUG"] = "1"
+        os.environ[DEBUG_VARIABLE] = "1"
 
 
 def build_app(arguments: Sequence[str]) -> typer.Typer:
@@ -114,8 +120,8 @@ def main() -> None:
     """Run the command line; whatever escapes a command becomes one line and an exit code."""
     arguments = [argument for argument in sys.argv[1:] if argument != DEBUG_FLAG]
     if len(arguments) < len(sys.argv) - 1:
-        os.environ["AFILO_DEBUG"] = "1"
-    if os.environ.get("AFILO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+        os.environ[DEBUG_VARIABLE] = "1"
+    if debugging():
         logging.basicConfig(level=logging.WARNING)
     else:
         # Libraries log what they clean up after a failure (psycopg: "error ignored terminating

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from afilo_db.cli import debugging
 from afilo_db.cli.failures import explain, first_line
 
 console = Console()
@@ -23,14 +23,6 @@ console = Console()
 errors = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-DEBUG_VARIABLE = "AFILO_DEBUG"
-
-
-def debugging() -> bool:
-    """`--debug` or AFILO_DEBUG=1: show the traceback behind an error."""
-    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def report_failure(error: BaseException) -> int:
