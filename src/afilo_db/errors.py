@@ -1,5 +1,11 @@
 """The one error family afilo-db raises. The CLI turns each into an exit code, the studio into a
-form error; nobody downstream needs to know about psycopg or SQLAlchemy exceptions."""
+form error; nobody downstream needs to know about psycopg or SQLAlchemy exceptions.
+
+Exit codes of `afilo-db` (the README lists them): 1 the operation failed, 2 invalid input,
+3 not found, 4 conflict (including a deadlock or serialization failure: run it again),
+5 forbidden (a login or permission refused), 6 the database is unreachable (refused, unknown
+host, TLS, timeout, connection lost), 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
@@ -38,3 +44,15 @@ class ConflictError(AfiloError):
 
 class ForbiddenError(AfiloError):
     exit_code = 5
+
+
+class UnavailableError(OperationError):
+    """The database could not be reached or was lost: refused, unknown host, TLS, timeout."""
+
+    exit_code = 6
+
+
+class InterruptedByUserError(AfiloError):
+    """Ctrl-C (SIGINT): the shell's convention, 128 + the signal number."""
+
+    exit_code = 130

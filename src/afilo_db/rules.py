@@ -40,7 +40,9 @@ _EMAIL_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
 EMAIL_PATTERN: Final = rf"^{_EMAIL_ATOM}(\.{_EMAIL_ATOM})*@{_EMAIL_LABEL}(\.{_EMAIL_LABEL})+$"
 EMAIL_MAX_LENGTH: Final = 254
 
-# Money: numeric(12, 2) in the database, Decimal in Python. Only two-decimal currencies are sold.
+# Money: plain `numeric` in the database with CHECKs (0 < amount <= PRICE_MAX, scale <= 2), Decimal
+# in Python. Not numeric(12, 2) on purpose: that type rounds 19.999 to 20.00 silently, where the
+# CHECK refuses it as the Python rule does. Only two-decimal currencies are sold.
 PRICE_SCALE: Final = 2
 PRICE_MAX: Final = Decimal("1000000.00")
 CURRENCIES: Final = ("AUD", "CAD", "CHF", "DKK", "EUR", "GBP", "NOK", "NZD", "SEK", "SGD", "USD")
@@ -79,6 +81,18 @@ LICENSE_SEATS: Final = {
 MAX_LICENSE_DURATION_DAYS: Final = 3650
 CART_MAX_QUANTITY: Final = 1000
 
+# Text a person reads (titles, tags): no leading or trailing whitespace, where whitespace is
+# Unicode's White_Space property (what Python's and pydantic's strip() remove, bar the ASCII
+# separators \x1c-\x1f, which are control characters and refused anyway) ...
+TEXT_WHITESPACE: Final = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# ... and no character a reader cannot see or that reorders what they see: the control characters
+# (C0, DEL, C1) and the bidirectional embeddings, overrides and isolates ("Trojan Source").
+UNPRINTABLE_RANGES: Final = ((0x00, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069))
+TITLE_MAX_LENGTH: Final = 200
+
 CHAT_ROLES: Final = ("user", "assistant", "system")
 CONVERSATION_STATUSES: Final = ("open", "resolved", "archived")
 KNOWLEDGE_CONTENT_TYPES: Final = (
@@ -104,3 +118,31 @@ def sql_in(column: str, values: tuple[str, ...]) -> str:
     """`column IN ('a', 'b')` for a CHECK constraint built from one of the tuples above."""
     quoted = ", ".join(sql_literal(value) for value in values)
     return f"{column} IN ({quoted})"
+
+
+def unprintable_pattern() -> str:
+    """A regular expression character class of UNPRINTABLE_RANGES, as both Python's `re` and
+    PostgreSQL's regular expressions read it (\\uXXXX escapes). NUL is left to PostgreSQL's text
+    type, which cannot hold it at all (and whose regular expressions refuse to name it)."""
+    ranges = ((max(low, 0x01), high) for low, high in UNPRINTABLE_RANGES)
+    return "[" + "".join(f"\\u{low:04x}-\\u{high:04x}" for low, high in ranges) + "]"
+
+
+def sql_unicode_literal(value: str) -> str:
+    """`value` as a PostgreSQL Unicode escape string, U&'\\0009...', whatever it holds."""
+    return "U&'" + "".join(f"\\{ord(character):04x}" for character in value) + "'"
+
+
+def sql_title_check(column: str) -> str:
+    """The title rule as a CHECK: stored trimmed of TEXT_WHITESPACE, 1 to TITLE_MAX_LENGTH
+    characters, nothing unprintable."""
+    return (
+        f"{column} = btrim({column}, {sql_unicode_literal(TEXT_WHITESPACE)})"
+        f" AND length({column}) BETWEEN 1 AND {TITLE_MAX_LENGTH}"
+        f" AND {column} !~ {sql_literal(unprintable_pattern())}"
+    )
+
+
+def sql_printable_array(column: str) -> str:
+    """Every element of a text[] column free of unprintable characters (NULL elements aside)."""
+    return f"array_to_string({column}, '') !~ {sql_literal(unprintable_pattern())}"

@@ -90,7 +90,9 @@ def test_point_in_time_recovery(home: Path, tmp_path: Path) -> None:
         connection.execute("INSERT INTO pitr_marks VALUES (2)")
     recovered_home = tmp_path / "recovered"
     result = afilo_db(home, "restore", "--to-time", moment, "--into-dir", str(recovered_home))
-    recovered_url = result.stdout.strip().splitlines()[-1]
+    shown = result.stdout.strip().splitlines()[-1]
+    assert "***" in shown  # printed without its password, like `db url` of that home gives it
+    recovered_url = afilo_db(recovered_home, "db", "url").stdout.strip()
     try:
         with psycopg.connect(recovered_url) as connection:
             assert connection.execute("SELECT n FROM pitr_marks").fetchall() == [(1,)]

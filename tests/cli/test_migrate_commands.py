@@ -147,6 +147,7 @@ def test_db_push_refuses_a_destructive_change_with_the_row_count(
 ) -> None:
     with psycopg.connect(database_url) as connection:
         seed(connection, products=4)
+        connection.commit()  # ALTER TABLE waits for no pending (deferred) constraint trigger
         # The database holds a column the models do not have: push would drop it.
         connection.execute("ALTER TABLE products ADD COLUMN legacy_code text DEFAULT 'x'")
         connection.commit()

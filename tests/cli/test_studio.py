@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -74,18 +75,33 @@ def test_studio_listens_on_loopback_and_asks_for_the_token(database_url: str) ->
         csrf = re.search(r'name="csrftoken" value="([^"]+)"', login_page)
         assert csrf is not None
 
-        def log_in(password: str) -> int:
+        def log_in(password: str) -> tuple[int, str, str]:
             form = {"username": "ops", "password": password, "csrftoken": csrf[1]}
             try:
-                return int(
-                    browser.open(f"{base}/login", urllib.parse.urlencode(form).encode()).status
-                )
+                response = browser.open(f"{base}/login", urllib.parse.urlencode(form).encode())
             except urllib.error.HTTPError as error:
-                return error.code
+                return error.code, "", ""
+            return int(response.status), response.geturl(), response.read().decode()
 
-        assert log_in("wrong") == 400
-        assert log_in(token[1]) == 200
-        assert "Rows per table" in browser.open(f"{base}/").read().decode()
+        assert log_in("wrong")[0] == 400
+        # Logged in from the login page itself (no ?next=): straight to the dashboard.
+        status, landed_on, page = log_in(token[1])
+        assert (status, landed_on) == (200, f"{base}/")
+        assert "Rows per table" in page
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_a_busy_port_is_a_conflict_before_any_token(database_url: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "200"}
+        env.pop("AFILO_STUDIO_PASSWORD", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "afilo_db", "studio", "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    assert "token" not in result.stdout and result.stdout.strip() == ""
+    assert result.stderr.startswith(f"error: 127.0.0.1:{port} is in use")

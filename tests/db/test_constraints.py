@@ -14,7 +14,7 @@ Connection = psycopg.Connection[tuple[object, ...]]
 @pytest.fixture
 def product_id(connection: Connection) -> object:
     row = connection.execute(
-        "INSERT INTO products (handle, title, status) VALUES ('probe-kit', 'Probe kit', 'active')"
+        "INSERT INTO products (handle, title, status) VALUES ('probe-kit', 'Probe kit', 'draft')"
         " RETURNING id"
     ).fetchone()
     assert row is not None

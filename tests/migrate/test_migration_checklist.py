@@ -165,11 +165,11 @@ def test_autogenerate_sees_what_plain_alembic_misses(database_url: str, versions
 
     with psycopg.connect(database_url) as connection:
         connection.execute("CREATE FUNCTION stray() RETURNS int LANGUAGE sql AS 'SELECT 1'")
-        connection.execute("ALTER TABLE products DROP CONSTRAINT ck_products_title_length")
+        connection.execute("ALTER TABLE products DROP CONSTRAINT ck_products_title_format")
         connection.commit()
     differences = [str(item) for item in revisions.model_differences(database_url)]
     assert any("stray" in item for item in differences)
-    assert any("ck_products_title_length" in item for item in differences)
+    assert any("ck_products_title_format" in item for item in differences)
 
 
 def test_apply_refuses_an_untested_revision(database_url: str, versions_dir: Path) -> None:

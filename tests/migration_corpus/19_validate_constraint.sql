@@ -1,2 +1,2 @@
 -- expect:
-ALTER TABLE products VALIDATE CONSTRAINT ck_products_title_length;
+ALTER TABLE products VALIDATE CONSTRAINT ck_products_title_format;

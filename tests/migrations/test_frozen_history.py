@@ -22,6 +22,7 @@ PACKAGED_CHECKSUMS = {
     "0002_row_level_security": "1d7590f10e1b4f41177ffbc70e74d43867e3756473ab3b3ba35e9d31393d781a",
     "0003_knowledge": "a395864202d0857d0aab196d6c5a0b29d9af37d142c2f7d0014b9695dff42575",
     "0005_analytics": "eacfd8b71828501b12fa0be196b749ea2c335588e4efe2e82151c726644ec139",
+    "0006_data_rules": "7cc15a3e58760dba271ae898f10581b949f6ec2bd7cc8b99428ec0c359527d86",
 }
 
 

@@ -152,5 +152,6 @@ def test_every_constraint_has_words() -> None:
         for constraint in table.constraints
         if isinstance(constraint, CheckConstraint | ExcludeConstraint)
     }
-    named.add("ck_product_pricing_tiers_contiguous")  # the deferred constraint trigger
+    # the deferred constraint triggers
+    named |= {"ck_product_pricing_tiers_contiguous", "ck_products_active_has_variant_for_sale"}
     assert named == set(CONSTRAINT_RULES)

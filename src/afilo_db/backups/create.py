@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from afilo_db.backups.cluster import save_cluster_objects
 from afilo_db.backups.manifest import (
     BACKUP_ID_FORMAT,
     DUMP_DIRECTORY,
@@ -75,6 +76,7 @@ def create_backup(
     backup_id, folder = _new_backup_folder(backups_directory(directory))
     try:
         manifest = _dump(url, backup_id, folder, label, jobs, progress, started)
+        save_cluster_objects(url, folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

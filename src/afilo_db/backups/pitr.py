@@ -10,11 +10,13 @@ On Neon none of this is needed: its storage keeps the history and restores or br
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shlex
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from pydantic import BaseModel
 
 from afilo_db.backups.manifest import BACKUP_ID_FORMAT
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.db.programs import Progress, no_progress, run_program
+from afilo_db.db.programs import Progress, no_progress, run_pg_program, run_program
 from afilo_db.errors import ConflictError, NotFoundError, OperationError, ValidationError
 from afilo_db.rules import sql_literal
 
@@ -79,9 +81,15 @@ def base_backups_directory(server: EmbeddedServer) -> Path:
 
 def archive_command(server: EmbeddedServer) -> str:
     # Never overwrite an archived segment: a second server archiving into the same place must fail
-    # loudly rather than replace history.
+    # loudly rather than replace history. As PostgreSQL's basic_archive does: copy under a
+    # temporary name, fsync it, rename it into place, fsync the directory; a power cut leaves
+    # either no segment (archived again after the restart) or a whole one, never a torn one.
     archive = shlex.quote(str(wal_archive_directory(server)))
-    return f"test ! -f {archive}/%f && cp %p {archive}/%f"
+    partial = f"{archive}/.%f.partial"
+    return (
+        f"test ! -f {archive}/%f && cp %p {partial} && sync {partial}"
+        f" && mv {partial} {archive}/%f && sync {archive}"
+    )
 
 
 def _settings(connection: psycopg.Connection[Any], *names: str) -> dict[str, str]:
@@ -148,7 +156,9 @@ def archive_current_wal(server: EmbeddedServer, timeout: float = 60) -> str:
     with psycopg.connect(server.url(), autocommit=True) as connection:
         # A switch with no WAL written since the last one does nothing and the current segment
         # would never be archived: write a record first, so the switch always closes a segment.
-        connection.execute("SELECT pg_logical_emit_message(false, 'afilo-db', 'archive now')")
+        # A transactional one, so that it commits: recovery to a time T stops at the first commit
+        # after T, and with none after it fails ("ended before the target was reached").
+        connection.execute("SELECT pg_logical_emit_message(true, 'afilo-db', 'archive now')")
         row = connection.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
         assert row is not None
         segment = str(row[0])
@@ -230,6 +240,56 @@ def list_base_backups(server: EmbeddedServer) -> list[BaseBackup]:
     return sorted(backups, key=lambda backup: backup.id, reverse=True)
 
 
+@dataclass(frozen=True)
+class PrunePlan:
+    kept: list[str]
+    deleted: list[str]
+    """Base backups removed (or, on a dry run, that would be)."""
+    oldest_kept_segment: str | None
+    """WAL older than this segment is removed: no kept base backup can replay it."""
+
+
+_START_SEGMENT = re.compile(r"START WAL LOCATION: \S+ \(file (?P<segment>[0-9A-F]{24})\)")
+
+
+def _start_segment(server: EmbeddedServer, base: BaseBackup) -> str:
+    """The first WAL segment a recovery from `base` reads (its backup_label says so)."""
+    label = base_backups_directory(server) / base.id / "data" / "backup_label"
+    match = _START_SEGMENT.search(label.read_text())
+    if match is None:
+        raise OperationError(f"{label} names no start WAL segment")
+    return match["segment"]
+
+
+def prune(
+    server: EmbeddedServer,
+    *,
+    keep_last: int,
+    keep_days: float | None = None,
+    dry_run: bool = False,
+) -> PrunePlan:
+    """Delete base backups beyond the `keep_last` newest (and older than `keep_days`, if given),
+    then the archived WAL older than the oldest base backup kept: what no recovery can use."""
+    if keep_last < 1:
+        raise ValidationError({"keep_last": "keep at least the newest base backup (1 or more)"})
+    backups = list_base_backups(server)
+    now = datetime.now(UTC)
+    kept = [
+        backup
+        for position, backup in enumerate(backups)
+        if position < keep_last
+        or (keep_days is not None and now - backup.finished_at < timedelta(days=keep_days))
+    ]
+    deleted = [backup for backup in backups if backup not in kept]
+    oldest_segment = _start_segment(server, kept[-1]) if kept else None
+    if not dry_run:
+        for backup in deleted:
+            shutil.rmtree(base_backups_directory(server) / backup.id)
+        if oldest_segment is not None:
+            run_pg_program("pg_archivecleanup", str(wal_archive_directory(server)), oldest_segment)
+    return PrunePlan([b.id for b in kept], [b.id for b in deleted], oldest_segment)
+
+
 def parse_target_time(text: str) -> datetime:
     """'2026-11-24 10:15:00+00' and other ISO 8601 forms, with a time zone (no guessing)."""
     try:
@@ -241,6 +301,32 @@ def parse_target_time(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValidationError({"to_time": "needs a time zone, e.g. '2026-11-24 10:15:00+00'"})
     return moment
+
+
+def _latest_recoverable_moment(server: EmbeddedServer) -> datetime | None:
+    """How far the archive reaches: after archiving the current segment of a running server, its
+    clock; for a stopped one, when the newest archived segment was written."""
+    if server.status().running:
+        archive_current_wal(server)
+        return _server_now(server)
+    segments = [path for path in wal_archive_directory(server).glob("[0-9A-F]" * 24)]
+    if not segments:
+        return None
+    newest = max(path.stat().st_mtime for path in segments)
+    return datetime.fromtimestamp(newest, UTC)
+
+
+def _recovery_plan(server: EmbeddedServer, target: datetime) -> BaseBackup:
+    """The base backup to recover `target` from, once the archive is known to reach `target`:
+    checked before anything is copied or stopped (recovery towards a moment the archive does not
+    reach replays everything, then fails)."""
+    reach = _latest_recoverable_moment(server)
+    if reach is None or target > reach:
+        known = f"; the archive reaches {reach.isoformat()}" if reach else "; the archive is empty"
+        raise ValidationError(
+            {"to_time": f"{target.isoformat()} is beyond the archived WAL{known}"}
+        )
+    return _base_backup_before(server, target)
 
 
 def _base_backup_before(server: EmbeddedServer, target: datetime) -> BaseBackup:
@@ -302,41 +388,58 @@ def recover_to_directory(
     """Recover the state of `server` at `target` as a separate server whose home is `into`."""
     if into.exists() and any(into.iterdir()):
         raise ConflictError(f"{into} is not empty; recover into a new directory")
-    if server.status().running:
-        archive_current_wal(server)
-    base = _base_backup_before(server, target)
+    base = _recovery_plan(server, target)
     recovered = EmbeddedServer(into.resolve())
     progress("copying the base backup", 0, 2)
     into.mkdir(parents=True, exist_ok=True)
-    _prepare_recovery(server, base, recovered.data_directory, target, archive=False)
-    recovered.adopt(server.password)
-    progress("replaying WAL", 1, 2)
-    recovered.start()
-    _wait_until_promoted(recovered)
+    try:
+        _prepare_recovery(server, base, recovered.data_directory, target, archive=False)
+        recovered.adopt(server.password)
+        progress("replaying WAL", 1, 2)
+        recovered.start()
+        _wait_until_promoted(recovered)
+    except BaseException:
+        # Nothing of a failed recovery stays behind to block the next attempt.
+        recovered.destroy()
+        raise
     progress("replaying WAL", 2, 2)
     return RecoveredServer(
         home=recovered.home, url=recovered.url(), base_backup_id=base.id, target_time=target
     )
 
 
+def _put_back(server: EmbeddedServer, aside: Path, *, restart: bool) -> None:
+    """Undo a failed in-place recovery: the data directory kept aside becomes the server's again."""
+    with contextlib.suppress(OperationError):
+        server.stop()
+    shutil.rmtree(server.data_directory, ignore_errors=True)
+    aside.rename(server.data_directory)
+    if restart:
+        server.start()
+
+
 def recover_in_place(
     server: EmbeddedServer, target: datetime, *, progress: Progress = no_progress
 ) -> RecoveredServer:
-    """Take `server` back to its state at `target`. Its current data directory is kept aside."""
-    if server.status().running:
-        archive_current_wal(server)
-    base = _base_backup_before(server, target)
+    """Take `server` back to its state at `target`. Its current data directory is kept aside, and
+    put back (the server restarted as it was) if anything fails after that."""
+    base = _recovery_plan(server, target)
     progress("copying the base backup", 0, 2)
+    was_running = server.status().running
     server.stop()
     stamp = datetime.now(UTC).strftime(BACKUP_ID_FORMAT)
     aside = server.home / f"pgdata.before-recovery-{stamp}"
     server.data_directory.rename(aside)
-    # Archiving goes on: the recovered server starts a new timeline in the same archive.
-    _prepare_recovery(server, base, server.data_directory, target, archive=True)
-    server.hand_over(server.data_directory)
-    progress("replaying WAL", 1, 2)
-    server.start()
-    _wait_until_promoted(server)
+    try:
+        # Archiving goes on: the recovered server starts a new timeline in the same archive.
+        _prepare_recovery(server, base, server.data_directory, target, archive=True)
+        server.hand_over(server.data_directory)
+        progress("replaying WAL", 1, 2)
+        server.start()
+        _wait_until_promoted(server)
+    except BaseException:
+        _put_back(server, aside, restart=was_running)
+        raise
     progress("replaying WAL", 2, 2)
     return RecoveredServer(
         home=server.home,

@@ -16,8 +16,9 @@ from typing import Literal
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 
+from afilo_db.backups.cluster import restore_cluster_objects
 from afilo_db.backups.create import DEFAULT_JOBS, create_backup
-from afilo_db.backups.manifest import dump_path, load_manifest
+from afilo_db.backups.manifest import BackupManifest, backup_path, dump_path, load_manifest
 from afilo_db.db.databases import create_database, drop_database, replace_database
 from afilo_db.db.programs import (
     Progress,
@@ -27,7 +28,7 @@ from afilo_db.db.programs import (
     pg_binary,
 )
 from afilo_db.db.urls import database_name
-from afilo_db.errors import OperationError
+from afilo_db.errors import ConflictError, OperationError
 from afilo_db.migrations.support import alembic_config
 
 RevisionState = Literal["current", "older", "newer"]
@@ -96,6 +97,30 @@ class RestoreResult:
     revision_state: RevisionState
     safety_backup_id: str | None = None
     """In place: the backup of the replaced database, taken first."""
+    notes: tuple[str, ...] = ()
+    """In place: roles or database settings of the backup that could not be put back."""
+
+
+def trusted_manifest(
+    backup_id: str, directory: Path | None = None, *, force: bool = False
+) -> BackupManifest:
+    """The backup's manifest, once its files match their checksums and `backup verify` did not
+    find it wrong; a ConflictError otherwise, unless `force`."""
+    # verify restores with restore_archive from here: imported late, one way only.
+    from afilo_db.backups.verify import file_problems
+
+    manifest = load_manifest(backup_id, directory)
+    if force:
+        return manifest
+    problems = file_problems(manifest, backup_path(backup_id, directory))
+    if manifest.verification is not None and not manifest.verification.ok:
+        problems = [*manifest.verification.problems, *problems] or ["marked failed"]
+    if problems:
+        raise ConflictError(
+            f"backup {backup_id} failed its check ({'; '.join(problems[:3])}); refusing to "
+            "restore it: pick another backup, or pass --force to restore it anyway"
+        )
+    return manifest
 
 
 def restore_into(
@@ -106,9 +131,11 @@ def restore_into(
     directory: Path | None = None,
     jobs: int = DEFAULT_JOBS,
     progress: Progress = no_progress,
+    force: bool = False,
 ) -> RestoreResult:
-    """Restore a backup into a new database `name` on the server of `url`."""
-    manifest = load_manifest(backup_id, directory)
+    """Restore a backup into a new database `name` on the server of `url`; a backup that fails
+    its checksums or its verification is refused unless `force`."""
+    manifest = trusted_manifest(backup_id, directory, force=force)
     target_url = create_database(url, name)
     try:
         restore_archive(dump_path(backup_id, directory), target_url, jobs=jobs, progress=progress)
@@ -131,16 +158,17 @@ def restore_in_place(
     directory: Path | None = None,
     jobs: int = DEFAULT_JOBS,
     progress: Progress = no_progress,
+    force: bool = False,
 ) -> RestoreResult:
     """Replace the database at `url` with the backup, after backing the current one up."""
-    load_manifest(backup_id, directory)
+    trusted_manifest(backup_id, directory, force=force)
     current = database_name(url)
     safety = create_backup(
         url, label=f"before in-place restore of {backup_id}", directory=directory, progress=progress
     )
     staging = f"{current[:40]}_restoring_{secrets.token_hex(4)}"
     restored = restore_into(
-        backup_id, url, staging, directory=directory, jobs=jobs, progress=progress
+        backup_id, url, staging, directory=directory, jobs=jobs, progress=progress, force=force
     )
     replaced = f"{current[:40]}_replaced_{secrets.token_hex(4)}"
     try:
@@ -149,6 +177,7 @@ def restore_in_place(
         drop_database(url, staging)
         raise
     drop_database(url, replaced)
+    notes = restore_cluster_objects(url, backup_path(backup_id, directory))
     return RestoreResult(
         backup_id=backup_id,
         database=current,
@@ -156,4 +185,5 @@ def restore_in_place(
         revision=restored.revision,
         revision_state=restored.revision_state,
         safety_backup_id=safety.id,
+        notes=tuple(notes),
     )

@@ -9,10 +9,21 @@ importing any of them, so that no command pays for the studio's, Alembic's or th
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
+
+DEBUG_FLAG = "--debug"
+DEBUG_VARIABLE = "AFILO_DEBUG"
+
+
+def debugging() -> bool:
+    """`--debug` or AFILO_DEBUG=1: show the traceback behind an error."""
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class Lazy:
@@ -85,6 +96,21 @@ def _listed_only() -> None:
     """Stands in for a command that this run does not invoke; never called."""
 
 
+def _global_options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            DEBUG_FLAG,
+            envvar=DEBUG_VARIABLE,
+            help="On an error, show the full traceback besides the one-line message "
+            "(also AFILO_DEBUG=1; accepted anywhere on the line).",
+        ),
+    ] = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+
+
 def build_app(arguments: Sequence[str]) -> typer.Typer:
     """The command line for these arguments: the command they invoke loaded for real, every
     other one present only by name and summary (enough for the listing in `--help`)."""
@@ -94,6 +120,7 @@ def build_app(arguments: Sequence[str]) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
     )
+    app.callback()(_global_options)
     for name, entry in COMMANDS.items():
         if name == invoked:
             entry.register(app, name)
@@ -103,4 +130,21 @@ def build_app(arguments: Sequence[str]) -> typer.Typer:
 
 
 def main() -> None:
-    build_app(sys.argv[1:])()
+    """Run the command line; whatever escapes a command becomes one line and an exit code."""
+    arguments = [argument for argument in sys.argv[1:] if argument != DEBUG_FLAG]
+    if len(arguments) < len(sys.argv) - 1:
+        os.environ[DEBUG_VARIABLE] = "1"
+    if debugging():
+        logging.basicConfig(level=logging.WARNING)
+    else:
+        # Libraries log what they clean up after a failure (psycopg: "error ignored terminating
+        # <Copy>"); the one line that explains the failure is ours.
+        logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        build_app(arguments)(arguments, prog_name="afilo-db")
+    except SystemExit:
+        raise
+    except BaseException as error:  # nothing a user meets ends in a traceback
+        from afilo_db.cli.common import report_failure
+
+        raise SystemExit(report_failure(error)) from None

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from afilo_db.errors import AfiloError
+from afilo_db.cli import debugging
+from afilo_db.cli.failures import explain, first_line
 
 console = Console()
 # Progress bars and errors go to stderr so that stdout stays clean for scripts.
@@ -20,14 +25,25 @@ errors = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def report_failure(error: BaseException) -> int:
+    """Print `error` as one line on stderr (and its traceback when debugging); its exit code."""
+    failure = explain(error)
+    if debugging():
+        traceback.print_exception(error, file=sys.stderr)
+    line = first_line(str(failure)) or type(failure).__name__
+    errors.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    return failure.exit_code
+
+
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn afilo-db's errors into a message on stderr and the error's exit code."""
+    """Turn any error into one line on stderr and the README's exit code (see cli.failures)."""
     try:
         yield
-    except AfiloError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False)
-        raise typer.Exit(error.exit_code) from error
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+        raise
+    except BaseException as error:  # Ctrl-C too: one line, code 130
+        raise typer.Exit(report_failure(error)) from error
 
 
 def progress_bar(label: str) -> Progress:

@@ -152,13 +152,20 @@ def seed_command(
                 raise ConflictError(
                     "the database already has data; use --reset to replace it with the seed"
                 )
-            with progress_bar("seeding") as progress:
-                task = progress.add_task("rows", total=seed.planned_rows(scale))
+            # Over the tables: their number is known, their rows only once generated.
+            with progress_bar("{task.description}") as progress:
+                task = progress.add_task("seeding", total=len(seed.SEED_TABLES))
+
+                def report(table: str, rows: int, done: bool) -> None:
+                    progress.update(
+                        task, advance=int(done), description=f"seeding {table}: {rows:,} rows"
+                    )
+
                 counts = seed.seed(
                     connection,
                     products=scale,
                     seed_value=seed.DEMO_SEED if seed_value is None else seed_value,
-                    progress=lambda rows: progress.advance(task, rows),
+                    progress=report,
                 )
             connection.commit()
             console.print(f"seeded {counts.products:,} products and {counts.users:,} users")

@@ -237,6 +237,17 @@ def _check_duration(name: str, value: str) -> None:
         raise ValidationError({name: "a PostgreSQL duration such as 5s, 500ms or 30min"})
 
 
+CHECKLIST_COLUMNS = (
+    ("gen", "generated"),
+    ("review", "reviewed"),
+    ("test", "tested"),
+    ("backup", "backed_up"),
+    ("apply", "applied"),
+    ("docs", "regenerated"),
+    ("code", "confirmed"),
+)
+
+
 @migrate_app.command("status")
 def migrate_status(docs: DocsOption = DOCS_DIRECTORY, as_json: JsonOption = False) -> None:
     """Applied and pending revisions, drift (models against database, revision files edited after
@@ -262,22 +273,25 @@ def migrate_status(docs: DocsOption = DOCS_DIRECTORY, as_json: JsonOption = Fals
         f"schema docs: {'up to date' if result.docs_fresh else 'stale: run afilo-db generate'}"
     )
     if result.checklists:
+        # Short headers, so that the table fits an 80-column terminal; the legend says them whole.
         table = Table(title="checklist")
-        steps = (
-            "generated",
-            "reviewed",
-            "tested",
-            "backed_up",
-            "applied",
-            "regenerated",
-            "confirmed",
-        )
-        table.add_column("revision")
-        for step in steps:
-            table.add_column(step.replace("_", " "))
+        table.add_column("revision", overflow="fold")
+        for header, _step in CHECKLIST_COLUMNS:
+            table.add_column(header, justify="center", no_wrap=True)
         for item in result.checklists:
-            table.add_row(item.revision, *("✓" if getattr(item, step) else "·" for step in steps))
+            marks = ("✓" if getattr(item, step) else "·" for _header, step in CHECKLIST_COLUMNS)
+            table.add_row(item.revision, *marks)
         console.print(table)
+        console.print(
+            "  "
+            + ", ".join(
+                f"{header}: {step.replace('_', ' ')}" for header, step in CHECKLIST_COLUMNS
+            ),
+            style="dim",
+        )
+        for item in result.checklists:
+            if item.failure:
+                console.print(f"[bold red]{item.revision}[/] {escape(item.failure)}")
     console.print("[green]clean[/]" if result.clean else "not clean")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -75,3 +76,25 @@ def status(as_json: JsonOption = False) -> None:
         for base in state.base_backups:
             table.add_row(base.id, base.finished_at.isoformat(), human_size(base.size_bytes))
         console.print(table)
+
+
+@pitr_app.command("prune")
+def prune_command(
+    keep_last: Annotated[int, typer.Option(min=1, help="Base backups to keep, newest first.")] = 2,
+    keep_days: Annotated[
+        float | None, typer.Option(min=0, help="Also keep every base backup younger than this.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would go; delete nothing.")] = False,
+) -> None:
+    """Delete older base backups and the archived WAL before the oldest one kept: recovery can
+    then reach any moment since the oldest base backup kept, and no earlier."""
+    with reported_errors():
+        _require_embedded()
+        plan = pitr.prune(
+            embedded_server(), keep_last=keep_last, keep_days=keep_days, dry_run=dry_run
+        )
+        verb = "would delete" if dry_run else "deleted"
+        console.print(f"{verb} base backups: {', '.join(plan.deleted) or 'none'}")
+        console.print(f"kept: {', '.join(plan.kept) or 'none'}")
+        if plan.oldest_kept_segment:
+            console.print(f"{verb} archived WAL before {plan.oldest_kept_segment}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from afilo_db.backups import pitr
 from afilo_db.backups.create import DEFAULT_JOBS
@@ -59,6 +60,14 @@ def restore(
     ] = None,
     directory: DirectoryOption = None,
     jobs: JobsOption = DEFAULT_JOBS,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Restore a backup even though its files fail their checksums or `backup "
+            "verify` marked it failed.",
+        ),
+    ] = False,
 ) -> None:
     """Restore a backup.
 
@@ -88,14 +97,22 @@ def restore(
         with phase_progress() as progress:
             if into is not None:
                 result = restore_into(
-                    backup_id, url, into, directory=directory, jobs=jobs, progress=progress
+                    backup_id,
+                    url,
+                    into,
+                    directory=directory,
+                    jobs=jobs,
+                    progress=progress,
+                    force=force,
                 )
             else:
                 result = restore_in_place(
-                    backup_id, url, directory=directory, jobs=jobs, progress=progress
+                    backup_id, url, directory=directory, jobs=jobs, progress=progress, force=force
                 )
         if result.safety_backup_id is not None:
             console.print(f"the replaced database was backed up first: {result.safety_backup_id}")
+        for note in result.notes:
+            errors.print(f"[yellow]not restored:[/] {escape(note)}", highlight=False)
         console.print(
             f"restored {backup_id} into database {result.database}: {redacted(result.url)}"
         )
@@ -119,8 +136,11 @@ def _recover_to_time(to_time: str, into_dir: Path | None) -> None:
     if recovered.replaced_data_directory is not None:
         console.print(f"the replaced data directory is kept in {recovered.replaced_data_directory}")
     else:
+        # The password stays in the recovered home's server.json (0600), out of the terminal's
+        # scrollback and of whatever logs this command's output.
         console.print(
-            f"server running from {recovered.home}; stop it with"
+            f"server running from {recovered.home}; its URL with the password:"
+            f" `AFILO_HOME={recovered.home} afilo-db db url`; stop it with"
             f" `AFILO_HOME={recovered.home} afilo-db db stop`"
         )
-    print(recovered.url)
+    print(redacted(recovered.url))

@@ -16,6 +16,7 @@ from psycopg import sql
 from afilo_db.data.ownership import TableName, derive_ownership, find_user_id, qualified
 from afilo_db.db.programs import Progress, no_progress
 from afilo_db.errors import NotFoundError, ValidationError
+from afilo_db.files import private_atomic_file, write_private
 
 ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl")
@@ -62,8 +63,10 @@ def export_user(url: str, clerk_user_id: str, out: Path) -> dict[str, int]:
             parts.append((qualified(table), str(row[0]), int(row[1])))
     tables = ",\n".join(f"    {json.dumps(name)}: {rows}" for name, rows, _count in parts)
     header = {"clerk_user_id": clerk_user_id, "exported_at": datetime.now(UTC).isoformat()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(header, indent=2)[:-2] + ',\n  "tables": {\n' + tables + "\n  }\n}\n")
+    # Personal data: readable by the operator only, whatever the umask.
+    write_private(
+        out, json.dumps(header, indent=2)[:-2] + ',\n  "tables": {\n' + tables + "\n  }\n}\n"
+    )
     return {name: count for name, _rows, count in parts}
 
 
@@ -95,7 +98,7 @@ def export_tables(
             cursor = connection.cursor()
             target = out_directory / f"{name}.{export_format}"
             with (
-                target.open("wb") as handle,
+                private_atomic_file(target) as handle,
                 cursor.copy(query.format(sql.Identifier(*table))) as copy,
             ):
                 for block in copy:

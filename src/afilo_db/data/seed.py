@@ -30,7 +30,17 @@ DEMO_SEED = 2026
 # Users join over a few weeks and act for up to four months after: partitions for a year cover it.
 EVENT_MONTHS_COVERED = 12
 
-ProgressCallback = Callable[[int], None]
+ProgressCallback = Callable[[str, int, bool], None]
+"""progress(table, rows written into it so far, whether the table is complete)."""
+
+# Every table the seed writes, in the order it writes them: the real total of a progress bar
+# (the number of rows is known only once they are generated).
+SEED_TABLES = (
+    "products", "product_variants", "product_pricing_tiers", "product_collections",
+    "product_collection_products", "user_profiles", "user_activity_log", "user_subscriptions",
+    "purchases", "cart_items", "downloads", "chat_conversations", "chat_messages",
+    "bot_analytics", "events", "knowledge_base",
+)  # fmt: skip
 Row = tuple[Any, ...]
 
 ADJECTIVES = (
@@ -206,7 +216,7 @@ def _users_for(products: int) -> int:
 
 
 class _Writer:
-    """COPY rows into one table, reporting progress every `every` rows."""
+    """COPY rows into one table, reporting progress every 1000 rows and when the table is done."""
 
     def __init__(self, connection: psycopg.Connection[Any], progress: ProgressCallback) -> None:
         self.connection = connection
@@ -220,19 +230,9 @@ class _Writer:
                 copy.write_row(row)
                 count += 1
                 if count % 1000 == 0:
-                    self.progress(1000)
-        self.progress(count % 1000)
+                    self.progress(table, count, False)
+        self.progress(table, count, True)
         return count
-
-
-# Chunks of the sample knowledge base (a progress bar's estimate; the seed reports the truth).
-SAMPLE_CHUNKS = 53
-
-
-def planned_rows(products: int) -> int:
-    """An estimate of the rows `seed` writes, for a progress bar's total."""
-    users = _users_for(products)
-    return products * 5 + users * 14 + SAMPLE_CHUNKS
 
 
 def seed(
@@ -240,7 +240,7 @@ def seed(
     *,
     products: int,
     seed_value: int = DEMO_SEED,
-    progress: ProgressCallback = lambda _rows: None,
+    progress: ProgressCallback = lambda _table, _rows, _done: None,
 ) -> SeedCounts:
     """Write a catalog of `products` products and the users, billing, carts, chats and events that
     go with it, in the caller's transaction."""
@@ -261,8 +261,6 @@ def seed(
     _seed_collections(writer, seed_value, products)
     users = _users_for(products)
     _seed_users(writer, seed_value, users, products)
-    # The catalog triggers queued every product for the knowledge base: one row each.
-    progress(products)
     _seed_knowledge_base(connection, seed_value, progress)
     return SeedCounts(products=products, users=users)
 
@@ -468,7 +466,7 @@ def _seed_knowledge_base(
             ],
         )  # fmt: skip
     connection.execute("UPDATE knowledge_sync_queue SET queued_at = %s", (BASE_TIME,))
-    progress(report.chunks)
+    progress("knowledge_base", report.chunks, True)
 
 
 def product_record(plan: ProductPlan) -> dict[str, Any]:

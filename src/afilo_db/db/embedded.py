@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 from afilo_db.db.databases import create_database, database_exists
 from afilo_db.db.programs import POSTGRES_INSTALL_DIR, run_pg_program
-from afilo_db.errors import OperationError
+from afilo_db.errors import ConflictError, OperationError
+from afilo_db.files import write_private
 
 DATABASE_NAME = "afilo"
 SUPERUSER = "postgres"
@@ -43,7 +44,11 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether a server could listen on `port` now. SO_REUSEADDR, as PostgreSQL sets it itself:
+    the port's connections left in TIME-WAIT by a crash (kill -9 with clients connected) do not
+    hold it, only a listening socket does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LISTEN_ADDRESS, port))
         except OSError:
@@ -52,11 +57,12 @@ def _port_is_free(port: int) -> bool:
 
 
 def _let_others_traverse(path: Path) -> None:
-    """chmod o+x on `path` and every parent, so the server's system user can reach it."""
+    """chmod o+x on `path` and every parent, so the server's system user can reach it: search
+    only, never read, so that nobody may list a folder they could not list before."""
     for directory in (path, *path.parents):
         mode = directory.stat().st_mode
         if not mode & 0o001:
-            directory.chmod(mode | 0o005)
+            directory.chmod(mode | 0o001)
 
 
 @dataclass(frozen=True)
@@ -88,9 +94,8 @@ class EmbeddedServer:
         return loaded
 
     def _write_state(self, state: dict[str, object]) -> None:
-        fd = os.open(self._state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=2)
+        # The only copy of the superuser's password: a crash mid-write must not lose it.
+        write_private(self._state_file, json.dumps(state, indent=2))
 
     @property
     def password(self) -> str:
@@ -197,11 +202,14 @@ class EmbeddedServer:
                 self._initialize()
             status = self.status()
             if not status.running:
-                state = self._read_state()
-                port = int(str(state["port"]))
+                port = int(str(self._read_state()["port"]))
                 if not _port_is_free(port):
-                    port = _free_port()
-                    self._write_state({**state, "port": port})
+                    # Saved URLs name this port: moving would break every one of them.
+                    raise ConflictError(
+                        f"port {port} of {LISTEN_ADDRESS}, where the embedded server in "
+                        f"{self.home} listens, is held by another program: stop it and run "
+                        "the command again"
+                    )
                 self._prepare_os_user()
                 options = {
                     "port": str(port),

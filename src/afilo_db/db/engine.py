@@ -83,8 +83,8 @@ class _EngineShape:
     per_transaction_timeout_ms: int
 
 
-def _shape(url: str, settings: Settings) -> _EngineShape:
-    pooled = is_pooled(url)
+def _shape(url: str, settings: Settings, pooled: bool | None = None) -> _EngineShape:
+    pooled = is_pooled(url) if pooled is None else pooled
     timeout_ms = settings.db_statement_timeout_ms
     prepares = not pooled or settings.db_pooler_prepared_statements
     connect_args: dict[str, Any] = {"prepare_threshold": PREPARE_THRESHOLD if prepares else None}
@@ -112,9 +112,12 @@ def _set_timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
 
 
-def create_app_engine(url: str, settings: Settings | None = None) -> Engine:
+def create_app_engine(
+    url: str, settings: Settings | None = None, *, pooled: bool | None = None
+) -> Engine:
+    """`pooled`: whether `url` goes through a transaction-mode pooler; by default read from `url`."""
     settings = settings or get_settings()
-    shape = _shape(url, settings)
+    shape = _shape(url, settings, pooled)
     engine = create_engine(
         sqlalchemy_url(url), connect_args=shape.connect_args, **shape.pool_arguments
     )
@@ -129,10 +132,12 @@ def create_app_engine(url: str, settings: Settings | None = None) -> Engine:
     return engine
 
 
-def create_async_app_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
+def create_async_app_engine(
+    url: str, settings: Settings | None = None, *, pooled: bool | None = None
+) -> AsyncEngine:
     """The asyncio engine (psycopg's AsyncConnection underneath), shaped like `create_app_engine`."""
     settings = settings or get_settings()
-    shape = _shape(url, settings)
+    shape = _shape(url, settings, pooled)
     conninfo = libpq_url(url)
 
     async def _connect() -> PreparedKeepingAsyncConnection:
@@ -177,13 +182,15 @@ def _ping_connections_idle_longer_than(engine: Engine, seconds: float) -> None:
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     """The process's engine for DATABASE_URL (or the embedded server), created on first use."""
-    return create_app_engine(resolve_target().app_url)
+    target = resolve_target()
+    return create_app_engine(target.app_url, pooled=target.app_url_is_pooled or None)
 
 
 @lru_cache(maxsize=1)
 def get_async_engine() -> AsyncEngine:
     """The process's asyncio engine for DATABASE_URL (or the embedded server)."""
-    return create_async_app_engine(resolve_target().app_url)
+    target = resolve_target()
+    return create_async_app_engine(target.app_url, pooled=target.app_url_is_pooled or None)
 
 
 def dispose_engine() -> None:

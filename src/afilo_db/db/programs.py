@@ -76,7 +76,9 @@ def connection_arguments(url: str) -> tuple[str, dict[str, str]]:
     environment = {**os.environ, "PGAPPNAME": "afilo-db"}
     if parsed.password is not None:
         environment["PGPASSWORD"] = str(parsed.password)
-    without_password = parsed.set(password=None).render_as_string(hide_password=False)
+    # Not `parsed.set(password=None)`: set() reads None as "leave as it is", which kept the
+    # password on pg_dump's command line, for `ps` to show.
+    without_password = parsed._replace(password=None).render_as_string(hide_password=False)
     return without_password, environment
 
 

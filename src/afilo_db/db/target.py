@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from afilo_db.config import Settings, get_settings
 from afilo_db.db.embedded import APPLICATION_ROLE, EmbeddedServer
-from afilo_db.db.urls import libpq_url
+from afilo_db.db.urls import is_pooled, libpq_url
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class DatabaseTarget:
     direct_url: str
     """Un-pooled: migrations, backups, admin work."""
     embedded: EmbeddedServer | None
+    app_url_is_pooled: bool = False
+    """Whether `app_url` goes through a transaction-mode pooler: decided on the configured URL,
+    since `?pgbouncer=true` is not a libpq parameter and is not kept in `app_url`."""
 
 
 def embedded_server(settings: Settings | None = None) -> EmbeddedServer:
@@ -28,7 +31,12 @@ def resolve_target(settings: Settings | None = None) -> DatabaseTarget:
     settings = settings or get_settings()
     if settings.database_url is not None:
         direct = settings.direct_url or settings.database_url
-        return DatabaseTarget(libpq_url(settings.database_url), libpq_url(direct), None)
+        return DatabaseTarget(
+            libpq_url(settings.database_url),
+            libpq_url(direct),
+            None,
+            app_url_is_pooled=is_pooled(settings.database_url),
+        )
     server = embedded_server(settings)
     server.start()
     return DatabaseTarget(server.role_url(APPLICATION_ROLE), server.url(), server)

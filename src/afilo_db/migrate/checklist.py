@@ -31,6 +31,18 @@ from afilo_db.models import Base
 APPLY_LOCK_KEY = int.from_bytes(b"afilo-ap", "big", signed=True)
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_STATEMENT_TIMEOUT = "30min"
+# A revision that timed out waiting for a lock was rolled back whole: it is tried again, after
+# 1, 2, 4 ... times this many seconds, while the application's transactions drain.
+LOCK_RETRIES = 3
+LOCK_RETRY_BACKOFF_SECONDS = 1.0
+LOCK_NOT_AVAILABLE = "55P03"
+INVALID_INDEXES = """
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT i.indisvalid
+"""
 
 
 @dataclass(frozen=True)
@@ -157,14 +169,13 @@ def apply(
                 checksum = revisions.revision_checksum(revision)
                 started = time.perf_counter()
                 try:
-                    revisions.upgrade_one(
-                        url, revision, session_settings=settings, metadata=metadata
-                    )
+                    _upgrade_retrying_lock_timeouts(url, revision, settings, metadata, step)
                 except (SQLAlchemyError, psycopg.Error) as error:
+                    failure = _record_failure(url, revision, checksum, error, started)
                     raise OperationError(
                         f"revision {revision} failed and was rolled back "
-                        f"(applied before it: {[r.revision for r in result.applied] or 'none'}): "
-                        f"{str(error).splitlines()[0]}"
+                        f"(applied before it: {[r.revision for r in result.applied] or 'none'}; "
+                        f"recorded, see `afilo-db migrate status`): {failure}"
                     ) from error
                 duration = round((time.perf_counter() - started) * 1000, 1)
                 record(
@@ -189,6 +200,77 @@ def apply(
     return result
 
 
+def _invalid_indexes(url: str) -> set[str]:
+    with psycopg.connect(url, autocommit=True) as connection:
+        return {str(row[0]) for row in connection.execute(INVALID_INDEXES)}
+
+
+def _upgrade_retrying_lock_timeouts(
+    url: str,
+    revision: str,
+    settings: dict[str, str],
+    metadata: MetaData,
+    step: Callable[[str], None],
+) -> None:
+    """Apply `revision`; a lock timeout is retried with backoff. Whatever attempt fails, an index
+    it left INVALID (a CREATE INDEX CONCURRENTLY that failed half-way stays behind, unusable but
+    maintained on every write) is dropped."""
+    for attempt in range(LOCK_RETRIES + 1):
+        invalid_before = _invalid_indexes(url)
+        try:
+            revisions.upgrade_one(url, revision, session_settings=settings, metadata=metadata)
+            return
+        except (SQLAlchemyError, psycopg.Error) as error:
+            left_invalid = _invalid_indexes(url) - invalid_before
+            if left_invalid:
+                with psycopg.connect(url, autocommit=True) as connection:
+                    for index in sorted(left_invalid):
+                        connection.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
+            still_pending = revision in revisions.pending_revisions(url)
+            if (
+                _sqlstate(error) != LOCK_NOT_AVAILABLE
+                or attempt == LOCK_RETRIES
+                or not still_pending
+            ):
+                error.add_note(
+                    f"attempts: {attempt + 1}; invalid indexes dropped: {sorted(left_invalid)}"
+                )
+                raise
+            delay = LOCK_RETRY_BACKOFF_SECONDS * 2**attempt
+            step(f"{revision}: lock timeout, trying again in {delay:g}s")
+            time.sleep(delay)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    original = getattr(error, "orig", None) or error
+    return getattr(original, "sqlstate", None)
+
+
+def _record_failure(
+    url: str, revision: str, checksum: str, error: BaseException, started: float
+) -> str:
+    """Record the failure in the migration log; the message, one line."""
+    original = getattr(error, "orig", None) or error
+    message = (getattr(getattr(original, "diag", None), "message_primary", None) or "").strip()
+    message = message or str(original).splitlines()[0]
+    statement = getattr(error, "statement", None)
+    record(
+        url,
+        revision,
+        Step.FAILED,
+        checksum,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        details={
+            "sqlstate": _sqlstate(error),
+            "message": message,
+            "statement": str(statement)[:4000] if statement else None,
+            "notes": getattr(error, "__notes__", []),
+        },
+    )
+    state = _sqlstate(error)
+    return f"{message} (SQLSTATE {state})" if state else message
+
+
 def confirm(url: str, revision: str) -> None:
     """A person ticks the last step: the application code works with the applied revision."""
     if revision not in revisions.applied_revisions(url):
@@ -209,6 +291,9 @@ class RevisionChecklist:
     applied_by: str | None = None
     applied_at: str | None = None
     duration_ms: float | None = None
+    failure: str | None = None
+    """The last failed attempt to apply it, when it is not applied since: when, who, SQLSTATE,
+    message, statement."""
 
     @property
     def done(self) -> bool:
@@ -263,6 +348,18 @@ def _holds(log: list[LogEntry], revision: str, step: Step, checksum: str | None)
     return entry is not None and entry.checksum == checksum
 
 
+def _describe_failure(entry: LogEntry | None) -> str | None:
+    if entry is None:
+        return None
+    details = entry.details
+    statement = " ".join(str(details.get("statement") or "").split())
+    words = f"failed {entry.recorded_at:%Y-%m-%d %H:%M:%S %Z} by {entry.actor}"
+    if details.get("sqlstate"):
+        words += f", SQLSTATE {details['sqlstate']}"
+    words += f": {details.get('message')}"
+    return words + (f" in: {statement[:200]}" if statement else "")
+
+
 def status(url: str, docs: Path = DOCS_DIRECTORY, metadata: MetaData = Base.metadata) -> Status:
     log = entries(url)
     applied = revisions.applied_revisions(url)
@@ -274,6 +371,7 @@ def status(url: str, docs: Path = DOCS_DIRECTORY, metadata: MetaData = Base.meta
     for revision in tracked:
         checksum = _checksum_or_none(revision)
         applied_entry = latest(log, revision, Step.APPLIED)
+        failed_entry = latest(log, revision, Step.FAILED)
         is_applied = revision in applied
         checklists.append(
             RevisionChecklist(
@@ -288,6 +386,7 @@ def status(url: str, docs: Path = DOCS_DIRECTORY, metadata: MetaData = Base.meta
                 applied_by=applied_entry.actor if applied_entry else None,
                 applied_at=applied_entry.recorded_at.isoformat() if applied_entry else None,
                 duration_ms=applied_entry.duration_ms if applied_entry else None,
+                failure=_describe_failure(failed_entry) if not is_applied else None,
             )
         )
     return Status(
@@ -295,7 +394,10 @@ def status(url: str, docs: Path = DOCS_DIRECTORY, metadata: MetaData = Base.meta
         applied=applied,
         pending=pending,
         # With revisions pending the models are expected to be ahead of the database.
-        model_drift=[str(item) for item in revisions.model_differences(url, metadata)],
+        model_drift=[
+            revisions.describe_difference(item)
+            for item in revisions.model_differences(url, metadata)
+        ],
         file_drift=file_drift(url, log),
         docs_fresh=docs_fresh,
         checklists=checklists,

@@ -30,6 +30,7 @@ class Step(StrEnum):
     TESTED = "tested"
     BACKED_UP = "backed_up"
     APPLIED = "applied"
+    FAILED = "failed"
     CONFIRMED = "confirmed"
 
 
@@ -47,6 +48,22 @@ CREATE TABLE IF NOT EXISTS {OPS_SCHEMA}.migration_log (
 );
 CREATE INDEX IF NOT EXISTS migration_log_revision_step
     ON {OPS_SCHEMA}.migration_log (revision, step, recorded_at);
+"""
+# A log created by an earlier afilo-db knows fewer steps: widen its CHECK to today's.
+_WIDEN_STEPS = f"""
+DO $$
+BEGIN
+  IF NOT EXISTS (
+    SELECT 1 FROM pg_constraint
+    WHERE conrelid = '{OPS_SCHEMA}.migration_log'::regclass AND contype = 'c'
+      AND pg_get_constraintdef(oid) LIKE '%''{Step.FAILED}''%'
+  ) THEN
+    ALTER TABLE {OPS_SCHEMA}.migration_log DROP CONSTRAINT IF EXISTS migration_log_step_check;
+    ALTER TABLE {OPS_SCHEMA}.migration_log ADD CONSTRAINT migration_log_step_check
+      CHECK (step IN ({", ".join(f"'{step}'" for step in Step)}));
+  END IF;
+END
+$$;
 """
 
 
@@ -79,6 +96,7 @@ def record(
         with connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(hashtext('afilo_ops.migration_log'))")
             connection.execute(_CREATE)
+            connection.execute(_WIDEN_STEPS)
         connection.execute(
             f"INSERT INTO {OPS_SCHEMA}.migration_log"
             " (revision, step, checksum, actor, duration_ms, details)"

@@ -69,7 +69,8 @@ def rehearse(
                 partial(revisions.upgrade_one, copy_url, revision, metadata=metadata),
             )
         report.model_differences = [
-            str(difference) for difference in revisions.model_differences(copy_url, metadata)
+            revisions.describe_difference(difference)
+            for difference in revisions.model_differences(copy_url, metadata)
         ]
         step("downgrade")
         _timed(

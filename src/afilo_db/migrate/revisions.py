@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import Column, MetaData, create_engine
 from sqlalchemy.pool import NullPool
 
 from afilo_db.db.urls import sqlalchemy_url
@@ -149,6 +149,48 @@ def model_differences(url: str, metadata: MetaData = Base.metadata) -> list[Any]
             return differences
     finally:
         engine.dispose()
+
+
+_IN_MODELS_ONLY = "is in the models but not in the database"
+_IN_DATABASE_ONLY = "is in the database but not in the models"
+
+
+def _name_of(thing: Any) -> str:
+    """What a schema object is called, for a person (never SQLAlchemy's repr)."""
+    table = getattr(thing, "table", None)
+    name = getattr(thing, "name", None) or getattr(thing, "identity", None)
+    if isinstance(thing, Column) and table is not None:
+        return f"column {table.name}.{thing.name} ({thing.type})"
+    kind = type(thing).__name__.replace("Constraint", " constraint").replace("PG", "").lower()
+    where = f" on {table.name}" if table is not None and getattr(table, "name", None) else ""
+    return f"{kind.strip()} {name}{where}" if name else kind.strip()
+
+
+def describe_difference(difference: Any) -> str:
+    """One difference autogenerate found between the models and the database, in words."""
+    if isinstance(difference, list):
+        return "; ".join(describe_difference(item) for item in difference)
+    if not isinstance(difference, tuple) or not difference:
+        return _name_of(difference)
+    kind, *rest = difference
+    if kind.startswith("modify_") and len(rest) >= 6:
+        _schema, table, column, _existing, database_value, model_value = rest[:6]
+        what = kind.removeprefix("modify_")
+        if what == "nullable":
+            database_value = "NULL allowed" if database_value else "NOT NULL"
+            model_value = "NULL allowed" if model_value else "NOT NULL"
+        database_text = getattr(database_value, "arg", database_value)
+        model_text = getattr(model_value, "arg", model_value)
+        return (
+            f"column {table}.{column}: {what} is {database_text} in the database, "
+            f"{model_text} in the models"
+        )
+    subject = _name_of(rest[-1]) if rest else ""
+    if kind.startswith(("add_", "create_")):
+        return f"{subject} {_IN_MODELS_ONLY}"
+    if kind.startswith(("remove_", "drop_")):
+        return f"{subject} {_IN_DATABASE_ONLY}"
+    return f"{kind.replace('_', ' ')}: {subject}"
 
 
 def _next_revision_number() -> int:

@@ -5,8 +5,9 @@ the database (by creating the declared one in a rolled-back savepoint and compar
 own rendering), proposes CREATE / REPLACE for the ones that differ and DROP for the ones in the
 database that nobody declares.
 
-The function bodies repeat those of the revisions (0001_baseline, 0005_analytics) on purpose: a revision is a frozen
-snapshot of history, this module is the schema as it should be now.
+The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
+0006_data_rules) on purpose: a revision is a frozen snapshot of history, this module is the
+schema as it should be now.
 """
 
 from __future__ import annotations
@@ -106,6 +107,39 @@ BEGIN
     TRUNCATE afilo_stranded_events;
   END IF;
   RETURN true;
+END
+$$""",
+    ),
+    PGFunction(
+        schema="public",
+        signature="check_active_product_sellable()",
+        definition="""RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  product uuid;
+BEGIN
+  -- TG_ARGV[0]: the column naming the product (products.id, product_variants.product_id).
+  FOREACH product IN ARRAY ARRAY[
+    CASE WHEN TG_OP <> 'DELETE' THEN (to_jsonb(NEW) ->> TG_ARGV[0])::uuid END,
+    CASE WHEN TG_OP <> 'INSERT' THEN (to_jsonb(OLD) ->> TG_ARGV[0])::uuid END
+  ] LOOP
+    CONTINUE WHEN product IS NULL;
+    IF EXISTS (
+      SELECT 1 FROM products p
+      WHERE p.id = product AND p.status = 'active'
+        AND NOT EXISTS (
+          SELECT 1 FROM product_variants v WHERE v.product_id = p.id AND v.available_for_sale
+        )
+    ) THEN
+      RAISE EXCEPTION USING
+        ERRCODE = 'check_violation',
+        CONSTRAINT = 'ck_products_active_has_variant_for_sale',
+        TABLE = 'products',
+        MESSAGE = format(
+          'product %s is active but has no variant available for sale', product);
+    END IF;
+  END LOOP;
+  RETURN NULL;
 END
 $$""",
     ),

@@ -40,6 +40,10 @@ def _price_checks(column: str) -> tuple[CheckConstraint, CheckConstraint]:
     )
 
 
+def _title_check() -> CheckConstraint:
+    return CheckConstraint(rules.sql_title_check("title"), name="title_format")
+
+
 def _handle_and_title_checks() -> tuple[CheckConstraint, CheckConstraint]:
     """What products and collections share: a URL-safe handle and a title that is not blank."""
     return (
@@ -48,7 +52,7 @@ def _handle_and_title_checks() -> tuple[CheckConstraint, CheckConstraint]:
             f" AND length(handle) <= {rules.HANDLE_MAX_LENGTH}",
             name="handle_format",
         ),
-        CheckConstraint("length(btrim(title)) BETWEEN 1 AND 200", name="title_length"),
+        _title_check(),
     )
 
 
@@ -57,6 +61,12 @@ class Product(Base):
     __table_args__ = (
         *_handle_and_title_checks(),
         CheckConstraint(rules.sql_in("status", rules.PRODUCT_STATUSES), name="status_valid"),
+        CheckConstraint(
+            f"{rules.sql_printable_array('tags')} AND {rules.sql_printable_array('tech_stack')}",
+            name="tags_printable",
+        ),
+        # Also, checked at commit by the constraint trigger ck_products_active_has_variant_for_sale
+        # (revision 0006_data_rules): an active product has a variant available for sale.
         CheckConstraint(
             f"stripe_product_id ~ '{rules.stripe_id_pattern('product')}'",
             name="stripe_product_id_format",
@@ -99,6 +109,7 @@ class ProductVariant(Base):
         CheckConstraint(
             rules.sql_in("license_type", rules.LICENSE_TYPES), name="license_type_valid"
         ),
+        _title_check(),
         CheckConstraint(_license_terms_check(), name="seats_match_license"),
         CheckConstraint(
             f"duration_days IS NULL OR duration_days BETWEEN 1 AND {rules.MAX_LICENSE_DURATION_DAYS}",

@@ -44,7 +44,14 @@ def seen_by(engine: Engine, clerk_user_id: str) -> UserView:
 
 class ViewAsUser(CustomView):
     def __init__(self, app_engine: Engine | None) -> None:
-        super().__init__(menu_label="View as a user", icon="fa fa-user-secret", path="/view-as")
+        # A route name of its own: unnamed, its page would be called "index" like the dashboard's
+        # and, registered later, take that name over (a login without ?next= landed here).
+        super().__init__(
+            menu_label="View as a user",
+            icon="fa fa-user-secret",
+            path="/view-as",
+            route_name="view_as",
+        )
         self.app_engine = app_engine
 
     @route("")

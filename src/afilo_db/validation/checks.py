@@ -33,6 +33,15 @@ CURRENCY_RULE = f"must be one of the currencies sold: {', '.join(rules.CURRENCIE
 DURATION_RULE = (
     f"must be empty (perpetual) or a number of days from 1 to {rules.MAX_LICENSE_DURATION_DAYS}"
 )
+TITLE_RULE = (
+    f"must hold 1 to {rules.TITLE_MAX_LENGTH} characters besides surrounding whitespace, and no "
+    "control characters or bidirectional overrides"
+)
+PRINTABLE_RULE = "must not contain control characters or bidirectional overrides"
+SELLABLE_RULE = (
+    "an active product needs at least one variant available for sale; add one, or make it "
+    "draft or archived"
+)
 CART_QUANTITY_RULE = f"must be a whole number from 1 to {rules.CART_MAX_QUANTITY}"
 
 
@@ -46,6 +55,22 @@ def one_of_rule(values: Sequence[str]) -> str:
 
 def external_id_rule(prefix: str) -> str:
     return f"must look like {prefix}_ followed by 6 to 64 letters or digits"
+
+
+def strip_title(value: str) -> str:
+    """A title as it is stored: without surrounding whitespace (rules.TEXT_WHITESPACE)."""
+    return value.strip(rules.TEXT_WHITESPACE)
+
+
+def printable_problem(value: str) -> str | None:
+    unprintable = "\x00" in value or re.search(rules.unprintable_pattern(), value)
+    return PRINTABLE_RULE if unprintable else None
+
+
+def title_problem(value: str) -> str | None:
+    """What the database's title CHECK says of an already stripped title."""
+    ok = 1 <= len(value) <= rules.TITLE_MAX_LENGTH and printable_problem(value) is None
+    return None if ok and value == strip_title(value) else TITLE_RULE
 
 
 def handle_problem(value: str) -> str | None:

@@ -12,7 +12,6 @@ from afilo_db import rules
 from afilo_db.errors import AfiloError, ConflictError, NotFoundError, ValidationError
 from afilo_db.validation import checks
 
-_TITLE = "must not be empty"
 _STRIPE = {
     kind: checks.external_id_rule(prefix) for kind, prefix in rules.STRIPE_ID_PREFIXES.items()
 }
@@ -21,14 +20,17 @@ _STRIPE = {
 # the rule in words. tests/validation/test_database_errors.py fails when one is missing here.
 CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
     "ck_products_handle_format": ("handle", checks.HANDLE_RULE),
-    "ck_products_title_length": ("title", _TITLE),
+    "ck_products_title_format": ("title", checks.TITLE_RULE),
+    "ck_products_tags_printable": ("tags", f"tags and tech_stack {checks.PRINTABLE_RULE}"),
+    "ck_products_active_has_variant_for_sale": ("variants", checks.SELLABLE_RULE),
     "ck_products_status_valid": ("status", checks.one_of_rule(rules.PRODUCT_STATUSES)),
     "ck_products_stripe_product_id_format": ("stripe_product_id", _STRIPE["product"]),
     "ck_products_tier_valid": ("included_in_tier", checks.one_of_rule(rules.SUBSCRIPTION_TIERS)),
     "ck_product_collections_handle_format": ("handle", checks.HANDLE_RULE),
-    "ck_product_collections_title_length": ("title", _TITLE),
+    "ck_product_collections_title_format": ("title", checks.TITLE_RULE),
     "ck_product_collection_products_position_non_negative": ("position", "must be 0 or more"),
     "ck_product_variants_sku_format": ("sku", checks.SKU_RULE),
+    "ck_product_variants_title_format": ("title", checks.TITLE_RULE),
     "ck_product_variants_license_type_valid": (
         "license_type",
         checks.one_of_rule(rules.LICENSE_TYPES),
@@ -111,7 +113,7 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
         checks.one_of_rule(rules.KNOWLEDGE_CONTENT_TYPES),
     ),
     "ck_knowledge_base_title_length": ("title", "must be 1 to 300 characters"),
-    "ck_knowledge_base_content_not_empty": ("content", _TITLE),
+    "ck_knowledge_base_content_not_empty": ("content", "must not be empty"),
     "ck_knowledge_base_embedding_has_model": (
         "embedding_model",
         "is required with an embedding (and only with one)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -20,11 +20,11 @@ from afilo_db.validation.types import (
     ProductStatus,
     Sku,
     SubscriptionTier,
+    Tag,
+    Title,
     Uuid,
     stripe_id,
 )
-
-Title = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Input(BaseModel):
@@ -105,12 +105,13 @@ class ProductInput(Input):
     handle: Handle
     title: Title
     description: str = Field(default="", max_length=20_000)
-    tags: tuple[str, ...] = ()
-    tech_stack: tuple[str, ...] = ()
+    tags: tuple[Tag, ...] = ()
+    tech_stack: tuple[Tag, ...] = ()
     status: ProductStatus = "draft"
     stripe_product_id: stripe_id("product") | None = None  # type: ignore[valid-type]
     included_in_tier: SubscriptionTier | None = None
-    variants: tuple[VariantInput, ...] = ()
+    # Validated even when absent: an active product without variants is refused.
+    variants: tuple[VariantInput, ...] = Field(default=(), validate_default=True)
 
     @field_validator("variants")
     @classmethod
@@ -123,14 +124,25 @@ class ProductInput(Input):
             )
         return variants
 
+    @field_validator("variants")
+    @classmethod
+    def _active_is_sellable(
+        cls, variants: tuple[VariantInput, ...], info: ValidationInfo
+    ) -> tuple[VariantInput, ...]:
+        if info.data.get("status") == "active" and not any(
+            variant.available_for_sale for variant in variants
+        ):
+            raise PydanticCustomError("afilo_rule", checks.SELLABLE_RULE)
+        return variants
+
 
 class ProductChanges(Input):
     """A partial update of a product's own fields; absent fields stay as they are."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: Title | None = None
     description: str | None = Field(default=None, max_length=20_000)
-    tags: tuple[str, ...] | None = None
-    tech_stack: tuple[str, ...] | None = None
+    tags: tuple[Tag, ...] | None = None
+    tech_stack: tuple[Tag, ...] | None = None
     status: ProductStatus | None = None
     stripe_product_id: stripe_id("product") | None = None  # type: ignore[valid-type]
     included_in_tier: SubscriptionTier | None = None
@@ -139,7 +151,7 @@ class ProductChanges(Input):
 class VariantChanges(Input):
     """A partial update of a variant; the licence rules are checked against the merged result."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: Title | None = None
     price: Price | None = None
     currency: Currency | None = None
     stripe_price_id: stripe_id("price") | None = None  # type: ignore[valid-type]

@@ -82,6 +82,16 @@ def choice(values: tuple[str, ...]) -> Any:
     ]
 
 
+def _stripped_title(value: Any) -> Any:
+    return checks.strip_title(value) if isinstance(value, str) else value
+
+
+# Stripped of the same whitespace the database's CHECK trims (not only what str_strip_whitespace
+# knows), then held to the same rule.
+Title = Annotated[
+    str, BeforeValidator(_stripped_title), AfterValidator(_enforce(checks.title_problem))
+]
+Tag = Annotated[str, AfterValidator(_enforce(checks.printable_problem))]
 Handle = Annotated[str, AfterValidator(_enforce(checks.handle_problem))]
 Sku = Annotated[str, AfterValidator(_enforce(checks.sku_problem))]
 ClerkUserId = Annotated[str, AfterValidator(_enforce(checks.clerk_user_id_problem))]

@@ -1,0 +1,30 @@
+"""A small full disk under a backup: one line, the documented code, nothing half-made listed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from afilo_db.backups.manifest import list_backups
+from afilo_db.db.embedded import EmbeddedServer
+from tests.cli import test_errors
+from tests.faults.conftest import assert_one_line, seed_some, start, tables
+
+tmpfs = test_errors.tmpfs
+
+
+def test_backup_onto_a_full_disk(
+    crash_server: EmbeddedServer,
+    fault_db: str,
+    tmpfs: Callable[[str], Path],
+) -> None:
+    seed_some(fault_db, 2000)
+    before = tables(fault_db)
+    small = tmpfs("size=256k")
+    code, stderr = start(
+        {"DATABASE_URL": fault_db}, "backup", "create", "--dir", str(small / "backups")
+    ).finish()
+    assert_one_line(code, stderr, {1})
+    assert "space" in stderr.splitlines()[-1]
+    assert list_backups(small / "backups") == []
+    assert tables(fault_db) == before
