@@ -35,7 +35,10 @@ def migrate_deploy() -> None:
     """Apply every pending migration (safe to run concurrently: an advisory lock serializes runs)."""
     with reported_errors():
         applied = deploy(resolve_target().direct_url)
-        console.print(f"applied: {', '.join(applied)}" if applied else "nothing to apply: at head")
+        console.print(
+            f"applied: {', '.join(applied)}" if applied else "nothing to apply: at head",
+            soft_wrap=True,
+        )
 
 
 @migrate_app.command("new")
