@@ -11,7 +11,7 @@ EXPECTED_TABLES = {
     "products", "product_variants", "product_pricing_tiers", "product_collections",
     "product_collection_products", "user_profiles", "user_subscriptions", "user_activity_log",
     "cart_items", "downloads", "purchases", "chat_conversations", "chat_messages",
-    "knowledge_base", "bot_analytics", "events",
+    "knowledge_base", "bot_analytics", "events", "webhook_events", "billing_settings",
 }  # fmt: skip
 
 # (table, a fragment the index definition must contain), as pg_indexes.indexdef prints it.
@@ -29,6 +29,8 @@ EXPECTED_INDEXES = [
     ("knowledge_base", "INDEX ix_knowledge_base_content_type ON public.knowledge_base USING btree (content_type)"),
     ("knowledge_base", "INDEX ix_knowledge_base_embedding ON public.knowledge_base USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"),
     ("knowledge_base", "INDEX ix_knowledge_base_searchable_text ON public.knowledge_base USING gin (searchable_text)"),
+    ("webhook_events", "UNIQUE INDEX uq_webhook_events_provider_event_id ON public.webhook_events USING btree (provider, event_id)"),
+    ("user_subscriptions", "UNIQUE INDEX uq_user_subscriptions_current ON public.user_subscriptions USING btree (stripe_subscription_id) WHERE is_current"),
     ("chat_messages", "INDEX ix_chat_messages_conversation_id_created_at ON public.chat_messages USING btree (conversation_id, created_at)"),
 ]  # fmt: skip
 

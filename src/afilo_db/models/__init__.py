@@ -1,12 +1,14 @@
 """SQLAlchemy 2 typed models, one module per domain. Importing this package registers them all."""
 
 from afilo_db.models.accounts import (
+    BillingSettings,
     CartItem,
     Download,
     Purchase,
     UserActivityLog,
     UserProfile,
     UserSubscription,
+    WebhookEvent,
 )
 from afilo_db.models.analytics import Event
 from afilo_db.models.base import Base
@@ -21,6 +23,7 @@ from afilo_db.models.chat import BotAnalytics, ChatConversation, ChatMessage, Kn
 
 __all__ = [
     "Base",
+    "BillingSettings",
     "BotAnalytics",
     "CartItem",
     "ChatConversation",
@@ -37,4 +40,5 @@ __all__ = [
     "UserActivityLog",
     "UserProfile",
     "UserSubscription",
+    "WebhookEvent",
 ]
