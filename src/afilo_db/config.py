@@ -59,14 +59,16 @@ class Settings(BaseSettings):
         default=None, description="Stripe's signing secret of the webhook endpoint (whsec_...)."
     )
     clerk_webhook_secret: SecretStr | None = Field(
-        default=None, description="Clerk's (Svix) signing secret of the webhook endpoint (whsec_...)."
+        default=None,
+        description="Clerk's (Svix) signing secret of the webhook endpoint (whsec_...).",
     )
     clerk_jwks_url: str | None = Field(
         default=None,
         description="Clerk's published keys, https://<frontend-api>/.well-known/jwks.json.",
     )
     clerk_issuer: str | None = Field(
-        default=None, description="The `iss` Clerk session tokens must carry (the Frontend API URL)."
+        default=None,
+        description="The `iss` Clerk session tokens must carry (the Frontend API URL).",
     )
     clerk_authorized_parties: tuple[str, ...] = Field(
         default=(), description="Origins a session token's `azp` may name; empty: not checked."

@@ -35,7 +35,9 @@ def test_the_listing_imports_no_command() -> None:
 
 
 @pytest.mark.parametrize("arguments", [("db", "url", "--help"), ("db", "status", "--help")])
-def test_db_url_and_status_import_neither_the_models_nor_alembic(arguments: tuple[str, ...]) -> None:
+def test_db_url_and_status_import_neither_the_models_nor_alembic(
+    arguments: tuple[str, ...],
+) -> None:
     loaded = modules_loaded_by(*arguments)
     assert not loaded & {"sqlalchemy", "alembic", "starlette", "starlette_admin", "pglast"}
 

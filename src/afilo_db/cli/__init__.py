@@ -65,6 +65,11 @@ COMMANDS: dict[str, Lazy] = {
         "Write the schema reference (schema.md) and its diagram (schema.svg).",
     ),
     "studio": Lazy("afilo_db.cli.studio:studio_app", "Browse and edit the data in the browser."),
+    "webhooks": Lazy(
+        "afilo_db.cli.webhooks:webhooks_app",
+        "Stripe and Clerk webhooks: serve the endpoint that mirrors them.",
+    ),
+    "user": Lazy("afilo_db.cli.user:user_app", "A user's profile, billing and entitlements."),
 }
 
 

@@ -98,8 +98,11 @@ class UserSubscription(Base):
             unique=True,
             postgresql_where=text("is_current"),
         ),
-        Index("ix_user_subscriptions_stripe_subscription_id_state_as_of",
-              "stripe_subscription_id", "state_as_of"),  # fmt: skip
+        Index(
+            "ix_user_subscriptions_stripe_subscription_id_state_as_of",
+            "stripe_subscription_id",
+            "state_as_of",
+        ),
     )
 
     id: Mapped[UuidPk]

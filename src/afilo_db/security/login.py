@@ -85,4 +85,3 @@ def roles_script(target: DatabaseTarget) -> RolesScript:
     )
     body = "\n\n".join(statement + ";" for statement in statements)
     return RolesScript(f"{header}\n{body}\n", new_passwords, owner, bypasses)
-

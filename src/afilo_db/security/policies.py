@@ -246,8 +246,9 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     ),
     # Unpublished products (and what hangs off them) exist only for the service context.
     _readable_by_all("products", PUBLISHED, "status"),
-    _readable_by_all("product_variants", _published_product("product_variants.product_id"),
-                     "product_id"),  # fmt: skip
+    _readable_by_all(
+        "product_variants", _published_product("product_variants.product_id"), "product_id"
+    ),
     _readable_by_all(
         "product_pricing_tiers",
         "EXISTS (SELECT FROM product_variants v JOIN products p ON p.id = v.product_id"

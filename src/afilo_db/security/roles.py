@@ -100,7 +100,9 @@ def login_password_sql(
 ) -> sql.Composed:
     """`ALTER ROLE <role> LOGIN PASSWORD ...` with a SCRAM verifier, never the password itself,
     so that neither the server log nor a SQL editor's history holds it."""
-    verifier = connection.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    verifier = connection.pgconn.encrypt_password(
+        password.encode(), role.encode(), b"scram-sha-256"
+    )
     return sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
         sql.Identifier(role), sql.Literal(verifier.decode())
     )
