@@ -182,7 +182,9 @@ def pgbouncer(server: EmbeddedServer, app_password: str) -> Iterator[PgBouncer]:
 def as_app_role(owner_url: str, password: str, role: str = APP_ROLE) -> str:
     """The same database as `owner_url`, as the application role (or another login role)."""
     return (
-        make_url(owner_url).set(username=role, password=password).render_as_string(hide_password=False)
+        make_url(owner_url)
+        .set(username=role, password=password)
+        .render_as_string(hide_password=False)
     )
 
 
