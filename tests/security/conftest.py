@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.urls import sqlalchemy_url
-from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
+from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
 from tests.conftest import create_database, drop_database
 from tests.security.pgbouncer import PgBouncer
 
@@ -129,24 +129,6 @@ def app_engine(url: str) -> Engine:
     return create_engine(
         sqlalchemy_url(url), poolclass=NullPool, connect_args={"prepare_threshold": None}
     )
-
-
-@pytest.fixture(scope="session")
-def app_password(server: EmbeddedServer, template_database: str) -> str:
-    """The application role's password on the test server (the template migration made the role)."""
-    password = server.role_password(APP_ROLE)
-    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
-        connection.execute(login_password_sql(connection, password))
-    return password
-
-
-@pytest.fixture(scope="session")
-def service_password(server: EmbeddedServer, template_database: str) -> str:
-    """The service role's password on the test server: its own login (SERVICE_DATABASE_URL)."""
-    password = server.role_password(SERVICE_ROLE)
-    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
-        connection.execute(login_password_sql(connection, password, SERVICE_ROLE))
-    return password
 
 
 @pytest.fixture(scope="module")

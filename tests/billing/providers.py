@@ -1,0 +1,142 @@
+"""Events as Stripe and Clerk send them, signed locally exactly as they sign them: Stripe with
+its own `generate_signature_header` (HMAC-SHA256 of `timestamp.body`), Clerk with Svix's own
+`Webhook.sign` (HMAC-SHA256 of `id.timestamp.body`, base64, `v1,` prefix)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from svix.webhooks import Webhook
+
+STRIPE_SECRET = "whsec_" + secrets.token_hex(16)
+CLERK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+PRICE_IDS = {"starter": "price_starter000001", "professional": "price_pro000001"}
+ONE_OFF_PRICE = "price_oneoff000001"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    provider: str
+    event_id: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/{self.provider}"
+
+
+def stripe_delivery(
+    event_id: str,
+    event_type: str,
+    created: int,
+    obj: dict[str, Any],
+    *,
+    signed_at: int | None = None,
+    secret: str = STRIPE_SECRET,
+) -> Delivery:
+    body = json.dumps({
+        "id": event_id, "object": "event", "type": event_type, "created": created,
+        "api_version": "2025-10-29.clover", "livemode": False, "data": {"object": obj},
+    })  # fmt: skip
+    header = stripe.WebhookSignature.generate_signature_header(
+        body, secret, signed_at if signed_at is not None else int(time.time())
+    )
+    return Delivery("stripe", event_id, body.encode(), {"Stripe-Signature": header})
+
+
+def clerk_delivery(
+    message_id: str,
+    event_type: str,
+    timestamp_ms: int,
+    data: dict[str, Any],
+    *,
+    signed_at: datetime | None = None,
+    secret: str = CLERK_SECRET,
+) -> Delivery:
+    body = json.dumps({"object": "event", "type": event_type, "timestamp": timestamp_ms,
+                       "data": data, "instance_id": "ins_test000001"})  # fmt: skip
+    moment = signed_at or datetime.now(UTC)
+    signature = Webhook(secret).sign(message_id, moment, body)
+    headers = {
+        "svix-id": message_id,
+        "svix-timestamp": str(int(moment.timestamp())),
+        "svix-signature": signature,
+    }
+    return Delivery("clerk", message_id, body.encode(), headers)
+
+
+def clerk_user(
+    clerk_user_id: str, email: str, updated_ms: int, first_name: str = "Ada"
+) -> dict[str, Any]:
+    return {
+        "id": clerk_user_id, "object": "user", "first_name": first_name, "last_name": "Lovelace",
+        "username": None, "primary_email_address_id": "idn_primary0001",
+        "email_addresses": [{"id": "idn_primary0001", "email_address": email}],
+        "created_at": updated_ms, "updated_at": updated_ms,
+    }  # fmt: skip
+
+
+def subscription(
+    subscription_id: str,
+    clerk_user_id: str,
+    status: str,
+    tier: str,
+    period_start: int,
+    period_end: int,
+    *,
+    customer: str = "cus_test000001",
+    canceled_at: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": subscription_id, "object": "subscription", "customer": customer, "status": status,
+        "metadata": {"clerk_user_id": clerk_user_id}, "cancel_at_period_end": False,
+        "canceled_at": canceled_at,
+        "items": {"object": "list", "data": [{
+            "id": "si_" + subscription_id[4:], "current_period_start": period_start,
+            "current_period_end": period_end,
+            "price": {"id": PRICE_IDS[tier], "unit_amount": 1900, "currency": "usd",
+                      "metadata": {"tier": tier}},
+        }]},
+    }  # fmt: skip
+
+
+def invoice(
+    invoice_id: str, subscription_id: str, customer: str, period: tuple[int, int], paid: int
+) -> dict[str, Any]:
+    return {
+        "id": invoice_id, "object": "invoice", "customer": customer, "amount_paid": paid,
+        "parent": {"subscription_details": {"subscription": subscription_id}},
+        "lines": {"data": [{"period": {"start": period[0], "end": period[1]}}]},
+    }  # fmt: skip
+
+
+def checkout_session(
+    session_id: str, payment_intent: str, clerk_user_id: str, customer: str
+) -> dict[str, Any]:
+    return {
+        "id": session_id, "object": "checkout.session", "mode": "payment",
+        "payment_status": "paid", "payment_intent": payment_intent, "amount_total": 4900,
+        "currency": "usd", "customer": customer, "client_reference_id": clerk_user_id,
+        "metadata": {"stripe_price_id": ONE_OFF_PRICE},
+    }  # fmt: skip
+
+
+def payment_intent(payment_intent_id: str, clerk_user_id: str, customer: str) -> dict[str, Any]:
+    return {
+        "id": payment_intent_id, "object": "payment_intent", "amount_received": 4900,
+        "currency": "usd", "customer": customer,
+        "metadata": {"clerk_user_id": clerk_user_id, "stripe_price_id": ONE_OFF_PRICE},
+    }  # fmt: skip
+
+
+def refund(charge_id: str, payment_intent_id: str) -> dict[str, Any]:
+    return {"id": charge_id, "object": "charge", "payment_intent": payment_intent_id,
+            "refunded": True, "amount_refunded": 4900}  # fmt: skip
