@@ -347,9 +347,13 @@ def _advance_purchase(
          "id": current.id},
     )  # fmt: skip
     delivery.link_user(current.user_id)
-    if status != current.status:
-        delivery.log("purchase." + status, user_id=current.user_id, entity_type="purchases",
-                     entity_id=current.id, details={"from": current.status})  # fmt: skip
+    delivery.log(
+        f"purchase.{status}" if status != current.status else "purchase.confirmed",
+        user_id=current.user_id,
+        entity_type="purchases",
+        entity_id=current.id,
+        details={"from": current.status, "to": status},
+    )
 
 
 def checkout_completed(delivery: Delivery) -> None:
