@@ -32,11 +32,10 @@ class Shop:
     service_url: str
 
 
-@pytest.fixture
-def shop(database_url: str, app_password: str, service_password: str) -> Shop:
+def stock_catalog(owner_url: str) -> None:
     """Products in the starter and professional tiers, one sold only one-off (Stripe price
     ONE_OFF_PRICE), and a draft one."""
-    with psycopg.connect(database_url) as owner:
+    with psycopg.connect(owner_url) as owner:
         for handle, tier, status, price in (
             ("starter-kit", "starter", "active", PRICE_IDS["starter"]),
             ("pro-kit", "professional", "active", PRICE_IDS["professional"]),
@@ -50,11 +49,20 @@ def shop(database_url: str, app_password: str, service_password: str) -> Shop:
                 " seats, stripe_price_id) SELECT id, %s, 'Personal', 'personal', 49, 1, %s FROM p",
                 (handle, handle.title(), status, tier, handle.upper(), price),
             )
+
+
+def open_shop(owner_url: str, app_password: str, service_password: str) -> Shop:
+    stock_catalog(owner_url)
     return Shop(
-        database_url,
-        as_app_role(database_url, app_password, APP_ROLE),
-        as_app_role(database_url, service_password, SERVICE_ROLE),
+        owner_url,
+        as_app_role(owner_url, app_password, APP_ROLE),
+        as_app_role(owner_url, service_password, SERVICE_ROLE),
     )
+
+
+@pytest.fixture
+def shop(database_url: str, app_password: str, service_password: str) -> Shop:
+    return open_shop(database_url, app_password, service_password)
 
 
 @pytest.fixture

@@ -140,3 +140,49 @@ def payment_intent(payment_intent_id: str, clerk_user_id: str, customer: str) ->
 def refund(charge_id: str, payment_intent_id: str) -> dict[str, Any]:
     return {"id": charge_id, "object": "charge", "payment_intent": payment_intent_id,
             "refunded": True, "amount_refunded": 4900}  # fmt: skip
+
+
+def _user_events(number: int, tag: str, start: int) -> list[Delivery]:
+    user = f"user_{tag}{number:08d}"
+    key = user[5:]
+    customer, sub, pi = f"cus_{key}", f"sub_{key}", f"pi_{key}"
+    plan = ("starter", "professional")[number % 2]
+    trial = (start, start + 14 * 86400)
+    paid = (start + 14 * 86400, start + 44 * 86400)
+
+    def at(step: int) -> int:
+        return start + step * 3600 + number
+
+    def stripe(step: int, event_type: str, obj: dict[str, Any]) -> Delivery:
+        return stripe_delivery(f"evt_{key}s{step:02d}", event_type, at(step), obj)
+
+    def state(status: str, period: tuple[int, int], **extra: Any) -> dict[str, Any]:
+        return subscription(sub, user, status, plan, *period, customer=customer, **extra)
+
+    return [
+        clerk_delivery(f"msg_{key}c00", "user.created", at(0) * 1000,
+                       clerk_user(user, f"{key}@example.com", at(0) * 1000)),
+        clerk_delivery(f"msg_{key}c01", "user.updated", at(1) * 1000,
+                       clerk_user(user, f"{key}@example.com", at(1) * 1000, "Grace")),
+        stripe(2, "customer.subscription.created", state("trialing", trial)),
+        stripe(3, "invoice.paid", invoice(f"in_{key}a", sub, customer, trial, 0)),
+        stripe(4, "customer.subscription.updated", state("active", paid)),
+        stripe(5, "invoice.payment_failed", invoice(f"in_{key}b", sub, customer, paid, 0)),
+        stripe(6, "invoice.paid", invoice(f"in_{key}c", sub, customer, paid, 1900)),
+        stripe(7, "customer.subscription.deleted", state("canceled", paid, canceled_at=at(7)))
+        if number % 2 == 0
+        else stripe(7, "customer.subscription.updated", state("active", paid)),
+        stripe(8, "checkout.session.completed", checkout_session(f"cs_{key}", pi, user, customer)),
+        stripe(9, "charge.refunded", refund(f"ch_{key}", pi))
+        if number % 2 == 0
+        else stripe(9, "payment_intent.succeeded", payment_intent(pi, user, customer)),
+    ]  # fmt: skip
+
+
+def marketplace_events(users: int, tag: str = "m") -> list[Delivery]:
+    """Ten events for each of `users` users, in the order they happened: sign-up and a profile
+    update (Clerk); a trial, its free invoice, activation, a failed and a paid renewal, then a
+    cancellation or a plan update (Stripe); a one-off checkout, then a refund or the payment's
+    own event. Signed now: post them within Stripe's and Svix's five minutes."""
+    start = int(time.time()) - 40 * 86400
+    return [event for number in range(users) for event in _user_events(number, tag, start)]

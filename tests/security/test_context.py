@@ -89,9 +89,16 @@ def test_an_error_inside_the_block_restores_the_context(
     with pytest.raises(RuntimeError), as_user(session, marketplace.alice.clerk_user_id):
         raise RuntimeError("the request failed")
     assert session.execute(CONTEXT_SQL).one() == ("afilo_app", "")
-    with pytest.raises(RuntimeError), service_context(service):
-        assert service.execute(CONTEXT_SQL).one() == ("afilo_service", "")
-        raise RuntimeError("the handler failed")
+    inside: list[tuple[str, str]] = []
+
+    def handler() -> None:
+        with service_context(service):
+            inside.append(tuple(service.execute(CONTEXT_SQL).one()))  # type: ignore[arg-type]
+            raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        handler()
+    assert inside == [("afilo_service", "")]
     assert service.execute(CONTEXT_SQL).one() == ("afilo_service", "")
 
 

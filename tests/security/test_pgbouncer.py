@@ -36,7 +36,6 @@ def test_alternating_users_share_one_server_connection_without_leaks(
     pooled: Engine, marketplace: Marketplace
 ) -> None:
     alice, bob = marketplace.alice, marketplace.bob
-    everybody = sorted(alice.rows["cart_items"] + bob.rows["cart_items"])
     with pooled.connect() as first, pooled.connect() as second:
         with as_user(first, alice.clerk_user_id):
             pid, role, user, cart = state(first)

@@ -102,21 +102,22 @@ def user_written(delivery: Delivery) -> None:
                      entity_id=created)  # fmt: skip
         return
     # Only a newer state than the one held: Clerk's updated_at, then the event id.
-    changed = delivery.session.execute(
+    profile, changed = delivery.session.execute(
         text(
-            "UPDATE user_profiles SET email = :email, display_name = :name,"
+            "WITH changed AS (UPDATE user_profiles SET email = :email, display_name = :name,"
             " state_event_id = :event_id, state_as_of = :as_of"
             " WHERE clerk_user_id = :clerk"
             " AND (coalesce(state_as_of, '-infinity'), coalesce(state_event_id, ''))"
             "     < (CAST(:as_of AS timestamptz), CAST(:event_id AS text))"
-            " RETURNING id"
+            " RETURNING id)"
+            " SELECT id, EXISTS (SELECT FROM changed) FROM user_profiles WHERE clerk_user_id = :clerk"
         ),
         values,
-    ).scalar_one_or_none()
-    if changed is not None:
-        delivery.link_user(changed)
-        delivery.log("profile.updated", user_id=changed, entity_type="user_profiles",
-                     entity_id=changed)  # fmt: skip
+    ).one()
+    delivery.link_user(profile)
+    if changed:
+        delivery.log("profile.updated", user_id=profile, entity_type="user_profiles",
+                     entity_id=profile)  # fmt: skip
 
 
 def user_deleted(delivery: Delivery) -> None:

@@ -216,25 +216,24 @@ def _invoice_subscription(obj: Mapping[str, Any]) -> str:
 
 
 def _predecessor(delivery: Delivery, subscription_id: str) -> Row[Any]:
-    """The subscription's state just before this event (or the earliest one, if the event is
-    older than every state received)."""
+    """The subscription's state just before this event. None received yet (the subscription's
+    own events come first in Stripe's time): NotYetKnownError, and Stripe retries."""
     event = delivery.event
     row = delivery.session.execute(
         text(
-            "WITH history AS ("
-            f" SELECT user_id, {', '.join(_STATE_COLUMNS)},"
-            " (coalesce(state_as_of, '-infinity'), coalesce(state_event_id, '')) AS sort_key"
-            " FROM user_subscriptions WHERE stripe_subscription_id = :sub),"
-            " event AS (SELECT (CAST(:as_of AS timestamptz), CAST(:event_id AS text)) AS sort_key)"
-            " SELECT history.* FROM history, event"
-            " ORDER BY history.sort_key < event.sort_key DESC,"
-            " CASE WHEN history.sort_key < event.sort_key THEN history.sort_key END DESC NULLS LAST,"
-            " history.sort_key LIMIT 1"
+            f"SELECT user_id, {', '.join(_STATE_COLUMNS)} FROM user_subscriptions"
+            " WHERE stripe_subscription_id = :sub"
+            " AND (coalesce(state_as_of, '-infinity'), coalesce(state_event_id, ''))"
+            "     < (CAST(:as_of AS timestamptz), CAST(:event_id AS text))"
+            " ORDER BY coalesce(state_as_of, '-infinity') DESC, state_event_id DESC NULLS LAST"
+            " LIMIT 1"
         ),
         {"sub": subscription_id, "as_of": event.occurred_at, "event_id": event.event_id},
     ).one_or_none()
     if row is None:
-        raise NotYetKnownError(f"subscription {subscription_id} has not been received yet")
+        raise NotYetKnownError(
+            f"no state of subscription {subscription_id} before this invoice yet"
+        )
     return row
 
 
@@ -326,11 +325,15 @@ def _advance_purchase(
     ).one_or_none()
     if current is None:
         raise NotYetKnownError(f"no purchase for payment {payment_intent} yet")
+    delivery.link_user(current.user_id)
     if checkout_session is not None and current.stripe_checkout_session_id is None:
         session.execute(
             text("UPDATE purchases SET stripe_checkout_session_id = :cs WHERE id = :id"),
             {"cs": checkout_session, "id": current.id},
         )
+        delivery.log("purchase.checkout_linked", user_id=current.user_id,
+                     entity_type="purchases", entity_id=current.id,
+                     details={"stripe_checkout_session_id": checkout_session})  # fmt: skip
     mine = (_PURCHASE_PROGRESS[status], *_sort_key(event.occurred_at, event.event_id))
     theirs = (
         _PURCHASE_PROGRESS[current.status],
@@ -346,7 +349,6 @@ def _advance_purchase(
         {"status": status, "event_id": event.event_id, "as_of": event.occurred_at,
          "id": current.id},
     )  # fmt: skip
-    delivery.link_user(current.user_id)
     delivery.log(
         f"purchase.{status}" if status != current.status else "purchase.confirmed",
         user_id=current.user_id,
