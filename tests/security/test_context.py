@@ -93,7 +93,7 @@ def test_an_error_inside_the_block_restores_the_context(
 
     def handler() -> None:
         with service_context(service):
-            inside.append(tuple(service.execute(CONTEXT_SQL).one()))  # type: ignore[arg-type]
+            inside.append(tuple(service.execute(CONTEXT_SQL).one()))
             raise RuntimeError("the handler failed")
 
     with pytest.raises(RuntimeError):
