@@ -20,7 +20,7 @@ OFFLINE_URL = "postgresql://offline/afilo"
 PACKAGED_CHECKSUMS = {
     "0001_baseline": "d3bc9baa154ae0d98381bb6fdd408c07a74cabbc47ca8c9bb3288213749cd393",
     "0002_row_level_security": "1d7590f10e1b4f41177ffbc70e74d43867e3756473ab3b3ba35e9d31393d781a",
-    "0004_billing": "36a9b10ba7f64823539311cc7d2144946941ba56306639911034534182b8db04",
+    "0004_billing": "a04016677a6457956bce23796ba3423b9e211e93771257da87ff96a0229a325f",
 }
 
 

@@ -266,9 +266,13 @@ class WebhookEvent(Base):
     event_id: Mapped[str]
     event_type: Mapped[str]
     # The provider object the event is about (sub_..., pi_..., a Clerk user id). Erased to its
-    # digest, so that an erased user's late events are still recognised and ignored.
+    # digest (once: erasing again keeps it), so that an erased user's late events are still
+    # recognised and ignored.
     subject: Mapped[str | None] = mapped_column(
-        info=personal("'sha256:' || encode(sha256(convert_to(subject, 'UTF8')), 'hex')")
+        info=personal(
+            "CASE WHEN left(subject, 7) = 'sha256:' THEN subject"
+            " ELSE 'sha256:' || encode(sha256(convert_to(subject, 'UTF8')), 'hex') END"
+        )
     )
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("user_profiles.id", ondelete="SET NULL")
@@ -288,6 +292,8 @@ class BillingSettings(Base):
             f"past_due_grace >= interval '0' AND past_due_grace <= interval '{rules.PAST_DUE_GRACE_MAX_DAYS} days'",
             name="past_due_grace_range",
         ),
+        # Configuration, not data: the migration writes its row; seeding and resets keep it.
+        {"info": {"configuration": True}},
     )
 
     singleton: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default="true")

@@ -64,7 +64,9 @@ BEGIN ATOMIC
                                      ELSE interval '0' END
   FROM public.products p
   JOIN public.user_subscriptions s ON s.user_id = download_entitlements.user_id AND s.is_current
-  CROSS JOIN public.billing_settings b
+  -- No settings row (an owner deleted it) means no grace, not no entitlements.
+  CROSS JOIN (SELECT coalesce((SELECT past_due_grace FROM public.billing_settings),
+                              interval '0') AS past_due_grace) b
   WHERE p.id = download_entitlements.product_id AND p.{PUBLISHED}
     AND array_position({_TIERS_LOWEST_FIRST}, s.tier)
         >= array_position({_TIERS_LOWEST_FIRST}, p.included_in_tier)
