@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 import uvicorn
 from sqlalchemy import Engine
@@ -19,7 +18,7 @@ from starlette.testclient import TestClient
 from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
 from afilo_db.db.engine import create_app_engine
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
-from tests.billing.providers import CLERK_SECRET, ONE_OFF_PRICE, PRICE_IDS, STRIPE_SECRET, Delivery
+from tests.billing.providers import CLERK_SECRET, STRIPE_SECRET, Delivery, stock_catalog
 from tests.security.conftest import as_app_role
 
 SECRETS = WebhookSecrets(stripe=STRIPE_SECRET, clerk=CLERK_SECRET)
@@ -30,25 +29,6 @@ class Shop:
     owner_url: str
     app_url: str
     service_url: str
-
-
-def stock_catalog(owner_url: str) -> None:
-    """Products in the starter and professional tiers, one sold only one-off (Stripe price
-    ONE_OFF_PRICE), and a draft one."""
-    with psycopg.connect(owner_url) as owner:
-        for handle, tier, status, price in (
-            ("starter-kit", "starter", "active", PRICE_IDS["starter"]),
-            ("pro-kit", "professional", "active", PRICE_IDS["professional"]),
-            ("one-off-kit", None, "active", ONE_OFF_PRICE),
-            ("draft-kit", "starter", "draft", "price_draft000001"),
-        ):
-            owner.execute(
-                "WITH p AS (INSERT INTO products (handle, title, status, included_in_tier)"
-                " VALUES (%s, %s, %s, %s) RETURNING id)"
-                " INSERT INTO product_variants (product_id, sku, title, license_type, price,"
-                " seats, stripe_price_id) SELECT id, %s, 'Personal', 'personal', 49, 1, %s FROM p",
-                (handle, handle.title(), status, tier, handle.upper(), price),
-            )
 
 
 def open_shop(owner_url: str, app_password: str, service_password: str) -> Shop:

@@ -5,13 +5,18 @@ its own `generate_signature_header` (HMAC-SHA256 of `timestamp.body`), Clerk wit
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import queue
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx2
+import psycopg
 import stripe
 from svix.webhooks import Webhook
 
@@ -186,3 +191,60 @@ def marketplace_events(users: int, tag: str = "m") -> list[Delivery]:
     own event. Signed now: post them within Stripe's and Svix's five minutes."""
     start = int(time.time()) - 40 * 86400
     return [event for number in range(users) for event in _user_events(number, tag, start)]
+
+
+def stock_catalog(owner_url: str) -> None:
+    """The products the events buy: in the starter and professional tiers, one sold only one-off
+    (Stripe price ONE_OFF_PRICE), and a draft one."""
+    with psycopg.connect(owner_url) as owner:
+        for handle, tier, status, price in (
+            ("starter-kit", "starter", "active", PRICE_IDS["starter"]),
+            ("pro-kit", "professional", "active", PRICE_IDS["professional"]),
+            ("one-off-kit", None, "active", ONE_OFF_PRICE),
+            ("draft-kit", "starter", "draft", "price_draft000001"),
+        ):
+            owner.execute(
+                "WITH p AS (INSERT INTO products (handle, title, status, included_in_tier)"
+                " VALUES (%s, %s, %s, %s) RETURNING id)"
+                " INSERT INTO product_variants (product_id, sku, title, license_type, price,"
+                " seats, stripe_price_id) SELECT id, %s, 'Personal', 'personal', 49, 1, %s FROM p",
+                (handle, handle.title(), status, tier, handle.upper(), price),
+            )
+
+
+def deliver_all(base_url: str, deliveries: list[Delivery], workers: int = 8) -> int:
+    """Post every delivery from `workers` threads at once. One refused with 409 or 500 goes back
+    to the end of the queue, as Stripe and Svix retry later (here without their backoff).
+    Returns the number of posts."""
+    pending: queue.Queue[Delivery] = queue.Queue()
+    for delivery in deliveries:
+        pending.put(delivery)
+    posts = itertools.count()
+    failures: list[tuple[str, int]] = []
+
+    def work() -> None:
+        with httpx2.Client(base_url=base_url, timeout=30) as client:
+            while True:
+                try:
+                    delivery = pending.get_nowait()
+                except queue.Empty:
+                    return
+                status = client.post(
+                    delivery.path, content=delivery.body, headers=delivery.headers
+                ).status_code
+                if next(posts) > 50 * len(deliveries):
+                    failures.append((delivery.event_id, status))
+                    return
+                if status in (409, 500):
+                    pending.put(delivery)
+                elif status != 200:
+                    failures.append((delivery.event_id, status))
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert pending.empty()
+    return next(posts)

@@ -4,19 +4,17 @@ same table contents as the same events applied once, in order."""
 
 from __future__ import annotations
 
-import itertools
-import queue
 import random
-import threading
 from typing import Any
 
-import httpx2
 import psycopg
 from starlette.testclient import TestClient
 
+from afilo_db.billing.endpoint import create_webhook_app
 from afilo_db.db.embedded import EmbeddedServer
-from tests.billing.conftest import Shop, open_shop, post
-from tests.billing.providers import Delivery, marketplace_events
+from afilo_db.db.engine import create_app_engine
+from tests.billing.conftest import SECRETS, Shop, open_shop, post
+from tests.billing.providers import deliver_all, marketplace_events
 from tests.conftest import create_database, drop_database
 
 # Every table the events write, as natural keys and values (generated ids and times left out).
@@ -45,48 +43,9 @@ def contents(owner_url: str) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def deliver_all(base_url: str, deliveries: list[Delivery], workers: int = 8) -> int:
-    """Post every delivery from `workers` threads at once. One refused with 409 or 500 goes back
-    to the end of the queue, as Stripe and Svix retry later (here without their backoff).
-    Returns the number of posts."""
-    pending: queue.Queue[Delivery] = queue.Queue()
-    for delivery in deliveries:
-        pending.put(delivery)
-    posts = itertools.count()
-    failures: list[tuple[str, int]] = []
-
-    def work() -> None:
-        with httpx2.Client(base_url=base_url, timeout=30) as client:
-            while True:
-                try:
-                    delivery = pending.get_nowait()
-                except queue.Empty:
-                    return
-                status = client.post(
-                    delivery.path, content=delivery.body, headers=delivery.headers
-                ).status_code
-                if next(posts) > 50 * len(deliveries):
-                    failures.append((delivery.event_id, status))
-                    return
-                if status in (409, 500):
-                    pending.put(delivery)
-                elif status != 200:
-                    failures.append((delivery.event_id, status))
-
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
-    assert pending.empty()
-    return next(posts)
-
-
 def test_shuffled_concurrent_duplicated_deliveries_end_like_the_ordered_run(
     served: str,
     shop: Shop,
-    client: TestClient,
     server: EmbeddedServer,
     template_database: str,
     app_password: str,
@@ -104,10 +63,6 @@ def test_shuffled_concurrent_duplicated_deliveries_end_like_the_ordered_run(
     ordered_url = create_database(server, name, template=template_database)
     try:
         ordered = open_shop(ordered_url, app_password, service_password)
-        from afilo_db.billing.endpoint import create_webhook_app
-        from afilo_db.db.engine import create_app_engine
-        from tests.billing.conftest import SECRETS
-
         engine = create_app_engine(ordered.service_url)
         with TestClient(create_webhook_app(engine, SECRETS)) as in_order:
             for delivery in events:
