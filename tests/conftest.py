@@ -19,6 +19,7 @@ from afilo_db.db import databases
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.migrate.revisions import deploy
+from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
 
 TEMPLATE_DATABASE = "afilo_template"
 # Durability is worth nothing for throw-away test data; speed is.
@@ -97,3 +98,22 @@ def engine(database_url: str) -> Iterator[Engine]:
     app_engine = create_app_engine(database_url)
     yield app_engine
     app_engine.dispose()
+
+
+def _login_password(server: EmbeddedServer, role: str) -> str:
+    password = server.role_password(role)
+    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
+        connection.execute(login_password_sql(connection, password, role))
+    return password
+
+
+@pytest.fixture(scope="session")
+def app_password(server: EmbeddedServer, template_database: str) -> str:
+    """The application role's password on the test server (the template migration made the role)."""
+    return _login_password(server, APP_ROLE)
+
+
+@pytest.fixture(scope="session")
+def service_password(server: EmbeddedServer, template_database: str) -> str:
+    """The service role's password on the test server: its own login (SERVICE_DATABASE_URL)."""
+    return _login_password(server, SERVICE_ROLE)

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         le=86_400,
         description="A replica further behind the primary than this is skipped by the reports.",
     )
+    service_database_url: str | None = Field(
+        default=None,
+        description="Trusted back-end work (webhook handlers, admin jobs), as the service role.",
+    )
     afilo_home: Path = Field(
         default=Path(".afilo"),
         description="Where the embedded server keeps its data (and, later, backups).",
@@ -92,7 +96,26 @@ class Settings(BaseSettings):
         description="The studio's login password; unset: a one-time token is printed at start.",
     )
 
-    @field_validator("database_url", "direct_url", "replica_url")
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="Stripe's signing secret of the webhook endpoint (whsec_...)."
+    )
+    clerk_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Clerk's (Svix) signing secret of the webhook endpoint (whsec_...).",
+    )
+    clerk_jwks_url: str | None = Field(
+        default=None,
+        description="Clerk's published keys, https://<frontend-api>/.well-known/jwks.json.",
+    )
+    clerk_issuer: str | None = Field(
+        default=None,
+        description="The `iss` Clerk session tokens must carry (the Frontend API URL).",
+    )
+    clerk_authorized_parties: tuple[str, ...] = Field(
+        default=(), description="Origins a session token's `azp` may name; empty: not checked."
+    )
+
+    @field_validator("database_url", "direct_url", "replica_url", "service_database_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -64,7 +64,15 @@ SUBSCRIPTION_STATUSES: Final = (
 )
 # Statuses under which a subscription grants its tier's downloads.
 ENTITLING_SUBSCRIPTION_STATUSES: Final = ("trialing", "active")
+# Statuses under which a subscription still gives the profile its tier (past_due: in its grace).
+TIER_HOLDING_SUBSCRIPTION_STATUSES: Final = ("trialing", "active", "past_due")
 PURCHASE_STATUSES: Final = ("pending", "paid", "refunded")
+# A past_due subscription keeps its downloads this long after its period ends (billing_settings).
+PAST_DUE_GRACE_DEFAULT_DAYS: Final = 3
+PAST_DUE_GRACE_MAX_DAYS: Final = 90
+PUBLISHED_PRODUCT_STATUS: Final = "active"
+
+WEBHOOK_PROVIDERS: Final = ("stripe", "clerk")
 
 # Licence types of a digital product and what each allows.
 #   personal:   one seat, no redistribution, sold one at a time (no volume tiers)

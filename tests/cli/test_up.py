@@ -157,3 +157,87 @@ def test_the_application_engine_connects_as_the_application_role(home: Path) -> 
         [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "afilo_app"
+
+
+def test_up_sets_up_the_service_login(home: Path) -> None:
+    service_url = afilo_db(home, "db", "url", "--service").stdout.strip()
+    assert service_url.startswith("postgresql://afilo_service:") and "@127.0.0.1:" in service_url
+    # Its own login, held to the service policies: every user's rows, no user context needed.
+    assert (
+        psql(service_url, "SELECT current_user, count(*) > 0 FROM cart_items") == "afilo_service|t"
+    )
+    state = json.loads((home / "server.json").read_text())
+    assert state["role_passwords"]["afilo_service"] in service_url
+    # The application role cannot become it.
+    app_url = afilo_db(home, "db", "url", "--app").stdout.strip()
+    refused = subprocess.run(
+        [str(pg_binary("psql")), app_url, "-v", "ON_ERROR_STOP=1", "-c", "SET ROLE afilo_service"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "permission denied" in refused.stderr
+    both = afilo_db(home, "db", "url", "--app", "--service", check=False)
+    assert both.returncode == 2 and "--service" in both.stderr
+
+
+def test_user_show(home: Path) -> None:
+    owner_url = afilo_db(home, "db", "url").stdout.strip()
+    clerk_user_id = psql(owner_url, "SELECT u.clerk_user_id FROM user_profiles u"
+                                    " JOIN purchases p ON p.user_id = u.id"
+                                    " WHERE p.status = 'paid' ORDER BY 1 LIMIT 1")  # fmt: skip
+    document = json.loads(afilo_db(home, "user", "show", clerk_user_id, "--json").stdout)
+    assert document["profile"]["clerk_user_id"] == clerk_user_id
+    assert set(document) == {"profile", "subscriptions", "purchases", "entitlements"}
+    expected = psql(owner_url, "SELECT count(*) FROM products p, user_profiles u,"
+                               " download_entitlements(u.id, p.id)"
+                               f" WHERE u.clerk_user_id = '{clerk_user_id}'")  # fmt: skip
+    assert len(document["entitlements"]) == int(expected) > 0
+    assert all(item["reason"] for item in document["entitlements"])
+    printed = afilo_db(home, "user", "show", clerk_user_id).stdout
+    assert "subscription history" in printed and "may download now" in printed
+    missing = afilo_db(home, "user", "show", "user_nobody00001", check=False)
+    assert missing.returncode == 3
+
+
+def test_webhooks_serve_needs_a_secret_and_serves_on_loopback(home: Path) -> None:
+    refused = afilo_db(home, "webhooks", "serve", check=False)
+    assert refused.returncode == 2 and "STRIPE_WEBHOOK_SECRET" in refused.stderr
+
+    import socket
+    import time
+
+    from tests.billing.providers import CLERK_SECRET, clerk_delivery, clerk_user
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    environment.update({"AFILO_HOME": str(home), "CLERK_WEBHOOK_SECRET": CLERK_SECRET})
+    served = subprocess.Popen(
+        [sys.executable, "-m", "afilo_db", "webhooks", "serve", "--port", str(port)],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        import httpx2
+
+        now_ms = int(time.time() * 1000)
+        delivery = clerk_delivery("msg_cliserve0001", "user.created", now_ms,
+                                  clerk_user("user_cliserve001", "serve@example.com", now_ms))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx2.post(f"http://127.0.0.1:{port}{delivery.path}",
+                                       content=delivery.body, headers=delivery.headers)  # fmt: skip
+                break
+            except httpx2.ConnectError:
+                assert served.poll() is None, served.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert response.status_code == 200 and response.json()["status"] == "applied"
+        stripe = httpx2.post(f"http://127.0.0.1:{port}/webhooks/stripe", content=b"{}")
+        assert stripe.status_code == 503
+    finally:
+        served.terminate()
+        served.wait(timeout=30)
+    owner_url = afilo_db(home, "db", "url").stdout.strip()
+    assert psql(owner_url, "SELECT email FROM user_profiles"
+                           " WHERE clerk_user_id = 'user_cliserve001'") == "serve@example.com"  # fmt: skip

@@ -33,6 +33,7 @@ USER_ROWS = {
     "bot_analytics": "SELECT b.id FROM bot_analytics b JOIN chat_conversations c"
     " ON c.id = b.conversation_id WHERE c.user_id = %(u)s",
     "events": "SELECT id FROM events WHERE user_id = %(u)s",
+    "webhook_events": "SELECT id FROM webhook_events WHERE user_id = %(u)s",
 }
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import psycopg
 
 from afilo_db.data import seed
-from afilo_db.data.up import table_counts, table_names
+from afilo_db.data.up import data_table_names, table_counts
 
 
 def table_fingerprints(connection: psycopg.Connection[tuple[object, ...]]) -> dict[str, str]:
     fingerprints = {}
-    for name in table_names():
+    for name in data_table_names():
         row = connection.execute(
             f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {name} t"
         ).fetchone()
@@ -33,11 +33,12 @@ def test_same_seed_gives_the_same_data(database_url: str, empty_database_url: st
 
 
 def seeded_tables() -> list[str]:
-    """Every table but the reports' rollups, which `analytics.rollups.refresh` derives from the
-    events (and the days awaiting it, which the events' trigger marks)."""
+    """Every table of data (not configuration) but what is derived: the reports' rollups, which
+    `analytics.rollups.refresh` makes from the events (and the days awaiting it, which the events'
+    trigger marks), and the knowledge base's sync queue, which the catalog's triggers fill."""
     return [
         name
-        for name in table_names()
+        for name in data_table_names()
         if not name.startswith("analytics_") and name != "knowledge_sync_queue"
     ]
 

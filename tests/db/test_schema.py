@@ -14,6 +14,7 @@ EXPECTED_TABLES = {
     "knowledge_base", "bot_analytics", "events", "analytics_dirty_days", "analytics_rollup_state",
     "analytics_funnel_daily", "analytics_subscriptions_daily", "analytics_revenue_daily",
     "analytics_subscribers", "knowledge_sync_queue",
+    "webhook_events", "billing_settings",
 }  # fmt: skip
 
 # (table, a fragment the index definition must contain), as pg_indexes.indexdef prints it.
@@ -35,6 +36,8 @@ EXPECTED_INDEXES = [
     ("downloads", "INDEX ix_downloads_created_at ON public.downloads USING btree (created_at)"),
     ("knowledge_base", "INDEX ix_knowledge_base_source_chunk_index ON public.knowledge_base USING btree (source, chunk_index)"),
     ("knowledge_sync_queue", "INDEX ix_knowledge_sync_queue_queued_at ON public.knowledge_sync_queue USING btree (queued_at)"),
+    ("webhook_events", "UNIQUE INDEX uq_webhook_events_provider_event_id ON public.webhook_events USING btree (provider, event_id)"),
+    ("user_subscriptions", "UNIQUE INDEX uq_user_subscriptions_current ON public.user_subscriptions USING btree (stripe_subscription_id) WHERE is_current"),
     ("chat_messages", "INDEX ix_chat_messages_conversation_id_created_at ON public.chat_messages USING btree (conversation_id, created_at)"),
 ]  # fmt: skip
 

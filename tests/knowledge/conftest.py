@@ -15,9 +15,8 @@ from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.knowledge.catalog import drain_queue
 from afilo_db.knowledge.embedders import Embedder, Vectors, get_embedder
 from tests.conftest import create_database, drop_database
-from tests.security.conftest import app_password
 
-__all__ = ["CountingEmbedder", "app_password"]
+__all__ = ["CountingEmbedder"]
 
 _numbers = itertools.count()
 

@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.urls import sqlalchemy_url
-from afilo_db.security.roles import APP_ROLE, login_password_sql
+from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
 from tests.conftest import create_database, drop_database
 from tests.security.pgbouncer import PgBouncer
 
@@ -38,6 +38,7 @@ class Marketplace:
     database: str
     owner_url: str
     app_url: str
+    service_url: str
     product_id: uuid.UUID
     variant_ids: list[uuid.UUID]
     alice: UserRows
@@ -117,6 +118,9 @@ def add_user(
     add("chat_messages", {"conversation_id": conversation, "role": "user", "content": "Hello"})
     add("bot_analytics", {"conversation_id": conversation, "day": "2026-11-20", "messages": 1})
     add("events", {"event_type": "page.view", "user_id": user, "product_id": product})
+    add("webhook_events", {"provider": "clerk", "event_id": f"msg_{name}000001",
+                           "event_type": "user.created", "subject": clerk_user_id,
+                           "user_id": user, "payload": "{}", "occurred_at": "2026-11-01"})  # fmt: skip
     return rows
 
 
@@ -127,18 +131,9 @@ def app_engine(url: str) -> Engine:
     )
 
 
-@pytest.fixture(scope="session")
-def app_password(server: EmbeddedServer, template_database: str) -> str:
-    """The application role's password on the test server (the template migration made the role)."""
-    password = server.role_password(APP_ROLE)
-    with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
-        connection.execute(login_password_sql(connection, password))
-    return password
-
-
 @pytest.fixture(scope="module")
 def marketplace(
-    server: EmbeddedServer, template_database: str, app_password: str
+    server: EmbeddedServer, template_database: str, app_password: str, service_password: str
 ) -> Iterator[Marketplace]:
     """A database of this module's own with two users, Alice and Bob."""
     name = f"rls_{os.getpid()}_{next(_numbers)}"
@@ -148,7 +143,14 @@ def marketplace(
         alice = add_user(connection, "alice", product, variants)
         bob = add_user(connection, "bob", product, variants)
     yield Marketplace(
-        name, owner_url, server.role_url(APP_ROLE, name), product, variants, alice, bob
+        name,
+        owner_url,
+        server.role_url(APP_ROLE, name),
+        server.role_url(SERVICE_ROLE, name),
+        product,
+        variants,
+        alice,
+        bob,
     )
     drop_database(server, name)
 
@@ -159,11 +161,11 @@ def pgbouncer(server: EmbeddedServer, app_password: str) -> Iterator[PgBouncer]:
         yield bouncer
 
 
-def as_app_role(owner_url: str, password: str) -> str:
-    """The same database as `owner_url`, as the application role."""
+def as_app_role(owner_url: str, password: str, role: str = APP_ROLE) -> str:
+    """The same database as `owner_url`, as the application role (or another login role)."""
     return (
         make_url(owner_url)
-        .set(username=APP_ROLE, password=password)
+        .set(username=role, password=password)
         .render_as_string(hide_password=False)
     )
 

@@ -1,5 +1,5 @@
 """`as_user` and `service_context` on a SQLAlchemy Session, as the services use them; what each
-role may write; the activity log stays append-only."""
+role may write; the activity log stays append-only and its actor unforgeable."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
-from afilo_db.errors import ValidationError
+from afilo_db.errors import ForbiddenError, ValidationError
 from afilo_db.models import CartItem, UserProfile
 from afilo_db.security import as_user, service_context
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
@@ -37,6 +37,16 @@ def session(engine: Engine) -> Iterator[Session]:
         session.rollback()
 
 
+@pytest.fixture
+def service(marketplace: Marketplace) -> Iterator[Session]:
+    """The service role's own login (SERVICE_DATABASE_URL)."""
+    engine = app_engine(marketplace.service_url)
+    with Session(engine) as session:
+        yield session
+        session.rollback()
+    engine.dispose()
+
+
 def refused(session: Session, sql: str, **parameters: Any) -> bool:
     try:
         with session.begin_nested():
@@ -58,11 +68,11 @@ def test_a_malformed_clerk_id_is_refused_before_anything_runs(session: Session) 
 def test_the_context_ends_with_the_block_and_with_the_transaction(
     session: Session, marketplace: Marketplace
 ) -> None:
-    alice = marketplace.alice
+    alice, bob = marketplace.alice, marketplace.bob
     with as_user(session, alice.clerk_user_id):
         assert session.execute(CONTEXT_SQL).one() == ("afilo_app", alice.clerk_user_id)
-        with service_context(session):
-            assert session.execute(CONTEXT_SQL).one() == ("afilo_service", "")
+        with as_user(session, bob.clerk_user_id):
+            assert session.execute(CONTEXT_SQL).one() == ("afilo_app", bob.clerk_user_id)
         assert session.execute(CONTEXT_SQL).one() == ("afilo_app", alice.clerk_user_id)
     assert session.execute(CONTEXT_SQL).one() == ("afilo_app", "")
 
@@ -74,11 +84,34 @@ def test_the_context_ends_with_the_block_and_with_the_transaction(
 
 
 def test_an_error_inside_the_block_restores_the_context(
+    session: Session, service: Session, marketplace: Marketplace
+) -> None:
+    with pytest.raises(RuntimeError), as_user(session, marketplace.alice.clerk_user_id):
+        raise RuntimeError("the request failed")
+    assert session.execute(CONTEXT_SQL).one() == ("afilo_app", "")
+    inside: list[tuple[str, str]] = []
+
+    def handler() -> None:
+        with service_context(service):
+            inside.append(tuple(service.execute(CONTEXT_SQL).one()))
+            raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        handler()
+    assert inside == [("afilo_service", "")]
+    assert service.execute(CONTEXT_SQL).one() == ("afilo_service", "")
+
+
+def test_the_application_role_cannot_enter_the_service_context(
     session: Session, marketplace: Marketplace
 ) -> None:
-    with pytest.raises(RuntimeError), service_context(session):
-        raise RuntimeError("the handler failed")
+    with pytest.raises(ForbiddenError, match="SERVICE_DATABASE_URL"):
+        service_context(session)
+    session.rollback()
     assert session.execute(CONTEXT_SQL).one() == ("afilo_app", "")
+    as_user(session, marketplace.alice.clerk_user_id)
+    with pytest.raises(ForbiddenError):
+        service_context(session)
 
 
 def test_the_orm_sees_only_the_users_rows(session: Session, marketplace: Marketplace) -> None:
@@ -121,7 +154,7 @@ def test_a_user_cannot_move_a_cart_item_to_another_user(
 
 
 def test_only_the_service_context_writes_billing_and_the_catalog(
-    session: Session, marketplace: Marketplace
+    session: Session, service: Session, marketplace: Marketplace
 ) -> None:
     statements = [
         "UPDATE user_subscriptions SET status = 'active'",
@@ -133,21 +166,21 @@ def test_only_the_service_context_writes_billing_and_the_catalog(
     with as_user(session, marketplace.alice.clerk_user_id):
         for sql in statements:
             assert refused(session, sql), sql
-    with service_context(session):
+    with service_context(service):
         assert (
-            session.connection()
+            service.connection()
             .execute(text("UPDATE user_subscriptions SET status = 'active'"))
             .rowcount
             == 2
         )
         assert (
-            session.connection().execute(text("UPDATE products SET title = 'Renamed'")).rowcount
+            service.connection().execute(text("UPDATE products SET title = 'Renamed'")).rowcount
             == 1
         )
 
 
 def test_unpublished_knowledge_is_hidden_from_the_application(
-    session: Session, marketplace: Marketplace
+    session: Session, service: Session, marketplace: Marketplace
 ) -> None:
     with psycopg.connect(marketplace.owner_url) as owner:
         owner.execute(
@@ -157,15 +190,15 @@ def test_unpublished_knowledge_is_hidden_from_the_application(
     try:
         titles = session.execute(text("SELECT title FROM knowledge_base")).scalars().all()
         assert titles == ["Answer"]
-        with service_context(session):
-            assert session.execute(text("SELECT count(*) FROM knowledge_base")).scalar_one() == 2
+        with service_context(service):
+            assert service.execute(text("SELECT count(*) FROM knowledge_base")).scalar_one() == 2
     finally:
         with psycopg.connect(marketplace.owner_url) as owner:
             owner.execute("DELETE FROM knowledge_base")
 
 
 def test_the_activity_log_is_append_only_for_user_and_service(
-    session: Session, marketplace: Marketplace
+    session: Session, service: Session, marketplace: Marketplace
 ) -> None:
     alice = marketplace.alice
     with as_user(session, alice.clerk_user_id):
@@ -176,10 +209,41 @@ def test_the_activity_log_is_append_only_for_user_and_service(
         )  # fmt: skip
         assert refused(session, "UPDATE user_activity_log SET action = 'nothing'")
         assert refused(session, "DELETE FROM user_activity_log")
-    with service_context(session):
-        assert session.execute(text("SELECT count(*) FROM user_activity_log")).scalar_one() == 3
-        assert refused(session, "UPDATE user_activity_log SET details = '{}'")
-        assert refused(session, "DELETE FROM user_activity_log")
+    with service_context(service):
+        assert service.execute(text("SELECT count(*) FROM user_activity_log")).scalar_one() == 2
+        # The service may only blank personal columns (erasure), never rewrite what happened.
+        assert refused(service, "UPDATE user_activity_log SET details = '{}'")
+        assert refused(service, "UPDATE user_activity_log SET actor = 'system'")
+        assert refused(service, "UPDATE user_activity_log SET action = 'nothing'")
+        assert refused(service, "DELETE FROM user_activity_log")
+        redacted = service.connection().execute(
+            text("UPDATE user_activity_log SET actor = 'erased', details = '{}',"
+                 " ip_address = NULL, user_agent = NULL WHERE user_id = :bob"),
+            {"bob": marketplace.bob.id},
+        )  # fmt: skip
+        assert redacted.rowcount == 1
+
+
+@pytest.mark.parametrize("actor", ["system", "stripe", "user_bob000001", None])
+def test_a_user_cannot_write_the_activity_log_as_somebody_else(
+    session: Session, marketplace: Marketplace, actor: str | None
+) -> None:
+    alice = marketplace.alice
+    with as_user(session, alice.clerk_user_id):
+        columns = "user_id, action" + (", actor" if actor is not None else "")
+        values = "current_user_profile_id(), 'viewed'" + (", :actor" if actor is not None else "")
+        if actor is None:
+            # The default is the acting user, as the database knows them.
+            written = session.execute(
+                text(f"INSERT INTO user_activity_log ({columns}) VALUES ({values}) RETURNING actor")
+            ).scalar_one()
+            assert written == alice.clerk_user_id
+        else:
+            assert refused(
+                session,
+                f"INSERT INTO user_activity_log ({columns}) VALUES ({values})",
+                actor=actor,
+            )
 
 
 def test_the_owner_can_still_redact_the_activity_log(marketplace: Marketplace) -> None:

@@ -1,5 +1,6 @@
 """The application role cannot get around the policies: not by turning row level security off,
-becoming the owner, reading through a view, a function or COPY, nor by granting itself more."""
+becoming the owner or the service role, reading through a view, a function or COPY, nor by
+granting itself more."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from psycopg import errors
 
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
-from afilo_db.security.roles import APP_ROLE
+from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
 from tests.security.conftest import Marketplace
 
 ALICE_CONTEXT = f"SELECT set_config('{CLERK_USER_ID_SETTING}', %s, false)"
@@ -176,3 +177,83 @@ def test_copy_in_is_refused(
 def test_cannot_read_a_partition_directly(app: psycopg.Connection[tuple[object, ...]]) -> None:
     with pytest.raises(errors.InsufficientPrivilege):
         app.execute("SELECT * FROM events_default")
+
+
+# Every way PostgreSQL has to change the current role, at session and transaction level, by
+# statement and by function, spelled the ways the parser accepts.
+BECOME_THE_SERVICE = [
+    "SET ROLE afilo_service",
+    'SET ROLE "afilo_service"',
+    "SET ROLE 'afilo_service'",
+    "SET ROLE TO afilo_service",
+    "SET ROLE = afilo_service",
+    "SET SESSION ROLE afilo_service",
+    "SET LOCAL ROLE afilo_service",
+    "SET role TO 'afilo_service'",
+    "SET SESSION AUTHORIZATION afilo_service",
+    "SET LOCAL SESSION AUTHORIZATION afilo_service",
+    "SELECT set_config('role', 'afilo_service', false)",
+    "SELECT set_config('role', 'afilo_service', true)",
+    "SELECT set_config('ROLE', 'afilo_service', false)",
+    "SELECT set_config('session_authorization', 'afilo_service', false)",
+    "SELECT pg_catalog.set_config('role', 'afilo_service', true)",
+    "UPDATE pg_settings SET setting = 'afilo_service' WHERE name = 'role'",
+    "GRANT afilo_service TO afilo_app",
+    "GRANT afilo_service TO afilo_app WITH SET TRUE",
+    "ALTER ROLE afilo_service PASSWORD 'known'",
+    "ALTER ROLE afilo_app SET role = 'afilo_service'",
+]
+
+
+# Accepted by PostgreSQL, and without effect: pg_settings has no row for `role`, and a role
+# setting stored on the login is checked, and refused with a warning, at each login.
+NO_EFFECT = {
+    "UPDATE pg_settings SET setting = 'afilo_service' WHERE name = 'role'",
+    "ALTER ROLE afilo_app SET role = 'afilo_service'",
+}
+
+
+@pytest.mark.parametrize("statement", BECOME_THE_SERVICE)
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["session", "transaction"])
+def test_the_application_role_cannot_become_the_service_role(
+    marketplace: Marketplace, statement: str, in_transaction: bool
+) -> None:
+    try:
+        with psycopg.connect(marketplace.app_url, autocommit=not in_transaction) as app:
+            if statement in NO_EFFECT:
+                app.execute(statement)
+            else:
+                with pytest.raises((errors.InsufficientPrivilege, errors.InvalidParameterValue)):
+                    app.execute(statement)
+                app.rollback()
+            row = app.execute("SELECT current_user, session_user").fetchone()
+            assert row == (APP_ROLE, APP_ROLE)
+            app.commit()
+            member = app.execute("SELECT pg_has_role(%s, 'MEMBER')", (SERVICE_ROLE,)).fetchone()
+            assert member == (False,)
+        # Nor at the next login.
+        with psycopg.connect(marketplace.app_url) as app:
+            row = app.execute("SELECT current_user, current_setting('role')").fetchone()
+            assert row == (APP_ROLE, "none")
+    finally:
+        with psycopg.connect(marketplace.owner_url, autocommit=True) as owner:
+            owner.execute(f"ALTER ROLE {APP_ROLE} RESET ALL")
+
+
+def test_nor_by_a_startup_option(marketplace: Marketplace) -> None:
+    """`options=-c role=...` (PGOPTIONS) is checked like SET ROLE: the login is refused."""
+    with pytest.raises(psycopg.OperationalError, match="permission denied"):
+        psycopg.connect(marketplace.app_url, options=f"-c role={SERVICE_ROLE}").close()
+
+
+@pytest.mark.parametrize("security", ["SECURITY INVOKER", "SECURITY DEFINER"])
+def test_nor_through_a_function_of_its_own(
+    app: psycopg.Connection[tuple[object, ...]], security: str
+) -> None:
+    app.execute(
+        "CREATE FUNCTION pg_temp.escalate() RETURNS text LANGUAGE plpgsql"
+        f" {security} AS $$ BEGIN SET ROLE afilo_service; RETURN current_user; END $$"
+    )
+    with pytest.raises(errors.InsufficientPrivilege):
+        app.execute("SELECT pg_temp.escalate()")
+    assert app.execute("SELECT current_user").fetchone() == (APP_ROLE,)

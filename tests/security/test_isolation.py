@@ -53,6 +53,9 @@ def row_of(table: str, owner: UserRows, market: Marketplace) -> dict[str, Any]:
         "chat_messages": {"conversation_id": conversation, "role": "user", "content": "forged"},
         "bot_analytics": {"conversation_id": conversation, "day": "2026-11-21"},
         "events": {"event_type": "page.view", "user_id": owner.id},
+        "webhook_events": {"provider": "stripe", "event_id": "evt_forged000001",
+                           "event_type": "charge.refunded", "user_id": owner.id, "payload": "{}",
+                           "occurred_at": "2026-11-01"},
     }  # fmt: skip
     return rows[table]
 

@@ -97,17 +97,27 @@ def test_the_policies_in_the_database_are_the_policies_in_the_code(
 def test_the_activity_log_has_no_update_or_delete_for_anybody_but_the_owner(
     connection: Connection,
 ) -> None:
+    """The service role may blank its personal columns (erasure) and nothing else."""
     for role in (APP_ROLE, SERVICE_ROLE):
         for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
             row = connection.execute(
                 "SELECT has_table_privilege(%s, 'user_activity_log', %s)", (role, privilege)
             ).fetchone()
             assert row == (False,), (role, privilege)
-    row = connection.execute(
-        "SELECT count(*) FROM pg_policies WHERE tablename = 'user_activity_log'"
-        " AND cmd IN ('UPDATE', 'DELETE', 'ALL')"
-    ).fetchone()
-    assert row == (0,)
+    updatable = connection.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'user_activity_log'::regclass"
+        " AND attnum > 0 AND has_column_privilege(%s, attrelid, attnum, 'UPDATE') ORDER BY 1",
+        (SERVICE_ROLE,),
+    ).fetchall()
+    assert [row[0] for row in updatable] == ["actor", "details", "ip_address", "user_agent"]
+    rows = connection.execute(
+        "SELECT roles::text[], cmd, with_check FROM pg_policies"
+        " WHERE tablename = 'user_activity_log' AND cmd IN ('UPDATE', 'DELETE', 'ALL')"
+    ).fetchall()
+    assert len(rows) == 1
+    roles, command, check = rows[0]
+    assert (roles, command) == ([SERVICE_ROLE], "UPDATE")
+    assert "'erased'" in str(check) and "(ip_address IS NULL)" in str(check)
 
 
 @pytest.mark.parametrize("role", [APP_ROLE, SERVICE_ROLE])
@@ -126,10 +136,19 @@ def test_the_roles_are_restricted_and_own_nothing(connection: Connection, role: 
         (role,),
     ).fetchone()
     assert owned == (0,)
-    inherits_service = connection.execute(
-        "SELECT pg_has_role(%s, %s, 'USAGE')", (APP_ROLE, SERVICE_ROLE)
+    # No member of the service role: nobody switches to it; it logs in on its own.
+    members = connection.execute(
+        "SELECT count(*) FROM pg_auth_members WHERE roleid = %s::regrole", (SERVICE_ROLE,)
     ).fetchone()
-    assert inherits_service == (False,)
+    assert members == (0,)
+    for member in (APP_ROLE, SERVICE_ROLE):
+        other = SERVICE_ROLE if member == APP_ROLE else APP_ROLE
+        row = connection.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (member, other)).fetchone()
+        assert row == (False,)
+    can_login = connection.execute(
+        "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,)
+    ).fetchone()
+    assert can_login == (True,)
 
 
 HOSTED_OWNER = "afilo_test_hosted_owner"
@@ -173,5 +192,8 @@ def test_an_owner_that_may_not_create_roles_migrates_when_the_roles_exist(
         assert row == (len(list(policies())),)
     script = roles_script(DatabaseTarget(libpq_url(hosted_owner_url), hosted_owner_url, None))
     assert script.owner == HOSTED_OWNER and not script.owner_bypasses_rls
-    assert script.new_password and script.new_password not in script.sql
+    assert set(script.new_passwords) == {APP_ROLE, SERVICE_ROLE}
+    assert all(password not in script.sql for password in script.new_passwords.values())
     assert "CREATE ROLE afilo_app LOGIN" in script.sql and "SCRAM-SHA-256$" in script.sql
+    assert "CREATE ROLE afilo_service LOGIN" in script.sql
+    assert "REVOKE afilo_service FROM afilo_app" in script.sql

@@ -24,9 +24,6 @@ from afilo_db.db.engine import create_app_engine
 from afilo_db.security import APP_ROLE
 from afilo_db.studio import StudioOptions, create_studio
 from tests.conftest import create_database, drop_database
-from tests.security.conftest import app_password
-
-__all__ = ["app_password"]
 
 PASSWORD = "correct horse battery staple"
 LOGIN = "operator"

@@ -29,7 +29,7 @@ def session(database_url: str) -> Iterator[Session]:
 
 def test_the_studio_has_a_view_for_every_table() -> None:
     assert {view.table.name for view in model_views(read_only=False)} == set(Base.metadata.tables)
-    assert len(Base.metadata.tables) == 23
+    assert len(Base.metadata.tables) == 25
 
 
 def test_deleting_a_user_counts_what_goes_and_what_refuses(session: Session) -> None:
@@ -88,6 +88,7 @@ def test_the_tables_holding_users_data_are_the_ones_row_level_security_separates
     assert set(records.user_data_tables(session)) == {
         "user_profiles", "user_subscriptions", "purchases", "user_activity_log", "cart_items",
         "downloads", "chat_conversations", "chat_messages", "bot_analytics", "events",
+        "webhook_events",
     }  # fmt: skip
 
 

@@ -89,6 +89,11 @@ COMMANDS: dict[str, Lazy] = {
         "afilo_db.cli.kb:kb_app",
         "The chat bot's knowledge base: ingest, sync, search, ask, reembed.",
     ),
+    "webhooks": Lazy(
+        "afilo_db.cli.webhooks:webhooks_app",
+        "Stripe and Clerk webhooks: serve the endpoint that mirrors them.",
+    ),
+    "user": Lazy("afilo_db.cli.user:user_app", "A user's profile, billing and entitlements."),
 }
 
 

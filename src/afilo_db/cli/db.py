@@ -18,7 +18,7 @@ from afilo_db.cli.common import (
 )
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server, resolve_target
-from afilo_db.errors import ConflictError, OperationError
+from afilo_db.errors import ConflictError, OperationError, ValidationError
 
 db_app = typer.Typer(
     help="The database server: start, stop, status, url, roles, seed, push, replica.",
@@ -87,23 +87,33 @@ def url(
             "row-level security. With DATABASE_URL set, prints DATABASE_URL.",
         ),
     ] = False,
+    service: Annotated[
+        bool,
+        typer.Option(
+            "--service",
+            help="The service URL instead: the service role (afilo_service) that webhook "
+            "handlers and admin jobs log in as. With DATABASE_URL set, prints SERVICE_DATABASE_URL.",
+        ),
+    ] = False,
 ) -> None:
     """Print the owner's connection URL on a line of its own (usable with psql). Starts the
     embedded server if it is not running. With DATABASE_URL set, prints DIRECT_URL."""
     with reported_errors():
+        if app and service:
+            raise ValidationError({"--service": "give either --app or --service, not both"})
         target = resolve_target()
-        if app:
-            from afilo_db.security.login import app_url
+        if app or service:
+            from afilo_db.security import login
 
-            print(app_url(target))
+            print(login.service_url(target) if service else login.app_url(target))
         else:
             print(target.direct_url)
 
 
 @db_app.command("roles")
 def roles_command() -> None:
-    """Print the SQL that creates the application and service roles and sets the application
-    role's password, for a database where migrations may not create roles. Run it as a role
+    """Print the SQL that creates the application and service roles and sets both roles'
+    passwords, for a database where migrations may not create roles. Run it as a role
     with CREATEROLE (`afilo-db db roles | psql "$DIRECT_URL"`), then `afilo-db migrate deploy`.
     On a hosted database a new password is generated and shown on stderr, once."""
     from afilo_db.security.login import roles_script
@@ -112,10 +122,10 @@ def roles_command() -> None:
     with reported_errors():
         script = roles_script(resolve_target())
         print(script.sql, end="")
-        if script.new_password is not None:
+        for role, password in script.new_passwords.items():
+            setting = "DATABASE_URL" if role == APP_ROLE else "SERVICE_DATABASE_URL"
             errors.print(
-                f"password of {APP_ROLE} (put it in DATABASE_URL; it is not stored anywhere): "
-                f"{script.new_password}",
+                f"password of {role} (put it in {setting}; it is not stored anywhere): {password}",
                 highlight=False,
             )
         if not script.owner_bypasses_rls:

@@ -60,39 +60,54 @@ def _refuse_undescribed_tables(
 
 
 def erase_user(url: str, clerk_user_id: str) -> Erasure:
+    """Erase the user's personal data in a transaction of its own (the operator command)."""
     with psycopg.connect(url) as connection:
-        user_id = find_user_id(connection, clerk_user_id)
-        if user_id is None:
-            raise NotFoundError(f"no user with clerk_user_id {clerk_user_id!r}")
-        # Two erasures of one user at once would both pass the lookup; the row lock serializes.
-        connection.execute("SELECT 1 FROM user_profiles WHERE id = %s FOR UPDATE", (user_id,))
-        ownership = derive_ownership(connection)
-        _refuse_undescribed_tables(connection, ownership, user_id)
-        rows: dict[str, int] = {}
-        for table in ownership.tables:
-            model = _model(table)
-            columns = personal_columns(model) if model is not None else []
-            if not columns:
-                continue
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(
-                    sql.Identifier(column.name), sql.SQL(column.info.get("erased") or "NULL")
-                )
-                for column in columns
-            )
-            cursor = connection.execute(
-                sql.SQL("UPDATE {} AS t SET {} WHERE {}").format(
-                    sql.Identifier(*table), assignments, ownership.owned_condition(table)
-                ),
-                {"user_id": user_id},
-            )
-            rows[qualified(table)] = cursor.rowcount
-        connection.execute(
-            sql.SQL(
-                "INSERT INTO {} (user_id, actor, action, entity_type, entity_id, details)"
-                " VALUES (%s, %s, %s, 'user_profiles', %s, %s)"
-            ).format(sql.Identifier(UserActivityLog.__tablename__)),
-            (user_id, ERASING_ACTOR, ERASED_ACTION, str(user_id), Jsonb({"anonymized_rows": rows})),
-        )
+        erasure = erase_user_in(connection, clerk_user_id)
         connection.commit()
+    return erasure
+
+
+def erase_user_in(
+    connection: psycopg.Connection[Any],
+    clerk_user_id: str,
+    *,
+    actor: str = ERASING_ACTOR,
+    event_id: str | None = None,
+) -> Erasure:
+    """Erase the user's personal data in the caller's transaction (the caller commits), as the
+    owner or as the service role (Clerk's user.deleted): the service role may blank personal
+    columns and nothing else. `event_id` names the provider event that asked for it in the log."""
+    user_id = find_user_id(connection, clerk_user_id)
+    if user_id is None:
+        raise NotFoundError(f"no user with clerk_user_id {clerk_user_id!r}")
+    # Two erasures of one user at once would both pass the lookup; the row lock serializes.
+    connection.execute("SELECT 1 FROM user_profiles WHERE id = %s FOR UPDATE", (user_id,))
+    ownership = derive_ownership(connection)
+    _refuse_undescribed_tables(connection, ownership, user_id)
+    rows: dict[str, int] = {}
+    for table in ownership.tables:
+        model = _model(table)
+        columns = personal_columns(model) if model is not None else []
+        if not columns:
+            continue
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(
+                sql.Identifier(column.name), sql.SQL(column.info.get("erased") or "NULL")
+            )
+            for column in columns
+        )
+        cursor = connection.execute(
+            sql.SQL("UPDATE {} AS t SET {} WHERE {}").format(
+                sql.Identifier(*table), assignments, ownership.owned_condition(table)
+            ),
+            {"user_id": user_id},
+        )
+        rows[qualified(table)] = cursor.rowcount
+    connection.execute(
+        sql.SQL(
+            "INSERT INTO {} (user_id, actor, action, entity_type, entity_id, details, event_id)"
+            " VALUES (%s, %s, %s, 'user_profiles', %s, %s, %s)"
+        ).format(sql.Identifier(UserActivityLog.__tablename__)),
+        (user_id, actor, ERASED_ACTION, str(user_id), Jsonb({"anonymized_rows": rows}), event_id),
+    )
     return Erasure(user_id=user_id, rows=rows)

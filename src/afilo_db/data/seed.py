@@ -37,7 +37,8 @@ ProgressCallback = Callable[[str, int, bool], None]
 # (the number of rows is known only once they are generated).
 SEED_TABLES = (
     "products", "product_variants", "product_pricing_tiers", "product_collections",
-    "product_collection_products", "user_profiles", "user_activity_log", "user_subscriptions",
+    "product_collection_products", "user_profiles", "webhook_events", "user_activity_log",
+    "user_subscriptions",
     "purchases", "cart_items", "downloads", "chat_conversations", "chat_messages",
     "bot_analytics", "events", "knowledge_base",
 )  # fmt: skip
@@ -292,6 +293,16 @@ def _seed_collections(writer: _Writer, seed_value: int, products: int) -> None:
                 ("collection_id", "product_id", "position", "added_at"), memberships())  # fmt: skip
 
 
+def _clerk_user_created(clerk_id: str, email: str, first: str, last: str, joined: datetime) -> str:
+    """The body of Clerk's user.created event for a seeded user."""
+    at = int(joined.timestamp() * 1000)
+    address = {"id": "idn_" + clerk_id[5:], "email_address": email}
+    data = {"id": clerk_id, "object": "user", "first_name": first, "last_name": last,
+            "email_addresses": [address], "primary_email_address_id": address["id"],
+            "created_at": at, "updated_at": at}  # fmt: skip
+    return json.dumps({"object": "event", "type": "user.created", "timestamp": at, "data": data})
+
+
 def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> None:
     profile_rows: list[Row] = []
     subscription_rows: list[Row] = []
@@ -303,6 +314,7 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
     analytics_rows: list[Row] = []
     event_rows: list[Row] = []
     activity_rows: list[Row] = []
+    webhook_rows: list[Row] = []
 
     for index in range(users):
         rng = _rng(seed_value, "user", index)
@@ -312,8 +324,14 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
         tier = rng.choices(rules.SUBSCRIPTION_TIERS, weights=(5, 3, 2, 1))[0]
         clerk_id = _external_id("user", rng, 27)
         customer = _external_id("cus", rng, 14) if tier != "free" else None
-        profile_rows.append((user_id, clerk_id, f"{first}.{last}{index + 1}@example.com".lower(),
-                             f"{first} {last}", tier, customer, joined, joined))  # fmt: skip
+        email = f"{first}.{last}{index + 1}@example.com".lower()
+        # The profile as Clerk's user.created event set it.
+        message_id = _external_id("msg", rng, 27)
+        profile_rows.append((user_id, clerk_id, email, f"{first} {last}", tier, customer,
+                             message_id, joined, joined, joined))  # fmt: skip
+        webhook_rows.append((deterministic_uuid7(joined, rng), "clerk", message_id, "user.created",
+                             clerk_id, user_id, _clerk_user_created(clerk_id, email, first, last,
+                             joined), joined, joined))  # fmt: skip
         activity_rows.append((deterministic_uuid7(joined, rng), user_id, clerk_id, "user.signed_up",
                               "user_profiles", str(user_id), joined))  # fmt: skip
 
@@ -413,8 +431,10 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
                                plan.id, f"s{index}", '{"source": "web"}'))  # fmt: skip
 
     writer.copy("user_profiles", ("id", "clerk_user_id", "email", "display_name",
-                "subscription_tier", "stripe_customer_id", "created_at", "updated_at"),
-                iter(profile_rows))  # fmt: skip
+                "subscription_tier", "stripe_customer_id", "state_event_id", "state_as_of",
+                "created_at", "updated_at"), iter(profile_rows))  # fmt: skip
+    writer.copy("webhook_events", ("id", "provider", "event_id", "event_type", "subject",
+                "user_id", "payload", "occurred_at", "received_at"), iter(webhook_rows))  # fmt: skip
     writer.copy("user_activity_log", ("id", "user_id", "actor", "action", "entity_type",
                 "entity_id", "created_at"), iter(activity_rows))  # fmt: skip
     writer.copy("user_subscriptions", ("id", "user_id", "stripe_subscription_id",

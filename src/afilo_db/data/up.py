@@ -21,6 +21,14 @@ def table_names() -> list[str]:
     return [table.name for table in Base.metadata.sorted_tables]
 
 
+def data_table_names() -> list[str]:
+    """The tables that hold data, not configuration (billing_settings): what `up` finds empty
+    and `db seed --reset` empties."""
+    return [
+        table.name for table in Base.metadata.sorted_tables if not table.info.get("configuration")
+    ]
+
+
 def table_counts(connection: psycopg.Connection[Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for name in table_names():
@@ -31,11 +39,12 @@ def table_counts(connection: psycopg.Connection[Any]) -> dict[str, int]:
 
 
 def is_empty(connection: psycopg.Connection[Any]) -> bool:
-    return all(count == 0 for count in table_counts(connection).values())
+    counts = table_counts(connection)
+    return all(counts[name] == 0 for name in data_table_names())
 
 
 def truncate_all(connection: psycopg.Connection[Any]) -> None:
-    tables = sql.SQL(", ").join(sql.Identifier(name) for name in table_names())
+    tables = sql.SQL(", ").join(sql.Identifier(name) for name in data_table_names())
     connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
 
 

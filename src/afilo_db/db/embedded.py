@@ -32,6 +32,8 @@ SUPERUSER = "postgres"
 # The role the application connects as (created by the migrations, see afilo_db.security.roles);
 # its password is generated here and set on the role by `afilo-db up`.
 APPLICATION_ROLE = "afilo_app"
+# Trusted back-end work (webhook handlers, admin jobs) logs in as this role; same arrangement.
+SERVICE_LOGIN_ROLE = "afilo_service"
 LISTEN_ADDRESS = "127.0.0.1"
 # PostgreSQL refuses to run as root; when we are root the server runs as this system user.
 SERVER_OS_USER = "afilo_postgres"

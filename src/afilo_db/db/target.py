@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afilo_db.config import Settings, get_settings
-from afilo_db.db.embedded import APPLICATION_ROLE, EmbeddedServer
+from afilo_db.db.embedded import APPLICATION_ROLE, SERVICE_LOGIN_ROLE, EmbeddedServer
 from afilo_db.db.urls import is_pooled, libpq_url
 
 
@@ -20,6 +20,9 @@ class DatabaseTarget:
     app_url_is_pooled: bool = False
     """Whether `app_url` goes through a transaction-mode pooler: decided on the configured URL,
     since `?pgbouncer=true` is not a libpq parameter and is not kept in `app_url`."""
+    service_url: str | None = None
+    """Trusted back-end work (webhooks, jobs) as the service role: SERVICE_DATABASE_URL, or on
+    the embedded server that role with its generated password (set up by `afilo-db up`)."""
 
 
 def embedded_server(settings: Settings | None = None) -> EmbeddedServer:
@@ -31,12 +34,19 @@ def resolve_target(settings: Settings | None = None) -> DatabaseTarget:
     settings = settings or get_settings()
     if settings.database_url is not None:
         direct = settings.direct_url or settings.database_url
+        service = settings.service_database_url
         return DatabaseTarget(
             libpq_url(settings.database_url),
             libpq_url(direct),
             None,
             app_url_is_pooled=is_pooled(settings.database_url),
+            service_url=libpq_url(service) if service else None,
         )
     server = embedded_server(settings)
     server.start()
-    return DatabaseTarget(server.role_url(APPLICATION_ROLE), server.url(), server)
+    return DatabaseTarget(
+        server.role_url(APPLICATION_ROLE),
+        server.url(),
+        server,
+        service_url=server.role_url(SERVICE_LOGIN_ROLE),
+    )

@@ -1,12 +1,14 @@
 """SQLAlchemy 2 typed models, one module per domain. Importing this package registers them all."""
 
 from afilo_db.models.accounts import (
+    BillingSettings,
     CartItem,
     Download,
     Purchase,
     UserActivityLog,
     UserProfile,
     UserSubscription,
+    WebhookEvent,
 )
 from afilo_db.models.analytics import (
     AnalyticsDirtyDay,
@@ -41,6 +43,7 @@ __all__ = [
     "AnalyticsSubscriber",
     "AnalyticsSubscriptionsDaily",
     "Base",
+    "BillingSettings",
     "BotAnalytics",
     "CartItem",
     "ChatConversation",
@@ -58,4 +61,5 @@ __all__ = [
     "UserActivityLog",
     "UserProfile",
     "UserSubscription",
+    "WebhookEvent",
 ]

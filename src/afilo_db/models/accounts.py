@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Numeric, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Interval,
+    Numeric,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -46,6 +56,10 @@ class UserProfile(Base):
     display_name: Mapped[str | None] = mapped_column(info=personal())
     subscription_tier: Mapped[str] = mapped_column(server_default="free")
     stripe_customer_id: Mapped[str | None] = mapped_column(unique=True, info=personal())
+    # Which provider event set this state, and the provider's own time of it (Clerk's
+    # `updated_at`, Stripe's event `created`): an older event never overwrites newer state.
+    state_event_id: Mapped[str | None]
+    state_as_of: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -56,7 +70,9 @@ class UserProfile(Base):
 
 
 class UserSubscription(Base):
-    """One row per Stripe subscription, updated as its state changes (webhooks)."""
+    """Billing history: one row per state of a Stripe subscription, as its events reported it.
+    The row of the newest state (by `state_as_of`, then `state_event_id`) is `is_current`;
+    an event that arrives late takes its place in the history without becoming current."""
 
     __tablename__ = "user_subscriptions"
     __table_args__ = (
@@ -76,12 +92,23 @@ class UserSubscription(Base):
         CheckConstraint(rules.sql_in("currency", rules.CURRENCIES), name="currency_valid"),
         CheckConstraint("current_period_end > current_period_start", name="period_order"),
         Index("ix_user_subscriptions_user_id_status", "user_id", "status"),
+        Index(
+            "uq_user_subscriptions_current",
+            "stripe_subscription_id",
+            unique=True,
+            postgresql_where=text("is_current"),
+        ),
+        Index(
+            "ix_user_subscriptions_stripe_subscription_id_state_as_of",
+            "stripe_subscription_id",
+            "state_as_of",
+        ),
     )
 
     id: Mapped[UuidPk]
     # RESTRICT: billing history is kept by law; erasing a user blanks personal fields instead.
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_profiles.id", ondelete="RESTRICT"))
-    stripe_subscription_id: Mapped[str] = mapped_column(unique=True)
+    stripe_subscription_id: Mapped[str]
     stripe_price_id: Mapped[str]
     tier: Mapped[str]
     status: Mapped[str]
@@ -91,6 +118,9 @@ class UserSubscription(Base):
     current_period_end: Mapped[datetime]
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default="false")
     canceled_at: Mapped[datetime | None]
+    is_current: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    state_event_id: Mapped[str | None] = mapped_column(unique=True)
+    state_as_of: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -135,6 +165,8 @@ class Purchase(Base):
     status: Mapped[str] = mapped_column(server_default="paid")
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(unique=True)
     stripe_checkout_session_id: Mapped[str | None]
+    state_event_id: Mapped[str | None]
+    state_as_of: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
 
 
@@ -153,7 +185,11 @@ class UserActivityLog(Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("user_profiles.id", ondelete="SET NULL")
     )
-    actor: Mapped[str] = mapped_column(info=personal("'erased'"))
+    # The acting user as the database sees it: what the application role writes is checked
+    # against the same context (security.policies), so nobody appends as 'system'.
+    actor: Mapped[str] = mapped_column(
+        server_default=text("current_clerk_user_id()"), info=personal("'erased'")
+    )
     action: Mapped[str]
     entity_type: Mapped[str | None]
     entity_id: Mapped[str | None]
@@ -162,6 +198,8 @@ class UserActivityLog(Base):
     )
     ip_address: Mapped[str | None] = mapped_column(INET, info=personal())
     user_agent: Mapped[str | None] = mapped_column(info=personal())
+    # The provider event (Stripe `evt_...`, Clerk/Svix `msg_...`) whose handling made this entry.
+    event_id: Mapped[str | None]
     created_at: Mapped[CreatedAt]
 
 
@@ -212,3 +250,59 @@ class Download(Base):
     )
     ip_address: Mapped[str | None] = mapped_column(INET, info=personal())
     created_at: Mapped[CreatedAt]
+
+
+class WebhookEvent(Base):
+    """Every Stripe and Clerk event received, once (the provider's event id is unique), with the
+    body exactly as it was signed. Stored in the transaction that applies it."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        CheckConstraint(rules.sql_in("provider", rules.WEBHOOK_PROVIDERS), name="provider_valid"),
+        CheckConstraint("length(event_id) BETWEEN 1 AND 255", name="event_id_length"),
+        UniqueConstraint("provider", "event_id"),
+        Index("ix_webhook_events_user_id", "user_id"),
+        Index("ix_webhook_events_subject_event_type", "subject", "event_type"),
+    )
+
+    id: Mapped[UuidPk]
+    provider: Mapped[str]
+    event_id: Mapped[str]
+    event_type: Mapped[str]
+    # The provider object the event is about (sub_..., pi_..., a Clerk user id). Erased to its
+    # digest (once: erasing again keeps it), so that an erased user's late events are still
+    # recognised and ignored.
+    subject: Mapped[str | None] = mapped_column(
+        info=personal(
+            "CASE WHEN left(subject, 7) = 'sha256:' THEN subject"
+            " ELSE 'sha256:' || encode(sha256(convert_to(subject, 'UTF8')), 'hex') END"
+        )
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user_profiles.id", ondelete="SET NULL")
+    )
+    payload: Mapped[str] = mapped_column(info=personal("'{}'"))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[CreatedAt]
+
+
+class BillingSettings(Base):
+    """One row: how the entitlement rule treats billing states (changed by the owner)."""
+
+    __tablename__ = "billing_settings"
+    __table_args__ = (
+        CheckConstraint("singleton", name="one_row"),
+        CheckConstraint(
+            f"past_due_grace >= interval '0' AND past_due_grace <= interval '{rules.PAST_DUE_GRACE_MAX_DAYS} days'",
+            name="past_due_grace_range",
+        ),
+        # Configuration, not data: the migration writes its row; seeding and resets keep it.
+        {"info": {"configuration": True}},
+    )
+
+    singleton: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default="true")
+    # A past_due subscription keeps its downloads this long after its period ended.
+    past_due_grace: Mapped[timedelta] = mapped_column(
+        Interval, server_default=text(f"'{rules.PAST_DUE_GRACE_DEFAULT_DAYS} days'::interval")
+    )
+    updated_at: Mapped[UpdatedAt]

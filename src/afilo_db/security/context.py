@@ -4,8 +4,10 @@ Both set transaction-local settings with `set_config(..., true)`, never session 
 pooler in transaction mode the next transaction on the same server connection may belong to
 somebody else, and PostgreSQL reverts a local setting at COMMIT or ROLLBACK. Each context also
 switches the role for the transaction (`set_config('role', ...)`, as `SET LOCAL ROLE` does), so
-that it holds whatever the connection logged in as: the application role itself, or an owner
-connection in tests and operator tools.
+that it holds whatever the connection logged in as: `as_user` on the application role's login,
+`service_context` on the service role's own login (SERVICE_DATABASE_URL), either on an owner
+connection in tests and operator tools. The application role cannot become the service role:
+`service_context` on its connection raises ForbiddenError.
 
 The caller owns the transaction; these never commit.
 """
@@ -20,9 +22,10 @@ from typing import Any, Final
 
 import psycopg
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
-from afilo_db.errors import ValidationError
+from afilo_db.errors import ForbiddenError, ValidationError
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
 from afilo_db.validation.checks import clerk_user_id_problem
@@ -63,9 +66,18 @@ class TransactionContext:
 
     def __init__(self, executor: Executor, role: str, clerk_user_id: str) -> None:
         self._executor = executor
-        row = executor.execute(
-            text(SET_CONTEXT_SQL), {"role": role, "clerk_user_id": clerk_user_id}
-        ).one()
+        try:
+            row = executor.execute(
+                text(SET_CONTEXT_SQL), {"role": role, "clerk_user_id": clerk_user_id}
+            ).one()
+        except ProgrammingError as error:
+            if not isinstance(error.orig, psycopg.errors.InsufficientPrivilege):
+                raise
+            raise ForbiddenError(
+                f"this connection may not act as {role}: the service context needs the service "
+                "role's own login (SERVICE_DATABASE_URL, `afilo-db db url --service`), and user "
+                "contexts the application role's"
+            ) from error
         self._previous = {"role": row[0], "clerk_user_id": row[1]}
 
     def __enter__(self) -> None:
@@ -150,6 +162,7 @@ def user_context(clerk_user_id: str) -> tuple[str, dict[str, str]]:
 
 def service_context(executor: Executor) -> TransactionContext:
     """Trusted back-end work (webhook handlers, admin jobs): every row of the tables the service
-    role is granted, and no user set, for the rest of the transaction or the `with` block. Keep
-    these blocks small and visible; everything a user asks for belongs in `as_user`."""
+    role is granted, and no user set, for the rest of the transaction or the `with` block.
+    Only on a connection that logged in as the service role (SERVICE_DATABASE_URL) or the owner;
+    on the application role's, raises ForbiddenError (and the transaction is aborted)."""
     return TransactionContext(executor, SERVICE_ROLE, "")

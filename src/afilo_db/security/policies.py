@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from afilo_db import rules
+from afilo_db.models import Base
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
 
 Command = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
@@ -28,7 +29,7 @@ CLERK_USER_ID_SETTING: Final = "afilo.clerk_user_id"
 # Small STABLE functions, bound at creation (SQL-standard bodies), so a caller's search_path
 # cannot swap the table they read. Policies call them wrapped in a sub-select:
 # `(SELECT current_user_profile_id())` is an InitPlan, evaluated once per statement.
-FUNCTIONS: Final = (
+USER_CONTEXT_FUNCTIONS: Final = (
     f"""
 CREATE FUNCTION current_clerk_user_id() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -42,25 +43,57 @@ BEGIN ATOMIC
 END
 """,
 )
-FUNCTION_SIGNATURES: Final = ("current_user_profile_id()", "current_clerk_user_id()")
 
 CURRENT_USER: Final = "(SELECT current_user_profile_id())"
 OWN_ROWS: Final = f"user_id = {CURRENT_USER}"
 _TIERS_LOWEST_FIRST = "ARRAY[" + ", ".join(f"'{tier}'" for tier in rules.SUBSCRIPTION_TIERS) + "]"
 
-# A download is recorded only under an entitlement of the user's own: an entitling subscription
-# whose tier is at least the product's, or a paid purchase of that very product.
-ENTITLED_DOWNLOAD: Final = f"""{OWN_ROWS} AND (
-  EXISTS (
-    SELECT FROM user_subscriptions s JOIN products p ON p.id = downloads.product_id
-    WHERE s.id = downloads.subscription_id AND s.user_id = downloads.user_id
-      AND s.{rules.sql_in("status", rules.ENTITLING_SUBSCRIPTION_STATUSES)}
-      AND array_position({_TIERS_LOWEST_FIRST}, s.tier)
-          >= array_position({_TIERS_LOWEST_FIRST}, p.included_in_tier))
-  OR EXISTS (
-    SELECT FROM purchases pu
-    WHERE pu.id = downloads.purchase_id AND pu.user_id = downloads.user_id
-      AND pu.product_id = downloads.product_id AND pu.status = 'paid'))"""
+PUBLISHED: Final = f"status = {rules.sql_literal(rules.PUBLISHED_PRODUCT_STATUS)}"
+
+# The one entitlement rule: why this user may download this product now (no row: they may not).
+# The downloads policy, the entitlement service and `afilo-db user show` all ask this function.
+# It reads as its caller (SECURITY INVOKER), so the application role, acting for a user, sees
+# only that user's subscriptions and purchases and only published products.
+ENTITLEMENT_FUNCTION: Final = f"""
+CREATE FUNCTION download_entitlements(user_id uuid, product_id uuid) RETURNS TABLE (reason text, subscription_id uuid, purchase_id uuid, valid_until timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT format('%s subscription %s, tier %s', s.status, s.stripe_subscription_id, s.tier),
+         s.id, NULL::uuid,
+         s.current_period_end + CASE WHEN s.status = 'past_due' THEN b.past_due_grace
+                                     ELSE interval '0' END
+  FROM public.products p
+  JOIN public.user_subscriptions s ON s.user_id = download_entitlements.user_id AND s.is_current
+  -- No settings row (an owner deleted it) means no grace, not no entitlements.
+  CROSS JOIN (SELECT coalesce((SELECT past_due_grace FROM public.billing_settings),
+                              interval '0') AS past_due_grace) b
+  WHERE p.id = download_entitlements.product_id AND p.{PUBLISHED}
+    AND array_position({_TIERS_LOWEST_FIRST}, s.tier)
+        >= array_position({_TIERS_LOWEST_FIRST}, p.included_in_tier)
+    AND (s.{rules.sql_in("status", rules.ENTITLING_SUBSCRIPTION_STATUSES)}
+           AND s.current_period_end > now()
+         OR s.status = 'past_due' AND s.current_period_end + b.past_due_grace > now())
+  UNION ALL
+  SELECT format('paid purchase %s', coalesce(pu.stripe_payment_intent_id, pu.id::text)),
+         NULL::uuid, pu.id, NULL::timestamptz
+  FROM public.products p
+  JOIN public.purchases pu ON pu.product_id = p.id AND pu.user_id = download_entitlements.user_id
+  WHERE p.id = download_entitlements.product_id AND p.{PUBLISHED} AND pu.status = 'paid';
+END
+"""
+
+FUNCTIONS: Final = (*USER_CONTEXT_FUNCTIONS, ENTITLEMENT_FUNCTION)
+FUNCTION_SIGNATURES: Final = (
+    "download_entitlements(uuid, uuid)",
+    "current_user_profile_id()",
+    "current_clerk_user_id()",
+)
+
+# A download is recorded only under an entitlement of the user's own, and names it.
+ENTITLED_DOWNLOAD: Final = f"""{OWN_ROWS} AND EXISTS (
+  SELECT FROM download_entitlements(downloads.user_id, downloads.product_id) e
+  WHERE e.subscription_id IS NOT DISTINCT FROM downloads.subscription_id
+    AND e.purchase_id IS NOT DISTINCT FROM downloads.purchase_id)"""
 
 OWN_CONVERSATION: Final = (
     "EXISTS (SELECT FROM chat_conversations c"
@@ -89,6 +122,9 @@ class TableSecurity:
     filtered_columns: tuple[str, ...] = ()
     # Rows that belong to one user: the isolation tests cover these tables.
     private: bool = True
+    # The service context may blank the personal columns (erasing a user, as Clerk's
+    # user.deleted asks) and nothing else: a column grant and a check that they end erased.
+    service_redacts: bool = False
 
     @property
     def app_commands(self) -> tuple[Command, ...]:
@@ -106,6 +142,10 @@ def _own(*commands: Command) -> tuple[AppRule, ...]:
         )
         for command in commands
     )
+
+
+def _published_product(column: str) -> str:
+    return f"EXISTS (SELECT FROM products p WHERE p.id = {column} AND p.{PUBLISHED})"
 
 
 def _readable_by_all(table: str, using: str = "true", *columns: str) -> TableSecurity:
@@ -147,6 +187,7 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
         "downloads",
         app=(*_own("SELECT"), AppRule("INSERT", check=ENTITLED_DOWNLOAD)),
         service=("SELECT", "INSERT"),
+        service_redacts=True,
         filtered_columns=("user_id", "product_id", "subscription_id", "purchase_id"),
     ),
     TableSecurity(
@@ -182,15 +223,29 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     ),
     # Append-only for both roles: no UPDATE or DELETE grant or policy. Only the owner (operator
     # commands, e.g. erasing a user) can redact it.
+    # The actor is the user the database knows, not what the request says.
     TableSecurity(
         "user_activity_log",
-        app=_own("SELECT", "INSERT"),
+        app=(
+            *_own("SELECT"),
+            AppRule("INSERT", check=f"{OWN_ROWS} AND actor = (SELECT current_clerk_user_id())"),
+        ),
         service=("SELECT", "INSERT"),
+        service_redacts=True,
         filtered_columns=("user_id",),
     ),
     # Written and read by back-end jobs only.
     TableSecurity("bot_analytics"),
-    TableSecurity("events", service=("SELECT", "INSERT")),
+    TableSecurity("events", service=("SELECT", "INSERT"), service_redacts=True),
+    # Provider events (webhooks): the application never sees them.
+    TableSecurity("webhook_events", service=("SELECT", "INSERT", "UPDATE")),
+    # Read by the entitlement rule as whoever calls it; changed by the owner.
+    TableSecurity(
+        "billing_settings",
+        app=(AppRule("SELECT", using="true"),),
+        service=("SELECT",),
+        private=False,
+    ),
     # The reports' rollups: refreshed by the owner (operator commands, the studio), readable by
     # back-end jobs. The days awaiting a refresh are the events trigger's bookkeeping alone.
     TableSecurity("analytics_dirty_days", service=(), private=False),
@@ -204,12 +259,29 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
             "analytics_subscribers",
         )
     ),
-    _readable_by_all("products"),
-    _readable_by_all("product_variants"),
-    _readable_by_all("product_pricing_tiers"),
+    # Unpublished products (and what hangs off them) exist only for the service context.
+    _readable_by_all("products", PUBLISHED, "status"),
+    _readable_by_all(
+        "product_variants", _published_product("product_variants.product_id"), "product_id"
+    ),
+    _readable_by_all(
+        "product_pricing_tiers",
+        "EXISTS (SELECT FROM product_variants v JOIN products p ON p.id = v.product_id"
+        f" WHERE v.id = product_pricing_tiers.variant_id AND p.{PUBLISHED})",
+        "variant_id",
+    ),
     _readable_by_all("product_collections"),
-    _readable_by_all("product_collection_products"),
-    _readable_by_all("knowledge_base", "is_published", "is_published"),
+    _readable_by_all(
+        "product_collection_products",
+        _published_product("product_collection_products.product_id"),
+        "product_id",
+    ),
+    _readable_by_all(
+        "knowledge_base",
+        "is_published AND (knowledge_base.product_id IS NULL"
+        f" OR {_published_product('knowledge_base.product_id')})",
+        "is_published",
+    ),
     # Filled by triggers (SECURITY DEFINER), drained by `kb sync`: back-end work only.
     TableSecurity("knowledge_sync_queue", private=False),
 )
@@ -243,6 +315,23 @@ class Policy:
         return f"CREATE POLICY {self.name} ON {self.table} {self.definition()}"
 
 
+def personal_columns(table: str) -> dict[str, str]:
+    """The personal columns of a table (declared with `personal()` on its model), each with the
+    SQL of its erased value."""
+    return {
+        column.name: column.info.get("erased") or "NULL"
+        for column in Base.metadata.tables[table].columns
+        if column.info.get("personal")
+    }
+
+
+def redacted(table: str) -> str:
+    """True of a row whose personal columns all hold their erased values."""
+    return " AND ".join(
+        f"{name} IS NOT DISTINCT FROM {erased}" for name, erased in personal_columns(table).items()
+    )
+
+
 def policies() -> Iterator[Policy]:
     for table in TABLES:
         for rule in table.app:
@@ -252,6 +341,8 @@ def policies() -> Iterator[Policy]:
             using = everything if command != "INSERT" else None
             check = everything if command in ("INSERT", "UPDATE") else None
             yield Policy(table.table, SERVICE_ROLE, command, using, check)
+        if table.service_redacts:
+            yield Policy(table.table, SERVICE_ROLE, "UPDATE", "true", redacted(table.table))
 
 
 def _grants(table: TableSecurity) -> Iterator[str]:
@@ -260,6 +351,9 @@ def _grants(table: TableSecurity) -> Iterator[str]:
         yield f"GRANT {rule.command}{columns} ON {table.table} TO {APP_ROLE}"
     if table.service:
         yield f"GRANT {', '.join(table.service)} ON {table.table} TO {SERVICE_ROLE}"
+    if table.service_redacts:
+        columns = ", ".join(personal_columns(table.table))
+        yield f"GRANT UPDATE ({columns}) ON {table.table} TO {SERVICE_ROLE}"
 
 
 def upgrade_statements() -> Iterator[str]:

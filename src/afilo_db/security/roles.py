@@ -7,10 +7,10 @@
 - `afilo_app` is what the application connects as (DATABASE_URL): a login role that owns nothing,
   holds only the grants the policies in `afilo_db.security.policies` give it, and cannot bypass
   them.
-- `afilo_service` is the service context: trusted back-end work (webhooks, admin jobs) switches to
-  it for one transaction with `service_context()`. It cannot log in. `afilo_app` is a member that
-  does NOT inherit its rights (NOINHERIT), so the service policies apply only after the explicit
-  switch.
+- `afilo_service` is trusted back-end work (webhook handlers, admin jobs): a login of its own
+  (SERVICE_DATABASE_URL), held to the service policies. Nobody else is a member of it: the
+  application role cannot switch to it by any SET ROLE or set_config form, so a compromised
+  application, or a session setting left behind a transaction-mode pooler, cannot reach it.
 
 Roles belong to the whole cluster, not to one database: the migration creates them when the
 connected role may (`CREATEROLE`), and a downgrade leaves them in place for the other databases.
@@ -23,10 +23,10 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from afilo_db.db.embedded import APPLICATION_ROLE
+from afilo_db.db.embedded import APPLICATION_ROLE, SERVICE_LOGIN_ROLE
 
 APP_ROLE: Final = APPLICATION_ROLE
-SERVICE_ROLE: Final = "afilo_service"
+SERVICE_ROLE: Final = SERVICE_LOGIN_ROLE
 
 # Each attribute spelled out: a role created by hand must not quietly gain one.
 _RESTRICTED = "NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT"
@@ -39,15 +39,18 @@ BEGIN
       '(`afilo-db db roles` prints the SQL to create them)', current_user;
     RETURN;
   END IF;
+  -- LOGIN without a password: nobody can log in until `afilo-db up` or `db roles` sets one.
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{SERVICE_ROLE}') THEN
-    CREATE ROLE {SERVICE_ROLE} NOLOGIN {_RESTRICTED};
+    CREATE ROLE {SERVICE_ROLE} LOGIN {_RESTRICTED};
   END IF;
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-    -- LOGIN without a password: nobody can log in until `afilo-db up` or `db roles` sets one.
     CREATE ROLE {APP_ROLE} LOGIN {_RESTRICTED};
   END IF;
-  IF NOT pg_has_role('{APP_ROLE}', '{SERVICE_ROLE}', 'MEMBER') THEN
-    GRANT {SERVICE_ROLE} TO {APP_ROLE};
+  ALTER ROLE {SERVICE_ROLE} LOGIN;
+  -- Before 0004_billing the application role was a member, to switch for one transaction.
+  IF EXISTS (SELECT FROM pg_auth_members
+             WHERE roleid = '{SERVICE_ROLE}'::regrole AND member = '{APP_ROLE}'::regrole) THEN
+    REVOKE {SERVICE_ROLE} FROM {APP_ROLE} CASCADE;
   END IF;
 END
 $roles$
@@ -75,30 +78,38 @@ BEGIN
     RAISE EXCEPTION 'roles % must be NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION',
       unsafe;
   END IF;
-  IF pg_has_role('{APP_ROLE}', '{SERVICE_ROLE}', 'USAGE') THEN
-    RAISE EXCEPTION '{APP_ROLE} inherits the rights of {SERVICE_ROLE}: it must be NOINHERIT';
+  IF pg_has_role('{APP_ROLE}', '{SERVICE_ROLE}', 'MEMBER') THEN
+    RAISE EXCEPTION '{APP_ROLE} is a member of {SERVICE_ROLE}: it could switch to the service role';
   END IF;
-  IF pg_has_role('{APP_ROLE}', current_user, 'MEMBER') THEN
-    RAISE EXCEPTION '{APP_ROLE} is a member of the owner %', current_user;
+  unsafe := ARRAY(
+    SELECT name FROM unnest(ARRAY['{APP_ROLE}', '{SERVICE_ROLE}']) AS name
+    WHERE pg_has_role(name, current_user, 'MEMBER'));
+  IF cardinality(unsafe) > 0 THEN
+    RAISE EXCEPTION 'roles % are members of the owner %', unsafe, current_user;
   END IF;
 END
 $verify$
 """
 
 
-def login_password_sql(connection: psycopg.Connection[Any], password: str) -> sql.Composed:
-    """`ALTER ROLE afilo_app LOGIN PASSWORD ...` with a SCRAM verifier, never the password itself,
+LOGIN_ROLES: Final = (APP_ROLE, SERVICE_ROLE)
+
+
+def login_password_sql(
+    connection: psycopg.Connection[Any], password: str, role: str = APP_ROLE
+) -> sql.Composed:
+    """`ALTER ROLE <role> LOGIN PASSWORD ...` with a SCRAM verifier, never the password itself,
     so that neither the server log nor a SQL editor's history holds it."""
     verifier = connection.pgconn.encrypt_password(
-        password.encode(), APP_ROLE.encode(), b"scram-sha-256"
+        password.encode(), role.encode(), b"scram-sha-256"
     )
     return sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
-        sql.Identifier(APP_ROLE), sql.Literal(verifier.decode())
+        sql.Identifier(role), sql.Literal(verifier.decode())
     )
 
 
-def app_role_exists(connection: psycopg.Connection[Any]) -> bool:
-    row = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+def role_exists(connection: psycopg.Connection[Any], role: str = APP_ROLE) -> bool:
+    row = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     return row is not None
 
 

@@ -22,9 +22,11 @@ def record_activity(
     user_id: uuid.UUID | None = None,
     ip_address: str | None = None,
     user_agent: str | None = None,
+    event_id: str | None = None,
 ) -> UserActivityLog:
     """One entry, written in the caller's transaction: it commits with the change it describes,
-    or not at all. `details` must be JSON-serializable."""
+    or not at all. `details` must be JSON-serializable; `event_id` names the provider event
+    (Stripe, Clerk) whose handling made the change."""
     entry = UserActivityLog(
         actor=actor,
         action=action,
@@ -34,6 +36,7 @@ def record_activity(
         user_id=user_id,
         ip_address=ip_address,
         user_agent=user_agent,
+        event_id=event_id,
     )
     session.add(entry)
     flush(session)

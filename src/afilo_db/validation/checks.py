@@ -93,6 +93,12 @@ def clerk_user_id_problem(value: str) -> str | None:
     return None if _fullmatch(rules.CLERK_USER_ID_PATTERN, value) else external_id_rule("user")
 
 
+def svix_message_id_problem(value: str) -> str | None:
+    """Clerk's webhook deliveries (Svix) are identified by their message id."""
+    ok = _fullmatch(rf"^msg_{rules.EXTERNAL_ID_BODY}$", value)
+    return None if ok else external_id_rule("msg")
+
+
 def stored_email_problem(value: str) -> str | None:
     ok = _fullmatch(rules.EMAIL_PATTERN, value) and len(value) <= rules.EMAIL_MAX_LENGTH
     return None if ok else EMAIL_RULE

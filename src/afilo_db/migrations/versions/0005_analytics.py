@@ -15,7 +15,7 @@
 Frozen: SQL written here, nothing imported from afilo_db.
 
 Revision ID: 0005_analytics
-Revises: 0003_knowledge
+Revises: 0004_billing
 Create Date: 2026-12-01 21:45:00.000000
 
 """
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_analytics"
-down_revision: str | None = "0003_knowledge"
+down_revision: str | None = "0004_billing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,20 @@
+"""Stripe and Clerk, mirrored: webhook verification, the event store and the event handlers.
+
+`verify_stripe` / `verify_clerk` check a delivery's signature with the providers' own libraries
+and give a `ProviderEvent`; `ingest` stores it once and applies it, in the caller's transaction,
+in the service context; `create_webhook_app` serves both as a small Starlette endpoint.
+"""
+
+from afilo_db.billing.events import NotYetKnownError, ProviderEvent, SignatureError
+from afilo_db.billing.ingest import Outcome, ingest
+from afilo_db.billing.verification import verify_clerk, verify_stripe
+
+__all__ = [
+    "NotYetKnownError",
+    "Outcome",
+    "ProviderEvent",
+    "SignatureError",
+    "ingest",
+    "verify_clerk",
+    "verify_stripe",
+]

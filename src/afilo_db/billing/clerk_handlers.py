@@ -1,0 +1,144 @@
+"""Clerk events -> user_profiles: user.created and user.updated write the profile (email, name)
+when they are newer than what it holds (Clerk's own `updated_at`, then the event id);
+user.deleted erases the user's personal data with the erasure flow of `afilo-db erase user`.
+
+A user once deleted stays deleted: the user.deleted event is kept (its subject erased to a
+digest), and a user.created or user.updated of that user that arrives later is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from sqlalchemy import text
+
+from afilo_db.billing.events import field, from_unix_ms, text_field
+from afilo_db.data.erase import erase_user_in
+from afilo_db.errors import ValidationError
+from afilo_db.validation.checks import clerk_user_id_problem
+
+if TYPE_CHECKING:
+    from afilo_db.billing.ingest import Delivery
+
+DELETED = "user.deleted"
+
+
+def _clerk_user_id(data: Mapping[str, Any]) -> str:
+    clerk_user_id = text_field(data, "id")
+    problem = clerk_user_id_problem(clerk_user_id)
+    if problem is not None:
+        raise ValidationError({"data.id": problem})
+    return clerk_user_id
+
+
+def _lock_and_check_deleted(delivery: Delivery, clerk_user_id: str) -> bool:
+    """Serialize the events of one Clerk user (the profile may not exist yet, so the lock is on
+    the id); True when a user.deleted of theirs is stored already."""
+    session = delivery.session
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('clerk:' || :clerk, 0))"),
+        {"clerk": clerk_user_id},
+    )
+    return bool(
+        session.execute(
+            text(
+                "SELECT EXISTS (SELECT FROM webhook_events WHERE provider = 'clerk'"
+                " AND event_type = :deleted AND id <> :row AND subject IN (:clerk,"
+                " 'sha256:' || encode(sha256(convert_to(:clerk, 'UTF8')), 'hex')))"
+            ),
+            {"clerk": clerk_user_id, "deleted": DELETED, "row": delivery.row_id},
+        ).scalar_one()
+    )
+
+
+def _primary_email(data: Mapping[str, Any]) -> str:
+    addresses = field(data, "email_addresses")
+    primary = data.get("primary_email_address_id")
+    if isinstance(addresses, list):
+        for address in addresses:
+            if isinstance(address, Mapping) and (primary is None or address.get("id") == primary):
+                email = address.get("email_address")
+                if isinstance(email, str) and email:
+                    return email.strip().lower()
+    raise ValidationError({"data.email_addresses": "must hold the primary email address"})
+
+
+def _display_name(data: Mapping[str, Any]) -> str | None:
+    parts = [data.get("first_name"), data.get("last_name")]
+    name = " ".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+    username = data.get("username")
+    return name or (username if isinstance(username, str) and username else None)
+
+
+def user_written(delivery: Delivery) -> None:
+    """user.created / user.updated."""
+    data, event = delivery.event.data, delivery.event
+    clerk_user_id = _clerk_user_id(data)
+    if _lock_and_check_deleted(delivery, clerk_user_id):
+        return
+    updated = data.get("updated_at", data.get("created_at"))
+    as_of: datetime = from_unix_ms(updated, "data.updated_at") if updated else event.occurred_at
+    values = {
+        "clerk": clerk_user_id,
+        "email": _primary_email(data),
+        "name": _display_name(data),
+        "event_id": event.event_id,
+        "as_of": as_of,
+    }
+    created = delivery.session.execute(
+        text(
+            "INSERT INTO user_profiles (clerk_user_id, email, display_name, state_event_id,"
+            " state_as_of) VALUES (:clerk, :email, :name, :event_id, :as_of)"
+            " ON CONFLICT (clerk_user_id) DO NOTHING RETURNING id"
+        ),
+        values,
+    ).scalar_one_or_none()
+    if created is not None:
+        delivery.link_user(created)
+        delivery.log("profile.created", user_id=created, entity_type="user_profiles",
+                     entity_id=created)  # fmt: skip
+        return
+    # Only a newer state than the one held: Clerk's updated_at, then the event id.
+    profile, changed = delivery.session.execute(
+        text(
+            "WITH changed AS (UPDATE user_profiles SET email = :email, display_name = :name,"
+            " state_event_id = :event_id, state_as_of = :as_of"
+            " WHERE clerk_user_id = :clerk"
+            " AND (coalesce(state_as_of, '-infinity'), coalesce(state_event_id, ''))"
+            "     < (CAST(:as_of AS timestamptz), CAST(:event_id AS text))"
+            " RETURNING id)"
+            " SELECT id, EXISTS (SELECT FROM changed) FROM user_profiles WHERE clerk_user_id = :clerk"
+        ),
+        values,
+    ).one()
+    delivery.link_user(profile)
+    if changed:
+        delivery.log("profile.updated", user_id=profile, entity_type="user_profiles",
+                     entity_id=profile)  # fmt: skip
+
+
+def user_deleted(delivery: Delivery) -> None:
+    """user.deleted: erase the user's personal data (the rows stay, billing amounts with them)."""
+    clerk_user_id = _clerk_user_id(delivery.event.data)
+    _lock_and_check_deleted(delivery, clerk_user_id)
+    user_id = delivery.session.execute(
+        text("SELECT id FROM user_profiles WHERE clerk_user_id = :clerk"),
+        {"clerk": clerk_user_id},
+    ).scalar_one_or_none()
+    if user_id is None:
+        return
+    # Linked first, so that the erasure blanks this event's payload and subject too.
+    delivery.link_user(user_id)
+    connection = delivery.session.connection().connection.driver_connection
+    assert isinstance(connection, psycopg.Connection)
+    erase_user_in(connection, clerk_user_id, actor="clerk", event_id=delivery.event.event_id)
+
+
+HANDLERS: dict[str, Callable[[Delivery], None]] = {
+    "user.created": user_written,
+    "user.updated": user_written,
+    DELETED: user_deleted,
+}

@@ -1,0 +1,61 @@
+"""`afilo-db webhooks serve`: the Stripe and Clerk webhook endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
+from afilo_db.cli.common import console, errors, reported_errors
+from afilo_db.config import get_settings
+from afilo_db.db.engine import create_app_engine
+from afilo_db.db.target import resolve_target
+from afilo_db.errors import ValidationError
+from afilo_db.security import login
+
+webhooks_app = typer.Typer(help="Stripe and Clerk webhooks.", no_args_is_help=True)
+
+LOOPBACK = "127.0.0.1"
+
+
+@webhooks_app.command("serve")
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8787,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Anything but 127.0.0.1 exposes it.")
+    ] = LOOPBACK,
+) -> None:
+    """Receive Stripe events on POST /webhooks/stripe and Clerk events on POST /webhooks/clerk
+    until Ctrl-C, as the service role (SERVICE_DATABASE_URL, or the embedded server's).
+
+    Signatures are checked with STRIPE_WEBHOOK_SECRET and CLERK_WEBHOOK_SECRET (at least one
+    must be set; the other provider's deliveries are refused with 503). Forward to it from your
+    back end, or in development with `stripe listen --forward-to 127.0.0.1:8787/webhooks/stripe`.
+    """
+    with reported_errors():
+        settings = get_settings()
+        secrets = WebhookSecrets(
+            stripe=settings.stripe_webhook_secret.get_secret_value()
+            if settings.stripe_webhook_secret
+            else None,
+            clerk=settings.clerk_webhook_secret.get_secret_value()
+            if settings.clerk_webhook_secret
+            else None,
+        )
+        if secrets.stripe is None and secrets.clerk is None:
+            raise ValidationError(
+                {"STRIPE_WEBHOOK_SECRET": "set it, or CLERK_WEBHOOK_SECRET, or both"}
+            )
+        engine = create_app_engine(login.service_url(resolve_target()))
+        try:
+            app = create_webhook_app(engine, secrets)
+            for provider, secret in (("stripe", secrets.stripe), ("clerk", secrets.clerk)):
+                state = "" if secret else " (no secret: refused)"
+                console.print(f"{provider}: http://{host}:{port}/webhooks/{provider}{state}")
+            if host != LOOPBACK:
+                errors.print(f"[bold yellow]warning:[/] listening on {host}, not only this machine")
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        finally:
+            engine.dispose()

@@ -1,0 +1,250 @@
+"""Events as Stripe and Clerk send them, signed locally exactly as they sign them: Stripe with
+its own `generate_signature_header` (HMAC-SHA256 of `timestamp.body`), Clerk with Svix's own
+`Webhook.sign` (HMAC-SHA256 of `id.timestamp.body`, base64, `v1,` prefix)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx2
+import psycopg
+import stripe
+from svix.webhooks import Webhook
+
+STRIPE_SECRET = "whsec_" + secrets.token_hex(16)
+CLERK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+PRICE_IDS = {"starter": "price_starter000001", "professional": "price_pro000001"}
+ONE_OFF_PRICE = "price_oneoff000001"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    provider: str
+    event_id: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/{self.provider}"
+
+
+def stripe_delivery(
+    event_id: str,
+    event_type: str,
+    created: int,
+    obj: dict[str, Any],
+    *,
+    signed_at: int | None = None,
+    secret: str = STRIPE_SECRET,
+) -> Delivery:
+    body = json.dumps({
+        "id": event_id, "object": "event", "type": event_type, "created": created,
+        "api_version": "2025-10-29.clover", "livemode": False, "data": {"object": obj},
+    })  # fmt: skip
+    header = stripe.WebhookSignature.generate_signature_header(
+        body, secret, signed_at if signed_at is not None else int(time.time())
+    )
+    return Delivery("stripe", event_id, body.encode(), {"Stripe-Signature": header})
+
+
+def clerk_delivery(
+    message_id: str,
+    event_type: str,
+    timestamp_ms: int,
+    data: dict[str, Any],
+    *,
+    signed_at: datetime | None = None,
+    secret: str = CLERK_SECRET,
+) -> Delivery:
+    body = json.dumps({"object": "event", "type": event_type, "timestamp": timestamp_ms,
+                       "data": data, "instance_id": "ins_test000001"})  # fmt: skip
+    moment = signed_at or datetime.now(UTC)
+    signature = Webhook(secret).sign(message_id, moment, body)
+    headers = {
+        "svix-id": message_id,
+        "svix-timestamp": str(int(moment.timestamp())),
+        "svix-signature": signature,
+    }
+    return Delivery("clerk", message_id, body.encode(), headers)
+
+
+def clerk_user(
+    clerk_user_id: str, email: str, updated_ms: int, first_name: str = "Ada"
+) -> dict[str, Any]:
+    return {
+        "id": clerk_user_id, "object": "user", "first_name": first_name, "last_name": "Lovelace",
+        "username": None, "primary_email_address_id": "idn_primary0001",
+        "email_addresses": [{"id": "idn_primary0001", "email_address": email}],
+        "created_at": updated_ms, "updated_at": updated_ms,
+    }  # fmt: skip
+
+
+def subscription(
+    subscription_id: str,
+    clerk_user_id: str,
+    status: str,
+    tier: str,
+    period_start: int,
+    period_end: int,
+    *,
+    customer: str = "cus_test000001",
+    canceled_at: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": subscription_id, "object": "subscription", "customer": customer, "status": status,
+        "metadata": {"clerk_user_id": clerk_user_id}, "cancel_at_period_end": False,
+        "canceled_at": canceled_at,
+        "items": {"object": "list", "data": [{
+            "id": "si_" + subscription_id[4:], "current_period_start": period_start,
+            "current_period_end": period_end,
+            "price": {"id": PRICE_IDS[tier], "unit_amount": 1900, "currency": "usd",
+                      "metadata": {"tier": tier}},
+        }]},
+    }  # fmt: skip
+
+
+def invoice(
+    invoice_id: str, subscription_id: str, customer: str, period: tuple[int, int], paid: int
+) -> dict[str, Any]:
+    return {
+        "id": invoice_id, "object": "invoice", "customer": customer, "amount_paid": paid,
+        "parent": {"subscription_details": {"subscription": subscription_id}},
+        "lines": {"data": [{"period": {"start": period[0], "end": period[1]}}]},
+    }  # fmt: skip
+
+
+def checkout_session(
+    session_id: str, payment_intent: str, clerk_user_id: str, customer: str
+) -> dict[str, Any]:
+    return {
+        "id": session_id, "object": "checkout.session", "mode": "payment",
+        "payment_status": "paid", "payment_intent": payment_intent, "amount_total": 4900,
+        "currency": "usd", "customer": customer, "client_reference_id": clerk_user_id,
+        "metadata": {"stripe_price_id": ONE_OFF_PRICE},
+    }  # fmt: skip
+
+
+def payment_intent(payment_intent_id: str, clerk_user_id: str, customer: str) -> dict[str, Any]:
+    return {
+        "id": payment_intent_id, "object": "payment_intent", "amount_received": 4900,
+        "currency": "usd", "customer": customer,
+        "metadata": {"clerk_user_id": clerk_user_id, "stripe_price_id": ONE_OFF_PRICE},
+    }  # fmt: skip
+
+
+def refund(charge_id: str, payment_intent_id: str) -> dict[str, Any]:
+    return {"id": charge_id, "object": "charge", "payment_intent": payment_intent_id,
+            "refunded": True, "amount_refunded": 4900}  # fmt: skip
+
+
+def _user_events(number: int, tag: str, start: int) -> list[Delivery]:
+    user = f"user_{tag}{number:08d}"
+    key = user[5:]
+    customer, sub, pi = f"cus_{key}", f"sub_{key}", f"pi_{key}"
+    plan = ("starter", "professional")[number % 2]
+    trial = (start, start + 14 * 86400)
+    paid = (start + 14 * 86400, start + 44 * 86400)
+
+    def at(step: int) -> int:
+        return start + step * 3600 + number
+
+    def stripe(step: int, event_type: str, obj: dict[str, Any]) -> Delivery:
+        return stripe_delivery(f"evt_{key}s{step:02d}", event_type, at(step), obj)
+
+    def state(status: str, period: tuple[int, int], **extra: Any) -> dict[str, Any]:
+        return subscription(sub, user, status, plan, *period, customer=customer, **extra)
+
+    return [
+        clerk_delivery(f"msg_{key}c00", "user.created", at(0) * 1000,
+                       clerk_user(user, f"{key}@example.com", at(0) * 1000)),
+        clerk_delivery(f"msg_{key}c01", "user.updated", at(1) * 1000,
+                       clerk_user(user, f"{key}@example.com", at(1) * 1000, "Grace")),
+        stripe(2, "customer.subscription.created", state("trialing", trial)),
+        stripe(3, "invoice.paid", invoice(f"in_{key}a", sub, customer, trial, 0)),
+        stripe(4, "customer.subscription.updated", state("active", paid)),
+        stripe(5, "invoice.payment_failed", invoice(f"in_{key}b", sub, customer, paid, 0)),
+        stripe(6, "invoice.paid", invoice(f"in_{key}c", sub, customer, paid, 1900)),
+        stripe(7, "customer.subscription.deleted", state("canceled", paid, canceled_at=at(7)))
+        if number % 2 == 0
+        else stripe(7, "customer.subscription.updated", state("active", paid)),
+        stripe(8, "checkout.session.completed", checkout_session(f"cs_{key}", pi, user, customer)),
+        stripe(9, "charge.refunded", refund(f"ch_{key}", pi))
+        if number % 2 == 0
+        else stripe(9, "payment_intent.succeeded", payment_intent(pi, user, customer)),
+    ]  # fmt: skip
+
+
+def marketplace_events(users: int, tag: str = "m") -> list[Delivery]:
+    """Ten events for each of `users` users, in the order they happened: sign-up and a profile
+    update (Clerk); a trial, its free invoice, activation, a failed and a paid renewal, then a
+    cancellation or a plan update (Stripe); a one-off checkout, then a refund or the payment's
+    own event. Signed now: post them within Stripe's and Svix's five minutes."""
+    start = int(time.time()) - 40 * 86400
+    return [event for number in range(users) for event in _user_events(number, tag, start)]
+
+
+def stock_catalog(owner_url: str) -> None:
+    """The products the events buy: in the starter and professional tiers, one sold only one-off
+    (Stripe price ONE_OFF_PRICE), and a draft one."""
+    with psycopg.connect(owner_url) as owner:
+        for handle, tier, status, price in (
+            ("starter-kit", "starter", "active", PRICE_IDS["starter"]),
+            ("pro-kit", "professional", "active", PRICE_IDS["professional"]),
+            ("one-off-kit", None, "active", ONE_OFF_PRICE),
+            ("draft-kit", "starter", "draft", "price_draft000001"),
+        ):
+            owner.execute(
+                "WITH p AS (INSERT INTO products (handle, title, status, included_in_tier)"
+                " VALUES (%s, %s, %s, %s) RETURNING id)"
+                " INSERT INTO product_variants (product_id, sku, title, license_type, price,"
+                " seats, stripe_price_id) SELECT id, %s, 'Personal', 'personal', 49, 1, %s FROM p",
+                (handle, handle.title(), status, tier, handle.upper(), price),
+            )
+
+
+def deliver_all(base_url: str, deliveries: list[Delivery], workers: int = 8) -> int:
+    """Post every delivery from `workers` threads at once. One refused with 409 or 500 goes back
+    to the end of the queue, as Stripe and Svix retry later (here without their backoff).
+    Returns the number of posts."""
+    pending: queue.Queue[Delivery] = queue.Queue()
+    for delivery in deliveries:
+        pending.put(delivery)
+    posts = itertools.count()
+    failures: list[tuple[str, int]] = []
+
+    def work() -> None:
+        with httpx2.Client(base_url=base_url, timeout=30) as client:
+            while True:
+                try:
+                    delivery = pending.get_nowait()
+                except queue.Empty:
+                    return
+                status = client.post(
+                    delivery.path, content=delivery.body, headers=delivery.headers
+                ).status_code
+                if next(posts) > 50 * len(deliveries):
+                    failures.append((delivery.event_id, status))
+                    return
+                if status in (409, 500):
+                    pending.put(delivery)
+                elif status != 200:
+                    failures.append((delivery.event_id, status))
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert pending.empty()
+    return next(posts)

@@ -1,0 +1,79 @@
+"""200 events of 20 users, posted concurrently to the real endpoint (uvicorn on a loopback port)
+in shuffled order with duplicates, retried as the providers retry (anything but 2xx), end in the
+same table contents as the same events applied once, in order."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import psycopg
+from starlette.testclient import TestClient
+
+from afilo_db.billing.endpoint import create_webhook_app
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.engine import create_app_engine
+from tests.billing.conftest import SECRETS, Shop, open_shop, post
+from tests.billing.providers import deliver_all, marketplace_events
+from tests.conftest import create_database, drop_database
+
+# Every table the events write, as natural keys and values (generated ids and times left out).
+CONTENTS = {
+    "user_profiles": "SELECT clerk_user_id, email, display_name, subscription_tier,"
+    " stripe_customer_id, state_event_id, state_as_of FROM user_profiles",
+    "user_subscriptions": "SELECT u.clerk_user_id, s.stripe_subscription_id, s.stripe_price_id,"
+    " s.tier, s.status, s.amount, s.currency, s.current_period_start, s.current_period_end,"
+    " s.cancel_at_period_end, s.canceled_at, s.is_current, s.state_event_id, s.state_as_of"
+    " FROM user_subscriptions s JOIN user_profiles u ON u.id = s.user_id",
+    "purchases": "SELECT u.clerk_user_id, p.handle, pu.quantity, pu.amount, pu.currency,"
+    " pu.status, pu.stripe_payment_intent_id, pu.stripe_checkout_session_id, pu.state_event_id,"
+    " pu.state_as_of FROM purchases pu JOIN user_profiles u ON u.id = pu.user_id"
+    " JOIN products p ON p.id = pu.product_id",
+    "webhook_events": "SELECT e.provider, e.event_id, e.event_type, e.subject, e.payload,"
+    " e.occurred_at, u.clerk_user_id FROM webhook_events e"
+    " LEFT JOIN user_profiles u ON u.id = e.user_id",
+}
+
+
+def contents(owner_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(owner_url) as owner:
+        return {
+            table: sorted((tuple(row) for row in owner.execute(query).fetchall()), key=repr)
+            for table, query in CONTENTS.items()
+        }
+
+
+def test_shuffled_concurrent_duplicated_deliveries_end_like_the_ordered_run(
+    served: str,
+    shop: Shop,
+    server: EmbeddedServer,
+    template_database: str,
+    app_password: str,
+    service_password: str,
+) -> None:
+    events = marketplace_events(20)
+    assert len(events) == 200
+
+    shuffled = events + random.sample(events, 40)
+    random.shuffle(shuffled)
+    assert deliver_all(served, shuffled) >= 240
+    concurrent = contents(shop.owner_url)
+
+    name = f"ordered_{id(shop)}"
+    ordered_url = create_database(server, name, template=template_database)
+    try:
+        ordered = open_shop(ordered_url, app_password, service_password)
+        engine = create_app_engine(ordered.service_url)
+        with TestClient(create_webhook_app(engine, SECRETS)) as in_order:
+            for delivery in events:
+                status, body = post(in_order, delivery)
+                assert (status, body["status"]) == (200, "applied"), (delivery.event_id, body)
+        engine.dispose()
+        expected = contents(ordered_url)
+    finally:
+        drop_database(server, name)
+
+    assert {table: len(rows) for table, rows in expected.items()} == {
+        "user_profiles": 20, "user_subscriptions": 120, "purchases": 20, "webhook_events": 200}  # fmt: skip
+    for table in CONTENTS:
+        assert concurrent[table] == expected[table], table
