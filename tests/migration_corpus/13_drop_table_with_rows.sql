@@ -1,2 +1,2 @@
--- expect: breaking-change:error, data-loss:error:22
+-- expect: breaking-change:error, data-loss:error:26
 DROP TABLE chat_messages;

@@ -1,2 +1,2 @@
--- expect: data-loss:error:22
+-- expect: data-loss:error:26
 TRUNCATE chat_messages;

@@ -121,6 +121,25 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
     "ck_bot_analytics_counts": ("answered", "counts are 0 or more and answered <= messages"),
     "ck_bot_analytics_latency_positive": ("avg_latency_ms", "must be 0 or more"),
     "ck_bot_analytics_satisfaction_range": ("satisfaction", "must be from 1 to 5"),
+    "ck_bot_analytics_passages_used_not_negative": ("passages_used", "must be 0 or more"),
+    "ck_knowledge_base_chunk_index_not_negative": ("chunk_index", "must be 0 or more"),
+    "ck_knowledge_base_embedding_next_has_model": (
+        "embedding_next_model",
+        "a next-model vector and its model name are given together or not at all",
+    ),
+    "ck_webhook_events_provider_valid": ("provider", checks.one_of_rule(("stripe", "clerk"))),
+    "ck_webhook_events_event_id_length": ("event_id", "must be 1 to 255 characters"),
+    "ck_billing_settings_one_row": ("singleton", "there is one row of billing settings"),
+    "ck_billing_settings_past_due_grace_range": (
+        "past_due_grace",
+        "must be from 0 to 90 days",
+    ),
+    "ck_analytics_rollup_state_single_row": ("id", "there is one row of rollup state"),
+    "ck_analytics_funnel_daily_steps_narrow": (
+        "purchased",
+        "counts are 0 or more and each funnel step is at most the one before it",
+    ),
+    "ck_analytics_subscribers_period_order": ("canceled_at", "must not be before started_at"),
     "ck_events_event_type_format": (
         "event_type",
         "must be lowercase words joined by dots or underscores, like cart.item_added",
