@@ -60,8 +60,8 @@ def build_shop(
                      status="active")
         for name in ("P1", "P2")
     }  # fmt: skip
-    for name, product in products.items():  # an active product must have a variant for sale
-        insert(connection, "product_variants", product_id=product, sku=f"{name}-PERSONAL",
+    for handle, product_id in products.items():  # an active product needs a variant for sale
+        insert(connection, "product_variants", product_id=product_id, sku=f"{handle}-PERSONAL",
                title="Personal", license_type="personal", price=10, seats=1)  # fmt: skip
     users = {
         name: insert(connection, "user_profiles", clerk_user_id=f"user_{name}000001",
