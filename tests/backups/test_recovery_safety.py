@@ -30,7 +30,7 @@ def test_a_backup_that_fails_its_check_is_not_restored_without_force(
 ) -> None:
     manifest = create_backup(seeded_url, directory=backups)
     before = database_state(seeded_url)
-    damaged = next(path for path in (backup_path(manifest.id, backups) / "dump").glob("*.gz"))
+    damaged = next(path for path in (backup_path(manifest.id, backups) / "dump").glob("*.dat"))
     damaged.write_bytes(damaged.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(ConflictError, match="--force"):
         restore_into(manifest.id, seeded_url, "never_made", directory=backups)

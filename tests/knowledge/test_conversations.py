@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from afilo_db.errors import NotFoundError, ValidationError
 from afilo_db.knowledge.chunking import count_tokens
+from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services import conversations
 from afilo_db.services.transaction import unit_of_work
 from tests.security.conftest import app_engine, as_app_role
@@ -35,10 +36,19 @@ def chat_engine(demo_url: str, app_password: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_a_conversation_as_the_user_and_the_bot(chat_engine: Engine) -> None:
+@pytest.fixture(scope="module")
+def bot_engine(demo_url: str, service_password: str) -> Iterator[Engine]:
+    """The service role's own login (SERVICE_DATABASE_URL): how the bot's back end writes."""
+    engine = app_engine(as_app_role(demo_url, service_password, SERVICE_ROLE))
+    yield engine
+    engine.dispose()
+
+
+def test_a_conversation_as_the_user_and_the_bot(chat_engine: Engine, bot_engine: Engine) -> None:
     with unit_of_work(chat_engine) as session:
         conversation = conversations.start_conversation(session, ALICE, title="Refunds")
         conversations.add_user_message(session, ALICE, conversation, "Can I get a refund?")
+    with unit_of_work(bot_engine) as session:
         conversations.add_assistant_message(session, conversation, "Yes, within 14 days [1].")
         conversations.record_answer(session, conversation, latency_ms=800, passages_used=3)
         conversations.record_answer(session, conversation, latency_ms=400, passages_used=2)
@@ -53,8 +63,7 @@ def test_a_conversation_as_the_user_and_the_bot(chat_engine: Engine) -> None:
             conversations.history(session, BOB, conversation)
     with unit_of_work(chat_engine) as session, pytest.raises(NotFoundError):
         conversations.add_user_message(session, BOB, conversation, "let me in")
-    with Session(chat_engine) as session, session.begin():
-        session.execute(text("SELECT set_config('role', 'afilo_service', true)"))
+    with Session(bot_engine) as session, session.begin():
         row = session.execute(
             text(
                 "SELECT messages, answered, avg_latency_ms, passages_used, resolved, satisfaction,"

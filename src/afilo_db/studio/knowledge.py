@@ -20,7 +20,12 @@ RESULTS = 10
 
 class KnowledgeSearch(CustomView):
     def __init__(self) -> None:
-        super().__init__(menu_label="Knowledge search", icon="fa fa-search", path=SEARCH_PATH)
+        super().__init__(
+            menu_label="Knowledge search",
+            icon="fa fa-search",
+            path=SEARCH_PATH,
+            route_name="knowledge_search",
+        )
 
     @route("")
     async def search(self, request: Request) -> Response:
