@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from afilo_db.db.databases import create_database, database_exists
 from afilo_db.db.programs import POSTGRES_INSTALL_DIR, run_pg_program
 from afilo_db.errors import ConflictError, OperationError
 from afilo_db.files import write_private
@@ -333,5 +332,8 @@ class EmbeddedServer:
         )
 
     def _ensure_database(self, name: str) -> None:
+        # Imported here: psycopg is the heaviest import of `db url`, which needs none of it.
+        from afilo_db.db.databases import create_database, database_exists
+
         if not database_exists(self.url(), name):
             create_database(self.url(), name)
