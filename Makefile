@@ -28,7 +28,7 @@ system-packages:
 # A scratch folder of this checkout's own: pytest prunes old runs in the shared one, which
 # would pull the data directory from under another checkout's running test server.
 test: lint system-packages
-	$(BIN)/pytest -n 2 --dist loadfile --basetemp=.pytest-tmp
+	$(BIN)/pytest -n 2 --dist loadfile --basetemp=.pytest-tmp --durations=20
 
 # Benchmarks, never part of `make test`: each prints ratios against a baseline from the same run
 # and writes bench/results/<name>.json.
