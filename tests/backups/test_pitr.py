@@ -32,6 +32,17 @@ def server_now(connection: psycopg.Connection[tuple[object, ...]]) -> datetime:
     return row[0]
 
 
+def marks_around_a_moment(url: str) -> datetime:
+    """A table `marks` with rows 1-5 written before the moment returned and 6-10 after it."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE marks (n int)")
+        connection.execute("INSERT INTO marks SELECT generate_series(1, 5)")
+        moment = server_now(connection)
+        time.sleep(0.05)
+        connection.execute("INSERT INTO marks SELECT generate_series(6, 10)")
+    return moment
+
+
 def rows(url: str) -> list[int]:
     with psycopg.connect(url) as connection:
         return [int(r[0]) for r in connection.execute("SELECT n FROM marks ORDER BY n")]
@@ -44,12 +55,7 @@ def test_recover_to_a_point_in_time(source: EmbeddedServer, tmp_path: Path) -> N
     assert pitr.archive_status(source).enabled
     assert [b.id for b in pitr.list_base_backups(source)] == [base.id]
 
-    with psycopg.connect(source.url(), autocommit=True) as connection:
-        connection.execute("CREATE TABLE marks (n int)")
-        connection.execute("INSERT INTO marks SELECT generate_series(1, 5)")
-        target = server_now(connection)
-        time.sleep(0.05)
-        connection.execute("INSERT INTO marks SELECT generate_series(6, 10)")
+    target = marks_around_a_moment(source.url())
     # Every commit up to now into the archive (recovery would also do this itself).
     pitr.archive_current_wal(source)
 

@@ -18,7 +18,7 @@ from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.errors import ConflictError, OperationError, ValidationError
 from tests.backups import test_backup
 from tests.backups.test_backup import database_state
-from tests.backups.test_pitr import SETTINGS, rows, server_now
+from tests.backups.test_pitr import SETTINGS, marks_around_a_moment, rows, server_now
 
 seeded_url = test_backup.seeded_url
 backups = test_backup.backups
@@ -66,12 +66,7 @@ def test_point_in_time_recovery_fails_safely(
     try:
         pitr.enable(source)
         assert "sync" in pitr.archive_command(source) and "mv" in pitr.archive_command(source)
-        with psycopg.connect(source.url(), autocommit=True) as connection:
-            connection.execute("CREATE TABLE marks (n int)")
-            connection.execute("INSERT INTO marks SELECT generate_series(1, 5)")
-            target = server_now(connection)
-            time.sleep(0.05)
-            connection.execute("INSERT INTO marks SELECT generate_series(6, 10)")
+        target = marks_around_a_moment(source.url())
 
         # A moment the archive does not reach is refused at once, with nothing created.
         started = time.monotonic()
