@@ -76,8 +76,21 @@ def test_recover_to_a_point_in_time(source: EmbeddedServer, tmp_path: Path) -> N
     assert rows(source.url()) == [1, 2, 3, 4, 5]
     assert in_place.replaced_data_directory is not None
     assert (in_place.replaced_data_directory / "PG_VERSION").exists()
-    # Archiving goes on, on a new timeline: a later recovery still works.
+    # Archiving goes on, on a new timeline: a later recovery still works, even from the stopped
+    # server, replaying the first timeline up to the fork and the new one after it.
     assert pitr.archive_status(source).enabled
+    with psycopg.connect(source.url(), autocommit=True) as connection:
+        connection.execute("INSERT INTO marks VALUES (6)")
+        on_the_new_timeline = server_now(connection)
+        time.sleep(0.05)
+        connection.execute("INSERT INTO marks VALUES (7)")
+    pitr.archive_current_wal(source)
+    source.stop()
+    later = pitr.recover_to_directory(source, on_the_new_timeline, tmp_path / "later")
+    try:
+        assert rows(later.url) == [1, 2, 3, 4, 5, 6]
+    finally:
+        EmbeddedServer(later.home).destroy()
 
 
 def test_target_time_needs_a_zone() -> None:

@@ -78,6 +78,8 @@ def test_point_in_time_recovery_fails_safely(
         assert not list(archived.glob(".*.partial"))
 
         # A recovery that fails half-way leaves no directory behind.
+        promote = pitr._wait_until_promoted
+
         def fail(_server: EmbeddedServer) -> None:
             raise OperationError("recovery failed (injected)")
 
@@ -87,8 +89,16 @@ def test_point_in_time_recovery_fails_safely(
         assert not (tmp_path / "half").exists()
 
         # In place: the data directory moved aside comes back, and the server runs as before.
+        # The failure comes after the promotion, so the abandoned attempt leaves a timeline of its
+        # own in the archive; recoveries later must follow the server's history, not that one.
+        def fail_once_promoted(server: EmbeddedServer) -> None:
+            promote(server)
+            raise OperationError("recovery failed (injected)")
+
+        monkeypatch.setattr(pitr, "_wait_until_promoted", fail_once_promoted)
         with pytest.raises(OperationError, match="injected"):
             pitr.recover_in_place(source, target)
+        assert (archived / "00000002.history").exists()
         assert source.status().running
         assert rows(source.url()) == list(range(1, 11))
         assert not list(source.home.glob("pgdata.before-recovery-*"))

@@ -37,7 +37,11 @@ BASE_BACKUP_FILE = "base_backup.json"
 ARCHIVE_TIMEOUT = "60s"
 RECOVERY_TIMEOUT_SECONDS = 600
 # Recovery settings that only mean something during the one recovery that uses them.
-RECOVERY_TARGET_SETTINGS = ("recovery_target_time", "recovery_target_action")
+RECOVERY_TARGET_SETTINGS = (
+    "recovery_target_time",
+    "recovery_target_timeline",
+    "recovery_target_action",
+)
 
 
 class BaseBackup(BaseModel):
@@ -340,14 +344,42 @@ def _base_backup_before(server: EmbeddedServer, target: datetime) -> BaseBackup:
     return usable[0]
 
 
+_CHECKPOINT_TIMELINE = re.compile(r"^Latest checkpoint's TimeLineID:\s+(?P<timeline>\d+)$", re.M)
+
+
+def _current_timeline(server: EmbeddedServer) -> int:
+    """The timeline the server lives on. Recovery follows its history, not the newest timeline in
+    the archive: an abandoned recovery (one that failed and was put back) leaves a timeline there
+    that forks off the server's real past, and following it would replay the wrong history."""
+    if server.status().running:
+        with psycopg.connect(server.url(), autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"
+            ).fetchone()
+        assert row is not None
+        return int(str(row[0]), 16)
+    control = run_pg_program("pg_controldata", "-D", str(server.data_directory))
+    match = _CHECKPOINT_TIMELINE.search(control)
+    if match is None:
+        raise OperationError(f"pg_controldata names no timeline for {server.data_directory}")
+    return int(match["timeline"])
+
+
 def _prepare_recovery(
-    source: EmbeddedServer, base: BaseBackup, data_directory: Path, target: datetime, archive: bool
+    source: EmbeddedServer,
+    base: BaseBackup,
+    data_directory: Path,
+    target: datetime,
+    *,
+    timeline: int,
+    archive: bool,
 ) -> None:
     shutil.copytree(base_backups_directory(source) / base.id / "data", data_directory)
     archive_directory = shlex.quote(str(wal_archive_directory(source)))
     settings = {
         "restore_command": f"cp {archive_directory}/%f %p",
         "recovery_target_time": target.isoformat(),
+        "recovery_target_timeline": str(timeline),
         "recovery_target_action": "promote",
     }
     if not archive:
@@ -389,11 +421,14 @@ def recover_to_directory(
     if into.exists() and any(into.iterdir()):
         raise ConflictError(f"{into} is not empty; recover into a new directory")
     base = _recovery_plan(server, target)
+    timeline = _current_timeline(server)
     recovered = EmbeddedServer(into.resolve())
     progress("copying the base backup", 0, 2)
     into.mkdir(parents=True, exist_ok=True)
     try:
-        _prepare_recovery(server, base, recovered.data_directory, target, archive=False)
+        _prepare_recovery(
+            server, base, recovered.data_directory, target, timeline=timeline, archive=False
+        )
         recovered.adopt(server.password)
         progress("replaying WAL", 1, 2)
         recovered.start()
@@ -424,6 +459,7 @@ def recover_in_place(
     """Take `server` back to its state at `target`. Its current data directory is kept aside, and
     put back (the server restarted as it was) if anything fails after that."""
     base = _recovery_plan(server, target)
+    timeline = _current_timeline(server)
     progress("copying the base backup", 0, 2)
     was_running = server.status().running
     server.stop()
@@ -432,7 +468,9 @@ def recover_in_place(
     server.data_directory.rename(aside)
     try:
         # Archiving goes on: the recovered server starts a new timeline in the same archive.
-        _prepare_recovery(server, base, server.data_directory, target, archive=True)
+        _prepare_recovery(
+            server, base, server.data_directory, target, timeline=timeline, archive=True
+        )
         server.hand_over(server.data_directory)
         progress("replaying WAL", 1, 2)
         server.start()
