@@ -172,6 +172,40 @@ def test_autogenerate_sees_what_plain_alembic_misses(database_url: str, versions
     assert any("ck_products_title_format" in item for item in differences)
 
 
+def test_a_policy_dropped_changed_or_added_by_hand_is_put_right_by_a_new_revision(
+    database_url: str, versions_dir: Path
+) -> None:
+    with psycopg.connect(database_url) as connection:
+        (dropped, dropped_on), (changed, changed_on) = connection.execute(
+            "SELECT policyname, tablename FROM pg_policies"
+            " WHERE schemaname = 'public' AND cmd IN ('SELECT', 'ALL') AND qual <> 'true'"
+            " ORDER BY 1 LIMIT 2"
+        ).fetchall()
+        connection.execute(f"DROP POLICY {dropped} ON {dropped_on}")
+        connection.execute(f"ALTER POLICY {changed} ON {changed_on} USING (true)")
+        connection.execute("CREATE POLICY stray_reader ON products FOR SELECT USING (true)")
+        connection.commit()
+    differences = {(item[0], item[1]) for item in revisions.model_differences(database_url)}
+    assert differences == {
+        ("create_entity", f"PGPolicy: public.{dropped} public.{dropped_on}"),
+        ("replace_or_revert_entity", f"PGPolicy: public.{changed} public.{changed_on}"),
+        ("drop_entity", "PGPolicy: public.stray_reader public.products"),
+    }
+
+    path = revisions.new_revision(database_url, "put the policies right")
+    assert path is not None
+    source = path.read_text()
+    assert all(f"op.{operation}_entity(" in source for operation in ("create", "replace", "drop"))
+    revisions.deploy(database_url)
+    assert revisions.model_differences(database_url) == []
+    with psycopg.connect(database_url) as connection:
+        qual = connection.execute(
+            "SELECT qual FROM pg_policies WHERE policyname = %s AND tablename = %s",
+            (changed, changed_on),
+        ).fetchone()
+    assert qual is not None and qual[0] != "true"
+
+
 def test_apply_refuses_an_untested_revision(database_url: str, versions_dir: Path) -> None:
     revision = write_revision(
         versions_dir,

@@ -12,10 +12,22 @@ schema as it should be now.
 
 from __future__ import annotations
 
+from typing import Any
+
+from alembic.autogenerate import comparators
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import ops
 from alembic_utils.pg_extension import PGExtension
 from alembic_utils.pg_function import PGFunction
 from alembic_utils.pg_policy import PGPolicy
-from alembic_utils.replaceable_entity import ReplaceableEntity, register_entities
+from alembic_utils.replaceable_entity import (
+    include_entity,
+    register_entities,
+)
+from alembic_utils.reversible_op import CreateOp, DropOp, ReplaceOp
+from alembic_utils.statement import normalize_whitespace
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from afilo_db.security import policies as security
 
@@ -213,10 +225,80 @@ POLICIES: list[PGPolicy] = [
 ]
 
 
-def declared_entities() -> list[ReplaceableEntity]:
-    return [*EXTENSIONS, *FUNCTIONS, *POLICIES]
+POLICY_SCHEMA = "public"
+
+
+def _policies_in_database(connection: Connection) -> list[PGPolicy]:
+    policies: list[PGPolicy] = PGPolicy.from_database(  # type: ignore[no-untyped-call]
+        connection, POLICY_SCHEMA
+    )
+    return policies
+
+
+def _render_as_postgres(connection: Connection, declared: list[PGPolicy]) -> dict[str, PGPolicy]:
+    """The declared policies as PostgreSQL renders them (pg_policies), by identity: each created in
+    a savepoint that is rolled back. A policy PostgreSQL refuses to create here (its table is new,
+    say) is left out."""
+    outer = connection.begin_nested()
+    try:
+        for policy in declared:
+            attempt = connection.begin_nested()
+            try:
+                connection.execute(
+                    text(f"DROP POLICY IF EXISTS {policy.signature} ON {policy.on_entity}")
+                )
+                connection.execute(policy.to_sql_statement_create())  # type: ignore[no-untyped-call]
+                attempt.commit()
+            except DBAPIError:
+                attempt.rollback()
+        rendered = _policies_in_database(connection)
+    finally:
+        outer.rollback()
+    declared_identities = {policy.identity for policy in declared}
+    return {
+        policy.identity: policy for policy in rendered if policy.identity in declared_identities
+    }
+
+
+@comparators.dispatch_for("schema")
+def compare_policies(
+    autogen_context: AutogenContext, upgrade_ops: ops.UpgradeOps, schemas: Any
+) -> None:
+    """CREATE, REPLACE and DROP for row-level-security policies, as alembic-utils would propose.
+
+    alembic-utils compares each declared entity in savepoints of its own and reads every policy of
+    the schema, parsing each, twice per declared policy (olirice/alembic_utils#173): with this
+    schema's ~100 policies a comparison took 10 s. Here the declared policies are created once,
+    in one savepoint, and the schema's policies read twice: the same answer in a fraction.
+    """
+    connection = autogen_context.connection
+    assert connection is not None
+    declared = [
+        policy for policy in POLICIES if include_entity(policy, autogen_context, reflected=False)
+    ]
+    live = {policy.identity: policy for policy in _policies_in_database(connection)}
+    rendered = _render_as_postgres(connection, declared)
+    for policy in declared:
+        current = live.get(policy.identity)
+        if current is None:
+            upgrade_ops.ops.append(CreateOp(policy))
+            continue
+        as_postgres = rendered.get(policy.identity)
+        if as_postgres is None or normalize_whitespace(as_postgres.definition) != (
+            normalize_whitespace(current.definition)
+        ):
+            # ReplaceOp's downgrade renders the definition it replaces from here.
+            policy._version_to_replace = current  # type: ignore[assignment]
+            upgrade_ops.ops.append(ReplaceOp(policy))
+    declared_identities = {policy.identity for policy in POLICIES}
+    for identity, current in live.items():
+        if identity not in declared_identities and include_entity(
+            current, autogen_context, reflected=True
+        ):
+            upgrade_ops.ops.append(DropOp(current))
 
 
 def register() -> None:
-    """Make autogenerate compare extensions, functions and policies (idempotent)."""
-    register_entities(declared_entities(), entity_types=[PGExtension, PGFunction, PGPolicy])
+    """Make autogenerate compare extensions and functions through alembic-utils (idempotent);
+    policies are compared by `compare_policies`, registered with Alembic on import."""
+    register_entities([*EXTENSIONS, *FUNCTIONS], entity_types=[PGExtension, PGFunction])
