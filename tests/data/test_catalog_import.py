@@ -289,6 +289,18 @@ def test_a_bad_line_is_refused_by_line_and_field(
     assert field_name in caught.value.problems[f"line {line}"]
     assert catalog_counts(database_url) == (0, 0, 0)
 
+
+# The command only words what the import raises: a kind of each format is enough for it.
+CLI_KINDS = ["repeated sku", "invalid UTF-8 in JSON Lines", "invalid UTF-8 in a CSV cell"]
+
+
+@pytest.mark.parametrize("kind", CLI_KINDS)
+def test_the_command_refuses_a_bad_line_by_line_and_field(
+    kind: str, database_url: str, tmp_path: Path
+) -> None:
+    suffix, content, line, field_name = bad_file(kind)
+    path = tmp_path / f"catalog{suffix}"
+    path.write_bytes(content)
     result = run_cli(str(path), database_url=database_url)
     assert result.returncode == 2, result.stderr
     assert f"line {line}: " in result.stderr and field_name in result.stderr
@@ -309,6 +321,14 @@ def test_skip_invalid_writes_the_good_lines_whatever_the_bad_one(
     assert [item.line for item in report.skipped] == [line]
     assert catalog_counts(database_url)[0] == 3
 
+
+@pytest.mark.parametrize("kind", CLI_KINDS)
+def test_the_command_skips_a_bad_line_and_says_which_in_json(
+    kind: str, database_url: str, tmp_path: Path
+) -> None:
+    suffix, content, line, _field = bad_file(kind)
+    path = tmp_path / f"catalog{suffix}"
+    path.write_bytes(content)
     result = run_cli(str(path), "--skip-invalid", "--json", database_url=database_url)
     assert result.returncode == 0, result.stderr
     assert [item["line"] for item in json.loads(result.stdout)["skipped"]] == [line]

@@ -43,7 +43,7 @@ from typing import Any
 import psycopg
 import pydantic
 
-from afilo_db.data.seed import deterministic_uuid7
+from afilo_db.data.ids import deterministic_uuid7
 from afilo_db.errors import AfiloError, ValidationError
 from afilo_db.validation import problems_of
 from afilo_db.validation.database_errors import translate

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from afilo_db import rules
+from afilo_db.data.ids import deterministic_uuid7
 from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.knowledge.ingestion import ingest
 from afilo_db.knowledge.sample import SAMPLE_PREFIX, sample_documents
@@ -92,17 +93,6 @@ CHAT_TOPICS = (
 
 def _rng(seed: int, kind: str, index: int) -> random.Random:
     return random.Random(f"{seed}:{kind}:{index}")
-
-
-def deterministic_uuid7(at: datetime, rng: random.Random) -> uuid.UUID:
-    """A version-7 UUID whose time part is `at` and whose random part comes from `rng`."""
-    milliseconds = int(at.timestamp() * 1000)
-    value = (milliseconds & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= rng.getrandbits(12) << 64
-    value |= 0b10 << 62
-    value |= rng.getrandbits(62)
-    return uuid.UUID(int=value)
 
 
 def _external_id(prefix: str, rng: random.Random, length: int = 24) -> str:
