@@ -47,32 +47,26 @@ class PreparedKeepingConnection(psycopg.Connection[Any]):
     """A psycopg connection whose ROLLBACK keeps its prepared statements (see the module)."""
 
     def rollback(self) -> None:
-        if (
-            self._pipeline is not None
-            or self._tpc is not None
-            or self._num_transactions
-            or self.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        ):
-            super().rollback()  # nothing to end, or psycopg's own checks and errors apply
+        if self._pipeline is not None or self._tpc is not None or self._num_transactions:
+            super().rollback()  # psycopg's own checks and errors apply
             return
-        with self.lock:
-            self.wait(self._exec_command(b"ROLLBACK"))
+        # The pool resets every connection it takes back, most of them with nothing begun: a
+        # status read, not psycopg's locked no-op.
+        if self.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with self.lock:
+                self.wait(self._exec_command(b"ROLLBACK"))
 
 
 class PreparedKeepingAsyncConnection(psycopg.AsyncConnection[Any]):
     """The asyncio twin of `PreparedKeepingConnection`."""
 
     async def rollback(self) -> None:
-        if (
-            self._pipeline is not None
-            or self._tpc is not None
-            or self._num_transactions
-            or self.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        ):
+        if self._pipeline is not None or self._tpc is not None or self._num_transactions:
             await super().rollback()
             return
-        async with self.lock:
-            await self.wait(self._exec_command(b"ROLLBACK"))
+        if self.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            async with self.lock:
+                await self.wait(self._exec_command(b"ROLLBACK"))
 
 
 @dataclass(frozen=True)
