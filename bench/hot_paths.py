@@ -5,14 +5,16 @@ connecting as `afilo_app` (row-level security on), directly and through PgBounce
 package, transaction mode, 10 server connections):
 
 - the product page, in every form an application uses: the engine (`product_by_handle(engine,
-  h)`), a Session closed without commit, `unit_of_work`, and on asyncio the AsyncEngine and an
-  AsyncSession closed without commit; against raw psycopg: one prepared statement on one
+  h)`), a Session closed without commit, `unit_of_work`, a psycopg_pool pool, and on asyncio the
+  AsyncEngine, an AsyncSession closed without commit and an AsyncConnectionPool; against raw
+  psycopg: one prepared statement on one
   connection, one round trip, the document parsed with json.loads (prepared unless behind
   PgBouncer 1.18, which cannot keep prepared statements: there the raw path is unprepared too);
 - at concurrency 1 (median and p99 per call) and 32 (32 threads or tasks sharing a pool of 10
   connections; raw psycopg shares 10 connections through a queue): median, p99, throughput;
 - a user's cart and downloads read as that user (`user_cart` + `user_downloads`: the context and
-  the query in one round trip) against the same read by the owner without row-level security;
+  the query in one round trip; through the engine, a psycopg_pool pool and the AsyncEngine)
+  against the same read by the owner without row-level security (engine form);
 - the listing and a collection page, engine and Session forms against raw psycopg.
 
 Variants run interleaved in blocks, in an order that rotates every block, so that drift on a
@@ -41,6 +43,7 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from tests.security.pgbouncer import PgBouncer
@@ -200,6 +203,28 @@ class AsyncRawPool:
             await (await self.free.get()).close()
 
 
+def _pool_arguments(target: Target) -> dict[str, Any]:
+    # Behind PgBouncer 1.18 nothing may be prepared: psycopg's own switch for it.
+    threshold = 5 if target.prepares else None
+    return {
+        "min_size": POOL_SIZE,
+        "max_size": POOL_SIZE,
+        "kwargs": {"prepare_threshold": threshold},
+    }
+
+
+def _psycopg_pool(target: Target) -> ConnectionPool[psycopg.Connection[Any]]:
+    pool = ConnectionPool(libpq_url(target.app_url), **_pool_arguments(target))
+    pool.wait()
+    return pool
+
+
+async def _async_psycopg_pool(target: Target) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    pool = AsyncConnectionPool(libpq_url(target.app_url), open=False, **_pool_arguments(target))
+    await pool.open(wait=True)
+    return pool
+
+
 def _settings() -> Settings:
     return Settings(db_pool_size=POOL_SIZE, db_max_overflow=0, db_pool_timeout_seconds=120)
 
@@ -210,6 +235,8 @@ async def product_page(target: Target, handles: list[str], blocks: int) -> dict[
     raw_pool = RawPool(target.app_url, POOL_SIZE)
     async_pool = await AsyncRawPool().open(target.app_url, POOL_SIZE)
     prepare = target.prepares
+    psycopg_pool = _psycopg_pool(target)
+    async_psycopg_pool = await _async_psycopg_pool(target)
 
     def raw(handle: str) -> object:
         with raw_pool.connection() as connection:
@@ -246,23 +273,33 @@ async def product_page(target: Target, handles: list[str], blocks: int) -> dict[
             Variant("engine", call=lambda handle: catalog.product_by_handle(engine, handle)),
             Variant("Session, closed without commit", call=in_session),
             Variant("unit_of_work", call=in_unit_of_work),
+            Variant(
+                "psycopg_pool",
+                call=lambda handle: catalog.product_by_handle(psycopg_pool, handle),
+            ),
             Variant("raw psycopg, async", acall=raw_async),
             Variant("AsyncEngine", acall=async_engine_form),
             Variant("AsyncSession, closed without commit", acall=in_async_session),
+            Variant(
+                "AsyncConnectionPool",
+                acall=lambda handle: catalog.product_by_handle_async(async_psycopg_pool, handle),
+            ),
         ]
 
     try:
         # Each side's ratio is against the raw baseline of its own kind (sync or async).
         return {
             f"concurrency {concurrency}": {
-                **await measure(forms()[:4], handles, concurrency, blocks),
-                **await measure(forms()[4:], handles, concurrency, blocks),
+                **await measure(forms()[:5], handles, concurrency, blocks),
+                **await measure(forms()[5:], handles, concurrency, blocks),
             }
             for concurrency in (1, CONCURRENCY)
         }
     finally:
         raw_pool.close()
         await async_pool.close()
+        psycopg_pool.close()
+        await async_psycopg_pool.close()
         engine.dispose()
         await async_engine.dispose()
 
@@ -286,6 +323,11 @@ async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) 
             await downloads.user_downloads_async(async_app, user[1]),
         )
 
+    pool = _psycopg_pool(target)
+
+    def with_rls_on_psycopg_pool(user: tuple[Any, str]) -> object:
+        return cart.user_cart(pool, user[1]), downloads.user_downloads(pool, user[1])
+
     def session_with_as_user(user: tuple[Any, str]) -> object:
         with Session(app) as session:  # the classic way: as_user, then the reads, no commit
             as_user(session, user[1])
@@ -295,11 +337,13 @@ async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) 
         variants = [
             Variant("owner, no RLS", call=without_rls),
             Variant("afilo_app, user_cart + user_downloads", call=with_rls),
+            Variant("afilo_app, on a psycopg_pool", call=with_rls_on_psycopg_pool),
             Variant("afilo_app, async", acall=with_rls_async),
             Variant("afilo_app, Session + as_user, no commit", call=session_with_as_user),
         ]
         return await measure(variants, users, 1, blocks)
     finally:
+        pool.close()
         app.dispose()
         owner.dispose()
         await async_app.dispose()

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
@@ -237,3 +238,61 @@ def test_a_connection_lost_during_a_read_is_not_handed_out_again(
     (new_pid,) = hot.fetch(one_connection, "SELECT pg_backend_pid()", ())[0]
     assert new_pid != pid
     assert catalog.product_by_handle(one_connection, "no-such-handle") is None
+
+
+def test_on_a_psycopg_connection_a_read_is_one_round_trip_and_leaves_nothing_open(
+    database_url: str, shop: dict[str, Any]
+) -> None:
+    with psycopg.connect(database_url) as connection:  # not autocommit, as psycopg opens them
+        for _ in range(3):
+            page = catalog.product_by_handle(connection, "nova-kit")
+        assert page is not None and isinstance(page["id"], uuid.UUID)
+        assert connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert not connection.autocommit
+        with tempfile.TemporaryFile("w+") as trace:
+            connection.pgconn.trace(trace.fileno())
+            connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            catalog.product_by_handle(connection, "nova-kit")
+            connection.pgconn.untrace()
+            trace.seek(0)
+            assert frontend_messages(trace.read()) == ["Bind", "Describe", "Execute", "Sync"]
+
+        contents = cart.user_cart(connection, shop["clerk_user_id"])
+        assert contents.totals == {"USD": Decimal("119.00"), "EUR": Decimal("29.00")}
+        context = connection.execute("SELECT current_setting('afilo.clerk_user_id', true)")
+        assert context.fetchone() in {(None,), ("",)}  # the user's context ended with the read
+        connection.rollback()
+
+        # In the connection's open transaction, the read runs there and sees its writes.
+        connection.execute("UPDATE products SET title = 'Renamed' WHERE handle = 'nova-kit'")
+        renamed = catalog.product_by_handle(connection, "nova-kit")
+        assert renamed is not None and renamed["title"] == "Renamed"
+        connection.rollback()
+        page = catalog.product_by_handle(connection, "nova-kit")
+        assert page is not None and page["title"] != "Renamed"
+
+
+def test_on_psycopg_pools_sync_and_async(database_url: str, shop: dict[str, Any]) -> None:
+    with ConnectionPool(database_url, min_size=1, max_size=1) as pool:
+        for _ in range(3):
+            page = catalog.product_by_handle(pool, "nova-kit")
+        assert page is not None and page["variants"][0]["price"] == Decimal("10.00")
+        assert cart.user_cart(pool, shop["clerk_user_id"]).totals["USD"] == Decimal("119.00")
+        with pool.connection() as connection:
+            statements = [row[0] for row in connection.execute(PREPARED_SQL)]
+        assert any("FROM products p" in sql for sql in statements), statements
+
+    async def scenario() -> tuple[Any, ...]:
+        async with AsyncConnectionPool(database_url, min_size=1, max_size=1) as pool:
+            page = await catalog.product_by_handle_async(pool, "nova-kit")
+            contents = await cart.user_cart_async(pool, shop["clerk_user_id"])
+            async with pool.connection() as connection:
+                listing = await catalog.list_products_async(connection, {"tags": ["saas"]})
+                status = connection.info.transaction_status
+            return page, contents, listing, status
+
+    page, contents, listing, status = run_async(scenario)
+    assert page is not None and page["handle"] == "nova-kit"
+    assert contents.totals == {"USD": Decimal("119.00"), "EUR": Decimal("29.00")}
+    assert [item.handle for item in listing.items] == ["euro-kit", "nova-kit"]
+    assert status == psycopg.pq.TransactionStatus.IDLE

@@ -7,9 +7,8 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from afilo_db.db import hot
@@ -120,19 +119,19 @@ def _cart(rows: list[Row]) -> Cart:
     return Cart(lines=[CartLine(*row) for row in rows])
 
 
-def cart_contents(source: Session | Engine, user_id: uuid.UUID) -> Cart:
+def cart_contents(source: hot.ReadSource, user_id: uuid.UUID) -> Cart:
     """The user's cart, each line priced by volume tier, in the context the caller set (under
     row-level security, the user's own: see `user_cart`). One prepared statement, one round
     trip (`afilo_db.db.hot`)."""
     return _cart(hot.fetch(source, CART_SQL, {"user_id": user_id}))
 
 
-async def cart_contents_async(source: AsyncSession | AsyncEngine, user_id: uuid.UUID) -> Cart:
+async def cart_contents_async(source: hot.AsyncReadSource, user_id: uuid.UUID) -> Cart:
     """`cart_contents` for asyncio."""
     return _cart(await hot.fetch_async(source, CART_SQL, {"user_id": user_id}))
 
 
-def user_cart(source: Session | Engine, clerk_user_id: str) -> Cart:
+def user_cart(source: hot.ReadSource, clerk_user_id: str) -> Cart:
     """The cart of the user with this Clerk id, read as that user (`as_user`'s context and the
     query in one round trip). In a Session's open transaction the context stays set for the rest
     of it, as `as_user` does; otherwise it ends with the read. Raises ValidationError for a
@@ -141,7 +140,7 @@ def user_cart(source: Session | Engine, clerk_user_id: str) -> Cart:
     return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
 
 
-async def user_cart_async(source: AsyncSession | AsyncEngine, clerk_user_id: str) -> Cart:
+async def user_cart_async(source: hot.AsyncReadSource, clerk_user_id: str) -> Cart:
     """`user_cart` for asyncio."""
     read = read_as_user(_CART_SQL, clerk_user_id)
     return _cart(

@@ -13,8 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Engine, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from afilo_db import rules
@@ -109,7 +108,7 @@ def _product_page(rows: list[Row]) -> ProductPage | None:
     return cast(ProductPage, page)
 
 
-def product_by_handle(source: Session | Engine, handle: str) -> ProductPage | None:
+def product_by_handle(source: hot.ReadSource, handle: str) -> ProductPage | None:
     """The product with its variants available for sale, cheapest first; None if no such handle.
 
     One prepared statement, one round trip (`afilo_db.db.hot`): given an Engine, or a Session
@@ -119,9 +118,7 @@ def product_by_handle(source: Session | Engine, handle: str) -> ProductPage | No
     return _product_page(hot.fetch(source, PRODUCT_BY_HANDLE_SQL, (handle,)))
 
 
-async def product_by_handle_async(
-    source: AsyncSession | AsyncEngine, handle: str
-) -> ProductPage | None:
+async def product_by_handle_async(source: hot.AsyncReadSource, handle: str) -> ProductPage | None:
     """`product_by_handle` for asyncio, on psycopg's AsyncConnection."""
     return _product_page(await hot.fetch_async(source, PRODUCT_BY_HANDLE_SQL, (handle,)))
 
@@ -215,7 +212,7 @@ def _page(rows: list[Row], limit: int) -> Page:
 
 
 def list_products(
-    source: Session | Engine,
+    source: hot.ReadSource,
     filters: ProductFilters | Mapping[str, Any] | None = None,
     *,
     limit: int = 24,
@@ -231,7 +228,7 @@ def list_products(
 
 
 async def list_products_async(
-    source: AsyncSession | AsyncEngine,
+    source: hot.AsyncReadSource,
     filters: ProductFilters | Mapping[str, Any] | None = None,
     *,
     limit: int = 24,
@@ -285,15 +282,13 @@ def _collection_page(rows: list[Row], handle: str) -> CollectionPage:
     return cast(CollectionPage, page)
 
 
-def collection_by_handle(source: Session | Engine, handle: str) -> CollectionPage:
+def collection_by_handle(source: hot.ReadSource, handle: str) -> CollectionPage:
     """A collection with its active products in their order: one prepared statement, one round
     trip. Raises NotFoundError for an unknown handle."""
     return _collection_page(hot.fetch(source, COLLECTION_SQL, (handle,)), handle)
 
 
-async def collection_by_handle_async(
-    source: AsyncSession | AsyncEngine, handle: str
-) -> CollectionPage:
+async def collection_by_handle_async(source: hot.AsyncReadSource, handle: str) -> CollectionPage:
     """`collection_by_handle` for asyncio."""
     return _collection_page(await hot.fetch_async(source, COLLECTION_SQL, (handle,)), handle)
 

@@ -7,10 +7,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import Session
-
 from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import ValidationError
@@ -52,9 +48,7 @@ def _records(rows: list[Row]) -> list[DownloadRecord]:
     return [DownloadRecord(*row) for row in rows]
 
 
-def downloads(
-    source: Session | Engine, user_id: uuid.UUID, limit: int = 50
-) -> list[DownloadRecord]:
+def downloads(source: hot.ReadSource, user_id: uuid.UUID, limit: int = 50) -> list[DownloadRecord]:
     """The user's newest downloads, in the context the caller set (under row-level security,
     the user's own: see `user_downloads`)."""
     parameters = {"user_id": user_id, "limit": _checked(limit)}
@@ -62,7 +56,7 @@ def downloads(
 
 
 def user_downloads(
-    source: Session | Engine, clerk_user_id: str, limit: int = 50
+    source: hot.ReadSource, clerk_user_id: str, limit: int = 50
 ) -> list[DownloadRecord]:
     """The newest downloads of the user with this Clerk id, read as that user (`as_user`'s
     context and the query in one round trip; see `cart.user_cart`)."""
@@ -71,7 +65,7 @@ def user_downloads(
 
 
 async def downloads_async(
-    source: AsyncSession | AsyncEngine, user_id: uuid.UUID, limit: int = 50
+    source: hot.AsyncReadSource, user_id: uuid.UUID, limit: int = 50
 ) -> list[DownloadRecord]:
     """`downloads` for asyncio."""
     parameters = {"user_id": user_id, "limit": _checked(limit)}
@@ -79,7 +73,7 @@ async def downloads_async(
 
 
 async def user_downloads_async(
-    source: AsyncSession | AsyncEngine, clerk_user_id: str, limit: int = 50
+    source: hot.AsyncReadSource, clerk_user_id: str, limit: int = 50
 ) -> list[DownloadRecord]:
     """`user_downloads` for asyncio."""
     read = read_as_user(_DOWNLOADS_SQL, clerk_user_id, {"limit": _checked(limit)})
