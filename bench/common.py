@@ -19,11 +19,12 @@ RESULTS_DIRECTORY = Path(__file__).parent / "results"
 
 
 @contextmanager
-def scratch_server(name: str) -> Iterator[EmbeddedServer]:
-    """An embedded server of the benchmark's own (never the user's AFILO_HOME), removed after."""
+def scratch_server(name: str, settings: dict[str, str] | None = None) -> Iterator[EmbeddedServer]:
+    """An embedded server of the benchmark's own (never the user's AFILO_HOME), removed after;
+    `settings` as a production server would be tuned for the data (e.g. shared_buffers)."""
     home = Path(tempfile.mkdtemp(prefix=f"afilo-bench-{name}-"))
     server = EmbeddedServer(home)
-    server.start()
+    server.start(settings=settings)
     try:
         yield server
     finally:

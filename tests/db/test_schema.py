@@ -30,7 +30,7 @@ EXPECTED_INDEXES = [
     ("user_profiles", "UNIQUE INDEX uq_user_profiles_email ON public.user_profiles USING btree (lower(email))"),
     ("user_profiles", "INDEX ix_user_profiles_subscription_tier ON public.user_profiles USING btree (subscription_tier)"),
     ("knowledge_base", "INDEX ix_knowledge_base_content_type ON public.knowledge_base USING btree (content_type)"),
-    ("knowledge_base", "INDEX ix_knowledge_base_embedding ON public.knowledge_base USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"),
+    ("knowledge_base", "INDEX ix_knowledge_base_embedding ON public.knowledge_base USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='200')"),
     ("knowledge_base", "INDEX ix_knowledge_base_searchable_text ON public.knowledge_base USING gin (searchable_text)"),
     ("purchases", "INDEX ix_purchases_created_at ON public.purchases USING btree (created_at)"),
     ("downloads", "INDEX ix_downloads_created_at ON public.downloads USING btree (created_at)"),

@@ -24,6 +24,7 @@ PACKAGED_CHECKSUMS = {
     "0004_billing": "62ca826f2c395b10f8490ac48a483f22bbe0fa4c0a7be2c0c5431aae6cd21db8",
     "0005_analytics": "55aec979620fb2e726dc931f20bfe7bc01b103db35650b27affc629e2d35efc6",
     "0006_data_rules": "7cc15a3e58760dba271ae898f10581b949f6ec2bd7cc8b99428ec0c359527d86",
+    "0007_knowledge_recall": "d5ed58d9935951284fff7579909973767106c9b183a50aaff7908490ef2c1497",
 }
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from alembic import context
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from afilo_db.db.urls import sqlalchemy_url
 from afilo_db.migrations.support import MIGRATION_LOCK_KEY, autogenerate_options, include_name
 from afilo_db.models import Base
+
+LOCK_POLL_SECONDS = 0.2
 
 config = context.config
 # Callers may compare against other models (tests, benchmarks) and tune the run (apply).
@@ -41,6 +46,24 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _wait_for_the_migration_lock(connection: Connection) -> None:
+    """Concurrent deploys: the second waits here, then reads the version table afresh
+    (run_migrations reads it after this) and finds nothing left to do.
+
+    A session lock, not a transaction's: a revision that builds an index concurrently commits
+    half-way (autocommit_block), which would release a transaction's lock to the other deploy.
+    Tried, not waited for inside a statement: CREATE INDEX CONCURRENTLY waits for every open
+    transaction to end, the waiting deploy's included, and the two would deadlock."""
+    while True:
+        taken = connection.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+        ).scalar_one()
+        connection.commit()
+        if taken:
+            return
+        time.sleep(LOCK_POLL_SECONDS)
+
+
 def run_migrations_online() -> None:
     engine = create_engine(sqlalchemy_url(config.attributes["url"]), poolclass=NullPool)
     with engine.connect() as connection:
@@ -56,13 +79,17 @@ def run_migrations_online() -> None:
             process_revision_directives=config.attributes.get("process_revision_directives"),
             **autogenerate_options(),
         )
-        with context.begin_transaction():
-            # Concurrent deploys: the second waits here, then reads the version table afresh
-            # (run_migrations reads it after this) and finds nothing left to do.
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
-            context.run_migrations()
+        _wait_for_the_migration_lock(connection)
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            # A lost connection has released it already.
+            with contextlib.suppress(DBAPIError):
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
     engine.dispose()
 
 

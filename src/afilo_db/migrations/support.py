@@ -12,7 +12,7 @@ from afilo_db.config import get_settings
 from afilo_db.migrations import comparators, entities
 from afilo_db.models.analytics import EVENT_PARTITION_PREFIX
 
-# pg_advisory_xact_lock key held while migrations run: 'afilo-mg' as a 64-bit integer.
+# Advisory lock key held (for the session) while migrations run: 'afilo-mg' as a 64-bit integer.
 MIGRATION_LOCK_KEY = int.from_bytes(b"afilo-mg", "big", signed=True)
 
 # afilo-db's own bookkeeping (which revision was reviewed, tested, applied, ...): kept out of the
