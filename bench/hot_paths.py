@@ -5,8 +5,9 @@ connecting as `afilo_app` (row-level security on), directly and through PgBounce
 package, transaction mode, 10 server connections):
 
 - the product page, in every form an application uses: the engine (`product_by_handle(engine,
-  h)`), a Session closed without commit, `unit_of_work`, a psycopg_pool pool, and on asyncio the
-  AsyncEngine, an AsyncSession closed without commit and an AsyncConnectionPool; against raw
+  h)`), a Session closed without commit, `unit_of_work`, a psycopg_pool pool, a psycopg connection
+  (taken from the raw path's own queue), and on asyncio the AsyncEngine, an AsyncSession closed
+  without commit, an AsyncConnectionPool and an AsyncConnection; against raw
   psycopg: one prepared statement on one
   connection, one round trip, the document parsed with json.loads (prepared unless behind
   PgBouncer 1.18, which cannot keep prepared statements: there the raw path is unprepared too);
@@ -22,7 +23,7 @@ shared machine hits them alike; the first block is a warm-up and is not counted.
 time, each variant's client CPU per call (this process) is reported: on a machine whose cores are
 busy with other work, wall-clock ratios mostly measure the scheduler.
 
-Run: `python -m bench.hot_paths [--products N] [--blocks B]`; figures go to
+Run: `python -m bench.hot_paths [--products N] [--blocks B] [--direct-only] [--no-listing]`; figures go to
 bench/results/hot_paths.json.
 """
 
@@ -264,6 +265,17 @@ async def product_page(target: Target, handles: list[str], blocks: int) -> dict[
         async with AsyncSession(async_engine) as session:
             return await catalog.product_by_handle_async(session, handle)
 
+    def on_a_connection(handle: str) -> object:
+        with raw_pool.connection() as connection:
+            return catalog.product_by_handle(connection, handle)
+
+    async def on_an_async_connection(handle: str) -> object:
+        connection = await async_pool.free.get()
+        try:
+            return await catalog.product_by_handle_async(connection, handle)
+        finally:
+            async_pool.free.put_nowait(connection)
+
     async def async_engine_form(handle: str) -> object:
         return await catalog.product_by_handle_async(async_engine, handle)
 
@@ -277,6 +289,7 @@ async def product_page(target: Target, handles: list[str], blocks: int) -> dict[
                 "psycopg_pool",
                 call=lambda handle: catalog.product_by_handle(psycopg_pool, handle),
             ),
+            Variant("psycopg connection (the raw path's)", call=on_a_connection),
             Variant("raw psycopg, async", acall=raw_async),
             Variant("AsyncEngine", acall=async_engine_form),
             Variant("AsyncSession, closed without commit", acall=in_async_session),
@@ -284,14 +297,15 @@ async def product_page(target: Target, handles: list[str], blocks: int) -> dict[
                 "AsyncConnectionPool",
                 acall=lambda handle: catalog.product_by_handle_async(async_psycopg_pool, handle),
             ),
+            Variant("AsyncConnection (the raw path's)", acall=on_an_async_connection),
         ]
 
     try:
         # Each side's ratio is against the raw baseline of its own kind (sync or async).
         return {
             f"concurrency {concurrency}": {
-                **await measure(forms()[:5], handles, concurrency, blocks),
-                **await measure(forms()[5:], handles, concurrency, blocks),
+                **await measure(forms()[:6], handles, concurrency, blocks),
+                **await measure(forms()[6:], handles, concurrency, blocks),
             }
             for concurrency in (1, CONCURRENCY)
         }
@@ -420,13 +434,12 @@ def _print_table(title: str, figures: dict[str, Any]) -> None:
 
 def _goals(pages: dict[str, Any], users: dict[str, Any]) -> dict[str, Any]:
     one, many = pages["concurrency 1"], pages[f"concurrency {CONCURRENCY}"]
-    fastest_sync = min(
-        one["engine"]["median_vs_raw"], one["Session, closed without commit"]["median_vs_raw"]
-    )
-    fastest_async = min(
-        one["AsyncEngine"]["median_vs_raw"],
-        one["AsyncSession, closed without commit"]["median_vs_raw"],
-    )
+    sync_forms = ("engine", "Session, closed without commit", "unit_of_work", "psycopg_pool",
+                  "psycopg connection (the raw path's)")  # fmt: skip
+    async_forms = ("AsyncEngine", "AsyncSession, closed without commit", "AsyncConnectionPool",
+                   "AsyncConnection (the raw path's)")  # fmt: skip
+    fastest_sync = min(one[form]["median_vs_raw"] for form in sync_forms)
+    fastest_async = min(one[form]["median_vs_raw"] for form in async_forms)
     rls = users["afilo_app, user_cart + user_downloads"]["median_vs_raw"]
     checks = {
         "fastest sync form <= 1.1x raw (c=1 median)": fastest_sync,
@@ -470,7 +483,9 @@ def _prepare_database(server: EmbeddedServer, products: int) -> tuple[str, dict[
     return owner_url, data
 
 
-async def run(server: EmbeddedServer, products: int, blocks: int) -> dict[str, Any]:
+async def run(
+    server: EmbeddedServer, products: int, blocks: int, direct_only: bool, listing: bool
+) -> dict[str, Any]:
     owner_url, data = _prepare_database(server, products)
     app_url = server.role_url(APP_ROLE, "bench_hot_paths")
     chooser = random.Random(16)
@@ -492,14 +507,18 @@ async def run(server: EmbeddedServer, products: int, blocks: int) -> dict[str, A
             Target("direct", app_url, owner_url, prepares=True),
             Target("PgBouncer 1.18, transaction mode", pooled(APP_ROLE), pooled("postgres"), prepares=False),
         ]  # fmt: skip
-        for target in targets:
+        for target in targets[:1] if direct_only else targets:
             print(f"\n== {target.name}", flush=True)
             pages = await product_page(target, handles, blocks)
             for title, table in pages.items():
                 _print_table(f"product page, {title} ({target.name})", table)
             users = await user_reads(target, data["users"], blocks)
             _print_table(f"cart + downloads of one user, concurrency 1 ({target.name})", users)
-            others = await listing_and_collection(target, data["tags"], data["collections"], blocks)
+            others = (
+                await listing_and_collection(target, data["tags"], data["collections"], blocks)
+                if listing
+                else {}
+            )
             for title, table in others.items():
                 _print_table(f"{title}, concurrency 1 ({target.name})", table)
             goals = _goals(pages, users)
@@ -519,9 +538,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--direct-only", action="store_true", help="leave out PgBouncer")
+    parser.add_argument(
+        "--no-listing", action="store_true", help="leave out the listing and collection pages"
+    )
     arguments = parser.parse_args()
     with scratch_server("hot-paths") as server:
-        figures = asyncio.run(run(server, arguments.products, arguments.blocks))
+        figures = asyncio.run(
+            run(
+                server,
+                arguments.products,
+                arguments.blocks,
+                arguments.direct_only,
+                not arguments.no_listing,
+            )
+        )
     report("hot_paths", figures)
 
 
