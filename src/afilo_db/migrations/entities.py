@@ -1,9 +1,10 @@
 """Database objects that are not tables, declared as code so that autogenerate sees them.
 
-`alembic-utils` compares each declared extension, function and row-level-security policy with
-the database (by creating the declared one in a rolled-back savepoint and comparing PostgreSQL's
-own rendering), proposes CREATE / REPLACE for the ones that differ and DROP for the ones in the
-database that nobody declares.
+Each declared extension, function and row-level-security policy is compared with the database by
+creating the declared one in a rolled-back savepoint and comparing PostgreSQL's own rendering:
+CREATE / REPLACE for the ones that differ, DROP for the ones in the database nobody declares.
+`alembic-utils` does it for extensions and functions; `compare_policies` below for policies,
+with alembic-utils' operations, so revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
 0006_data_rules) on purpose: a revision is a frozen snapshot of history, this module is the
