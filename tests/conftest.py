@@ -22,6 +22,10 @@ from afilo_db.migrate.revisions import deploy
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
 
 TEMPLATE_DATABASE = "afilo_template"
+# The folders whose files take longest (servers of their own, subprocesses, a browser), heaviest
+# first. xdist hands whole files to workers in collection order (--dist loadfile), so a long file
+# collected last would run alone at the end of `make test` while the other workers idle.
+LONG_RUNNING_FIRST = ("cli", "faults", "studio", "backups", "data", "migrate")
 # Durability is worth nothing for throw-away test data; speed is.
 TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _database_numbers = itertools.count()
@@ -117,3 +121,15 @@ def app_password(server: EmbeddedServer, template_database: str) -> str:
 def service_password(server: EmbeddedServer, template_database: str) -> str:
     """The service role's password on the test server: its own login (SERVICE_DATABASE_URL)."""
     return _login_password(server, SERVICE_ROLE)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> int:
+        folder = item.path.parent.name
+        return (
+            LONG_RUNNING_FIRST.index(folder)
+            if folder in LONG_RUNNING_FIRST
+            else len(LONG_RUNNING_FIRST)
+        )
+
+    items.sort(key=weight)  # stable: each file keeps its own order
