@@ -28,16 +28,8 @@ system-packages:
 # subprocess (two workers kept the cores half idle: 8m13s; three: 7m05s).
 # A scratch folder of this checkout's own: pytest prunes old runs in the shared one, which
 # would pull the data directory from under another checkout's running test server.
-# mypy (half a minute on one core) runs beside the tests, which leave the cores partly idle; the
-# target fails if either does.
-test: $(STAMP) system-packages
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/lint-imports
-	$(BIN)/mypy & types=$$!; \
-	$(BIN)/pytest -n 3 --dist loadfile --basetemp=.pytest-tmp --durations=20; tests=$$?; \
-	wait $$types; typed=$$?; \
-	exit $$(( tests || typed ))
+test: lint system-packages
+	$(BIN)/pytest -n 3 --dist loadfile --basetemp=.pytest-tmp --durations=20
 
 # Benchmarks, never part of `make test`: each prints ratios against a baseline from the same run
 # and writes bench/results/<name>.json.
