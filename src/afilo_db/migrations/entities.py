@@ -269,8 +269,8 @@ def compare_policies(
 
     alembic-utils compares each declared entity in savepoints of its own and reads every policy of
     the schema, parsing each, twice per declared policy (olirice/alembic_utils#173): with this
-    schema's ~100 policies a comparison took 10 s. Here the declared policies are created once,
-    in one savepoint, and the schema's policies read twice: the same answer in a fraction.
+    schema's ~100 policies a whole comparison took 17.5 s. Here the declared policies are created
+    once, inside one rolled-back savepoint, and the schema's policies read twice: 2 s in all.
     """
     connection = autogen_context.connection
     assert connection is not None

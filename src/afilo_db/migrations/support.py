@@ -25,6 +25,7 @@ PACKAGED_VERSIONS = Path(__file__).parent / "versions"
 CUSTOM_COMPARATORS = (
     comparators.compare_check_and_exclude_constraints,
     comparators.compare_index_definitions,
+    entities.compare_policies,
 )
 entities.register()
 
