@@ -85,6 +85,28 @@ def prepare(server: EmbeddedServer, products: int, minimum_bytes: int) -> str:
     return url
 
 
+class StageClock:
+    """A progress callback that keeps how long each stage (its label) took, in seconds."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._stage: str | None = None
+        self._since = time.monotonic()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self.finish()
+            self._stage = stage
+
+    def finish(self) -> None:
+        now = time.monotonic()
+        if self._stage is not None:
+            self.seconds[self._stage] = round(
+                self.seconds.get(self._stage, 0.0) + now - self._since, 2
+            )
+        self._since, self._stage = now, None
+
+
 def timed_plain_dump(url: str, out: Path) -> float:
     conninfo, environment = connection_arguments(url)
     started = time.monotonic()
@@ -117,12 +139,19 @@ def run(server: EmbeddedServer, products: int, minimum_bytes: int) -> None:
     try:
         baseline = timed_plain_dump(url, scratch / "plain.sql")
         plain_bytes = (scratch / "plain.sql").stat().st_size
+        backup_stages, verify_stages = StageClock(), StageClock()
         started = time.monotonic()
-        manifest = create_backup(url, label="bench", directory=scratch / "backups")
+        manifest = create_backup(
+            url, label="bench", directory=scratch / "backups", progress=backup_stages
+        )
         backup_seconds = time.monotonic() - started
+        backup_stages.finish()
         started = time.monotonic()
-        verified = verify_backup(manifest.id, url, directory=scratch / "backups")
+        verified = verify_backup(
+            manifest.id, url, directory=scratch / "backups", progress=verify_stages
+        )
         verify_seconds = time.monotonic() - started
+        verify_stages.finish()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     assert verified.verified, verified.verification
@@ -135,6 +164,8 @@ def run(server: EmbeddedServer, products: int, minimum_bytes: int) -> None:
         "backup_seconds": round(backup_seconds, 2),
         "backup_bytes": manifest.size_bytes,
         "verify_seconds": round(verify_seconds, 2),
+        "backup_stage_seconds": backup_stages.seconds,
+        "verify_stage_seconds": verify_stages.seconds,
         "amcheck": verified.verification.amcheck if verified.verification else None,
         "backup_ratio": round(backup_seconds / baseline, 2),
         "verify_ratio": round(verify_seconds / baseline, 2),
@@ -149,7 +180,8 @@ def run(server: EmbeddedServer, products: int, minimum_bytes: int) -> None:
         f"backup verify             {verify_seconds:8.1f}s  {figures['verify_ratio']:.2f}x"
         f"  (restore, compare, amcheck {figures['amcheck']})\n"
         f"backup + verify           {backup_seconds + verify_seconds:8.1f}s"
-        f"  {figures['backup_plus_verify_ratio']:.2f}x"
+        f"  {figures['backup_plus_verify_ratio']:.2f}x\n"
+        f"backup stages: {backup_stages.seconds}\nverify stages: {verify_stages.seconds}"
     )
 
 

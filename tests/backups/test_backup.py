@@ -23,6 +23,7 @@ from afilo_db.backups.manifest import (
     load_manifest,
     prune_backups,
     save_manifest,
+    table_fingerprint,
 )
 from afilo_db.backups.restore import restore_in_place, restore_into
 from afilo_db.backups.verify import verify_backup
@@ -175,6 +176,34 @@ def test_verify_names_a_table_whose_rows_changed(seeded_url: str, backups: Path)
     assert verified.verification.problems == [
         "table public.products: content differs from the backed-up content"
     ]
+
+
+def test_tables_are_checksummed_by_record_hash_where_their_types_allow(
+    seeded_url: str, backups: Path
+) -> None:
+    manifest = create_backup(seeded_url, directory=backups)
+    assert manifest.tables["public.products"].method == "record_hash"
+    # tsvector and vector have no extended hash function: the row's text is hashed instead.
+    assert manifest.tables["public.knowledge_base"].method == "md5_text"
+
+
+def test_a_manifest_written_before_record_hashes_still_verifies(
+    seeded_url: str, backups: Path
+) -> None:
+    manifest = create_backup(seeded_url, directory=backups)
+    with psycopg.connect(seeded_url) as connection:
+        for table in manifest.tables:
+            schema, name = table.split(".")
+            manifest.tables[table] = table_fingerprint(connection, schema, name, "md5_text")
+    written = json.loads(manifest.model_dump_json())
+    for fingerprint in written["tables"].values():
+        del fingerprint["method"]
+    manifest_file = backups / manifest.id / "manifest.json"
+    manifest_file.write_text(json.dumps(written))
+
+    verified = verify_backup(manifest.id, seeded_url, directory=backups)
+    assert verified.verification is not None
+    assert verified.verification.problems == []
 
 
 def test_verify_names_a_table_with_missing_rows(seeded_url: str, backups: Path) -> None:

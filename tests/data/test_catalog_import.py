@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from afilo_db.data import seed
+from afilo_db.data import catalog_import, seed
 from afilo_db.data.catalog_import import ImportReport, import_catalog
 from afilo_db.data.up import table_counts
 from afilo_db.errors import ConflictError, ValidationError
@@ -118,6 +118,47 @@ def test_duplicates_inside_the_file_are_named(database_url: str, tmp_path: Path)
     with psycopg.connect(database_url) as connection, pytest.raises(ValidationError) as caught:
         import_catalog(connection, path)
     assert "is also on line 2" in caught.value.problems["line 6"]
+
+
+def test_keys_repeated_in_a_later_batch_are_named_and_not_written(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_import, "BATCH_LINES", 4)
+    rows = records(10)
+    rows[6] = {
+        **rows[6],
+        "variants": [{**rows[6]["variants"][0], "sku": rows[2]["variants"][0]["sku"]}],
+    }
+    rows[9] = {**rows[1], "title": "Again"}
+    path = write_jsonl(tmp_path / "catalog.jsonl", rows)
+    with psycopg.connect(database_url) as connection:
+        report = import_catalog(connection, path, skip_invalid=True)
+        title = connection.execute(
+            "SELECT title FROM products WHERE handle = %s", (rows[1]["handle"],)
+        ).fetchone()
+    assert [item.line for item in report.skipped] == [7, 10]
+    assert report.skipped[0].problems == {
+        "variants[0].sku": f"{rows[2]['variants'][0]['sku']} is also on line 3"
+    }
+    assert "is also on line 2" in report.skipped[1].problems["handle"]
+    assert report.products == 8
+    assert title == (records(2)[1]["title"],)
+
+
+def test_a_refused_import_leaves_nothing_even_when_the_caller_commits(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches, so that the batches before the bad line have been written when it is read.
+    monkeypatch.setattr(catalog_import, "BATCH_LINES", 5)
+    rows = records(20)
+    rows[16] = {**rows[16], "title": ""}
+    path = write_jsonl(tmp_path / "catalog.jsonl", rows)
+    with psycopg.connect(database_url) as connection:
+        with pytest.raises(ValidationError) as caught:
+            import_catalog(connection, path)
+        connection.commit()
+    assert list(caught.value.problems) == ["line 17"]
+    assert catalog_counts(database_url) == (0, 0, 0)
 
 
 def test_a_database_conflict_writes_nothing(database_url: str, tmp_path: Path) -> None:

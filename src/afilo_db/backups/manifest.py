@@ -13,10 +13,13 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -30,15 +33,25 @@ MANIFEST_FILE = "manifest.json"
 DUMP_DIRECTORY = "dump"
 BACKUP_ID_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
-# Order-independent, so no sort is needed: the sum of a 64-bit hash of every row's text. Equal
-# content gives an equal sum whatever the physical order; a changed row changes it.
-TABLE_FINGERPRINT = """
-SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)::text
-FROM ONLY {table} AS t
-"""
+# Order-independent, so no sort is needed: the sum of a 64-bit hash of every row. Equal content
+# gives an equal sum whatever the physical order; a changed row changes it.
+# - record_hash: each column hashed by its type's own extended hash function (hash_record_extended,
+#   no conversion to text: 3.5 times faster). Rows equal under their types' equality hash alike.
+# - md5_text: md5 of the row's text form. For a table with a column type that has no extended hash
+#   function (tsvector, pgvector's vector), and in manifests written before record_hash existed.
+FingerprintMethod = Literal["record_hash", "md5_text"]
+FINGERPRINT_QUERIES: dict[FingerprintMethod, str] = {
+    "record_hash": (
+        "SELECT count(*), coalesce(sum(hash_record_extended(t, 0)), 0)::text FROM ONLY {table} AS t"
+    ),
+    "md5_text": (
+        "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)::text"
+        " FROM ONLY {table} AS t"
+    ),
+}
 # Tables whose data pg_dump writes: ordinary tables and partitions, outside the system schemas
 # and not owned by an extension.
-USER_TABLES = """
+USER_TABLES_UNORDERED = """
 SELECT n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r'
@@ -46,13 +59,15 @@ WHERE c.relkind = 'r'
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1, 2
 """
+USER_TABLES = USER_TABLES_UNORDERED + "ORDER BY 1, 2"
+USER_TABLES_LARGEST_FIRST = USER_TABLES_UNORDERED + "ORDER BY pg_table_size(c.oid) DESC, 1, 2"
 
 
 class TableFingerprint(BaseModel):
     rows: int
     checksum: str
+    method: FingerprintMethod = "md5_text"
 
 
 class Verification(BaseModel):
@@ -97,19 +112,79 @@ def user_tables(connection: psycopg.Connection[Any]) -> list[tuple[str, str]]:
     return [(str(schema), str(name)) for schema, name in connection.execute(USER_TABLES)]
 
 
+def _fingerprint_by(
+    connection: psycopg.Connection[Any], schema: str, name: str, method: FingerprintMethod
+) -> TableFingerprint:
+    query = sql.SQL(FINGERPRINT_QUERIES[method]).format(table=sql.Identifier(schema, name))
+    # A savepoint: a method the table's types refuse must not end the caller's snapshot.
+    with connection.transaction():
+        row = connection.execute(query).fetchone()
+    assert row is not None
+    return TableFingerprint(rows=int(row[0]), checksum=str(row[1]), method=method)
+
+
+def table_fingerprint(
+    connection: psycopg.Connection[Any], schema: str, name: str, method: FingerprintMethod | None
+) -> TableFingerprint:
+    """Row count and content checksum of one table, by `method`, or by the fastest method the
+    table's column types allow when None."""
+    if method is None:
+        try:
+            return _fingerprint_by(connection, schema, name, "record_hash")
+        except psycopg.errors.UndefinedFunction:
+            method = "md5_text"
+    return _fingerprint_by(connection, schema, name, method)
+
+
 def table_fingerprints(
-    connection: psycopg.Connection[Any], progress: Progress = no_progress
+    connection: psycopg.Connection[Any],
+    progress: Progress = no_progress,
+    methods: dict[str, FingerprintMethod] | None = None,
 ) -> dict[str, TableFingerprint]:
-    """Row count and content checksum of every table, as seen by the connection's transaction."""
+    """Row count and content checksum of every table, as seen by the connection's transaction;
+    `methods`: the method to use for a table (schema.table), as a manifest recorded it."""
     tables = user_tables(connection)
     fingerprints: dict[str, TableFingerprint] = {}
     for done, (schema, name) in enumerate(tables, start=1):
-        query = sql.SQL(TABLE_FINGERPRINT).format(table=sql.Identifier(schema, name))
-        row = connection.execute(query).fetchone()
-        assert row is not None
-        fingerprints[f"{schema}.{name}"] = TableFingerprint(rows=int(row[0]), checksum=str(row[1]))
+        key = f"{schema}.{name}"
+        method = (methods or {}).get(key)
+        fingerprints[key] = table_fingerprint(connection, schema, name, method)
         progress("checksumming tables", done, len(tables))
     return fingerprints
+
+
+def table_fingerprints_in_parallel(
+    url: str,
+    jobs: int,
+    progress: Progress = no_progress,
+    methods: dict[str, FingerprintMethod] | None = None,
+) -> dict[str, TableFingerprint]:
+    """table_fingerprints on `jobs` connections at once, largest tables first. Each connection
+    sees its own snapshot: only for a database nothing else writes (a verify's scratch copy)."""
+    with psycopg.connect(url) as connection:
+        pending = deque((str(schema), str(name)) for schema, name in
+                        connection.execute(USER_TABLES_LARGEST_FIRST))  # fmt: skip
+    total = len(pending)
+    fingerprints: dict[str, TableFingerprint] = {}
+    reporting = threading.Lock()
+
+    def fingerprint_until_none_is_left() -> None:
+        with psycopg.connect(url) as connection:
+            while True:
+                try:
+                    schema, name = pending.popleft()
+                except IndexError:
+                    return
+                key = f"{schema}.{name}"
+                found = table_fingerprint(connection, schema, name, (methods or {}).get(key))
+                with reporting:
+                    fingerprints[key] = found
+                    progress("checksumming tables", len(fingerprints), total)
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for worker in [pool.submit(fingerprint_until_none_is_left) for _ in range(max(1, jobs))]:
+            worker.result()
+    return dict(sorted(fingerprints.items()))
 
 
 def file_checksums(root: Path) -> dict[str, str]:

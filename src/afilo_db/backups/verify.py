@@ -39,7 +39,7 @@ from afilo_db.backups.manifest import (
     iter_dump_tables,
     load_manifest,
     save_manifest,
-    table_fingerprints,
+    table_fingerprints_in_parallel,
     user_tables,
 )
 from afilo_db.backups.restore import restore_archive
@@ -160,8 +160,8 @@ def verify_backup(
             restore_archive(dump, scratch_url, jobs=jobs, progress=progress, sections=("pre-data",))
             _skip_the_write_ahead_log(scratch_url)
             restore_archive(dump, scratch_url, jobs=jobs, progress=progress, sections=("data",))
-            with psycopg.connect(scratch_url) as connection:
-                restored = table_fingerprints(connection, progress)
+            methods = {table: found.method for table, found in manifest.tables.items()}
+            restored = table_fingerprints_in_parallel(scratch_url, jobs, progress, methods)
             problems += table_problems(manifest.tables, restored)
             if thorough:
                 restore_archive(

@@ -7,6 +7,7 @@ sentence whether the rule was caught in Python or, by translation, in the databa
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from decimal import Decimal
@@ -45,8 +46,16 @@ SELLABLE_RULE = (
 CART_QUANTITY_RULE = f"must be a whole number from 1 to {rules.CART_MAX_QUANTITY}"
 
 
+_UNPRINTABLE = re.compile(rules.unprintable_pattern())
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
 def _fullmatch(pattern: str, value: str) -> bool:
-    return re.fullmatch(pattern, value) is not None
+    return _compiled(pattern).fullmatch(value) is not None
 
 
 def one_of_rule(values: Sequence[str]) -> str:
@@ -63,7 +72,7 @@ def strip_title(value: str) -> str:
 
 
 def printable_problem(value: str) -> str | None:
-    unprintable = "\x00" in value or re.search(rules.unprintable_pattern(), value)
+    unprintable = "\x00" in value or _UNPRINTABLE.search(value)
     return PRINTABLE_RULE if unprintable else None
 
 
