@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from decimal import Decimal
 from typing import Any
@@ -107,6 +108,44 @@ def test_stripe_ids(connection: Connection, kind: str, value: str) -> None:
     assert database_accepts(connection, sql, (value,)) == (
         checks.stripe_id_problem(kind, value) is None
     )
+
+
+def check_holds(connection: Connection, check: str, value: str) -> bool:
+    """Whether a CHECK expression written for column `v` holds for `value`."""
+    row = connection.execute(f"SELECT {check} FROM (SELECT %s::text AS v) AS probe", (value,))
+    return bool(row.fetchone() == (True,))
+
+
+@PROPERTY_SETTINGS
+@given(
+    kind=st.sampled_from(sorted(rules.STRIPE_ID_PREFIXES)),
+    value=messy_text(
+        st.sampled_from([f"{prefix}_" for prefix in rules.STRIPE_ID_PREFIXES.values()]).flatmap(
+            lambda prefix: st.from_regex(r"[A-Za-z0-9]{0,70}", fullmatch=True).map(
+                lambda body: prefix + body
+            )
+        ),
+        string.ascii_letters + string.digits + "_- \n",
+    ),
+)
+def test_every_stripe_id_check_is_its_pattern(
+    connection: Connection, kind: str, value: str
+) -> None:
+    # The CHECK is written without the pattern's bounded repetition (it is 10x faster so).
+    in_database = check_holds(connection, rules.sql_stripe_id_check("v", kind), value)
+    assert in_database == (re.fullmatch(rules.stripe_id_pattern(kind), value) is not None)
+
+
+@PROPERTY_SETTINGS
+@given(
+    value=messy_text(
+        st.from_regex(r"[a-z][a-z0-9_.]{0,70}", fullmatch=True),
+        string.ascii_lowercase + string.digits + "_.-A \n",
+    )
+)
+def test_the_event_type_check_is_its_pattern(connection: Connection, value: str) -> None:
+    in_database = check_holds(connection, rules.sql_event_type_check("v"), value)
+    assert in_database == (re.fullmatch(rules.EVENT_TYPE_PATTERN, value) is not None)
 
 
 @PROPERTY_SETTINGS

@@ -31,14 +31,14 @@ class UserProfile(Base):
     __tablename__ = "user_profiles"
     __table_args__ = (
         CheckConstraint(
-            f"clerk_user_id ~ '{rules.CLERK_USER_ID_PATTERN}'", name="clerk_user_id_format"
+            rules.sql_external_id_check("clerk_user_id", "user"), name="clerk_user_id_format"
         ),
         CheckConstraint(EMAIL_CHECK, name="email_format"),
         CheckConstraint(
             rules.sql_in("subscription_tier", rules.SUBSCRIPTION_TIERS), name="tier_valid"
         ),
         CheckConstraint(
-            f"stripe_customer_id ~ '{rules.stripe_id_pattern('customer')}'",
+            rules.sql_stripe_id_check("stripe_customer_id", "customer"),
             name="stripe_customer_id_format",
         ),
         # Unique case-insensitively, whatever a raw INSERT stores.
@@ -77,11 +77,11 @@ class UserSubscription(Base):
     __tablename__ = "user_subscriptions"
     __table_args__ = (
         CheckConstraint(
-            f"stripe_subscription_id ~ '{rules.stripe_id_pattern('subscription')}'",
+            rules.sql_stripe_id_check("stripe_subscription_id", "subscription"),
             name="stripe_subscription_id_format",
         ),
         CheckConstraint(
-            f"stripe_price_id ~ '{rules.stripe_id_pattern('price')}'", name="stripe_price_id_format"
+            rules.sql_stripe_id_check("stripe_price_id", "price"), name="stripe_price_id_format"
         ),
         CheckConstraint(rules.sql_in("tier", rules.SUBSCRIPTION_TIERS), name="tier_valid"),
         CheckConstraint(rules.sql_in("status", rules.SUBSCRIPTION_STATUSES), name="status_valid"),
@@ -140,11 +140,11 @@ class Purchase(Base):
         ),
         CheckConstraint(rules.sql_in("currency", rules.CURRENCIES), name="currency_valid"),
         CheckConstraint(
-            f"stripe_payment_intent_id ~ '{rules.stripe_id_pattern('payment_intent')}'",
+            rules.sql_stripe_id_check("stripe_payment_intent_id", "payment_intent"),
             name="stripe_payment_intent_id_format",
         ),
         CheckConstraint(
-            f"stripe_checkout_session_id ~ '{rules.stripe_id_pattern('checkout_session')}'",
+            rules.sql_stripe_id_check("stripe_checkout_session_id", "checkout_session"),
             name="stripe_checkout_session_id_format",
         ),
         Index("ix_purchases_user_id_product_id", "user_id", "product_id"),

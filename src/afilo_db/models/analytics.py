@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from afilo_db import rules
 from afilo_db.models.base import UUID7_DEFAULT, Base, personal, references
 
 EVENT_PARTITION_PREFIX = "events_"
@@ -40,7 +41,7 @@ class Event(Base):
     __table_args__ = (
         # A partitioned table's primary key must include the partition key.
         PrimaryKeyConstraint("id", "occurred_at"),
-        CheckConstraint("event_type ~ '^[a-z][a-z0-9_.]{1,63}$'", name="event_type_format"),
+        CheckConstraint(rules.sql_event_type_check("event_type"), name="event_type_format"),
         Index("ix_events_event_type_occurred_at", "event_type", "occurred_at"),
         Index("ix_events_user_id_occurred_at", "user_id", "occurred_at"),
         Index("ix_events_product_id_occurred_at", "product_id", "occurred_at"),

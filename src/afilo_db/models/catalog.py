@@ -68,7 +68,7 @@ class Product(Base):
         # Also, checked at commit by the constraint trigger ck_products_active_has_variant_for_sale
         # (revision 0006_data_rules): an active product has a variant available for sale.
         CheckConstraint(
-            f"stripe_product_id ~ '{rules.stripe_id_pattern('product')}'",
+            rules.sql_stripe_id_check("stripe_product_id", "product"),
             name="stripe_product_id_format",
         ),
         CheckConstraint(
@@ -118,7 +118,7 @@ class ProductVariant(Base):
         *_price_checks("price"),
         CheckConstraint(rules.sql_in("currency", rules.CURRENCIES), name="currency_valid"),
         CheckConstraint(
-            f"stripe_price_id ~ '{rules.stripe_id_pattern('price')}'", name="stripe_price_id_format"
+            rules.sql_stripe_id_check("stripe_price_id", "price"), name="stripe_price_id_format"
         ),
         # Target of the pricing tiers' (variant_id, license_type) key: see ProductPricingTier.
         UniqueConstraint("id", "license_type"),
