@@ -145,6 +145,26 @@ def test_keys_repeated_in_a_later_batch_are_named_and_not_written(
     assert title == (records(2)[1]["title"],)
 
 
+def test_a_first_import_skips_a_repeated_line_and_writes_the_others_whole(
+    database_url: str, tmp_path: Path
+) -> None:
+    rows = records(6)
+    rows[4] = {**rows[2], "title": "Again"}
+    path = write_jsonl(tmp_path / "catalog.jsonl", rows)
+    with psycopg.connect(database_url) as connection:
+        report = import_catalog(connection, path, skip_invalid=True)
+        title = connection.execute(
+            "SELECT title FROM products WHERE handle = %s", (rows[2]["handle"],)
+        ).fetchone()
+    assert [item.line for item in report.skipped] == [5]
+    assert title == (records(3)[2]["title"],)
+    kept = [row for index, row in enumerate(rows) if index != 4]
+    variants = sum(len(row["variants"]) for row in kept)
+    tiers = sum(len(variant.get("tiers", ())) for row in kept for variant in row["variants"])
+    assert (report.products, report.variants, report.tiers) == (5, variants, tiers)
+    assert catalog_counts(database_url) == (5, variants, tiers)
+
+
 def test_a_refused_import_leaves_nothing_even_when_the_caller_commits(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

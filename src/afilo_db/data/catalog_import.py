@@ -97,8 +97,12 @@ Record = tuple[int, bytes | dict[str, Any] | LineProblem]
 
 @dataclass(frozen=True)
 class StagedBatch:
-    """One batch, validated and formatted as COPY text for the three staging tables."""
+    """One batch, validated and formatted as COPY text: its keys, and its rows for the three
+    staging tables. A row's leading fields (PRODUCT_, VARIANT_ and TIER_LEAD) locate it in the
+    file; the fields after them are the catalog table's own columns, so that rows that are all new
+    can be copied into the catalog as they are."""
 
+    keys: bytes
     products: bytes
     variants: bytes
     tiers: bytes
@@ -340,6 +344,7 @@ def _copy_line(*values: object) -> str:
 
 def stage_batch(batch: list[Record]) -> StagedBatch:
     """Validate a batch and format its valid products as COPY text; runs in a worker."""
+    keys: list[str] = []
     products: list[str] = []
     variants: list[str] = []
     tiers: list[str] = []
@@ -364,22 +369,36 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
         if not isinstance(product, ProductInput):
             problems.append(LineProblem(number, product))
             continue
-        products.append(_copy_line(number, deterministic_uuid7(now, randomness), product.handle, product.title, product.description,
+        product_id = deterministic_uuid7(now, randomness)
+        products.append(_copy_line(number, product_id, product.handle, product.title, product.description,
                                    product.tags, product.tech_stack, product.status,
                                    product.stripe_product_id, product.included_in_tier))  # fmt: skip
+        keys.append(_copy_line(number, 0, "handle", "handle", product.handle))
+        if product.stripe_product_id is not None:
+            keys.append(_copy_line(number, 0, "stripe_product_id", "stripe_product_id",
+                                   product.stripe_product_id))  # fmt: skip
         for position, variant in enumerate(product.variants):
-            variants.append(_copy_line(number, position, deterministic_uuid7(now, randomness),
-                                       product.handle, variant.sku,
+            variant_id = deterministic_uuid7(now, randomness)
+            variants.append(_copy_line(number, position, product.handle,
+                                       variant_id, product_id, variant.sku,
                                        variant.title, variant.license_type, variant.price,
                                        variant.currency, variant.stripe_price_id,
                                        variant.available_for_sale, variant.seats,
                                        variant.duration_days, variant.redistribution))  # fmt: skip
+            keys.append(_copy_line(number, position, "sku", f"variants[{position}].sku",
+                                   variant.sku))  # fmt: skip
+            if variant.stripe_price_id is not None:
+                keys.append(_copy_line(number, position, "stripe_price_id",
+                                       f"variants[{position}].stripe_price_id",
+                                       variant.stripe_price_id))  # fmt: skip
             for tier in variant.tiers:
-                tiers.append(_copy_line(number, deterministic_uuid7(now, randomness), variant.sku,
+                tiers.append(_copy_line(number, variant.sku,
+                                        deterministic_uuid7(now, randomness), variant_id,
                                         variant.license_type,
                                         tier.min_quantity, tier.max_quantity,
                                         tier.unit_price))  # fmt: skip
     return StagedBatch(
+        keys="".join(keys).encode(),
         products="".join(products).encode(),
         variants="".join(variants).encode(),
         tiers="".join(tiers).encode(),
@@ -424,19 +443,22 @@ def staged_batches(path: Path, workers: int | None = None) -> Iterator[StagedBat
 
 STAGING = """
 DROP TABLE IF EXISTS pg_temp.import_products, pg_temp.import_variants, pg_temp.import_tiers,
-                     pg_temp.import_keys;
+                     pg_temp.import_batch_keys, pg_temp.import_keys;
 CREATE TEMP TABLE import_products (
   line integer, id uuid, handle text, title text, description text, tags text[], tech_stack text[],
   status text, stripe_product_id text, included_in_tier text
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_variants (
-  line integer, position integer, id uuid, handle text, sku text, title text, license_type text,
-  price numeric, currency text, stripe_price_id text, available_for_sale boolean,
-  seats integer, duration_days integer, redistribution boolean
+  line integer, position integer, handle text, id uuid, product_id uuid, sku text, title text,
+  license_type text, price numeric, currency text, stripe_price_id text,
+  available_for_sale boolean, seats integer, duration_days integer, redistribution boolean
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_tiers (
-  line integer, id uuid, sku text, license_type text, min_quantity integer, max_quantity integer,
-  unit_price numeric
+  line integer, sku text, id uuid, variant_id uuid, license_type text, min_quantity integer,
+  max_quantity integer, unit_price numeric
+) ON COMMIT DROP;
+CREATE TEMP TABLE import_batch_keys (
+  line integer, position integer, kind text, path text, value text
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_keys (
   hash bigint PRIMARY KEY, kind text, value text, line integer, position integer
@@ -444,25 +466,21 @@ CREATE TEMP TABLE import_keys (
 """
 # The staging tables hold one batch at a time; import_keys every key of the file so far.
 STAGING_TABLES = ("import_products", "import_variants", "import_tiers")
+# The fields before the catalog's own columns in each staging row (see StagedBatch).
+PRODUCT_LEAD, VARIANT_LEAD, TIER_LEAD = 1, 3, 2
+PRODUCT_COLUMNS = ("id", "handle", "title", "description", "tags", "tech_stack", "status",
+                   "stripe_product_id", "included_in_tier")  # fmt: skip
+VARIANT_COLUMNS = ("id", "product_id", "sku", "title", "license_type", "price", "currency",
+                   "stripe_price_id", "available_for_sale", "seats", "duration_days",
+                   "redistribution")  # fmt: skip
+TIER_COLUMNS = ("id", "variant_id", "license_type", "min_quantity", "max_quantity", "unit_price")
 
 # A 2,000-line batch sorts in memory instead of spilling to disk at the default 4 MB.
 IMPORT_WORK_MEM = "64MB"
 # 'afilo-ci' (catalog import): two imports run one after the other.
 IMPORT_LOCK_KEY = 0x6166696C6F2D6369
 
-BATCH_KEYS = """
-SELECT line, 0 AS position, 'handle' AS kind, 'handle' AS path, handle AS value
-FROM import_products
-UNION ALL
-SELECT line, 0, 'stripe_product_id', 'stripe_product_id', stripe_product_id
-FROM import_products WHERE stripe_product_id IS NOT NULL
-UNION ALL
-SELECT line, position, 'sku', format('variants[%s].sku', position), sku FROM import_variants
-UNION ALL
-SELECT line, position, 'stripe_price_id', format('variants[%s].stripe_price_id', position),
-       stripe_price_id
-FROM import_variants WHERE stripe_price_id IS NOT NULL
-"""
+BATCH_KEYS = "SELECT line, position, kind, path, value FROM import_batch_keys"
 
 KEY_HASH = "hashtextextended(batch.kind || ':' || batch.value, 0)"
 
@@ -572,6 +590,16 @@ WHERE NOT EXISTS (
 ORDER BY i.sku, i.min_quantity
 """
 
+# Whether any product or variant of the batch is in the catalog already: if none is (a first
+# import), the batch is copied into the catalog as it is, COPY being the fastest way in.
+ANY_IN_THE_CATALOG = """
+SELECT EXISTS (
+  SELECT FROM import_batch_keys k
+  WHERE k.kind = 'handle' AND EXISTS (SELECT FROM products p WHERE p.handle = k.value OFFSET 0)
+     OR k.kind = 'sku' AND EXISTS (SELECT FROM product_variants v WHERE v.sku = k.value OFFSET 0)
+)
+"""
+
 # The catalog's deferred rules (tiers without gaps, an active product sellable) are checked batch
 # by batch, while the workers validate the next batches, rather than all at commit: then deferred
 # again, for the next batch's statements.
@@ -580,35 +608,63 @@ CHECK_DEFERRED_RULES_NOW = f"SET CONSTRAINTS {DEFERRED_RULES} IMMEDIATE"
 DEFER_RULES_AGAIN = f"SET CONSTRAINTS {DEFERRED_RULES} DEFERRED"
 
 
-def _copy(cursor: psycopg.Cursor[Any], table: str, data: bytes) -> None:
+def _copy(cursor: psycopg.Cursor[Any], target: str, data: bytes) -> None:
     if data:
-        with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+        with cursor.copy(f"COPY {target} FROM STDIN") as copy:
             copy.write(data)
 
 
-def _stage_batch(cursor: psycopg.Cursor[Any], batch: StagedBatch) -> list[LineProblem]:
-    """The batch in the staging tables, without its lines that repeat a key of an earlier line:
-    those are returned as problems."""
-    cursor.execute("TRUNCATE " + ", ".join(STAGING_TABLES))
-    _copy(cursor, "import_products", batch.products)
-    _copy(cursor, "import_variants", batch.variants)
-    _copy(cursor, "import_tiers", batch.tiers)
+def _repeated_keys(cursor: psycopg.Cursor[Any], batch: StagedBatch) -> list[LineProblem]:
+    """The batch's lines that repeat a key of an earlier line, as problems; the batch's keys are
+    now the file's."""
+    cursor.execute("TRUNCATE import_batch_keys")
+    _copy(cursor, "import_batch_keys", batch.keys)
     cursor.execute(REGISTER_KEYS)
     repeated: dict[int, dict[str, str]] = {}
     for line, path_in_line, value, first_line in cursor.execute(REPEATED_KEYS):
         repeated.setdefault(line, {})[path_in_line] = f"{value} is also on line {first_line}"
-    if repeated:
-        for table in STAGING_TABLES:
-            cursor.execute(f"DELETE FROM {table} WHERE line = ANY(%s)", (list(repeated),))
     return [LineProblem(line, found) for line, found in repeated.items()]
 
 
-def _write_batch(cursor: psycopg.Cursor[Any], report: ImportReport) -> None:
-    """Upsert the staged batch; the rows written are added to the report."""
-    report.products += cursor.execute(UPSERT_PRODUCTS).rowcount
-    cursor.execute(DELETE_REPLACED_TIERS)
-    report.variants += cursor.execute(UPSERT_VARIANTS).rowcount
-    report.tiers += cursor.execute(INSERT_NEW_TIERS).rowcount
+def _without_lines(rows: bytes, lines: set[int]) -> bytes:
+    if not lines:
+        return rows
+    return b"".join(
+        row for row in rows.splitlines(keepends=True) if int(row.split(b"\t", 1)[0]) not in lines
+    )
+
+
+def _catalog_rows(rows: bytes, lead: int) -> bytes:
+    """Staging rows as the catalog table's own rows: without their leading fields."""
+    return b"".join(row.split(b"\t", lead)[lead] for row in rows.splitlines(keepends=True))
+
+
+def _write_batch(
+    cursor: psycopg.Cursor[Any], batch: StagedBatch, skipped: set[int], report: ImportReport
+) -> None:
+    """Write the batch but its `skipped` lines; the rows written are added to the report."""
+    products = _without_lines(batch.products, skipped)
+    variants = _without_lines(batch.variants, skipped)
+    tiers = _without_lines(batch.tiers, skipped)
+    if cursor.execute(ANY_IN_THE_CATALOG).fetchone() == (False,):
+        for table, columns, rows, lead in (
+            ("products", PRODUCT_COLUMNS, products, PRODUCT_LEAD),
+            ("product_variants", VARIANT_COLUMNS, variants, VARIANT_LEAD),
+            ("product_pricing_tiers", TIER_COLUMNS, tiers, TIER_LEAD),
+        ):
+            _copy(cursor, f"{table} ({', '.join(columns)})", _catalog_rows(rows, lead))
+        report.products += products.count(b"\n")
+        report.variants += variants.count(b"\n")
+        report.tiers += tiers.count(b"\n")
+    else:
+        cursor.execute("TRUNCATE " + ", ".join(STAGING_TABLES))
+        _copy(cursor, "import_products", products)
+        _copy(cursor, "import_variants", variants)
+        _copy(cursor, "import_tiers", tiers)
+        report.products += cursor.execute(UPSERT_PRODUCTS).rowcount
+        cursor.execute(DELETE_REPLACED_TIERS)
+        report.variants += cursor.execute(UPSERT_VARIANTS).rowcount
+        report.tiers += cursor.execute(INSERT_NEW_TIERS).rowcount
     cursor.execute(CHECK_DEFERRED_RULES_NOW)
     cursor.execute(DEFER_RULES_AGAIN)
 
@@ -625,15 +681,15 @@ def _import_file(
     problems: list[LineProblem] = []
     locked = False
     for batch in staged_batches(path, workers):
-        problems += batch.problems
-        problems += _stage_batch(cursor, batch)
+        repeated = _repeated_keys(cursor, batch)
+        problems += batch.problems + repeated
         report.lines += batch.valid + len(batch.problems)
         # Once a line is bad and bad lines are refused, the rest is only read to name them all.
         if skip_invalid or not problems:
             if not locked:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (IMPORT_LOCK_KEY,))
                 locked = True
-            _write_batch(cursor, report)
+            _write_batch(cursor, batch, {item.line for item in repeated}, report)
         progress(batch.valid + len(batch.problems))
     problems.sort(key=lambda item: item.line)
     described = {f"line {item.line}": item.describe() for item in problems}
