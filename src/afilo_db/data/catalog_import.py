@@ -2,9 +2,11 @@
 
 The file is streamed, never held whole: lines are read in batches, each batch is validated by
 pydantic's compiled core in worker processes (one per core) while the batches before it are
-written, so that validating costs no time of its own. A batch is copied (COPY) into temporary
-staging tables, its keys are checked against every key the file held before it (a temporary
-table, on the server, so memory stays flat), and set-based upserts write the rows that differ.
+written, so that validating costs no time of its own. A batch's keys are checked against every
+key the file held before it (a temporary table, on the server, so memory stays flat); then a
+batch whose products and variants are all new is copied (COPY) straight into the catalog, and
+any other batch is copied into temporary staging tables, from which set-based upserts write the
+rows that differ.
 All of it happens inside a savepoint: any bad line and nothing is written (the savepoint is
 rolled back, and the rest of the file is still read so that every bad line is named), unless
 `skip_invalid`.
