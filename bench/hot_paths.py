@@ -170,10 +170,10 @@ async def measure(
 class RawPool:
     """The least a raw psycopg application needs to share connections: a LIFO queue."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, target: Target, size: int) -> None:
         self.free: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
         for _ in range(size):
-            self.free.put(psycopg.connect(libpq_url(url), autocommit=True))
+            self.free.put(_raw_connection(target))
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -192,10 +192,12 @@ class AsyncRawPool:
     def __init__(self) -> None:
         self.free: asyncio.LifoQueue[psycopg.AsyncConnection[Any]] = asyncio.LifoQueue()
 
-    async def open(self, url: str, size: int) -> AsyncRawPool:
+    async def open(self, target: Target, size: int) -> AsyncRawPool:
         for _ in range(size):
             await self.free.put(
-                await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
+                await psycopg.AsyncConnection.connect(
+                    libpq_url(target.app_url), autocommit=True, prepare_threshold=_threshold(target)
+                )
             )
         return self
 
@@ -204,13 +206,23 @@ class AsyncRawPool:
             await (await self.free.get()).close()
 
 
+def _threshold(target: Target) -> int | None:
+    """Behind PgBouncer 1.18 nothing may be prepared: psycopg's own switch for it (None), which
+    an application behind such a pooler sets on every connection, as afilo-db's engine does."""
+    return 5 if target.prepares else None
+
+
+def _raw_connection(target: Target) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        libpq_url(target.app_url), autocommit=True, prepare_threshold=_threshold(target)
+    )
+
+
 def _pool_arguments(target: Target) -> dict[str, Any]:
-    # Behind PgBouncer 1.18 nothing may be prepared: psycopg's own switch for it.
-    threshold = 5 if target.prepares else None
     return {
         "min_size": POOL_SIZE,
         "max_size": POOL_SIZE,
-        "kwargs": {"prepare_threshold": threshold},
+        "kwargs": {"prepare_threshold": _threshold(target)},
     }
 
 
@@ -233,8 +245,8 @@ def _settings() -> Settings:
 async def product_page(target: Target, handles: list[str], blocks: int) -> dict[str, Any]:
     engine = create_app_engine(target.app_url, _settings())
     async_engine = create_async_app_engine(target.app_url, _settings())
-    raw_pool = RawPool(target.app_url, POOL_SIZE)
-    async_pool = await AsyncRawPool().open(target.app_url, POOL_SIZE)
+    raw_pool = RawPool(target, POOL_SIZE)
+    async_pool = await AsyncRawPool().open(target, POOL_SIZE)
     prepare = target.prepares
     psycopg_pool = _psycopg_pool(target)
     async_psycopg_pool = await _async_psycopg_pool(target)
@@ -367,7 +379,7 @@ async def listing_and_collection(
     target: Target, tags: list[str], collections: list[str], blocks: int
 ) -> dict[str, Any]:
     engine = create_app_engine(target.app_url, _settings())
-    raw_connection = psycopg.connect(libpq_url(target.app_url), autocommit=True)
+    raw_connection = _raw_connection(target)
     prepare = target.prepares
 
     def raw_listing(tag: str) -> object:
