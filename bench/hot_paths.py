@@ -507,7 +507,8 @@ async def run(
     ]
     figures: dict[str, Any] = {"products": products, "blocks": blocks, "pool_size": POOL_SIZE}
     passwords = {APP_ROLE: server.role_password(APP_ROLE), "postgres": server.password}
-    with PgBouncer(server.port, passwords, pool_size=POOL_SIZE) as bouncer:
+    # Every form holds a pool of its own (sync and asyncio, SQLAlchemy and psycopg): 60 clients and more.
+    with PgBouncer(server.port, passwords, pool_size=POOL_SIZE, max_client_conn=200) as bouncer:
 
         def pooled(user: str) -> str:
             return (

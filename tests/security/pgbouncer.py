@@ -28,7 +28,13 @@ class PgBouncer:
     connections per database and user (default 1, so that all clients share it transaction by
     transaction). It refuses to run as root: then it runs as the embedded server's system user."""
 
-    def __init__(self, server_port: int, users: dict[str, str], pool_size: int = 1) -> None:
+    def __init__(
+        self,
+        server_port: int,
+        users: dict[str, str],
+        pool_size: int = 1,
+        max_client_conn: int = 50,
+    ) -> None:
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="afilo-pgbouncer-"))
         userlist = "".join(f'"{user}" "{password}"\n' for user, password in users.items())
@@ -46,7 +52,7 @@ auth_type = scram-sha-256
 auth_file = {self.directory / "userlist.txt"}
 pool_mode = transaction
 default_pool_size = {pool_size}
-max_client_conn = 50
+max_client_conn = {max_client_conn}
 ignore_startup_parameters = extra_float_digits
 logfile = {self.directory / "pgbouncer.log"}
 """
