@@ -25,7 +25,10 @@ STRIPE_ID_PREFIXES: Final = {
 }
 EXTERNAL_ID_MIN_LENGTH: Final = 6
 EXTERNAL_ID_MAX_LENGTH: Final = 64
-EXTERNAL_ID_BODY: Final = rf"[A-Za-z0-9]{{{EXTERNAL_ID_MIN_LENGTH},{EXTERNAL_ID_MAX_LENGTH}}}"
+EXTERNAL_ID_CHARACTER: Final = "[A-Za-z0-9]"
+EXTERNAL_ID_BODY: Final = (
+    rf"{EXTERNAL_ID_CHARACTER}{{{EXTERNAL_ID_MIN_LENGTH},{EXTERNAL_ID_MAX_LENGTH}}}"
+)
 
 
 def stripe_id_pattern(kind: str) -> str:
@@ -139,7 +142,7 @@ def sql_external_id_check(column: str, prefix: str) -> str:
     shortest = len(prefix) + 1 + EXTERNAL_ID_MIN_LENGTH
     longest = len(prefix) + 1 + EXTERNAL_ID_MAX_LENGTH
     return (
-        f"{sql_matches(column, f'^{prefix}_[A-Za-z0-9]+$')}"
+        f"{sql_matches(column, f'^{prefix}_{EXTERNAL_ID_CHARACTER}+$')}"
         f" AND length({column}) BETWEEN {shortest} AND {longest}"
     )
 

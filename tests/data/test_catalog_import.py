@@ -38,6 +38,14 @@ def catalog_counts(url: str) -> tuple[int, int, int]:
     return counts["products"], counts["product_variants"], counts["product_pricing_tiers"]
 
 
+def import_skipping_invalid(url: str, path: Path, handle: str) -> tuple[ImportReport, object]:
+    """`import_catalog(skip_invalid=True)`, then the title of the product with `handle`."""
+    with psycopg.connect(url) as connection:
+        report = import_catalog(connection, path, skip_invalid=True)
+        title = connection.execute("SELECT title FROM products WHERE handle = %s", (handle,))
+        return report, title.fetchone()
+
+
 @pytest.fixture(scope="module")
 def ten_thousand() -> list[dict[str, Any]]:
     return records(10_000)
@@ -131,11 +139,7 @@ def test_keys_repeated_in_a_later_batch_are_named_and_not_written(
     }
     rows[9] = {**rows[1], "title": "Again"}
     path = write_jsonl(tmp_path / "catalog.jsonl", rows)
-    with psycopg.connect(database_url) as connection:
-        report = import_catalog(connection, path, skip_invalid=True)
-        title = connection.execute(
-            "SELECT title FROM products WHERE handle = %s", (rows[1]["handle"],)
-        ).fetchone()
+    report, title = import_skipping_invalid(database_url, path, rows[1]["handle"])
     assert [item.line for item in report.skipped] == [7, 10]
     assert report.skipped[0].problems == {
         "variants[0].sku": f"{rows[2]['variants'][0]['sku']} is also on line 3"
@@ -151,11 +155,7 @@ def test_a_first_import_skips_a_repeated_line_and_writes_the_others_whole(
     rows = records(6)
     rows[4] = {**rows[2], "title": "Again"}
     path = write_jsonl(tmp_path / "catalog.jsonl", rows)
-    with psycopg.connect(database_url) as connection:
-        report = import_catalog(connection, path, skip_invalid=True)
-        title = connection.execute(
-            "SELECT title FROM products WHERE handle = %s", (rows[2]["handle"],)
-        ).fetchone()
+    report, title = import_skipping_invalid(database_url, path, rows[2]["handle"])
     assert [item.line for item in report.skipped] == [5]
     assert title == (records(3)[2]["title"],)
     kept = [row for index, row in enumerate(rows) if index != 4]

@@ -143,12 +143,12 @@ def table_fingerprints(
 ) -> dict[str, TableFingerprint]:
     """Row count and content checksum of every table, as seen by the connection's transaction;
     `methods`: the method to use for a table (schema.table), as a manifest recorded it."""
+    recorded = methods or {}
     tables = user_tables(connection)
     fingerprints: dict[str, TableFingerprint] = {}
     for done, (schema, name) in enumerate(tables, start=1):
         key = f"{schema}.{name}"
-        method = (methods or {}).get(key)
-        fingerprints[key] = table_fingerprint(connection, schema, name, method)
+        fingerprints[key] = table_fingerprint(connection, schema, name, recorded.get(key))
         progress("checksumming tables", done, len(tables))
     return fingerprints
 
@@ -165,6 +165,7 @@ def table_fingerprints_in_parallel(
         pending = deque((str(schema), str(name)) for schema, name in
                         connection.execute(USER_TABLES_LARGEST_FIRST))  # fmt: skip
     total = len(pending)
+    recorded = methods or {}
     fingerprints: dict[str, TableFingerprint] = {}
     reporting = threading.Lock()
 
@@ -176,7 +177,7 @@ def table_fingerprints_in_parallel(
                 except IndexError:
                     return
                 key = f"{schema}.{name}"
-                found = table_fingerprint(connection, schema, name, (methods or {}).get(key))
+                found = table_fingerprint(connection, schema, name, recorded.get(key))
                 with reporting:
                     fingerprints[key] = found
                     progress("checksumming tables", len(fingerprints), total)

@@ -482,15 +482,13 @@ IMPORT_WORK_MEM = "64MB"
 # 'afilo-ci' (catalog import): two imports run one after the other.
 IMPORT_LOCK_KEY = 0x6166696C6F2D6369
 
-BATCH_KEYS = "SELECT line, position, kind, path, value FROM import_batch_keys"
-
 KEY_HASH = "hashtextextended(batch.kind || ':' || batch.value, 0)"
 
 # The batch's keys join the file's, under a 64-bit hash of each (an index of bigints: 40% faster
 # than one of the texts): the first line holding a key keeps it.
 REGISTER_KEYS = f"""
 INSERT INTO import_keys (hash, kind, value, line, position)
-SELECT {KEY_HASH}, kind, value, line, position FROM ({BATCH_KEYS}) AS batch
+SELECT {KEY_HASH}, kind, value, line, position FROM import_batch_keys AS batch
 ORDER BY line, position
 ON CONFLICT (hash) DO NOTHING
 """
@@ -502,7 +500,7 @@ ON CONFLICT (hash) DO NOTHING
 # are told apart by their values: the later one is not taken for a repeat.
 REPEATED_KEYS = f"""
 SELECT batch.line, batch.path, batch.value, first.line
-FROM ({BATCH_KEYS}) AS batch
+FROM import_batch_keys AS batch
 CROSS JOIN LATERAL (
   SELECT k.kind, k.value, k.line, k.position FROM import_keys AS k WHERE k.hash = {KEY_HASH}
   LIMIT 1
