@@ -197,6 +197,28 @@ def test_unpublished_knowledge_is_hidden_from_the_application(
             owner.execute("DELETE FROM knowledge_base")
 
 
+def test_a_draft_products_variants_and_tiers_are_hidden_from_the_application(
+    session: Session, service: Session, marketplace: Marketplace
+) -> None:
+    """The tiers' policy leans on the variants' (revision 0009): a tier is seen with its
+    variant, and a variant only with its published product."""
+    count = "SELECT count(*) FROM {}"
+    catalog = ("products", "product_variants", "product_pricing_tiers")
+    with psycopg.connect(marketplace.owner_url) as owner:
+        owner.execute(
+            "INSERT INTO product_pricing_tiers (variant_id, license_type, min_quantity, unit_price)"
+            " VALUES (%s, 'team', 1, 40)",
+            (marketplace.variant_ids[1],),
+        )
+    assert [session.execute(text(count.format(t))).scalar_one() for t in catalog] == [1, 2, 1]
+    session.rollback()
+    with psycopg.connect(marketplace.owner_url) as owner:
+        owner.execute("UPDATE products SET status = 'draft'")
+    assert [session.execute(text(count.format(t))).scalar_one() for t in catalog] == [0, 0, 0]
+    with service_context(service):
+        assert [service.execute(text(count.format(t))).scalar_one() for t in catalog] == [1, 2, 1]
+
+
 def test_the_activity_log_is_append_only_for_user_and_service(
     session: Session, service: Session, marketplace: Marketplace
 ) -> None:

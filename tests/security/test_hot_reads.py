@@ -5,9 +5,12 @@ a real PgBouncer (1.18, transaction mode)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +19,7 @@ from sqlalchemy.orm import Session
 from afilo_db.config import Settings
 from afilo_db.db.engine import create_app_engine, create_async_app_engine
 from afilo_db.errors import ValidationError
+from afilo_db.security import read_as_user
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
 from afilo_db.services import cart, downloads
 from tests.security.conftest import Marketplace, pooled_app_url
@@ -58,6 +62,41 @@ def test_user_cart_and_downloads_are_the_users_own(app: Engine, marketplace: Mar
         assert downloads.downloads(session, bob.id) == []
         assert len(downloads.downloads(session, alice.id)) == 1
     assert cart.user_cart(app, "user_nobody000001").lines == []
+
+
+def test_on_other_logins_the_read_still_filters_by_the_user(marketplace: Marketplace) -> None:
+    """The service role's policies show every cart, the owner's login skips them: the read
+    filters by the user itself there, where as the application role it leaves that to the
+    policy."""
+    alice = marketplace.alice
+    for url in (marketplace.service_url, marketplace.owner_url):
+        engine = create_app_engine(url, Settings(db_pool_size=1, db_max_overflow=0))
+        try:
+            lines = cart.user_cart(engine, alice.clerk_user_id).lines
+            assert [line.variant_id for line in lines] == [marketplace.variant_ids[0]], url
+            records = downloads.user_downloads(engine, alice.clerk_user_id)
+            assert [record.id for record in records] == alice.rows["downloads"], url
+        finally:
+            engine.dispose()
+
+
+def test_as_the_application_role_the_policy_alone_finds_the_user(
+    app: Engine, marketplace: Marketplace
+) -> None:
+    """No lookup of the user's profile beside the policy's own: each table in the plan is
+    locked and opened on every call."""
+    read = read_as_user(cart._CART_SQL, cart.CART_ROWS, marketplace.alice.clerk_user_id)
+    sql, parameters = read.alone
+    with app.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        with driver.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", parameters)
+            row = cursor.fetchone()
+        connection.rollback()
+    assert row is not None
+    scanned = set(re.findall(r'"Relation Name": "(\w+)"', json.dumps(row[0])))
+    assert "cart_items" in scanned and "user_profiles" not in scanned, scanned
 
 
 def test_one_round_trip_and_no_context_left_behind(app: Engine, marketplace: Marketplace) -> None:

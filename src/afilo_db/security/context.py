@@ -117,15 +117,37 @@ class UserRead:
     """The context and the query as one statement, for a read that runs on its own."""
 
 
+@dataclass(frozen=True)
+class OwnRows:
+    """Where a user-scoped read finds the user's rows: the table whose policy limits them to
+    the user, and the column (as the query names it) that holds the user's profile id."""
+
+    table: str
+    column: str
+
+    def filtered_by(self, template: str, user: str) -> str:
+        """`template` with its `{own_rows}` written as `column = user` (no row-level security
+        needed: the caller picks the user)."""
+        return template.format(own_rows=f"{self.column} = {user}")
+
+
 @lru_cache(maxsize=64)
-def _user_read_sql(template: str) -> tuple[str, str]:
-    in_transaction = template.format(user="(SELECT current_user_profile_id())")
+def _user_read_sql(template: str, rows: OwnRows) -> tuple[str, str]:
+    # Where the application role's policy is what decides, the query adds no filter of its own:
+    # the policy's own lookup of the user is the index condition, and a second lookup here
+    # would cost a table in the plan (each one is locked and opened on every call) and an
+    # index probe. Any other login (the owner, the service role, which see every row) filters
+    # by the user itself; that branch is never run for the application role.
+    policy_decides = (
+        f"(SELECT row_security_active('{rows.table}') AND pg_has_role('{APP_ROLE}', 'USAGE')"
+        f" AND NOT pg_has_role('{SERVICE_ROLE}', 'USAGE'))"
+    )
+    own_rows = f"({policy_decides} OR {rows.column} = (SELECT current_user_profile_id()))"
+    in_transaction = template.format(own_rows=own_rows)
     # The lateral reference to `context` makes PostgreSQL compute the context first and only then
     # run the query, whose policies then see it; were that order ever broken, the policies would
     # find no user and show no rows (they fail closed).
-    named = template.format(
-        user="(SELECT u.id FROM user_profiles u WHERE u.clerk_user_id = context.clerk_user_id)"
-    )
+    named = template.format(own_rows=f"context.clerk_user_id IS NOT NULL AND {own_rows}")
     alone = (
         "SELECT own.* FROM"
         f" (SELECT set_config('{CLERK_USER_ID_SETTING}', %(clerk_user_id)s, true))"
@@ -135,19 +157,23 @@ def _user_read_sql(template: str) -> tuple[str, str]:
 
 
 def read_as_user(
-    template: str, clerk_user_id: str, parameters: Mapping[str, Any] | None = None
+    template: str,
+    rows: OwnRows,
+    clerk_user_id: str,
+    parameters: Mapping[str, Any] | None = None,
 ) -> UserRead:
     """A read as the user with this Clerk id, from a query (psycopg placeholders) that names the
-    user's profile id as `{user}` and ends with ORDER BY or LIMIT, or with nothing.
+    condition on the user's rows as `{own_rows}` and ends with ORDER BY or LIMIT, or with nothing.
 
     In an open transaction the context is sent first and stays, as `as_user` does. On its own
     the context is computed inside the query's own statement (`set_config(..., true)` lasts as
     long as that statement's implicit transaction): one statement, one result. The role cannot
     be switched in the middle of a statement: that shape relies on the login being the
-    application role, as the application's URL is. Raises ValidationError for a malformed id.
+    application role, as the application's URL is (on another login the rows are still the
+    user's, but seen with that login's rights). Raises ValidationError for a malformed id.
     """
     context = user_context(clerk_user_id)
-    in_transaction, alone = _user_read_sql(template)
+    in_transaction, alone = _user_read_sql(template, rows)
     values = dict(parameters or {})
     return UserRead([context], in_transaction, values, (alone, {**values, **context[1]}))
 

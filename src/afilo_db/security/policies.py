@@ -264,10 +264,12 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     _readable_by_all(
         "product_variants", _published_product("product_variants.product_id"), "product_id"
     ),
+    # A tier is seen with its variant. The variants' own policy applies inside this one (the
+    # same role reads them), so a variant of an unpublished product hides its tiers too; naming
+    # products again here would add a table to every plan that reads tiers.
     _readable_by_all(
         "product_pricing_tiers",
-        "EXISTS (SELECT FROM product_variants v JOIN products p ON p.id = v.product_id"
-        f" WHERE v.id = product_pricing_tiers.variant_id AND p.{PUBLISHED})",
+        "EXISTS (SELECT FROM product_variants v WHERE v.id = product_pricing_tiers.variant_id)",
         "variant_id",
     ),
     _readable_by_all("product_collections"),

@@ -15,7 +15,7 @@ from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import ConflictError, NotFoundError
 from afilo_db.models import CartItem, ProductVariant
-from afilo_db.security import read_as_user
+from afilo_db.security import OwnRows, read_as_user
 from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import translated_errors
 from afilo_db.validation import validate
@@ -109,10 +109,11 @@ FROM cart_items c
 JOIN product_variants v ON v.id = c.variant_id
 JOIN products p ON p.id = v.product_id
 {_TIER_JOIN}
-WHERE c.user_id = {{user}}
+WHERE {{own_rows}}
 ORDER BY c.created_at, c.id
 """
-CART_SQL = _CART_SQL.format(user="%(user_id)s")
+CART_ROWS = OwnRows("cart_items", "c.user_id")
+CART_SQL = CART_ROWS.filtered_by(_CART_SQL, "%(user_id)s")
 
 
 def _cart(rows: list[Row]) -> Cart:
@@ -136,13 +137,13 @@ def user_cart(source: hot.ReadSource, clerk_user_id: str) -> Cart:
     query in one round trip). In a Session's open transaction the context stays set for the rest
     of it, as `as_user` does; otherwise it ends with the read. Raises ValidationError for a
     malformed id; an unknown id has an empty cart."""
-    read = read_as_user(_CART_SQL, clerk_user_id)
+    read = read_as_user(_CART_SQL, CART_ROWS, clerk_user_id)
     return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
 
 
 async def user_cart_async(source: hot.AsyncReadSource, clerk_user_id: str) -> Cart:
     """`user_cart` for asyncio."""
-    read = read_as_user(_CART_SQL, clerk_user_id)
+    read = read_as_user(_CART_SQL, CART_ROWS, clerk_user_id)
     return _cart(
         await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
     )

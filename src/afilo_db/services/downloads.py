@@ -10,7 +10,7 @@ from datetime import datetime
 from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import ValidationError
-from afilo_db.security import read_as_user
+from afilo_db.security import OwnRows, read_as_user
 
 MAX_LIMIT = 200
 
@@ -31,11 +31,12 @@ class DownloadRecord:
 _DOWNLOADS_SQL = """
 SELECT d.id, d.product_id, p.handle, p.title, d.created_at, d.subscription_id, d.purchase_id
 FROM downloads d JOIN products p ON p.id = d.product_id
-WHERE d.user_id = {user}
+WHERE {own_rows}
 ORDER BY d.created_at DESC, d.id DESC
 LIMIT %(limit)s
 """
-DOWNLOADS_SQL = _DOWNLOADS_SQL.format(user="%(user_id)s")
+DOWNLOADS_ROWS = OwnRows("downloads", "d.user_id")
+DOWNLOADS_SQL = DOWNLOADS_ROWS.filtered_by(_DOWNLOADS_SQL, "%(user_id)s")
 
 
 def _checked(limit: int) -> int:
@@ -60,7 +61,7 @@ def user_downloads(
 ) -> list[DownloadRecord]:
     """The newest downloads of the user with this Clerk id, read as that user (`as_user`'s
     context and the query in one round trip; see `cart.user_cart`)."""
-    read = read_as_user(_DOWNLOADS_SQL, clerk_user_id, {"limit": _checked(limit)})
+    read = read_as_user(_DOWNLOADS_SQL, DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)})
     return _records(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
 
 
@@ -76,6 +77,6 @@ async def user_downloads_async(
     source: hot.AsyncReadSource, clerk_user_id: str, limit: int = 50
 ) -> list[DownloadRecord]:
     """`user_downloads` for asyncio."""
-    read = read_as_user(_DOWNLOADS_SQL, clerk_user_id, {"limit": _checked(limit)})
+    read = read_as_user(_DOWNLOADS_SQL, DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)})
     rows = await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
     return _records(rows)
