@@ -469,8 +469,9 @@ CREATE TEMP TABLE import_batch_keys (
   line integer, position integer, kind text, path text, value text
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_keys (
-  hash bigint PRIMARY KEY, kind text, value text, line integer, position integer
+  hash bigint, kind text, value text, line integer, position integer
 ) ON COMMIT DROP;
+CREATE INDEX ON import_keys (hash);
 """
 # The staging tables hold one batch at a time; import_keys every key of the file so far.
 STAGING_TABLES = ("import_products", "import_variants", "import_tiers")
@@ -490,29 +491,34 @@ IMPORT_LOCK_KEY = 0x6166696C6F2D6369
 
 KEY_HASH = "hashtextextended(batch.kind || ':' || batch.value, 0)"
 
-# The batch's keys join the file's, under a 64-bit hash of each (an index of bigints: 40% faster
-# than one of the texts): the first line holding a key keeps it.
+# The batch's keys join the file's, each once, by the first line (and variant) that holds it.
+# Looked up by a 64-bit hash of each (an index of bigints: 40% faster than one of the texts) and
+# told apart by their values, so that two keys sharing a hash (a chance of about one in a million
+# for a million products) are two keys. In the index's order, so that the inserts walk it
+# instead of jumping about it. Each lookup is a LATERAL ... LIMIT 1 (or an EXISTS ... OFFSET 0),
+# which the planner cannot flatten into a join: one index probe per key of the batch, not a hash
+# of every key of the file so far, so a batch costs the same however long the file is.
 REGISTER_KEYS = f"""
 INSERT INTO import_keys (hash, kind, value, line, position)
-SELECT {KEY_HASH}, kind, value, line, position FROM import_batch_keys AS batch
-ORDER BY line, position
-ON CONFLICT (hash) DO NOTHING
+SELECT DISTINCT ON (hash, kind, value) hash, kind, value, line, position
+FROM (SELECT {KEY_HASH} AS hash, kind, value, line, position FROM import_batch_keys AS batch) AS new
+WHERE NOT EXISTS (
+  SELECT FROM import_keys AS k
+  WHERE k.hash = new.hash AND k.kind = new.kind AND k.value = new.value
+  OFFSET 0)
+ORDER BY hash, kind, value, line, position
 """
 
 # Every key of the batch that an earlier line (or an earlier variant of the same line) holds.
-# LATERAL ... LIMIT 1, which the planner cannot flatten into a join: one index probe per key of the
-# batch, not a hash of every key of the file so far, so a batch costs the same however long the
-# file is. Two keys that share a hash (a chance of about one in a million for a million products)
-# are told apart by their values: the later one is not taken for a repeat.
 REPEATED_KEYS = f"""
 SELECT batch.line, batch.path, batch.value, first.line
 FROM import_batch_keys AS batch
 CROSS JOIN LATERAL (
-  SELECT k.kind, k.value, k.line, k.position FROM import_keys AS k WHERE k.hash = {KEY_HASH}
+  SELECT k.line, k.position FROM import_keys AS k
+  WHERE k.hash = {KEY_HASH} AND k.kind = batch.kind AND k.value = batch.value
   LIMIT 1
 ) AS first
-WHERE (first.kind, first.value) = (batch.kind, batch.value)
-  AND (first.line, first.position) <> (batch.line, batch.position)
+WHERE (first.line, first.position) <> (batch.line, batch.position)
 ORDER BY batch.line
 """
 
@@ -625,7 +631,10 @@ def _repeated_keys(cursor: psycopg.Cursor[Any], batch: StagedBatch) -> list[Line
     now the file's."""
     cursor.execute("TRUNCATE import_batch_keys")
     _copy(cursor, "import_batch_keys", batch.keys)
-    cursor.execute(REGISTER_KEYS)
+    # Every key registered: each was new to the file and the batch (as in nearly every batch of
+    # a good file), so none repeats another.
+    if cursor.execute(REGISTER_KEYS).rowcount == batch.keys.count(b"\n"):
+        return []
     repeated: dict[int, dict[str, str]] = {}
     for line, path_in_line, value, first_line in cursor.execute(REPEATED_KEYS):
         repeated.setdefault(line, {})[path_in_line] = f"{value} is also on line {first_line}"
