@@ -215,6 +215,46 @@ def test_a_database_conflict_writes_nothing(database_url: str, tmp_path: Path) -
     assert catalog_counts(database_url) == before
 
 
+def test_a_rule_the_database_checks_last_refuses_the_import_whole(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every variant of an active product moved to another one: the product is left with none
+    for sale, which only the catalog's deferred rule sees. The import is refused, not the
+    caller's commit, and nothing of it is written."""
+    rows = [{**row, "status": "active"} for row in records(2)]
+    with psycopg.connect(database_url) as connection:
+        import_catalog(connection, write_jsonl(tmp_path / "a.jsonl", rows))
+    before = catalog_counts(database_url)
+    moved = {**rows[1], "variants": rows[1]["variants"] + rows[0]["variants"]}
+    with psycopg.connect(database_url) as connection:
+        with pytest.raises((ValidationError, ConflictError)) as caught:
+            import_catalog(connection, write_jsonl(tmp_path / "b.jsonl", [moved]))
+        connection.commit()
+    assert "variants" in str(caught.value)
+    assert catalog_counts(database_url) == before
+
+
+def test_the_catalogs_rules_are_deferred_again_after_an_import(
+    database_url: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(database_url) as connection:
+        import_catalog(connection, write_jsonl(tmp_path / "a.jsonl", records(3)))
+        # An active product and then its variant, in the same transaction: fine while the rule
+        # waits for the commit.
+        product = connection.execute(
+            "INSERT INTO products (handle, title, status) VALUES ('later-kit', 'Later', 'active')"
+            " RETURNING id"
+        ).fetchone()
+        assert product is not None
+        connection.execute(
+            "INSERT INTO product_variants (product_id, sku, title, license_type, price, seats)"
+            " VALUES (%s, 'LATER-PER', 'Personal', 'personal', 10, 1)",
+            (product[0],),
+        )
+        connection.commit()
+    assert catalog_counts(database_url)[0] == 4
+
+
 def test_csv(database_url: str, tmp_path: Path) -> None:
     path = tmp_path / "catalog.csv"
     columns = ["handle", "title", "tags", "status", "sku", "variant_title", "license_type",
