@@ -149,26 +149,6 @@ def test_keys_repeated_in_a_later_batch_are_named_and_not_written(
     assert title == (records(2)[1]["title"],)
 
 
-def test_keys_that_share_a_hash_are_told_apart_by_their_values(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A hash that only counts characters: every handle and sku of the file shares one with
-    another. None of them is a repeat, and one real repeat is still found."""
-    weak_hash = "length(batch.kind || ':' || batch.value)::bigint"
-    for name in ("REGISTER_KEYS", "REPEATED_KEYS"):
-        query = getattr(catalog_import, name).replace(catalog_import.KEY_HASH, weak_hash)
-        monkeypatch.setattr(catalog_import, name, query)
-    monkeypatch.setattr(catalog_import, "BATCH_LINES", 3)
-    rows = records(8)
-    rows[7] = {**rows[5], "title": "Again"}
-    path = write_jsonl(tmp_path / "catalog.jsonl", rows)
-    report, title = import_skipping_invalid(database_url, path, rows[5]["handle"])
-    assert [item.line for item in report.skipped] == [8]
-    assert report.skipped[0].problems["handle"] == f"{rows[5]['handle']} is also on line 6"
-    assert report.products == 7
-    assert title == (records(6)[5]["title"],)
-
-
 def test_a_first_import_skips_a_repeated_line_and_writes_the_others_whole(
     database_url: str, tmp_path: Path
 ) -> None:

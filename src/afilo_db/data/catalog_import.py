@@ -38,6 +38,7 @@ import multiprocessing
 import os
 import random
 import re
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -50,6 +51,7 @@ from typing import Any
 import psycopg
 import pydantic
 
+from afilo_db.data.file_keys import FileKeys, key_digest
 from afilo_db.data.ids import uuid7_prefix, uuid7_text
 from afilo_db.errors import AfiloError, ValidationError
 from afilo_db.validation import problems_of
@@ -105,6 +107,10 @@ class StagedBatch:
     can be copied into the catalog as they are."""
 
     keys: bytes
+    key_digests: bytes
+    """Each key's `file_keys.key_digest`, in the order of `keys`."""
+    key_lines: bytes
+    """Each key's line, as native uint32s, in the order of `keys`."""
     products: bytes
     variants: bytes
     tiers: bytes
@@ -343,10 +349,18 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
     validation): free text is escaped for COPY, numbers, booleans, enumerations and ids whose
     rules admit no character COPY escapes are written as they are."""
     keys: list[str] = []
+    key_digests = bytearray()
+    key_lines = array("I")
     products: list[str] = []
     variants: list[str] = []
     tiers: list[str] = []
     problems: list[LineProblem] = []
+
+    def key(number: int, position: int, kind: str, path: str, value: str) -> None:
+        keys.append(f"{number}\t{position}\t{kind}\t{path}\t{value}\n")
+        key_digests.extend(key_digest(kind, value))
+        key_lines.append(number)
+
     # Ids made here rather than by the columns' default, a SQL function called once a row that
     # costs the server more than the insert itself; a row that exists already keeps its own.
     # Uniqueness needs unpredictable seeds, not a cryptographic generator for every id.
@@ -377,11 +391,9 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
             f"\t{_copy_nullable(product.stripe_product_id)}"
             f"\t{_copy_nullable(product.included_in_tier)}\n"
         )
-        keys.append(f"{number}\t0\thandle\thandle\t{handle}\n")
+        key(number, 0, "handle", "handle", handle)
         if product.stripe_product_id is not None:
-            keys.append(
-                f"{number}\t0\tstripe_product_id\tstripe_product_id\t{product.stripe_product_id}\n"
-            )
+            key(number, 0, "stripe_product_id", "stripe_product_id", product.stripe_product_id)
         for position, variant in enumerate(product.variants):
             variant_id = uuid7_text(prefix, randomness)
             sku = _copy_text(variant.sku)
@@ -393,12 +405,10 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
                 f"\t{_copy_nullable(variant.duration_days)}"
                 f"\t{'t' if variant.redistribution else 'f'}\n"
             )
-            keys.append(f"{number}\t{position}\tsku\tvariants[{position}].sku\t{sku}\n")
+            key(number, position, "sku", f"variants[{position}].sku", sku)
             if variant.stripe_price_id is not None:
-                keys.append(
-                    f"{number}\t{position}\tstripe_price_id"
-                    f"\tvariants[{position}].stripe_price_id\t{variant.stripe_price_id}\n"
-                )
+                path_in_line = f"variants[{position}].stripe_price_id"
+                key(number, position, "stripe_price_id", path_in_line, variant.stripe_price_id)
             for tier in variant.tiers:
                 tiers.append(
                     f"{number}\t{sku}\t{uuid7_text(prefix, randomness)}\t{variant_id}"
@@ -407,6 +417,8 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
                 )
     return StagedBatch(
         keys="".join(keys).encode(),
+        key_digests=bytes(key_digests),
+        key_lines=key_lines.tobytes(),
         products="".join(products).encode(),
         variants="".join(variants).encode(),
         tiers="".join(tiers).encode(),
@@ -451,7 +463,7 @@ def staged_batches(path: Path, workers: int | None = None) -> Iterator[StagedBat
 
 STAGING = """
 DROP TABLE IF EXISTS pg_temp.import_products, pg_temp.import_variants, pg_temp.import_tiers,
-                     pg_temp.import_batch_keys, pg_temp.import_keys;
+                     pg_temp.import_batch_keys;
 CREATE TEMP TABLE import_products (
   line integer, id uuid, handle text, title text, description text, tags text[], tech_stack text[],
   status text, stripe_product_id text, included_in_tier text
@@ -468,12 +480,8 @@ CREATE TEMP TABLE import_tiers (
 CREATE TEMP TABLE import_batch_keys (
   line integer, position integer, kind text, path text, value text
 ) ON COMMIT DROP;
-CREATE TEMP TABLE import_keys (
-  hash bigint, kind text, value text, line integer, position integer
-) ON COMMIT DROP;
-CREATE INDEX ON import_keys (hash);
 """
-# The staging tables hold one batch at a time; import_keys every key of the file so far.
+# The staging tables hold one batch at a time.
 STAGING_TABLES = ("import_products", "import_variants", "import_tiers")
 # The fields before the catalog's own columns in each staging row (see StagedBatch).
 PRODUCT_LEAD, VARIANT_LEAD, TIER_LEAD = 1, 3, 2
@@ -488,39 +496,6 @@ TIER_COLUMNS = ("id", "variant_id", "license_type", "min_quantity", "max_quantit
 IMPORT_WORK_MEM = "64MB"
 # 'afilo-ci' (catalog import): two imports run one after the other.
 IMPORT_LOCK_KEY = 0x6166696C6F2D6369
-
-KEY_HASH = "hashtextextended(batch.kind || ':' || batch.value, 0)"
-
-# The batch's keys join the file's, each once, by the first line (and variant) that holds it.
-# Looked up by a 64-bit hash of each (an index of bigints: 40% faster than one of the texts) and
-# told apart by their values, so that two keys sharing a hash (a chance of about one in a million
-# for a million products) are two keys. In the index's order, so that the inserts walk it
-# instead of jumping about it. Each lookup is a LATERAL ... LIMIT 1 (or an EXISTS ... OFFSET 0),
-# which the planner cannot flatten into a join: one index probe per key of the batch, not a hash
-# of every key of the file so far, so a batch costs the same however long the file is.
-REGISTER_KEYS = f"""
-INSERT INTO import_keys (hash, kind, value, line, position)
-SELECT DISTINCT ON (hash, kind, value) hash, kind, value, line, position
-FROM (SELECT {KEY_HASH} AS hash, kind, value, line, position FROM import_batch_keys AS batch) AS new
-WHERE NOT EXISTS (
-  SELECT FROM import_keys AS k
-  WHERE k.hash = new.hash AND k.kind = new.kind AND k.value = new.value
-  OFFSET 0)
-ORDER BY hash, kind, value, line, position
-"""
-
-# Every key of the batch that an earlier line (or an earlier variant of the same line) holds.
-REPEATED_KEYS = f"""
-SELECT batch.line, batch.path, batch.value, first.line
-FROM import_batch_keys AS batch
-CROSS JOIN LATERAL (
-  SELECT k.line, k.position FROM import_keys AS k
-  WHERE k.hash = {KEY_HASH} AND k.kind = batch.kind AND k.value = batch.value
-  LIMIT 1
-) AS first
-WHERE (first.line, first.position) <> (batch.line, batch.position)
-ORDER BY batch.line
-"""
 
 # Each statement below is driven by the batch's rows, with one index probe into the catalog per
 # row: a lookup by key is a LATERAL ... LIMIT 1 and a correlated EXISTS ends in OFFSET 0, which
@@ -629,19 +604,19 @@ def _copy(cursor: psycopg.Cursor[Any], target: str, data: bytes) -> None:
             copy.write(data)
 
 
-def _repeated_keys(cursor: psycopg.Cursor[Any], batch: StagedBatch) -> list[LineProblem]:
-    """The batch's lines that repeat a key of an earlier line, as problems; the batch's keys are
-    now the file's."""
-    cursor.execute("TRUNCATE import_batch_keys")
-    _copy(cursor, "import_batch_keys", batch.keys)
-    # Every key registered: each was new to the file and the batch (as in nearly every batch of
-    # a good file), so none repeats another.
-    if cursor.execute(REGISTER_KEYS).rowcount == batch.keys.count(b"\n"):
+def _repeated_keys(file_keys: FileKeys, batch: StagedBatch) -> list[LineProblem]:
+    """The batch's lines that repeat a key of an earlier line (or an earlier variant of the same
+    line), as problems; the batch's keys are now the file's."""
+    first_lines = file_keys.add_batch(batch.key_digests, batch.key_lines)
+    if not first_lines:
         return []
+    rows = batch.keys.splitlines()
     repeated: dict[int, dict[str, str]] = {}
-    for line, path_in_line, value, first_line in cursor.execute(REPEATED_KEYS):
-        repeated.setdefault(line, {})[path_in_line] = f"{value} is also on line {first_line}"
-    return [LineProblem(line, found) for line, found in repeated.items()]
+    for index, first_line in sorted(first_lines.items()):
+        # A key's value admits no character COPY escapes (handles, skus, Stripe ids).
+        line, _position, _kind, path_in_line, value = rows[index].decode().split("\t")
+        repeated.setdefault(int(line), {})[path_in_line] = f"{value} is also on line {first_line}"
+    return [LineProblem(line, found) for line, found in sorted(repeated.items())]
 
 
 def _without_lines(rows: bytes, lines: set[int]) -> bytes:
@@ -664,6 +639,8 @@ def _write_batch(
     products = _without_lines(batch.products, skipped)
     variants = _without_lines(batch.variants, skipped)
     tiers = _without_lines(batch.tiers, skipped)
+    cursor.execute("TRUNCATE import_batch_keys")
+    _copy(cursor, "import_batch_keys", batch.keys)
     if cursor.execute(ANY_IN_THE_CATALOG).fetchone() == (False,):
         for table, columns, rows, lead in (
             ("products", PRODUCT_COLUMNS, products, PRODUCT_LEAD),
@@ -697,8 +674,9 @@ def _import_file(
     problems: list[LineProblem] = []
     locked = False
     unchecked_lines = 0
+    file_keys = FileKeys()
     for batch in staged_batches(path, workers):
-        repeated = _repeated_keys(cursor, batch)
+        repeated = _repeated_keys(file_keys, batch)
         problems += batch.problems + repeated
         report.lines += batch.valid + len(batch.problems)
         # Once a line is bad and bad lines are refused, the rest is only read to name them all.
