@@ -577,6 +577,10 @@ WHERE NOT EXISTS (
 ORDER BY i.sku, i.min_quantity
 """
 
+CATALOG_IS_EMPTY = (
+    "SELECT NOT EXISTS (SELECT FROM products) AND NOT EXISTS (SELECT FROM product_variants)"
+)
+
 # Whether any product or variant of the batch is in the catalog already: if none is (a first
 # import), the batch is copied into the catalog as it is, COPY being the fastest way in.
 ANY_IN_THE_CATALOG = """
@@ -632,16 +636,30 @@ def _catalog_rows(rows: bytes, lead: int) -> bytes:
     return b"".join(row.split(b"\t", lead)[lead] for row in rows.splitlines(keepends=True))
 
 
+def _all_new(cursor: psycopg.Cursor[Any], batch: StagedBatch, catalog_was_empty: bool) -> bool:
+    """Whether no product or variant of the batch is in the catalog yet. Into a catalog that was
+    empty when the import began, every batch is new: the file's own repeats are skipped lines,
+    and imports run one at a time (a product another writer adds meanwhile under one of the
+    file's keys fails the import on the catalog's unique constraint)."""
+    if catalog_was_empty:
+        return True
+    cursor.execute("TRUNCATE import_batch_keys")
+    _copy(cursor, "import_batch_keys", batch.keys)
+    return cursor.execute(ANY_IN_THE_CATALOG).fetchone() == (False,)
+
+
 def _write_batch(
-    cursor: psycopg.Cursor[Any], batch: StagedBatch, skipped: set[int], report: ImportReport
+    cursor: psycopg.Cursor[Any],
+    batch: StagedBatch,
+    skipped: set[int],
+    report: ImportReport,
+    catalog_was_empty: bool,
 ) -> None:
     """Write the batch but its `skipped` lines; the rows written are added to the report."""
     products = _without_lines(batch.products, skipped)
     variants = _without_lines(batch.variants, skipped)
     tiers = _without_lines(batch.tiers, skipped)
-    cursor.execute("TRUNCATE import_batch_keys")
-    _copy(cursor, "import_batch_keys", batch.keys)
-    if cursor.execute(ANY_IN_THE_CATALOG).fetchone() == (False,):
+    if _all_new(cursor, batch, catalog_was_empty):
         for table, columns, rows, lead in (
             ("products", PRODUCT_COLUMNS, products, PRODUCT_LEAD),
             ("product_variants", VARIANT_COLUMNS, variants, VARIANT_LEAD),
@@ -672,7 +690,7 @@ def _import_file(
     cursor = connection.cursor()
     report = ImportReport()
     problems: list[LineProblem] = []
-    locked = False
+    catalog_was_empty: bool | None = None
     unchecked_lines = 0
     file_keys = FileKeys()
     for batch in staged_batches(path, workers):
@@ -681,10 +699,11 @@ def _import_file(
         report.lines += batch.valid + len(batch.problems)
         # Once a line is bad and bad lines are refused, the rest is only read to name them all.
         if skip_invalid or not problems:
-            if not locked:
+            if catalog_was_empty is None:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (IMPORT_LOCK_KEY,))
-                locked = True
-            _write_batch(cursor, batch, {item.line for item in repeated}, report)
+                catalog_was_empty = cursor.execute(CATALOG_IS_EMPTY).fetchone() == (True,)
+            skipped = {item.line for item in repeated}
+            _write_batch(cursor, batch, skipped, report, catalog_was_empty)
             unchecked_lines += batch.valid
             if unchecked_lines >= DEFERRED_CHECK_LINES:
                 cursor.execute(CHECK_DEFERRED_RULES_NOW)
