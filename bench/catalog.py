@@ -21,6 +21,7 @@ import os
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,54 @@ def _peak_rss_megabytes() -> int:
     return int(kilobytes) // 1024
 
 
+def _proportional_kilobytes(pid: int) -> int:
+    """A process's proportional set size (PSS): each page shared with other processes (the
+    validating workers are forked from the import) counted as its share, not whole in each."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # ended meanwhile
+        return 0
+    return next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+class _MemorySampler(threading.Thread):
+    """The largest sum of PSS over this process and its children, sampled every 0.2 s."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_kilobytes = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        me = os.getpid()
+        while not self.done.wait(0.2):
+            total = sum(_proportional_kilobytes(pid) for pid in [me, *_children(me)])
+            self.peak_kilobytes = max(self.peak_kilobytes, total)
+
+
 def _import_in_child(url: str, path: str, skip_invalid: bool, results: Any) -> None:
     """Runs in a process of its own, so that its peak memory (and its workers') is its own."""
+    sampler = _MemorySampler()
+    sampler.start()
     with psycopg.connect(url) as connection:
         started = time.perf_counter()
         report = import_catalog(connection, Path(path), skip_invalid=skip_invalid)
         connection.commit()
         seconds = time.perf_counter() - started
+    sampler.done.set()
+    sampler.join()
     results.put(
         {
             "seconds": seconds,
@@ -71,6 +113,7 @@ def _import_in_child(url: str, path: str, skip_invalid: bool, results: Any) -> N
             "largest_worker_peak_rss_mb": (
                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
             ),
+            "peak_pss_mb_all_processes_sampled": sampler.peak_kilobytes // 1024,
         }
     )
 
