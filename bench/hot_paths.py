@@ -57,7 +57,11 @@ from afilo_db.db.urls import libpq_url
 from afilo_db.security import APP_ROLE, as_user
 from afilo_db.security.roles import login_password_sql
 from afilo_db.services import cart, catalog, downloads
-from afilo_db.services.catalog import COLLECTION_SQL, PRODUCT_BY_HANDLE_SQL
+from afilo_db.services.catalog import (
+    COLLECTION_PAGE_LIMIT,
+    COLLECTION_SQL,
+    PRODUCT_BY_HANDLE_SQL,
+)
 from afilo_db.services.transaction import unit_of_work
 from bench.common import fresh_database, report, scratch_server, summary
 
@@ -387,7 +391,8 @@ async def listing_and_collection(
         return raw_connection.execute(sql, values, prepare=prepare).fetchall()
 
     def raw_collection(handle: str) -> object:
-        row = raw_connection.execute(COLLECTION_SQL, (handle,), prepare=prepare).fetchone()
+        first_page = {"handle": handle, "after": -1, "limit": COLLECTION_PAGE_LIMIT + 1}
+        row = raw_connection.execute(COLLECTION_SQL, first_page, prepare=prepare).fetchone()
         return None if row is None else json.loads(row[0])
 
     def session_listing(tag: str) -> object:

@@ -169,17 +169,30 @@ def test_listing_filters_and_keyset_pages(engine: Engine, database_url: str) -> 
         )
 
         in_collection = catalog.list_products(session, {"collection": "staff-picks"}, limit=200)
-        collection = catalog.collection_by_handle(session, "staff-picks")
-        assert {item.handle for item in in_collection.items} == {
-            product["handle"] for product in collection["products"]
-        }
-        positions = [product["position"] for product in collection["products"]]
-        assert positions == sorted(positions)
+        # Page by page, three products at a time, to the end.
+        pages = [catalog.collection_by_handle(session, "staff-picks", limit=3)]
+        while (cursor := pages[-1]["next_cursor"]) is not None:
+            pages.append(
+                catalog.collection_by_handle(session, "staff-picks", limit=3, after=cursor)
+            )
+        products = [product for page in pages for product in page["products"]]
+        assert len(pages) > 2 and all(len(page["products"]) == 3 for page in pages[:-1])
+        assert [item.handle for item in in_collection.items] and {
+            item.handle for item in in_collection.items
+        } == {product["handle"] for product in products}
+        positions = [product["position"] for product in products]
+        assert positions == sorted(set(positions))
+        whole = catalog.collection_by_handle(session, "staff-picks", limit=200)
+        assert whole["products"] == products and whole["next_cursor"] is None
 
     with pytest.raises(ValidationError, match="after"), unit_of_work(engine) as session:
         catalog.list_products(session, after="garbage")
     with pytest.raises(NotFoundError), unit_of_work(engine) as session:
         catalog.collection_by_handle(session, "nope")
+    with pytest.raises(ValidationError, match="after"), unit_of_work(engine) as session:
+        catalog.collection_by_handle(session, "staff-picks", after="garbage")
+    with pytest.raises(ValidationError, match="limit"), unit_of_work(engine) as session:
+        catalog.collection_by_handle(session, "staff-picks", limit=201)
 
 
 def test_price_quote_uses_the_tier_covering_the_quantity(engine: Engine) -> None:

@@ -104,24 +104,29 @@ async def _execute_async(
     return await cursor.fetchall()
 
 
+def _execute_alone(connection: psycopg.Connection[Row], statements: list[Statement]) -> list[Row]:
+    """The statements in autocommit (no BEGIN, no ROLLBACK), then the connection as it was."""
+    if connection.autocommit:
+        return _execute(connection, statements)
+    connection.autocommit = True
+    try:
+        return _execute(connection, statements)
+    finally:
+        if not connection.closed:
+            connection.autocommit = False
+
+
 def _fetch_borrowed(engine: Engine, statements: list[Statement]) -> list[Row]:
     borrowed = engine.raw_connection()
     driver = borrowed.driver_connection
     try:
         assert isinstance(driver, psycopg.Connection), "afilo-db engines use psycopg"
-        driver.autocommit = True
-        rows = _execute(driver, statements)
-        driver.autocommit = False
+        return _execute_alone(driver, statements)
     except psycopg.OperationalError:
         borrowed.invalidate()  # lost: the pool opens a new one rather than hand this one out
         raise
-    except BaseException:
-        if isinstance(driver, psycopg.Connection) and not driver.closed:
-            driver.autocommit = False
-        raise
     finally:
         borrowed.close()
-    return rows
 
 
 def fetch(
@@ -161,15 +166,7 @@ def _fetch_on_connection(
 ) -> list[Row]:
     if connection.info.transaction_status != TransactionStatus.IDLE:
         return _execute(connection, [*before, (query, parameters)])
-    statements = _statements_alone(None, query, parameters, before, alone)
-    if connection.autocommit:
-        return _execute(connection, statements)
-    connection.autocommit = True
-    try:
-        return _execute(connection, statements)
-    finally:
-        if not connection.closed:
-            connection.autocommit = False
+    return _execute_alone(connection, _statements_alone(None, query, parameters, before, alone))
 
 
 async def _fetch_on_async_connection(
@@ -182,14 +179,7 @@ async def _fetch_on_async_connection(
     if connection.info.transaction_status != TransactionStatus.IDLE:
         return await _execute_async(connection, [*before, (query, parameters)])
     statements = _statements_alone(None, query, parameters, before, alone)
-    if connection.autocommit:
-        return await _execute_async(connection, statements)
-    await connection.set_autocommit(True)
-    try:
-        return await _execute_async(connection, statements)
-    finally:
-        if not connection.closed:
-            await connection.set_autocommit(False)
+    return await _execute_alone_async(connection, statements)
 
 
 def _fetch_in_session(session: Session, statements: list[Statement]) -> list[Row]:
@@ -236,21 +226,29 @@ async def fetch_async(
     return await greenlet_spawn(_fetch_borrowed_async, source.sync_engine, statements)
 
 
+async def _execute_alone_async(
+    connection: psycopg.AsyncConnection[Row], statements: list[Statement]
+) -> list[Row]:
+    """The statements in autocommit, then the connection as it was: one coroutine, so that the
+    greenlet below switches to the event loop once for the whole read, not once a step."""
+    if connection.autocommit:
+        return await _execute_async(connection, statements)
+    await connection.set_autocommit(True)
+    try:
+        return await _execute_async(connection, statements)
+    finally:
+        if not connection.closed:
+            await connection.set_autocommit(False)
+
+
 def _fetch_borrowed_async(engine: Engine, statements: list[Statement]) -> list[Row]:
     borrowed = engine.raw_connection()
     driver = borrowed.driver_connection
     try:
         assert isinstance(driver, psycopg.AsyncConnection), "afilo-db engines use psycopg"
-        await_only(driver.set_autocommit(True))
-        rows = await_only(_execute_async(driver, statements))
-        await_only(driver.set_autocommit(False))
+        return await_only(_execute_alone_async(driver, statements))
     except psycopg.OperationalError:
         borrowed.invalidate()
         raise
-    except BaseException:
-        if isinstance(driver, psycopg.AsyncConnection) and not driver.closed:
-            await_only(driver.set_autocommit(False))
-        raise
     finally:
         borrowed.close()
-    return rows

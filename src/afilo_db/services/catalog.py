@@ -21,7 +21,12 @@ from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import NotFoundError, ValidationError
 from afilo_db.models import Product, ProductPricingTier, ProductVariant
-from afilo_db.services.pagination import decode_cursor, encode_cursor
+from afilo_db.services.pagination import (
+    decode_cursor,
+    decode_position_cursor,
+    encode_cursor,
+    encode_position_cursor,
+)
 from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import flush
 from afilo_db.validation import checks, validate
@@ -138,6 +143,10 @@ class ProductSummary:
     created_at: datetime
 
 
+# The most rows one page of a listing or a collection holds.
+MAX_LISTING_LIMIT = 200
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[ProductSummary]
@@ -189,8 +198,8 @@ def listing_statement(
     filters: ProductFilters | Mapping[str, Any] | None, limit: int, after: str | None
 ) -> tuple[str, dict[str, Any]]:
     """The SQL (psycopg placeholders) and parameters `list_products` sends, validated."""
-    if not 1 <= limit <= 200:
-        raise ValidationError({"limit": "must be from 1 to 200"})
+    if not 1 <= limit <= MAX_LISTING_LIMIT:
+        raise ValidationError({"limit": f"must be from 1 to {MAX_LISTING_LIMIT}"})
     chosen = validate(ProductFilters, filters or {})
     values: dict[str, Any] = {
         name: list(value) if isinstance(value, tuple) else value
@@ -239,20 +248,29 @@ async def list_products_async(
     return _page(await hot.fetch_async(source, query, values), limit)
 
 
+# One page of the collection's active products, by position: an index range scan on
+# (collection_id, position) that reads the page's rows, not the whole collection. One row more
+# than the page, to know whether another follows.
 COLLECTION_SQL = """
 SELECT json_build_object(
   'id', c.id, 'handle', c.handle, 'title', c.title, 'description', c.description,
   'products', coalesce((
     SELECT json_agg(json_build_object(
-      'id', p.id, 'handle', p.handle, 'title', p.title, 'position', m.position
-    ) ORDER BY m.position)
-    FROM product_collection_products m JOIN products p ON p.id = m.product_id
-    WHERE m.collection_id = c.id AND p.status = 'active'
+      'id', page.id, 'handle', page.handle, 'title', page.title, 'position', page.position
+    ) ORDER BY page.position)
+    FROM (
+      SELECT p.id, p.handle, p.title, m.position
+      FROM product_collection_products m JOIN products p ON p.id = m.product_id
+      WHERE m.collection_id = c.id AND p.status = 'active' AND m.position > %(after)s
+      ORDER BY m.position
+      LIMIT %(limit)s
+    ) AS page
   ), '[]'::json)
 )::text
 FROM product_collections c
-WHERE c.handle = %s
+WHERE c.handle = %(handle)s
 """
+COLLECTION_PAGE_LIMIT = 48
 
 
 class CollectionEntry(TypedDict):
@@ -263,34 +281,63 @@ class CollectionEntry(TypedDict):
 
 
 class CollectionPage(TypedDict):
-    """A collection with its active products in their order."""
+    """A collection with a page of its active products, in their order."""
 
     id: uuid.UUID
     handle: str
     title: str
     description: str
     products: list[CollectionEntry]
+    next_cursor: str | None
+    """Pass as `after` for the next page; None on the last one."""
 
 
-def _collection_page(rows: list[Row], handle: str) -> CollectionPage:
+def _collection_values(handle: str, limit: int, after: str | None) -> dict[str, Any]:
+    if not 1 <= limit <= MAX_LISTING_LIMIT:
+        raise ValidationError({"limit": f"must be from 1 to {MAX_LISTING_LIMIT}"})
+    position = -1 if after is None else decode_position_cursor(after, "after")
+    return {"handle": handle, "after": position, "limit": limit + 1}
+
+
+def _collection_page(rows: list[Row], handle: str, limit: int) -> CollectionPage:
     if not rows:
         raise NotFoundError(f"no collection with handle {handle!r}")
     page = json.loads(rows[0][0])
     page["id"] = uuid.UUID(page["id"])
-    for entry in page["products"]:
+    products = page["products"]
+    more = len(products) > limit
+    del products[limit:]
+    for entry in products:
         entry["id"] = uuid.UUID(entry["id"])
+    page["next_cursor"] = encode_position_cursor(products[-1]["position"]) if more else None
     return cast(CollectionPage, page)
 
 
-def collection_by_handle(source: hot.ReadSource, handle: str) -> CollectionPage:
-    """A collection with its active products in their order: one prepared statement, one round
-    trip. Raises NotFoundError for an unknown handle."""
-    return _collection_page(hot.fetch(source, COLLECTION_SQL, (handle,)), handle)
+def collection_by_handle(
+    source: hot.ReadSource,
+    handle: str,
+    *,
+    limit: int = COLLECTION_PAGE_LIMIT,
+    after: str | None = None,
+) -> CollectionPage:
+    """A collection with `limit` of its active products (1 to 200), in their order, after the
+    cursor `after` (a previous page's `next_cursor`): one prepared statement, one round trip.
+    Raises NotFoundError for an unknown handle, ValidationError for a bad limit or cursor."""
+    values = _collection_values(handle, limit, after)
+    return _collection_page(hot.fetch(source, COLLECTION_SQL, values), handle, limit)
 
 
-async def collection_by_handle_async(source: hot.AsyncReadSource, handle: str) -> CollectionPage:
+async def collection_by_handle_async(
+    source: hot.AsyncReadSource,
+    handle: str,
+    *,
+    limit: int = COLLECTION_PAGE_LIMIT,
+    after: str | None = None,
+) -> CollectionPage:
     """`collection_by_handle` for asyncio."""
-    return _collection_page(await hot.fetch_async(source, COLLECTION_SQL, (handle,)), handle)
+    values = _collection_values(handle, limit, after)
+    rows = await hot.fetch_async(source, COLLECTION_SQL, values)
+    return _collection_page(rows, handle, limit)
 
 
 # -- prices --------------------------------------------------------------------------------

@@ -22,3 +22,19 @@ def decode_cursor(cursor: str, field: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(created_at), uuid.UUID(row_id)
     except (ValueError, TypeError) as error:
         raise ValidationError({field: "is not a cursor returned by a previous page"}) from error
+
+
+def encode_position_cursor(position: int) -> str:
+    """A cursor after the entry at `position` of an ordered list (a collection)."""
+    return base64.urlsafe_b64encode(json.dumps(["position", position]).encode()).decode()
+
+
+def decode_position_cursor(cursor: str, field: str) -> int:
+    """The position in `cursor`; a ValidationError naming `field` if it is not one of ours."""
+    try:
+        kind, position = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as error:
+        raise ValidationError({field: "is not a cursor returned by a previous page"}) from error
+    if kind != "position" or not isinstance(position, int) or isinstance(position, bool):
+        raise ValidationError({field: "is not a cursor returned by a previous page"})
+    return position
