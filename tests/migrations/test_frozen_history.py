@@ -26,7 +26,7 @@ PACKAGED_CHECKSUMS = {
     "0006_data_rules": "7cc15a3e58760dba271ae898f10581b949f6ec2bd7cc8b99428ec0c359527d86",
     "0007_knowledge_recall": "d5ed58d9935951284fff7579909973767106c9b183a50aaff7908490ef2c1497",
     "0008_fast_format_checks": "20551b7f8e46a84783852543508f7cdd4a6ce0f812d5777ac2155d507147171e",
-    "0009_tiers_follow_variants": "b159218a8e715c83ebcdde3e70be8a69fdfa965b2c07edc026968f4b6b816472",
+    "0009_catalog_policies": "d4ba3d97e00a06b83fbcaf13775d00eb4edcaaf18f754c88f54085d7a3583b20",
 }
 
 

@@ -200,7 +200,7 @@ def test_unpublished_knowledge_is_hidden_from_the_application(
 def test_a_draft_products_variants_and_tiers_are_hidden_from_the_application(
     session: Session, service: Session, marketplace: Marketplace
 ) -> None:
-    """The tiers' policy leans on the variants' (revision 0009): a tier is seen with its
+    """The tiers' policy leans on the variants' (revision 0009_catalog_policies): a tier is seen with its
     variant, and a variant only with its published product."""
     count = "SELECT count(*) FROM {}"
     catalog = ("products", "product_variants", "product_pricing_tiers")
