@@ -173,6 +173,14 @@ def test_a_pooled_engine_sends_the_statement_timeout_with_the_read(database_url:
     try:
         rows = hot.fetch(engine, "SELECT current_setting('statement_timeout')", ())
         assert rows == [("15s",)]
+
+        # Nothing is prepared behind such a pooler: the timeout and the read go as one query of
+        # the simple protocol, not in a pipeline (which cost more CPU than it saved).
+        def read() -> list[hot.Row]:
+            return hot.fetch(engine, "SELECT %s::text || %s::text", ("it's", 1))
+
+        rows, sent = sent_during(engine, read)
+        assert rows == [("it's1",)] and sent == ["Query"], sent
         with engine.connect() as connection:  # it ended with the read's implicit transaction
             connection.commit()
             assert connection.execute(text("SHOW statement_timeout")).scalar() == "15s"

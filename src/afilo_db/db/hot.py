@@ -79,10 +79,30 @@ def _statements_alone(
     return [*before, (query, parameters)]
 
 
+def _one_query(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether statements sent together go as one query of the simple protocol, values bound on
+    the client: where nothing is prepared (behind PgBouncer 1.18), so nothing is lost, and
+    psycopg's pipeline mode costs more client CPU than the round trip it saves (290 against 218
+    us a read through PgBouncer). Elsewhere they go in a pipeline, each statement prepared."""
+    return connection.prepare_threshold is None
+
+
+def _joined(
+    cursor: psycopg.ClientCursor[Row] | psycopg.AsyncClientCursor[Row], statements: list[Statement]
+) -> str:
+    return "; ".join(cursor.mogrify(sql, values) for sql, values in statements)
+
+
 def _execute(connection: psycopg.Connection[Row], statements: list[Statement]) -> list[Row]:
     *preamble, (query, parameters) = statements
     if not preamble:
         return connection.execute(query, parameters, prepare=True).fetchall()
+    if _one_query(connection):
+        with psycopg.ClientCursor(connection) as client_cursor:
+            client_cursor.execute(_joined(client_cursor, statements))
+            for _ in preamble:
+                client_cursor.nextset()
+            return client_cursor.fetchall()
     with connection.pipeline():
         for sql, values in preamble:
             connection.execute(sql, values, prepare=True)
@@ -97,6 +117,12 @@ async def _execute_async(
     if not preamble:
         cursor = await connection.execute(query, parameters, prepare=True)
         return await cursor.fetchall()
+    if _one_query(connection):
+        async with psycopg.AsyncClientCursor(connection) as client_cursor:
+            await client_cursor.execute(_joined(client_cursor, statements))
+            for _ in preamble:
+                client_cursor.nextset()
+            return await client_cursor.fetchall()
     async with connection.pipeline():
         for sql, values in preamble:
             await connection.execute(sql, values, prepare=True)
