@@ -17,9 +17,11 @@ Where a read runs depends on what the caller passes:
   microseconds of psycopg alone. The statement timeout is then the connection's own business.
 
 Statements that must precede the query (the user context of row-level security, the statement
-timeout behind a transaction-mode pooler) go in the same pipeline: one Sync, one round trip.
-Without an open transaction they share the implicit transaction that ends at that Sync, so a
-transaction-local setting (`set_config(..., true)`) holds for the query and ends with it.
+timeout behind a transaction-mode pooler) go in the same round trip: in a pipeline with one
+Sync where statements are prepared, as one query of the simple protocol where nothing is (see
+`_one_query`). Without an open transaction they share the implicit transaction that ends with
+that round trip, so a transaction-local setting (`set_config(..., true)`) holds for the query and
+ends with it.
 """
 
 from __future__ import annotations
