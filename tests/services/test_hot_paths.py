@@ -24,7 +24,7 @@ from afilo_db.db.engine import create_app_engine, create_async_app_engine
 from afilo_db.errors import NotFoundError, ValidationError
 from afilo_db.models import UserProfile
 from afilo_db.security import as_user
-from afilo_db.services import cart, catalog
+from afilo_db.services import cart, catalog, downloads
 from afilo_db.services.transaction import unit_of_work
 from tests.services.test_catalog import frontend_messages, product_data
 
@@ -188,6 +188,36 @@ def test_a_pooled_engine_sends_the_statement_timeout_with_the_read(database_url:
         assert direct == [(0,)]
     finally:
         engine.dispose()
+
+
+def test_behind_a_pooler_every_hot_read_reads_what_it_reads_directly(
+    database_url: str, one_connection: Engine, shop: dict[str, Any]
+) -> None:
+    """Values bound on the client (one query of the simple protocol) and on the server (prepared)
+    give the same rows: ids, prices, arrays, cursors, NULLs."""
+    pooled = create_app_engine(database_url + "?pgbouncer=true", Settings(db_pool_size=1))
+    user, clerk_user_id = shop["user"], shop["clerk_user_id"]
+    try:
+        for source in (one_connection, pooled):
+            first = catalog.list_products(source, {"tags": ["saas"], "max_price": "50"}, limit=1)
+            assert first.next_cursor is not None
+        reads: list[Callable[[Engine], object]] = [
+            lambda source: catalog.product_by_handle(source, "nova-kit"),
+            lambda source: catalog.product_by_handle(source, "no-such-kit"),
+            lambda source: catalog.list_products(source, {"tags": ["saas"], "max_price": "50"}),
+            lambda source: catalog.list_products(source, {"tags": []}, limit=1),
+            lambda source: catalog.list_products(source, after=first.next_cursor),
+            lambda source: cart.cart_contents(source, user),
+            lambda source: downloads.downloads(source, user),
+        ]
+        for read in reads:
+            assert read(pooled) == read(one_connection)
+        # As the owner both see every row; the user's own reads filter by the user themselves.
+        assert cart.user_cart(pooled, clerk_user_id) == cart.user_cart(
+            one_connection, clerk_user_id
+        )
+    finally:
+        pooled.dispose()
 
 
 def run_async(scenario: Callable[[], Any]) -> Any:
