@@ -36,6 +36,10 @@ SERVICE_LOGIN_ROLE = "afilo_service"
 LISTEN_ADDRESS = "127.0.0.1"
 # PostgreSQL refuses to run as root; when we are root the server runs as this system user.
 SERVER_OS_USER = "afilo_postgres"
+# Held while the system user is created: servers started at once (test workers, two commands)
+# would otherwise run `useradd` together, and all but one fail, or, where /etc/passwd is not
+# locked, one entry overwrites another under a process that has already read its uid.
+SYSTEM_USER_LOCK = Path(tempfile.gettempdir()) / "afilo-db-system-user.lock"
 
 
 def _free_port() -> int:
@@ -55,6 +59,29 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def system_user(name: str) -> pwd.struct_passwd:
+    """The system user `name`, created (as root) if it does not exist yet, once however many
+    processes ask at the same time."""
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(name)
+    descriptor = os.open(SYSTEM_USER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+        created = subprocess.run(
+            ["useradd", "--system", "--no-create-home", name], capture_output=True, text=True
+        )
+        if created.returncode != 0:
+            raise OperationError(
+                f"could not create the system user {name!r} the server runs as:"
+                f" {created.stderr.strip() or f'useradd exited with {created.returncode}'}"
+            )
+        return pwd.getpwnam(name)
+    finally:
+        os.close(descriptor)  # which releases the lock
 
 
 def _let_others_traverse(path: Path) -> None:
@@ -150,11 +177,7 @@ class EmbeddedServer:
         user = self._os_user()
         if user is None:
             return
-        try:
-            entry = pwd.getpwnam(user)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", user], check=True)
-            entry = pwd.getpwnam(user)
+        entry = system_user(user)
         for path in (self.home, POSTGRES_INSTALL_DIR):
             _let_others_traverse(path)
         for path in (self.data_directory, self.log_file):
