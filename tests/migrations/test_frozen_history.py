@@ -27,6 +27,7 @@ PACKAGED_CHECKSUMS = {
     "0007_knowledge_recall": "d5ed58d9935951284fff7579909973767106c9b183a50aaff7908490ef2c1497",
     "0008_fast_format_checks": "20551b7f8e46a84783852543508f7cdd4a6ce0f812d5777ac2155d507147171e",
     "0009_catalog_policies": "d4ba3d97e00a06b83fbcaf13775d00eb4edcaaf18f754c88f54085d7a3583b20",
+    "0010_inline_user_lookup": "808b3360bbc00da1bb9cb3004bc196ccec63fab0f58faa7cc3d61796fdb319c9",
 }
 
 
