@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 from afilo_db.data import seed
-from afilo_db.data.catalog_import import import_catalog
+from afilo_db.data.catalog_import import import_catalog, server_is_local, worker_count
 from bench.common import fresh_database, report, scratch_server, timed
 
 
@@ -99,6 +99,7 @@ def _import_in_child(url: str, path: str, skip_invalid: bool, results: Any) -> N
     sampler = _MemorySampler()
     sampler.start()
     with psycopg.connect(url) as connection:
+        workers = worker_count(Path(path), server_is_local(connection))
         started = time.perf_counter()
         report = import_catalog(connection, Path(path), skip_invalid=skip_invalid)
         connection.commit()
@@ -108,6 +109,7 @@ def _import_in_child(url: str, path: str, skip_invalid: bool, results: Any) -> N
     results.put(
         {
             "seconds": seconds,
+            "workers": workers,
             "products_written": report.products,
             "peak_rss_mb": _peak_rss_megabytes(),
             "largest_worker_peak_rss_mb": (
@@ -130,9 +132,8 @@ def measured_import(url: str, path: Path) -> dict[str, Any]:
         raise RuntimeError(f"the import process ended with code {child.exitcode} and no result")
     figures: dict[str, Any] = results.get()
     child.join()
-    workers = min(4, len(os.sched_getaffinity(0)))
     figures["peak_rss_mb_all_processes_at_most"] = (
-        figures["peak_rss_mb"] + workers * figures["largest_worker_peak_rss_mb"]
+        figures["peak_rss_mb"] + figures["workers"] * figures["largest_worker_peak_rss_mb"]
     )
     figures["seconds"] = round(figures["seconds"], 3)
     return figures

@@ -615,11 +615,30 @@ def test_concurrent_imports_in_opposite_orders_both_succeed(
         assert titles.fetchone() == (200,)
 
 
-def test_a_large_file_is_validated_by_worker_processes(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_large_file_is_validated_by_worker_processes(
+    database_url: str, tmp_path: Path, workers: int
+) -> None:
     rows = records(3000)
     rows[2500] = {**rows[2500], "handle": "Bad Handle"}
     path = write_jsonl(tmp_path / "catalog.jsonl", rows)
     with psycopg.connect(database_url) as connection:
-        report = import_catalog(connection, path, skip_invalid=True, workers=2)
+        report = import_catalog(connection, path, skip_invalid=True, workers=workers)
     assert [item.line for item in report.skipped] == [2501]
     assert report.products == 2999
+
+
+def test_workers_leave_a_core_to_a_server_on_this_machine(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = write_jsonl(tmp_path / "small.jsonl", records(3))
+    large = tmp_path / "large.jsonl"
+    with large.open("wb") as handle:
+        handle.truncate(catalog_import.PARALLEL_FROM_BYTES)
+    with psycopg.connect(database_url) as connection:
+        assert catalog_import.server_is_local(connection)
+    assert catalog_import.worker_count(small, server_is_local=True) == 0
+    for cores, local, remote in ((1, 1, 1), (2, 1, 2), (4, 3, 4), (16, 4, 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert catalog_import.worker_count(large, server_is_local=True) == local, cores
+        assert catalog_import.worker_count(large, server_is_local=False) == remote, cores
