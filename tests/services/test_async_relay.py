@@ -4,7 +4,9 @@ waiting, instead of returning it to SQLAlchemy's pool, and nothing is lost or st
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from typing import Any
 
 import psycopg
@@ -155,3 +157,15 @@ def test_reads_below_the_pool_size_check_out_as_usual(database_url: str, reads: 
             await engine.dispose()
 
     assert run_async(scenario) == reads
+
+
+def test_an_engine_read_through_is_not_kept_alive(database_url: str) -> None:
+    async def scenario() -> weakref.ref[Any]:
+        engine = small_engine(database_url)
+        await asyncio.gather(*(hot.fetch_async(engine, "SELECT 1", ()) for _ in range(8)))
+        await engine.dispose()
+        return weakref.ref(engine.sync_engine)
+
+    engine = run_async(scenario)
+    gc.collect()
+    assert engine() is None

@@ -301,11 +301,19 @@ class _Relay:
     """
 
     def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
-        self.engine = engine
+        # Weak: the relay is kept in a weak dictionary keyed by its engine, which a strong
+        # reference from here would keep alive for ever.
+        self._engine = weakref.ref(engine)
         self.loop = loop
         self.waiting: deque[asyncio.Future[PoolProxiedConnection | None]] = deque()
         self.held = 0
         """Connections hot reads hold or are checking out (each is handed on or returned)."""
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine()
+        assert engine is not None, "a relay is only used by reads of its engine"
+        return engine
 
     def _should_wait(self) -> bool:
         pool = self.engine.pool
