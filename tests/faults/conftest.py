@@ -81,21 +81,25 @@ def start(env: dict[str, str], *args: str) -> Command:
     return Command(process)
 
 
-def wait_for_work(url: str, like: str, command: Command, timeout: float = 60) -> None:
-    """Until another session runs a statement matching `like` (the command is mid-work)."""
+def wait_for_work(
+    url: str, like: str | tuple[str, ...], command: Command, timeout: float = 60
+) -> None:
+    """Until another session runs a statement matching `like`, or one of its patterns (the
+    command is mid-work)."""
+    patterns = [like] if isinstance(like, str) else list(like)
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as connection:
         while time.monotonic() < deadline:
             row = connection.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-                " AND state = 'active' AND query ILIKE %s",
-                (like,),
+                " AND state = 'active' AND query ILIKE ANY (%s)",
+                (patterns,),
             ).fetchone()
             if row and row[0]:
                 return
             if command.process.poll() is not None:
                 raise AssertionError(f"finished before {like!r}: {command.process.stderr.read()}")  # type: ignore[union-attr]
-            time.sleep(0.02)
+            time.sleep(0.002)  # a short statement (one small table's COPY) lasts a few ms
     raise AssertionError(f"no session ran {like!r} within {timeout}s")
 
 
