@@ -7,6 +7,7 @@ row there is, or will be.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 from pglast import ast, parse_sql
@@ -17,6 +18,7 @@ from afilo_db.migrate.review.measurements import Measurer
 from afilo_db.migrate.review.syntax import deparse, relation_name
 from afilo_db.security.policies import (
     ALL_COMMANDS,
+    CURRENT_USER,
     TABLES,
     Command,
     Policy,
@@ -42,13 +44,25 @@ def _contract_policies() -> dict[tuple[str, str], Policy]:
     return {(policy.table, policy.name): policy for policy in policies()}
 
 
+def _deparsed(expression: str) -> str:
+    statement: Any = parse_sql(f"SELECT ({expression})")[0].stmt
+    return deparse(statement.targetList[0].val)
+
+
+@lru_cache(maxsize=1)
+def _user_lookup_spellings() -> tuple[str, str]:
+    """The user's profile id as `current_user_profile_id()` returns it and as the policies look
+    it up themselves since revision 0010_inline_user_lookup: the same value, so a policy spelt
+    either way matches the contract."""
+    return _deparsed("(SELECT current_user_profile_id())"), _deparsed(CURRENT_USER)
+
+
 def _normalized(expression: str | ast.Node | None) -> str | None:
     if expression is None:
         return None
-    if isinstance(expression, str):
-        statement: Any = parse_sql(f"SELECT ({expression})")[0].stmt
-        expression = statement.targetList[0].val
-    return deparse(expression)
+    text = _deparsed(expression) if isinstance(expression, str) else deparse(expression)
+    by_function, by_lookup = _user_lookup_spellings()
+    return text.replace(by_function, by_lookup)
 
 
 def _role_name(role: ast.RoleSpec) -> str:
