@@ -390,7 +390,7 @@ class _Relay:
 
 def _close(connection: PoolProxiedConnection, invalidate: bool) -> None:
     if invalidate:
-        connection.invalidate()  # lost or left mid-transaction: the pool opens a new one
+        connection.invalidate()  # lost: the pool opens a new one rather than hand this one out
     connection.close()
 
 
