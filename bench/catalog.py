@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 from afilo_db.data import seed
-from afilo_db.data.catalog_import import import_catalog, server_is_local, worker_count
+from afilo_db.data.catalog_import import import_catalog
 from bench.common import fresh_database, report, scratch_server, timed
 
 
@@ -99,7 +99,6 @@ def _import_in_child(url: str, path: str, skip_invalid: bool, results: Any) -> N
     sampler = _MemorySampler()
     sampler.start()
     with psycopg.connect(url) as connection:
-        workers = worker_count(Path(path), server_is_local(connection))
         started = time.perf_counter()
         report = import_catalog(connection, Path(path), skip_invalid=skip_invalid)
         connection.commit()
@@ -109,7 +108,7 @@ def _import_in_child(url: str, path: str, skip_invalid: bool, results: Any) -> N
     results.put(
         {
             "seconds": seconds,
-            "workers": workers,
+            "workers": report.workers,
             "products_written": report.products,
             "peak_rss_mb": _peak_rss_megabytes(),
             "largest_worker_peak_rss_mb": (

@@ -626,6 +626,7 @@ def test_a_large_file_is_validated_by_worker_processes(
         report = import_catalog(connection, path, skip_invalid=True, workers=workers)
     assert [item.line for item in report.skipped] == [2501]
     assert report.products == 2999
+    assert report.workers == workers
 
 
 def test_workers_leave_a_core_to_a_server_on_this_machine(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import ipaddress
 import json
 import multiprocessing
 import os
@@ -93,6 +94,8 @@ class ImportReport:
     variants: int = 0
     tiers: int = 0
     skipped: list[LineProblem] = field(default_factory=list)
+    workers: int = 0
+    """Processes that validated the file (0: the importing process itself)."""
 
 
 # A record on its way to validation: raw JSON bytes, a CSV product, or a problem already found.
@@ -427,14 +430,16 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
     )
 
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
 def server_is_local(connection: psycopg.Connection[Any]) -> bool:
     """Whether the server runs on this machine (reached by a Unix socket or a loopback
     address)."""
     host = connection.info.host
-    return host.startswith("/") or host in LOOPBACK_HOSTS or connection.info.hostaddr == "127.0.0.1"
+    if host.startswith("/") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(connection.info.hostaddr or host).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
 
 
 def worker_count(path: Path, server_is_local: bool) -> int:
@@ -702,7 +707,7 @@ def _import_file(
     workers: int,
 ) -> ImportReport:
     cursor = connection.cursor()
-    report = ImportReport()
+    report = ImportReport(workers=workers)
     problems: list[LineProblem] = []
     catalog_was_empty: bool | None = None
     unchecked_lines = 0

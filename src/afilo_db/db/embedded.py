@@ -36,10 +36,11 @@ SERVICE_LOGIN_ROLE = "afilo_service"
 LISTEN_ADDRESS = "127.0.0.1"
 # PostgreSQL refuses to run as root; when we are root the server runs as this system user.
 SERVER_OS_USER = "afilo_postgres"
-# Held while the system user is created: servers started at once (test workers, two commands)
-# would otherwise run `useradd` together, and all but one fail, or, where /etc/passwd is not
-# locked, one entry overwrites another under a process that has already read its uid.
-SYSTEM_USER_LOCK = Path(tempfile.gettempdir()) / "afilo-db-system-user.lock"
+# Held (in the temporary directory) while the system user is created: servers started at once
+# (test workers, two commands) would otherwise run `useradd` together, and all but one fail, or,
+# where /etc/passwd is not locked, one entry overwrites another under a process that has already
+# read its uid.
+SYSTEM_USER_LOCK_NAME = "afilo-db-system-user.lock"
 
 
 def _free_port() -> int:
@@ -66,7 +67,8 @@ def system_user(name: str) -> pwd.struct_passwd:
     processes ask at the same time."""
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(name)
-    descriptor = os.open(SYSTEM_USER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    lock = Path(tempfile.gettempdir()) / SYSTEM_USER_LOCK_NAME
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         with contextlib.suppress(KeyError):

@@ -317,12 +317,13 @@ class _Relay:
 
     def _should_wait(self) -> bool:
         pool = self.engine.pool
-        if not self.held or not isinstance(pool, QueuePool) or pool._max_overflow < 0:
+        if not self.held or not isinstance(pool, QueuePool):
             return False
-        most_held = pool.size() + pool._max_overflow - 1
-        if most_held < 1:
+        most_overflow = pool._max_overflow  # SQLAlchemy has no public name for it; -1: no limit
+        most_held = pool.size() + most_overflow - 1
+        if most_overflow < 0 or most_held < 1:
             return False
-        pool_would_wait = pool.checkedin() == 0 and pool.overflow() >= pool._max_overflow
+        pool_would_wait = pool.checkedin() == 0 and pool.overflow() >= most_overflow
         return self.held >= most_held or pool_would_wait
 
     async def borrow(self) -> PoolProxiedConnection:
