@@ -22,7 +22,7 @@ from afilo_db.config import Settings
 from afilo_db.db import hot
 from afilo_db.db.engine import create_app_engine, create_async_app_engine
 from afilo_db.errors import NotFoundError, ValidationError
-from afilo_db.models import UserProfile
+from afilo_db.models import ProductCollection, ProductCollectionProduct, UserProfile
 from afilo_db.security import as_user
 from afilo_db.services import cart, catalog, downloads
 from afilo_db.services.transaction import unit_of_work
@@ -147,6 +147,30 @@ def test_product_page_is_typed_with_exact_prices(
     assert prices["EXACT-KIT-PER"] == Decimal("0.10")
     assert all(type(price) is Decimal for price in prices.values())
     assert str(prices["EXACT-KIT-TEAM"]) == "79.00"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu", "America/St_Johns"])
+def test_pages_are_typed_in_any_session_time_zone(
+    database_url: str, one_connection: Engine, zone: str
+) -> None:
+    """The documents carry times in the session's zone (+05:45, -03:30): the same instants."""
+    with unit_of_work(one_connection) as session:
+        product = catalog.create_product(session, product_data("zoned-kit"))
+        collection = ProductCollection(handle="zoned", title="Zoned")
+        session.add(collection)
+        session.flush()
+        session.add(ProductCollectionProduct(collection=collection, product=product, position=7))
+        created_at, collection_id = product.created_at, collection.id
+    with psycopg.connect(database_url, options=f"-c TimeZone={zone}") as connection:
+        page = catalog.product_by_handle(connection, "zoned-kit")
+        listed = catalog.collection_by_handle(connection, "zoned", limit=1)
+    assert page is not None and page["created_at"] == created_at
+    assert page["created_at"].utcoffset() is not None
+    assert listed["id"] == collection_id
+    assert listed["products"] == [
+        {"id": product.id, "handle": "zoned-kit", "title": product.title, "position": 7}
+    ]
+    assert listed["next_cursor"] is None
 
 
 def test_cart_totals_are_per_currency(one_connection: Engine, shop: dict[str, Any]) -> None:

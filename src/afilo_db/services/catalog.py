@@ -4,15 +4,15 @@ of products with their variants and tiers."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -42,7 +42,8 @@ from afilo_db.validation.schemas import (
 # The seed's `findUnique({ where: { handle }, include: { variants: { where: { availableForSale:
 # true }, orderBy: { price: 'asc' } } } })`, as one statement: the handle's unique index finds the
 # product, (product_id, price) gives its variants already ordered. Prices travel as JSON strings,
-# so that no float ever holds them; the document comes back as text, parsed and typed in one go.
+# so that no float ever holds them; the document comes back as text, parsed and typed in one go
+# (msgspec, against the declared TypedDict).
 PRODUCT_BY_HANDLE_SQL = """
 SELECT json_build_object(
   'id', p.id, 'handle', p.handle, 'title', p.title, 'description', p.description,
@@ -98,19 +99,14 @@ class ProductPage(TypedDict):
     variants: list[VariantOffer]
 
 
+_PRODUCT_PAGE = msgspec.json.Decoder(ProductPage)
+
+
 def _product_page(rows: list[Row]) -> ProductPage | None:
-    """The document the database built, with its values made the declared types. The database
-    is the source of truth here: this converts (a few microseconds), it does not validate."""
-    if not rows:
-        return None
-    page = json.loads(rows[0][0])
-    page["id"] = uuid.UUID(page["id"])
-    page["created_at"] = datetime.fromisoformat(page["created_at"])
-    page["updated_at"] = datetime.fromisoformat(page["updated_at"])
-    for variant in page["variants"]:
-        variant["id"] = uuid.UUID(variant["id"])
-        variant["price"] = Decimal(variant["price"])
-    return cast(ProductPage, page)
+    """The document the database built, parsed and made the declared types in one pass (a few
+    microseconds: json.loads alone costs more). A value not of its declared type raises
+    msgspec.ValidationError naming its path, say `$.variants[0].price`."""
+    return _PRODUCT_PAGE.decode(rows[0][0]) if rows else None
 
 
 def product_by_handle(source: hot.ReadSource, handle: str) -> ProductPage | None:
@@ -280,16 +276,24 @@ class CollectionEntry(TypedDict):
     position: int
 
 
-class CollectionPage(TypedDict):
-    """A collection with a page of its active products, in their order."""
+class CollectionDocument(TypedDict):
+    """What COLLECTION_SQL builds: the page without its cursor."""
 
     id: uuid.UUID
     handle: str
     title: str
     description: str
     products: list[CollectionEntry]
+
+
+class CollectionPage(CollectionDocument):
+    """A collection with a page of its active products, in their order."""
+
     next_cursor: str | None
     """Pass as `after` for the next page; None on the last one."""
+
+
+_COLLECTION_DOCUMENT = msgspec.json.Decoder(CollectionDocument)
 
 
 def _collection_values(handle: str, limit: int, after: str | None) -> dict[str, Any]:
@@ -302,15 +306,12 @@ def _collection_values(handle: str, limit: int, after: str | None) -> dict[str, 
 def _collection_page(rows: list[Row], handle: str, limit: int) -> CollectionPage:
     if not rows:
         raise NotFoundError(f"no collection with handle {handle!r}")
-    page = json.loads(rows[0][0])
-    page["id"] = uuid.UUID(page["id"])
-    products = page["products"]
+    document = _COLLECTION_DOCUMENT.decode(rows[0][0])
+    products = document["products"]
     more = len(products) > limit
     del products[limit:]
-    for entry in products:
-        entry["id"] = uuid.UUID(entry["id"])
-    page["next_cursor"] = encode_position_cursor(products[-1]["position"]) if more else None
-    return cast(CollectionPage, page)
+    cursor = encode_position_cursor(products[-1]["position"]) if more else None
+    return CollectionPage(**document, next_cursor=cursor)
 
 
 def collection_by_handle(
