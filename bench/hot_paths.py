@@ -8,9 +8,11 @@ package, transaction mode, 10 server connections):
   h)`), a Session closed without commit, `unit_of_work`, a psycopg_pool pool, a psycopg connection
   (taken from the raw path's own queue), and on asyncio the AsyncEngine, an AsyncSession closed
   without commit, an AsyncConnectionPool and an AsyncConnection; against raw
-  psycopg: one prepared statement on one
-  connection, one round trip, the document parsed with json.loads (prepared unless behind
-  PgBouncer 1.18, which cannot keep prepared statements: there the raw path is unprepared too);
+  psycopg: one prepared statement on one connection, one round trip (prepared unless behind
+  PgBouncer 1.18, which cannot keep prepared statements: there the raw path is unprepared too),
+  the document parsed into the same typed dict as afilo-db returns by the fastest parser there
+  is for that (msgspec, which afilo-db uses too: faster than json.loads alone), so that the
+  ratios measure what afilo-db adds and no parser's speed;
 - at concurrency 1 (median and p99 per call) and 32 (32 threads or tasks sharing a pool of 10
   connections; raw psycopg shares 10 connections through a queue): median, p99, throughput;
 - a user's cart and downloads read as that user (`user_cart` + `user_downloads`: the context and
@@ -23,15 +25,20 @@ shared machine hits them alike; the first block is a warm-up and is not counted.
 time, each variant's client CPU per call (this process) is reported: on a machine whose cores are
 busy with other work, wall-clock ratios mostly measure the scheduler.
 
-Run: `python -m bench.hot_paths [--products N] [--blocks B] [--direct-only] [--no-listing]`; figures go to
-bench/results/hot_paths.json.
+The benchmark runs on the first cores and the servers (PostgreSQL, PgBouncer) on the last, as an
+application and its database on machines of their own: left to the scheduler, whether a client
+and the backend it waits on shared a core changed from run to run, and with it the ratios
+(`--no-pinning` leaves placement to the scheduler). At concurrency 32 the client's core is then
+the limit, so throughput ratios measure what each form costs the application's CPU.
+
+Run: `python -m bench.hot_paths [--products N] [--blocks B] [--direct-only] [--no-listing]
+[--no-pinning]`; figures go to bench/results/hot_paths.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import queue
 import random
 import statistics
@@ -43,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,13 +71,24 @@ from afilo_db.services.catalog import (
     PRODUCT_BY_HANDLE_SQL,
 )
 from afilo_db.services.transaction import unit_of_work
-from bench.common import fresh_database, report, scratch_server, summary
+from bench.common import (
+    fresh_database,
+    keep_apart,
+    postmaster_pid,
+    report,
+    scratch_server,
+    summary,
+)
 
 POOL_SIZE = 10
 CONCURRENCY = 32
 CALLS_PER_BLOCK = {1: 150, CONCURRENCY: 640}
 # The listing and the collection page read far more rows than the product page: fewer calls.
 SLOW_READ_CALLS_PER_BLOCK = 40
+
+# What a raw psycopg application would parse the documents with to get the same typed values.
+PRODUCT_PAGE = msgspec.json.Decoder(catalog.ProductPage)
+COLLECTION_DOCUMENT = msgspec.json.Decoder(catalog.CollectionDocument)
 
 SyncCall = Callable[[Any], object]
 AsyncCall = Callable[[Any], Awaitable[object]]
@@ -258,7 +277,7 @@ async def product_page(target: Target, handles: list[str], blocks: int) -> dict[
     def raw(handle: str) -> object:
         with raw_pool.connection() as connection:
             row = connection.execute(PRODUCT_BY_HANDLE_SQL, (handle,), prepare=prepare).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else PRODUCT_PAGE.decode(row[0])
 
     async def raw_async(handle: str) -> object:
         connection = await async_pool.free.get()
@@ -267,7 +286,7 @@ async def product_page(target: Target, handles: list[str], blocks: int) -> dict[
             row = await cursor.fetchone()
         finally:
             async_pool.free.put_nowait(connection)
-        return None if row is None else json.loads(row[0])
+        return None if row is None else PRODUCT_PAGE.decode(row[0])
 
     def in_session(handle: str) -> object:
         with Session(engine) as session:
@@ -393,7 +412,7 @@ async def listing_and_collection(
     def raw_collection(handle: str) -> object:
         first_page = {"handle": handle, "after": -1, "limit": COLLECTION_PAGE_LIMIT + 1}
         row = raw_connection.execute(COLLECTION_SQL, first_page, prepare=prepare).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else COLLECTION_DOCUMENT.decode(row[0])
 
     def session_listing(tag: str) -> object:
         with Session(engine) as session:
@@ -501,7 +520,12 @@ def _prepare_database(server: EmbeddedServer, products: int) -> tuple[str, dict[
 
 
 async def run(
-    server: EmbeddedServer, products: int, blocks: int, direct_only: bool, listing: bool
+    server: EmbeddedServer,
+    products: int,
+    blocks: int,
+    direct_only: bool,
+    listing: bool,
+    pinned: bool,
 ) -> dict[str, Any]:
     owner_url, data = _prepare_database(server, products)
     app_url = server.role_url(APP_ROLE, "bench_hot_paths")
@@ -514,6 +538,9 @@ async def run(
     passwords = {APP_ROLE: server.role_password(APP_ROLE), "postgres": server.password}
     # Every form holds a pool of its own (sync and asyncio, SQLAlchemy and psycopg): 60 clients and more.
     with PgBouncer(server.port, passwords, pool_size=POOL_SIZE, max_client_conn=200) as bouncer:
+        if pinned:
+            figures["cores"] = keep_apart([postmaster_pid(server), bouncer.pid])
+            print(f"cores: {figures['cores']}", flush=True)
 
         def pooled(user: str) -> str:
             return (
@@ -560,6 +587,11 @@ def main() -> None:
     parser.add_argument(
         "--no-listing", action="store_true", help="leave out the listing and collection pages"
     )
+    parser.add_argument(
+        "--no-pinning",
+        action="store_true",
+        help="let the scheduler place the client and the servers (by default: on cores apart)",
+    )
     arguments = parser.parse_args()
     with scratch_server("hot-paths") as server:
         figures = asyncio.run(
@@ -569,6 +601,7 @@ def main() -> None:
                 arguments.blocks,
                 arguments.direct_only,
                 not arguments.no_listing,
+                not arguments.no_pinning,
             )
         )
     report("hot_paths", figures)

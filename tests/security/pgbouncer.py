@@ -96,6 +96,11 @@ logfile = {self.directory / "pgbouncer.log"}
             self._process.wait(timeout=10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "pgbouncer runs inside its `with` block"
+        return self._process.pid
+
     def log(self) -> str:
         log_file = self.directory / "pgbouncer.log"
         return log_file.read_text(errors="replace") if log_file.exists() else ""
