@@ -169,3 +169,36 @@ def test_an_engine_read_through_is_not_kept_alive(database_url: str) -> None:
     engine = run_async(scenario)
     gc.collect()
     assert engine() is None
+
+
+def test_connections_go_back_to_the_pool_out_of_autocommit(database_url: str) -> None:
+    """Reads keep autocommit on while they hand a connection along; a Session that gets one
+    afterwards must still be in a transaction after its first statement."""
+
+    async def scenario() -> list[tuple[bool, object]]:
+        engine = small_engine(database_url)
+        try:
+            reads = [
+                asyncio.create_task(hot.fetch_async(engine, "SELECT pg_sleep(0.01)", ()))
+                for _ in range(30)
+            ]
+            await asyncio.sleep(0.03)
+            for read in reads[::3]:
+                read.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
+            await asyncio.gather(*(hot.fetch_async(engine, "SELECT 1", ()) for _ in range(30)))
+
+            async def first_statement() -> tuple[bool, object]:
+                async with AsyncSession(engine) as session:
+                    await session.execute(text("SELECT 1"))
+                    raw = await (await session.connection()).get_raw_connection()
+                    driver = raw.driver_connection
+                    assert isinstance(driver, psycopg.AsyncConnection)
+                    await asyncio.sleep(0.05)  # hold it: the other Session takes the other one
+                    return driver.autocommit, driver.pgconn.transaction_status
+
+            return await asyncio.gather(*(first_statement() for _ in range(POOL_SIZE)))
+        finally:
+            await engine.dispose()
+
+    assert run_async(scenario) == [(False, psycopg.pq.TransactionStatus.INTRANS)] * POOL_SIZE

@@ -262,7 +262,11 @@ async def fetch_async(
     try:
         driver = borrowed.driver_connection
         assert isinstance(driver, psycopg.AsyncConnection), "afilo-db engines use psycopg"
-        return await _execute_alone_async(driver, statements)
+        # Left on while the relay hands the connection from read to read; turned off again
+        # before it goes back to the pool (`_Relay._return`).
+        if not driver.autocommit:
+            await driver.set_autocommit(True)
+        return await _execute_async(driver, statements)
     except psycopg.OperationalError:
         lost = True
         raise
@@ -292,8 +296,9 @@ class _Relay:
     concurrency 32 on a pool of 10 that held reads to 0.6x raw psycopg's throughput. So a read
     that would wait for the pool while other hot reads hold connections waits here, and a read
     that ends hands its connection straight to the longest waiting one, still checked out: a
-    future set, as a queue does. Only a healthy connection (idle, no transaction) is handed on;
-    with nobody waiting it goes back to the pool.
+    future set, as a queue does. Only a healthy connection (idle, no transaction) is handed on,
+    still in autocommit; with nobody waiting it goes back to the pool, autocommit off again (a
+    connection that cannot be switched back is discarded).
 
     Hot reads hold at most all of the pool's connections but one: however many reads wait, a
     Session waiting in the pool gets the connection left. A pool of one connection, or one that
@@ -323,8 +328,9 @@ class _Relay:
         most_held = pool.size() + most_overflow - 1
         if most_overflow < 0 or most_held < 1:
             return False
-        pool_would_wait = pool.checkedin() == 0 and pool.overflow() >= most_overflow
-        return self.held >= most_held or pool_would_wait
+        return self.held >= most_held or (
+            pool.checkedin() == 0 and pool.overflow() >= most_overflow
+        )
 
     async def borrow(self) -> PoolProxiedConnection:
         if self._should_wait():
@@ -359,7 +365,7 @@ class _Relay:
         idle = (
             isinstance(driver, psycopg.AsyncConnection)
             and not driver.closed
-            and driver.info.transaction_status == TransactionStatus.IDLE
+            and driver.pgconn.transaction_status == TransactionStatus.IDLE
         )
         if lost or not idle:
             await self._return(connection, invalidate=lost)
@@ -377,6 +383,12 @@ class _Relay:
     async def _return(self, connection: PoolProxiedConnection, invalidate: bool) -> None:
         self.held -= 1
         try:
+            driver = connection.driver_connection
+            if not invalidate and isinstance(driver, psycopg.AsyncConnection) and driver.autocommit:
+                try:
+                    await driver.set_autocommit(False)
+                except psycopg.Error:
+                    invalidate = True  # closed, or stopped in the middle of a query
             await greenlet_spawn(_close, connection, invalidate)
         finally:
             self._wake_one()  # the connection is the pool's again: a waiting read tries there
