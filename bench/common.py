@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -58,7 +59,8 @@ def keep_apart(server_pids: list[int]) -> dict[str, list[int]]:
         except (OSError, IndexError, ValueError):
             continue  # ended while listed
         if int(entry.name) in parents or parent in parents:
-            os.sched_setaffinity(int(entry.name), servers)
+            with contextlib.suppress(ProcessLookupError):  # ended since
+                os.sched_setaffinity(int(entry.name), servers)
     os.sched_setaffinity(0, client)
     return {"client": client, "servers": servers}
 
