@@ -250,3 +250,60 @@ def test_cart_quantity_must_be_positive(connection: Connection, product_id: obje
     )
     assert isinstance(error, errors.CheckViolation)
     assert error.diag.constraint_name == "ck_cart_items_quantity_range"
+
+
+def variant_status(connection: Connection, variant: object) -> object:
+    row = connection.execute(
+        "SELECT product_status FROM product_variants WHERE id = %s", (variant,)
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_a_variant_carries_its_products_status(connection: Connection, product_id: object) -> None:
+    """What the application's policy on variants reads (0011_variant_product_status): filled in
+    when a write leaves it out, and changed with the product's."""
+    variant = insert_variant(connection, product_id)
+    assert variant_status(connection, variant) == "draft"
+    connection.execute("UPDATE products SET status = 'active' WHERE id = %s", (product_id,))
+    assert variant_status(connection, variant) == "active"
+    other = connection.execute(
+        "INSERT INTO products (handle, title, status) VALUES ('other-kit', 'Other kit', 'archived')"
+        " RETURNING id"
+    ).fetchone()
+    assert other is not None
+    connection.execute(
+        "UPDATE product_variants SET product_id = %s WHERE id = %s", (other[0], variant)
+    )
+    assert variant_status(connection, variant) == "archived"
+    connection.execute("DELETE FROM products WHERE id = %s", (other[0],))
+    assert connection.execute(
+        "SELECT count(*) FROM product_variants WHERE id = %s", (variant,)
+    ).fetchone() == (0,)
+    connection.rollback()  # the first product, active, is left with no variant for sale
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "INSERT INTO product_variants (product_id, product_status, sku, title, license_type,"
+        " price, seats) VALUES (%(product)s, 'active', 'PROBE-PER', 'P', 'personal', '9.00', 1)",
+        "INSERT INTO product_variants (product_id, sku, title, license_type, price, seats)"
+        " VALUES (gen_random_uuid(), 'PROBE-PER', 'P', 'personal', '9.00', 1)",
+        "UPDATE product_variants SET product_status = 'active' WHERE id = %(variant)s",
+        "UPDATE product_variants SET product_id = gen_random_uuid() WHERE id = %(variant)s",
+    ],
+    ids=["another-status", "no-product", "status-changed-alone", "moved-to-no-product"],
+)
+def test_a_variant_cannot_claim_a_status_its_product_does_not_have(
+    connection: Connection, product_id: object, write: str
+) -> None:
+    variant = insert_variant(connection, product_id)
+    error = rejected(
+        connection,
+        lambda: connection.execute(write, {"product": product_id, "variant": variant}),
+        errors.ForeignKeyViolation,
+    )
+    assert isinstance(error, errors.ForeignKeyViolation)
+    assert error.diag.constraint_name == "fk_product_variants_product_id_product_status"
+    assert variant_status(connection, variant) == "draft"

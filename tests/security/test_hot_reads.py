@@ -98,6 +98,9 @@ def test_as_the_application_role_the_policy_alone_finds_the_user(
     scanned = re.findall(r'"Relation Name": "(\w+)"', json.dumps(row[0]))
     # The one look-up of the user is the policy's own (revision 0010_inline_user_lookup).
     assert "cart_items" in scanned and scanned.count("user_profiles") == 1, scanned
+    # And products only for the query's own join: the variants' policy reads their copy of the
+    # product's status instead of probing products (0011_variant_product_status).
+    assert scanned.count("products") == 1, scanned
 
 
 def test_one_round_trip_and_no_context_left_behind(app: Engine, marketplace: Marketplace) -> None:

@@ -159,7 +159,7 @@ def test_listing_filters_and_keyset_pages(engine: Engine, database_url: str) -> 
         expected = {
             plan.id for plan in (seed.product_plan(seed.DEMO_SEED, i) for i in range(120))
             if plan.status == "active"
-            and any(v.row[4] == "enterprise" and v.row[8] for v in plan.variants)
+            and any(v.column("license_type") == "enterprise" and v.column("available_for_sale") for v in plan.variants)
         }  # fmt: skip
         assert {item.id for item in enterprise.items} == expected
 

@@ -58,7 +58,9 @@ def test_product_query_returns_available_variants_cheapest_first(catalog_url: st
     assert product is not None
     assert product["id"] == plan.id
     expected = sorted(
-        (variant.price, str(variant.row[0])) for variant in plan.variants if variant.row[8]
+        (variant.price, str(variant.column("id")))
+        for variant in plan.variants
+        if variant.column("available_for_sale")
     )
     prices = [(variant["price"], str(variant["id"])) for variant in product["variants"]]
     assert prices == expected

@@ -401,7 +401,7 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
             variant_id = uuid7_text(prefix, randomness)
             sku = _copy_text(variant.sku)
             variants.append(
-                f"{number}\t{position}\t{handle}\t{variant_id}\t{product_id}\t{sku}"
+                f"{number}\t{position}\t{handle}\t{variant_id}\t{product_id}\t{product.status}\t{sku}"
                 f"\t{_copy_text(variant.title)}\t{variant.license_type}\t{variant.price}"
                 f"\t{variant.currency}\t{_copy_nullable(variant.stripe_price_id)}"
                 f"\t{'t' if variant.available_for_sale else 'f'}\t{_copy_nullable(variant.seats)}"
@@ -488,8 +488,8 @@ CREATE TEMP TABLE import_products (
   status text, stripe_product_id text, included_in_tier text
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_variants (
-  line integer, position integer, handle text, id uuid, product_id uuid, sku text, title text,
-  license_type text, price numeric, currency text, stripe_price_id text,
+  line integer, position integer, handle text, id uuid, product_id uuid, product_status text,
+  sku text, title text, license_type text, price numeric, currency text, stripe_price_id text,
   available_for_sale boolean, seats integer, duration_days integer, redistribution boolean
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_tiers (
@@ -506,7 +506,8 @@ STAGING_TABLES = ("import_products", "import_variants", "import_tiers")
 PRODUCT_LEAD, VARIANT_LEAD, TIER_LEAD = 1, 3, 2
 PRODUCT_COLUMNS = ("id", "handle", "title", "description", "tags", "tech_stack", "status",
                    "stripe_product_id", "included_in_tier")  # fmt: skip
-VARIANT_COLUMNS = ("id", "product_id", "sku", "title", "license_type", "price", "currency",
+VARIANT_COLUMNS = ("id", "product_id", "product_status", "sku", "title", "license_type", "price",
+                   "currency",
                    "stripe_price_id", "available_for_sale", "seats", "duration_days",
                    "redistribution")  # fmt: skip
 TIER_COLUMNS = ("id", "variant_id", "license_type", "min_quantity", "max_quantity", "unit_price")
@@ -560,16 +561,17 @@ WHERE id = ANY (ARRAY(
 """
 
 UPSERT_VARIANTS = """
-INSERT INTO product_variants AS v (id, product_id, sku, title, license_type, price, currency,
-                                   stripe_price_id, available_for_sale, seats, duration_days,
-                                   redistribution)
-SELECT s.id, p.id, s.sku, s.title, s.license_type, s.price, s.currency, s.stripe_price_id,
-       s.available_for_sale, s.seats, s.duration_days, s.redistribution
+INSERT INTO product_variants AS v (id, product_id, product_status, sku, title, license_type,
+                                   price, currency, stripe_price_id, available_for_sale, seats,
+                                   duration_days, redistribution)
+SELECT s.id, p.id, p.status, s.sku, s.title, s.license_type, s.price, s.currency,
+       s.stripe_price_id, s.available_for_sale, s.seats, s.duration_days, s.redistribution
 FROM import_variants s
-CROSS JOIN LATERAL (SELECT p.id FROM products p WHERE p.handle = s.handle LIMIT 1) AS p
+CROSS JOIN LATERAL (SELECT p.id, p.status FROM products p WHERE p.handle = s.handle LIMIT 1) AS p
 ORDER BY s.sku
 ON CONFLICT (sku) DO UPDATE SET
-  product_id = excluded.product_id, title = excluded.title,
+  product_id = excluded.product_id, product_status = excluded.product_status,
+  title = excluded.title,
   license_type = excluded.license_type, price = excluded.price, currency = excluded.currency,
   stripe_price_id = excluded.stripe_price_id, available_for_sale = excluded.available_for_sale,
   seats = excluded.seats, duration_days = excluded.duration_days,

@@ -114,6 +114,9 @@ class VariantPlan:
     tiers: tuple[Row, ...]
     price: Decimal
 
+    def column(self, name: str) -> Any:
+        return self.row[VARIANT_COLUMNS.index(name)]
+
 
 @dataclass(frozen=True)
 class ProductPlan:
@@ -128,8 +131,8 @@ class ProductPlan:
 
 PRODUCT_COLUMNS = ("id", "handle", "title", "description", "tags", "tech_stack", "status",
                    "stripe_product_id", "included_in_tier", "created_at", "updated_at")  # fmt: skip
-VARIANT_COLUMNS = ("id", "product_id", "sku", "title", "license_type", "price", "currency",
-                   "stripe_price_id", "available_for_sale", "seats", "duration_days",
+VARIANT_COLUMNS = ("id", "product_id", "product_status", "sku", "title", "license_type", "price",
+                   "currency", "stripe_price_id", "available_for_sale", "seats", "duration_days",
                    "redistribution", "created_at", "updated_at")  # fmt: skip
 TIER_COLUMNS = ("id", "variant_id", "license_type", "min_quantity", "max_quantity", "unit_price",
                 "created_at")  # fmt: skip
@@ -172,6 +175,7 @@ def product_plan(seed: int, index: int) -> ProductPlan:
                 row=(
                     variant_id,
                     product_id,
+                    status,
                     f"AF-{index + 1:07d}-{license_type[:3].upper()}",
                     f"{license_type.capitalize()} licence",
                     license_type,
@@ -359,7 +363,7 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
             variant = plan.variants[0]
             at = joined + timedelta(days=rng.randint(1, 60))
             purchase_id = deterministic_uuid7(at, rng)
-            purchase_rows.append((purchase_id, user_id, plan.id, variant.row[0], 1, variant.price,
+            purchase_rows.append((purchase_id, user_id, plan.id, variant.column("id"), 1, variant.price,
                                   "USD", "paid", _external_id("pi", rng, 24),
                                   _external_id("cs", rng, 24), at))  # fmt: skip
             download_rows.append((deterministic_uuid7(at, rng), user_id, plan.id, None,
@@ -376,9 +380,13 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
             plan = product_plan(seed_value, product_index)
             variant = rng.choice(plan.variants)
             at = joined + timedelta(days=rng.randint(1, 90))
-            quantity = rng.randint(1, 3) if variant.row[4] in rules.TIERED_LICENSE_TYPES else 1
+            quantity = (
+                rng.randint(1, 3)
+                if variant.column("license_type") in rules.TIERED_LICENSE_TYPES
+                else 1
+            )
             cart_rows.append(
-                (deterministic_uuid7(at, rng), user_id, variant.row[0], quantity, at, at)
+                (deterministic_uuid7(at, rng), user_id, variant.column("id"), quantity, at, at)
             )
             event_rows.append((deterministic_uuid7(at, rng), at, "cart.item_added", user_id,
                                plan.id, f"s{index}", '{"source": "web"}'))  # fmt: skip

@@ -7,7 +7,7 @@ CREATE / REPLACE for the ones that differ, DROP for the ones in the database nob
 with alembic-utils' operations, so revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
-0006_data_rules) on purpose: a revision is a frozen snapshot of history, this module is the
+0006_data_rules, 0011_variant_product_status) on purpose: a revision is a frozen snapshot of history, this module is the
 schema as it should be now.
 """
 
@@ -184,6 +184,27 @@ BEGIN
   SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date FROM inserted_events
   ON CONFLICT DO NOTHING;
   RETURN NULL;
+END
+$$""",
+    ),
+    PGFunction(
+        schema="public",
+        signature="fill_variant_product_status()",
+        definition="""RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  SELECT p.status INTO NEW.product_status FROM products p WHERE p.id = NEW.product_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING
+      ERRCODE = 'foreign_key_violation',
+      CONSTRAINT = 'fk_product_variants_product_id_product_status',
+      TABLE = 'product_variants',
+      MESSAGE = 'insert or update on table "product_variants" violates foreign key constraint'
+        || ' "fk_product_variants_product_id_product_status"',
+      DETAIL = format('Key (product_id)=(%s) is not present in table "products".',
+                      NEW.product_id);
+  END IF;
+  RETURN NEW;
 END
 $$""",
     ),

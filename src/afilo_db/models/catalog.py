@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    FetchedValue,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -61,6 +62,8 @@ class Product(Base):
     __table_args__ = (
         *_handle_and_title_checks(),
         CheckConstraint(rules.sql_in("status", rules.PRODUCT_STATUSES), name="status_valid"),
+        # Target of the variants' (product_id, product_status) key: see ProductVariant.
+        UniqueConstraint("id", "status"),
         CheckConstraint(
             f"{rules.sql_printable_array('tags')} AND {rules.sql_printable_array('tech_stack')}",
             name="tags_printable",
@@ -120,6 +123,16 @@ class ProductVariant(Base):
         CheckConstraint(
             rules.sql_stripe_id_check("stripe_price_id", "price"), name="stripe_price_id_format"
         ),
+        # The product's status, repeated so that the application's policy reads a column instead
+        # of probing products for each variant; this key keeps it true, and a trigger fills it in
+        # for writes that leave it out (revision 0011_variant_product_status).
+        ForeignKeyConstraint(
+            ["product_id", "product_status"],
+            ["products.id", "products.status"],
+            name="fk_product_variants_product_id_product_status",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
         # Target of the pricing tiers' (variant_id, license_type) key: see ProductPricingTier.
         UniqueConstraint("id", "license_type"),
         Index("ix_product_variants_license_type", "license_type"),
@@ -127,7 +140,8 @@ class ProductVariant(Base):
     )
 
     id: Mapped[UuidPk]
-    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    product_id: Mapped[uuid.UUID]
+    product_status: Mapped[str] = mapped_column(server_default=FetchedValue())
     sku: Mapped[str] = mapped_column(unique=True)
     title: Mapped[str]
     license_type: Mapped[str]

@@ -88,13 +88,25 @@ class RelatedRow:
 
 @dataclass(frozen=True)
 class RelatedGroup:
-    """Rows of `table` related to the record through `column` (a foreign key on `via`)."""
+    """Rows of `table` related to the record through a foreign key on `via`; `column` is the
+    key's column that holds the record's primary key (what a list of `via` filters on), or None
+    when the record's primary key has more than one column."""
 
     table: str
     via: str
-    column: str
+    column: str | None
     count: int
     rows: list[RelatedRow]
+
+
+def _holding_primary_key(constraint: ForeignKeyConstraint, target: Table) -> str | None:
+    """The column of `constraint` that references `target`'s one-column primary key. A key may
+    repeat more of the target's columns beside it (a variant's product status)."""
+    keys = _primary_key(target)
+    return next(
+        (element.parent.name for element in constraint.elements if [element.column.name] == keys),
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,7 @@ def related_groups(session: Session, table_name: str, key: Mapping[str, Any]) ->
         referenced = [element.column for element in constraint.elements]
         this_record = select(*referenced).where(key_condition(target, key))
         pointing = _references(constraint, this_record)
-        column = ", ".join(constraint.column_keys)
+        column = _holding_primary_key(constraint, target)
         count = session.execute(
             select(func.count()).select_from(child).where(pointing)
         ).scalar_one()
