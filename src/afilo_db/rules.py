@@ -191,3 +191,16 @@ def sql_title_check(column: str) -> str:
 def sql_printable_array(column: str) -> str:
     """Every element of a text[] column free of unprintable characters (NULL elements aside)."""
     return f"array_to_string({column}, '') !~ {sql_literal(unprintable_pattern())}"
+
+
+def priced(quantity: str) -> tuple[str, str]:
+    """The volume-tier price rule, once (quotes and the cart both price with it): a quantity of a
+    variant costs the unit price of the tier whose range covers the quantity, else the variant's
+    own price. Returns (the unit price expression, the join that finds the tier) for a query over
+    `product_variants v`, where `quantity` is the SQL expression of the quantity (a column or a
+    bound parameter)."""
+    return (
+        "coalesce(t.unit_price, v.price)",
+        "LEFT JOIN product_pricing_tiers t"
+        f" ON t.variant_id = v.id AND t.quantity_range @> ({quantity})::integer",
+    )

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from afilo_db.config import Settings
 from afilo_db.db.engine import create_app_engine, create_async_app_engine
+from afilo_db.db.urls import libpq_url
 from afilo_db.errors import ValidationError
-from afilo_db.security import read_as_user
+from afilo_db.security import read_as_user, reads
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
 from afilo_db.services import cart, downloads
 from tests.security.conftest import Marketplace, pooled_app_url
@@ -85,7 +86,7 @@ def test_as_the_application_role_the_policy_alone_finds_the_user(
 ) -> None:
     """No lookup of the user's profile beside the policy's own: each table in the plan is
     locked and opened on every call."""
-    read = read_as_user(cart._CART_SQL, cart.CART_ROWS, marketplace.alice.clerk_user_id)
+    read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, marketplace.alice.clerk_user_id)
     sql, parameters = read.alone
     with app.connect() as connection:
         driver = connection.connection.driver_connection
@@ -133,6 +134,58 @@ def test_through_pgbouncer_in_transaction_mode(
         assert [record.id for record in alices] == alice.rows["downloads"]
     with pooled_app.connect() as connection:
         assert tuple(connection.execute(LEFT_BEHIND_SQL).one()) == ("afilo_app", "")
+
+
+def test_behind_pgbouncer_the_reads_call_their_server_side_functions(
+    app: Engine, pooled_app: Engine, marketplace: Marketplace
+) -> None:
+    """Where nothing can stay prepared (PgBouncer 1.18) a user-scoped read is one call of its
+    function (`afilo_db.security.reads`), whose plan the server keeps, for the statement's rows.
+    Without EXECUTE on the functions the pooled reads fail; the direct ones, prepared statements,
+    do not."""
+    alice, bob = marketplace.alice, marketplace.bob
+
+    def users_reads(engine: Engine) -> object:
+        return (
+            cart.user_cart(engine, alice.clerk_user_id),
+            cart.user_cart(engine, bob.clerk_user_id),
+            downloads.user_downloads(engine, alice.clerk_user_id, limit=1),
+            downloads.user_downloads(engine, bob.clerk_user_id),
+        )
+
+    assert users_reads(pooled_app) == users_reads(app)
+    functions = ", ".join(
+        f"{read.name}({', '.join(sql_type for _, sql_type in read.arguments)})"
+        for read in (reads.USER_CART, reads.USER_DOWNLOADS)
+    )
+    with psycopg.connect(libpq_url(marketplace.owner_url), autocommit=True) as owner:
+        owner.execute(f"REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC")
+        try:
+            users_reads(app)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                cart.user_cart(pooled_app, alice.clerk_user_id)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                downloads.user_downloads(pooled_app, alice.clerk_user_id)
+        finally:
+            owner.execute(f"GRANT EXECUTE ON FUNCTION {functions} TO PUBLIC")
+
+
+def test_the_functions_return_the_statements_rows(marketplace: Marketplace) -> None:
+    """As the owner (no policy), for every user: the functions the services call behind a
+    pooler, and the statements they send elsewhere."""
+    with psycopg.connect(libpq_url(marketplace.owner_url), autocommit=True) as owner:
+        for user in (marketplace.alice, marketplace.bob):
+            by_id = {"user_id": user.id, "limit": 50}
+            by_clerk_id = {"clerk_user_id": user.clerk_user_id, "limit": 50}
+            for function, statement in (
+                (reads.CART.call(by_id), (cart.CART_SQL, by_id)),
+                (reads.DOWNLOADS.call(by_id), (downloads.DOWNLOADS_SQL, by_id)),
+                (reads.USER_CART.call(by_clerk_id), (cart.CART_SQL, by_id)),
+                (reads.USER_DOWNLOADS.call(by_clerk_id), (downloads.DOWNLOADS_SQL, by_id)),
+            ):
+                expected = owner.execute(*statement).fetchall()
+                assert expected, statement[0]
+                assert owner.execute(*function).fetchall() == expected, function[0]
 
 
 def test_async_user_reads(marketplace: Marketplace) -> None:

@@ -32,6 +32,7 @@ import asyncio
 import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import psycopg
@@ -71,20 +72,34 @@ def _needs_session_transaction(session: Session, bind: object) -> bool:
     return not isinstance(bind, Engine) or "isolation_level" in bind.get_execution_options()
 
 
+@dataclass(frozen=True)
+class _Alone:
+    """What a read running on its own sends: `statements`, or `unprepared` on a connection that
+    prepares nothing (there the read is a call of its server-side function, when it has one)."""
+
+    statements: list[Statement]
+    unprepared: list[Statement]
+
+    def on(
+        self, connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+    ) -> list[Statement]:
+        return self.unprepared if _one_query(connection) else self.statements
+
+
 def _statements_alone(
     engine: Engine | None,
     query: str,
     parameters: Parameters,
     before: Sequence[Statement],
     alone: Statement | None,
-) -> list[Statement]:
+    planned: Statement | None,
+) -> _Alone:
     """What a read running on its own sends: behind a pooler, the statement timeout first."""
     timeout_ms = PER_TRANSACTION_TIMEOUT_MS.get(engine) if engine is not None else None
-    if timeout_ms:
-        return [(TIMEOUT_SQL, (str(timeout_ms),)), *before, (query, parameters)]
-    if alone is not None:
-        return [alone]
-    return [*before, (query, parameters)]
+    timeout = [(TIMEOUT_SQL, (str(timeout_ms),))] if timeout_ms else []
+    read = [alone] if alone is not None and not timeout else [*before, (query, parameters)]
+    statements = [*timeout, *read]
+    return _Alone(statements, statements if planned is None else [*timeout, planned])
 
 
 def _one_query(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
@@ -138,24 +153,24 @@ async def _execute_async(
     return await cursor.fetchall()
 
 
-def _execute_alone(connection: psycopg.Connection[Row], statements: list[Statement]) -> list[Row]:
+def _execute_alone(connection: psycopg.Connection[Row], alone: _Alone) -> list[Row]:
     """The statements in autocommit (no BEGIN, no ROLLBACK), then the connection as it was."""
     if connection.autocommit:
-        return _execute(connection, statements)
+        return _execute(connection, alone.on(connection))
     connection.autocommit = True
     try:
-        return _execute(connection, statements)
+        return _execute(connection, alone.on(connection))
     finally:
         if not connection.closed:
             connection.autocommit = False
 
 
-def _fetch_borrowed(engine: Engine, statements: list[Statement]) -> list[Row]:
+def _fetch_borrowed(engine: Engine, alone: _Alone) -> list[Row]:
     borrowed = engine.raw_connection()
     driver = borrowed.driver_connection
     try:
         assert isinstance(driver, psycopg.Connection), "afilo-db engines use psycopg"
-        return _execute_alone(driver, statements)
+        return _execute_alone(driver, alone)
     except psycopg.OperationalError:
         borrowed.invalidate()  # lost: the pool opens a new one rather than hand this one out
         raise
@@ -169,18 +184,24 @@ def fetch(
     parameters: Parameters,
     before: Sequence[Statement] = (),
     alone: Statement | None = None,
+    planned: Statement | None = None,
 ) -> list[Row]:
     """The rows of `query`, with the `before` statements sent first in the same round trip.
 
     `alone` is the same read written as one statement, `before` included, to send instead when
     the read runs on its own (no open transaction, no statement timeout to send with it): one
     statement is one result to wait for, where a pipeline of two is two.
+
+    `planned` is the same read, `before` included, as a call of a server-side function (see
+    `afilo_db.security.reads`), to send instead when the read runs on its own on a connection
+    that prepares nothing (behind PgBouncer before 1.21): the server keeps the function's plan
+    for the connection, where the statement would be planned on every call.
     """
     if isinstance(source, psycopg.Connection):
-        return _fetch_on_connection(source, query, parameters, before, alone)
+        return _fetch_on_connection(source, query, parameters, before, alone, planned)
     if isinstance(source, ConnectionPool):
         with source.connection() as pooled:
-            return _fetch_on_connection(pooled, query, parameters, before, alone)
+            return _fetch_on_connection(pooled, query, parameters, before, alone, planned)
     if isinstance(source, Session):
         bind = source.get_bind()
         # An asyncio engine's Session here is AsyncSession.run_sync's: it runs in the session.
@@ -188,7 +209,8 @@ def fetch(
             return _fetch_in_session(source, [*before, (query, parameters)])
         assert isinstance(bind, Engine)
         source = bind
-    return _fetch_borrowed(source, _statements_alone(source, query, parameters, before, alone))
+    alone_statements = _statements_alone(source, query, parameters, before, alone, planned)
+    return _fetch_borrowed(source, alone_statements)
 
 
 def _fetch_on_connection(
@@ -197,10 +219,12 @@ def _fetch_on_connection(
     parameters: Parameters,
     before: Sequence[Statement],
     alone: Statement | None,
+    planned: Statement | None,
 ) -> list[Row]:
     if connection.info.transaction_status != TransactionStatus.IDLE:
         return _execute(connection, [*before, (query, parameters)])
-    return _execute_alone(connection, _statements_alone(None, query, parameters, before, alone))
+    statements = _statements_alone(None, query, parameters, before, alone, planned)
+    return _execute_alone(connection, statements)
 
 
 async def _fetch_on_async_connection(
@@ -209,10 +233,11 @@ async def _fetch_on_async_connection(
     parameters: Parameters,
     before: Sequence[Statement],
     alone: Statement | None,
+    planned: Statement | None,
 ) -> list[Row]:
     if connection.info.transaction_status != TransactionStatus.IDLE:
         return await _execute_async(connection, [*before, (query, parameters)])
-    statements = _statements_alone(None, query, parameters, before, alone)
+    statements = _statements_alone(None, query, parameters, before, alone, planned)
     return await _execute_alone_async(connection, statements)
 
 
@@ -237,13 +262,16 @@ async def fetch_async(
     parameters: Parameters,
     before: Sequence[Statement] = (),
     alone: Statement | None = None,
+    planned: Statement | None = None,
 ) -> list[Row]:
     """`fetch` for asyncio: the same rules, awaiting psycopg's AsyncConnection (no thread)."""
     if isinstance(source, psycopg.AsyncConnection):
-        return await _fetch_on_async_connection(source, query, parameters, before, alone)
+        return await _fetch_on_async_connection(source, query, parameters, before, alone, planned)
     if isinstance(source, AsyncConnectionPool):
         async with source.connection() as pooled:
-            return await _fetch_on_async_connection(pooled, query, parameters, before, alone)
+            return await _fetch_on_async_connection(
+                pooled, query, parameters, before, alone, planned
+            )
     if isinstance(source, AsyncSession):
         if _needs_session_transaction(source.sync_session, source.bind):
             if source.autoflush:
@@ -255,7 +283,7 @@ async def fetch_async(
         assert isinstance(source.bind, AsyncEngine)
         source = source.bind
     engine = source.sync_engine
-    statements = _statements_alone(engine, query, parameters, before, alone)
+    statements = _statements_alone(engine, query, parameters, before, alone, planned)
     relay = _relay(engine)
     borrowed = await relay.borrow()
     lost = False
@@ -266,7 +294,7 @@ async def fetch_async(
         # before it goes back to the pool (`_Relay._return`).
         if not driver.autocommit:
             await driver.set_autocommit(True)
-        return await _execute_async(driver, statements)
+        return await _execute_async(driver, statements.on(driver))
     except psycopg.OperationalError:
         lost = True
         raise
@@ -275,14 +303,14 @@ async def fetch_async(
 
 
 async def _execute_alone_async(
-    connection: psycopg.AsyncConnection[Row], statements: list[Statement]
+    connection: psycopg.AsyncConnection[Row], alone: _Alone
 ) -> list[Row]:
     """The statements in autocommit (no BEGIN, no ROLLBACK), then the connection as it was."""
     if connection.autocommit:
-        return await _execute_async(connection, statements)
+        return await _execute_async(connection, alone.on(connection))
     await connection.set_autocommit(True)
     try:
-        return await _execute_async(connection, statements)
+        return await _execute_async(connection, alone.on(connection))
     finally:
         if not connection.closed:
             await connection.set_autocommit(False)

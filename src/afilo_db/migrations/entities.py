@@ -31,6 +31,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from afilo_db.security import policies as security
+from afilo_db.security import reads
 
 EXTENSIONS = [
     PGExtension(schema="public", signature="vector"),
@@ -236,6 +237,7 @@ def _function(statement: str) -> PGFunction:
 
 
 FUNCTIONS += [_function(statement) for statement in security.FUNCTIONS]
+FUNCTIONS += [_function(read.create_sql) for read in reads.READ_FUNCTIONS]
 POLICIES: list[PGPolicy] = [
     PGPolicy(
         schema="public",

@@ -132,7 +132,9 @@ class OwnRows:
 
 
 @lru_cache(maxsize=64)
-def _user_read_sql(template: str, rows: OwnRows) -> tuple[str, str]:
+def user_read_sql(template: str, rows: OwnRows) -> tuple[str, str]:
+    """`template` as a read of the user's own rows: (the query for a transaction whose context is
+    set, the context and the query as one statement, with %(clerk_user_id)s)."""
     # Where the application role's policy is what decides, the query adds no filter of its own:
     # the policy's own lookup of the user is the index condition, and a second lookup here
     # would cost a table in the plan (each one is locked and opened on every call) and an
@@ -173,7 +175,7 @@ def read_as_user(
     user's, but seen with that login's rights). Raises ValidationError for a malformed id.
     """
     context = user_context(clerk_user_id)
-    in_transaction, alone = _user_read_sql(template, rows)
+    in_transaction, alone = user_read_sql(template, rows)
     values = dict(parameters or {})
     return UserRead([context], in_transaction, values, (alone, {**values, **context[1]}))
 

@@ -15,8 +15,7 @@ from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import ConflictError, NotFoundError
 from afilo_db.models import CartItem, ProductVariant
-from afilo_db.security import OwnRows, read_as_user
-from afilo_db.services.pricing import priced
+from afilo_db.security import read_as_user, reads
 from afilo_db.services.transaction import translated_errors
 from afilo_db.validation import validate
 from afilo_db.validation.schemas import CartLineInput
@@ -99,21 +98,7 @@ def remove_from_cart(session: Session, user_id: uuid.UUID, variant_id: uuid.UUID
         raise NotFoundError(f"variant {line.variant_id} is not in the cart")
 
 
-_UNIT_PRICE, _TIER_JOIN = priced("c.quantity")
-_CART_SQL = f"""
-SELECT c.variant_id, v.sku, p.title, v.title, c.quantity,
-       {_UNIT_PRICE} AS unit_price,
-       {_UNIT_PRICE} * c.quantity AS line_total,
-       v.currency
-FROM cart_items c
-JOIN product_variants v ON v.id = c.variant_id
-JOIN products p ON p.id = v.product_id
-{_TIER_JOIN}
-WHERE {{own_rows}}
-ORDER BY c.created_at, c.id
-"""
-CART_ROWS = OwnRows("cart_items", "c.user_id")
-CART_SQL = CART_ROWS.filtered_by(_CART_SQL, "%(user_id)s")
+CART_SQL = reads.CART_ROWS.filtered_by(reads.CART_TEMPLATE, "%(user_id)s")
 
 
 def _cart(rows: list[Row]) -> Cart:
@@ -124,12 +109,16 @@ def cart_contents(source: hot.ReadSource, user_id: uuid.UUID) -> Cart:
     """The user's cart, each line priced by volume tier, in the context the caller set (under
     row-level security, the user's own: see `user_cart`). One prepared statement, one round
     trip (`afilo_db.db.hot`)."""
-    return _cart(hot.fetch(source, CART_SQL, {"user_id": user_id}))
+    parameters = {"user_id": user_id}
+    return _cart(hot.fetch(source, CART_SQL, parameters, planned=reads.CART.call(parameters)))
 
 
 async def cart_contents_async(source: hot.AsyncReadSource, user_id: uuid.UUID) -> Cart:
     """`cart_contents` for asyncio."""
-    return _cart(await hot.fetch_async(source, CART_SQL, {"user_id": user_id}))
+    parameters = {"user_id": user_id}
+    return _cart(
+        await hot.fetch_async(source, CART_SQL, parameters, planned=reads.CART.call(parameters))
+    )
 
 
 def user_cart(source: hot.ReadSource, clerk_user_id: str) -> Cart:
@@ -137,13 +126,15 @@ def user_cart(source: hot.ReadSource, clerk_user_id: str) -> Cart:
     query in one round trip). In a Session's open transaction the context stays set for the rest
     of it, as `as_user` does; otherwise it ends with the read. Raises ValidationError for a
     malformed id; an unknown id has an empty cart."""
-    read = read_as_user(_CART_SQL, CART_ROWS, clerk_user_id)
-    return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
+    read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, clerk_user_id)
+    planned = reads.USER_CART.call(read.alone[1])
+    return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone, planned))
 
 
 async def user_cart_async(source: hot.AsyncReadSource, clerk_user_id: str) -> Cart:
     """`user_cart` for asyncio."""
-    read = read_as_user(_CART_SQL, CART_ROWS, clerk_user_id)
+    read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, clerk_user_id)
+    planned = reads.USER_CART.call(read.alone[1])
     return _cart(
-        await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
+        await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone, planned)
     )

@@ -27,7 +27,6 @@ from afilo_db.services.pagination import (
     encode_cursor,
     encode_position_cursor,
 )
-from afilo_db.services.pricing import priced
 from afilo_db.services.transaction import flush
 from afilo_db.validation import checks, validate
 from afilo_db.validation.schemas import (
@@ -365,7 +364,7 @@ def quote_price(session: Session, variant_id: uuid.UUID | str, quantity: int) ->
         raise ValidationError(
             {"quantity": f"a {variant.license_type} licence is sold one at a time: quantity is 1"}
         )
-    unit_price_sql, tier_join = priced(":quantity")
+    unit_price_sql, tier_join = rules.priced(":quantity")
     unit_price, low, high = session.execute(
         text(
             f"SELECT {unit_price_sql}, lower(t.quantity_range), upper(t.quantity_range) - 1"

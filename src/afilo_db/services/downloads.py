@@ -10,7 +10,7 @@ from datetime import datetime
 from afilo_db.db import hot
 from afilo_db.db.hot import Row
 from afilo_db.errors import ValidationError
-from afilo_db.security import OwnRows, read_as_user
+from afilo_db.security import read_as_user, reads
 
 MAX_LIMIT = 200
 
@@ -27,16 +27,7 @@ class DownloadRecord:
     purchase_id: uuid.UUID | None
 
 
-# (user_id, created_at) is indexed: the newest `limit` downloads are read from its end.
-_DOWNLOADS_SQL = """
-SELECT d.id, d.product_id, p.handle, p.title, d.created_at, d.subscription_id, d.purchase_id
-FROM downloads d JOIN products p ON p.id = d.product_id
-WHERE {own_rows}
-ORDER BY d.created_at DESC, d.id DESC
-LIMIT %(limit)s
-"""
-DOWNLOADS_ROWS = OwnRows("downloads", "d.user_id")
-DOWNLOADS_SQL = DOWNLOADS_ROWS.filtered_by(_DOWNLOADS_SQL, "%(user_id)s")
+DOWNLOADS_SQL = reads.DOWNLOADS_ROWS.filtered_by(reads.DOWNLOADS_TEMPLATE, "%(user_id)s")
 
 
 def _checked(limit: int) -> int:
@@ -53,7 +44,8 @@ def downloads(source: hot.ReadSource, user_id: uuid.UUID, limit: int = 50) -> li
     """The user's newest downloads, in the context the caller set (under row-level security,
     the user's own: see `user_downloads`)."""
     parameters = {"user_id": user_id, "limit": _checked(limit)}
-    return _records(hot.fetch(source, DOWNLOADS_SQL, parameters))
+    planned = reads.DOWNLOADS.call(parameters)
+    return _records(hot.fetch(source, DOWNLOADS_SQL, parameters, planned=planned))
 
 
 def user_downloads(
@@ -61,8 +53,13 @@ def user_downloads(
 ) -> list[DownloadRecord]:
     """The newest downloads of the user with this Clerk id, read as that user (`as_user`'s
     context and the query in one round trip; see `cart.user_cart`)."""
-    read = read_as_user(_DOWNLOADS_SQL, DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)})
-    return _records(hot.fetch(source, read.query, read.parameters, read.before, read.alone))
+    read = read_as_user(
+        reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)}
+    )
+    planned = reads.USER_DOWNLOADS.call(read.alone[1])
+    return _records(
+        hot.fetch(source, read.query, read.parameters, read.before, read.alone, planned)
+    )
 
 
 async def downloads_async(
@@ -70,13 +67,19 @@ async def downloads_async(
 ) -> list[DownloadRecord]:
     """`downloads` for asyncio."""
     parameters = {"user_id": user_id, "limit": _checked(limit)}
-    return _records(await hot.fetch_async(source, DOWNLOADS_SQL, parameters))
+    planned = reads.DOWNLOADS.call(parameters)
+    return _records(await hot.fetch_async(source, DOWNLOADS_SQL, parameters, planned=planned))
 
 
 async def user_downloads_async(
     source: hot.AsyncReadSource, clerk_user_id: str, limit: int = 50
 ) -> list[DownloadRecord]:
     """`user_downloads` for asyncio."""
-    read = read_as_user(_DOWNLOADS_SQL, DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)})
-    rows = await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone)
+    read = read_as_user(
+        reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)}
+    )
+    planned = reads.USER_DOWNLOADS.call(read.alone[1])
+    rows = await hot.fetch_async(
+        source, read.query, read.parameters, read.before, read.alone, planned
+    )
     return _records(rows)
