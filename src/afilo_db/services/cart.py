@@ -98,7 +98,7 @@ def remove_from_cart(session: Session, user_id: uuid.UUID, variant_id: uuid.UUID
         raise NotFoundError(f"variant {line.variant_id} is not in the cart")
 
 
-CART_SQL = reads.CART_ROWS.filtered_by(reads.CART_TEMPLATE, "%(user_id)s")
+CART_SQL = reads.CART.query
 
 
 def _cart(rows: list[Row]) -> Cart:

@@ -27,7 +27,7 @@ class DownloadRecord:
     purchase_id: uuid.UUID | None
 
 
-DOWNLOADS_SQL = reads.DOWNLOADS_ROWS.filtered_by(reads.DOWNLOADS_TEMPLATE, "%(user_id)s")
+DOWNLOADS_SQL = reads.DOWNLOADS.query
 
 
 def _checked(limit: int) -> int:
