@@ -29,7 +29,7 @@ PACKAGED_CHECKSUMS = {
     "0009_catalog_policies": "d4ba3d97e00a06b83fbcaf13775d00eb4edcaaf18f754c88f54085d7a3583b20",
     "0010_inline_user_lookup": "808b3360bbc00da1bb9cb3004bc196ccec63fab0f58faa7cc3d61796fdb319c9",
     "0011_variant_product_status": "dcc0f3c3c6a151ba7c8a1e25864d38a7b0475b95c96f67ff93984431cda28148",
-    "0012_user_read_functions": "21522a70cc230bc408c67238c93fb3859024504a534888d19b550717f450ac80",
+    "0012_user_read_functions": "56b155e4689442607edc4b8573afacbeaa60f0f6dcd4c4e4ce4b37488b6a9217",
 }
 
 

@@ -5,10 +5,10 @@ a real PgBouncer (1.18, transaction mode)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 import pytest
@@ -81,27 +81,51 @@ def test_on_other_logins_the_read_still_filters_by_the_user(marketplace: Marketp
             engine.dispose()
 
 
-def test_as_the_application_role_the_policy_alone_finds_the_user(
-    app: Engine, marketplace: Marketplace
-) -> None:
-    """No lookup of the user's profile beside the policy's own: each table in the plan is
-    locked and opened on every call."""
-    read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, marketplace.alice.clerk_user_id)
-    sql, parameters = read.alone
-    with app.connect() as connection:
-        driver = connection.connection.driver_connection
-        assert isinstance(driver, psycopg.Connection)
-        with driver.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", parameters)
-            row = cursor.fetchone()
-        connection.rollback()
+def _scans(url: str, sql: str, parameters: Mapping[str, object]) -> list[dict[str, str]]:
+    """Each scan of a table in the read's generic plan (the plan a prepared statement settles
+    on): its node type, table and index or recheck condition."""
+    with psycopg.connect(libpq_url(url)) as connection:
+        connection.execute("SET plan_cache_mode = force_generic_plan")
+        names = list(parameters)
+        numbered = re.sub(r"%\((\w+)\)s", lambda found: f"${names.index(found[1]) + 1}", sql)
+        connection.execute(f"PREPARE user_read AS {numbered}")
+        values = ", ".join(psycopg.sql.quote(value) for value in parameters.values())
+        row = connection.execute(f"EXPLAIN (FORMAT JSON) EXECUTE user_read({values})").fetchone()
     assert row is not None
-    scanned = re.findall(r'"Relation Name": "(\w+)"', json.dumps(row[0]))
-    # The one look-up of the user is the policy's own (revision 0010_inline_user_lookup).
-    assert "cart_items" in scanned and scanned.count("user_profiles") == 1, scanned
-    # And products only for the query's own join: the variants' policy reads their copy of the
-    # product's status instead of probing products (0011_variant_product_status).
-    assert scanned.count("products") == 1, scanned
+    found: list[dict[str, str]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if "Relation Name" in node:
+            condition = node.get("Index Cond", "") + node.get("Recheck Cond", "")
+            found.append(
+                {"kind": node["Node Type"], "table": node["Relation Name"], "by": condition}
+            )
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(row[0][0]["Plan"])
+    return found
+
+
+@pytest.mark.parametrize("login", ["app_url", "service_url", "owner_url"])
+def test_the_users_rows_are_found_by_index_on_every_login(
+    marketplace: Marketplace, login: str
+) -> None:
+    """The read filters by the user with the policies' own lookup: an index condition as the
+    application role and on the logins that see every row (the service role, the owner), where
+    a condition that depended on the login made those logins read the whole table."""
+    alice = marketplace.alice.clerk_user_id
+    for template, rows, parameters in (
+        (reads.CART_TEMPLATE, reads.CART_ROWS, {"clerk_user_id": alice}),
+        (reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, {"clerk_user_id": alice, "limit": 50}),
+    ):
+        sql, _ = read_as_user(template, rows, alice).alone
+        scans = _scans(getattr(marketplace, login), sql, parameters)
+        users_rows = [scan for scan in scans if scan["table"] == rows.table]
+        assert len(users_rows) == 1 and "(user_id = " in users_rows[0]["by"], scans
+        # products only for the query's own join: the variants' policy reads their copy of the
+        # product's status instead of probing products (0011_variant_product_status).
+        assert [scan["table"] for scan in scans].count("products") == 1, scans
 
 
 def test_one_round_trip_and_no_context_left_behind(app: Engine, marketplace: Marketplace) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from afilo_db.errors import ForbiddenError, ValidationError
-from afilo_db.security.policies import CLERK_USER_ID_SETTING
+from afilo_db.security.policies import CLERK_USER_ID_SETTING, CURRENT_USER
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
 from afilo_db.validation.checks import clerk_user_id_problem
 
@@ -135,16 +135,12 @@ class OwnRows:
 def user_read_sql(template: str, rows: OwnRows) -> tuple[str, str]:
     """`template` as a read of the user's own rows: (the query for a transaction whose context is
     set, the context and the query as one statement, with %(clerk_user_id)s)."""
-    # Where the application role's policy is what decides, the query adds no filter of its own:
-    # the policy's own lookup of the user is the index condition, and a second lookup here
-    # would cost a table in the plan (each one is locked and opened on every call) and an
-    # index probe. Any other login (the owner, the service role, which see every row) filters
-    # by the user itself; that branch is never run for the application role.
-    policy_decides = (
-        f"(SELECT row_security_active('{rows.table}') AND pg_has_role('{APP_ROLE}', 'USAGE')"
-        f" AND NOT pg_has_role('{SERVICE_ROLE}', 'USAGE'))"
-    )
-    own_rows = f"({policy_decides} OR {rows.column} = (SELECT current_user_profile_id()))"
+    # The user's rows by the lookup the policies hold, on every login: an index condition. The
+    # application role's policy repeats it (one more index probe, not measurable on the read);
+    # the owner and the service role, which see every row, have only this one. A condition that
+    # depends on the login (the policy in force, else the user's id) cannot be an index
+    # condition: those logins would read the whole table.
+    own_rows = f"{rows.column} = {CURRENT_USER}"
     in_transaction = template.format(own_rows=own_rows)
     # The lateral reference to `context` makes PostgreSQL compute the context first and only then
     # run the query, whose policies then see it; were that order ever broken, the policies would

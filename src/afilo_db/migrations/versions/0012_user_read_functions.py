@@ -54,7 +54,7 @@ FROM cart_items c
 JOIN product_variants v ON v.id = c.variant_id
 JOIN products p ON p.id = v.product_id
 LEFT JOIN product_pricing_tiers t ON t.variant_id = v.id AND t.quantity_range @> (c.quantity)::integer
-WHERE ((SELECT row_security_active('cart_items') AND pg_has_role('afilo_app', 'USAGE') AND NOT pg_has_role('afilo_service', 'USAGE')) OR c.user_id = (SELECT current_user_profile_id()))
+WHERE c.user_id = (SELECT id FROM public.user_profiles WHERE clerk_user_id = (SELECT current_clerk_user_id()))
 ORDER BY c.created_at, c.id;
 END
 $$""",
@@ -78,7 +78,7 @@ BEGIN
   RETURN QUERY
 SELECT d.id, d.product_id, p.handle, p.title, d.created_at, d.subscription_id, d.purchase_id
 FROM downloads d JOIN products p ON p.id = d.product_id
-WHERE ((SELECT row_security_active('downloads') AND pg_has_role('afilo_app', 'USAGE') AND NOT pg_has_role('afilo_service', 'USAGE')) OR d.user_id = (SELECT current_user_profile_id()))
+WHERE d.user_id = (SELECT id FROM public.user_profiles WHERE clerk_user_id = (SELECT current_clerk_user_id()))
 ORDER BY d.created_at DESC, d.id DESC
 LIMIT _limit;
 END
