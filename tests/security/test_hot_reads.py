@@ -161,7 +161,11 @@ def test_through_pgbouncer_in_transaction_mode(
 
 
 def test_behind_pgbouncer_the_reads_call_their_server_side_functions(
-    app: Engine, pooled_app: Engine, marketplace: Marketplace
+    app: Engine,
+    pooled_app: Engine,
+    marketplace: Marketplace,
+    pgbouncer: PgBouncer,
+    app_password: str,
 ) -> None:
     """Where nothing can stay prepared (PgBouncer 1.18) a user-scoped read is one call of its
     function (`afilo_db.security.reads`), whose plan the server keeps, for the statement's rows.
@@ -178,6 +182,22 @@ def test_behind_pgbouncer_the_reads_call_their_server_side_functions(
         )
 
     assert users_reads(pooled_app) == users_reads(app)
+    pooled_url = pooled_app_url(pgbouncer, app_password, marketplace.database) + "?pgbouncer=true"
+
+    async def users_reads_async() -> object:
+        engine = create_async_app_engine(pooled_url, Settings(db_pool_size=1, db_max_overflow=0))
+        try:
+            return (
+                await cart.user_cart_async(engine, alice.clerk_user_id),
+                await cart.user_cart_async(engine, bob.clerk_user_id),
+                await downloads.user_downloads_async(engine, alice.clerk_user_id, limit=1),
+                await downloads.user_downloads_async(engine, bob.clerk_user_id),
+            )
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(asyncio.run, users_reads_async()).result() == users_reads(app)
     functions = ", ".join(
         f"{read.name}({', '.join(sql_type for _, sql_type in read.arguments)})"
         for read in (reads.USER_CART, reads.USER_DOWNLOADS)
@@ -190,6 +210,11 @@ def test_behind_pgbouncer_the_reads_call_their_server_side_functions(
                 cart.user_cart(pooled_app, alice.clerk_user_id)
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 downloads.user_downloads(pooled_app, alice.clerk_user_id)
+            with (
+                ThreadPoolExecutor(max_workers=1) as pool,
+                pytest.raises(psycopg.errors.InsufficientPrivilege),
+            ):
+                pool.submit(asyncio.run, users_reads_async()).result()
         finally:
             owner.execute(f"GRANT EXECUTE ON FUNCTION {functions} TO PUBLIC")
 
