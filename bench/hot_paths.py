@@ -383,6 +383,8 @@ async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) 
             return cart.cart_contents(session, user[0]), downloads.downloads(session, user[0])
 
     try:
+        for user in users:
+            assert with_rls(user) == without_rls(user), f"not the same read for {user[1]}"
         variants = [
             Variant("owner, no RLS", call=without_rls),
             Variant("afilo_app, user_cart + user_downloads", call=with_rls),
@@ -502,10 +504,17 @@ def _prepare_database(server: EmbeddedServer, products: int) -> tuple[str, dict[
         connection.commit()
         connection.autocommit = True
         connection.execute("ANALYZE")
+        # Only users whose cart and downloads are all of published products: the application
+        # and the owner then read the same rows, and the comparison is of the same reads.
         users = connection.execute(
             "SELECT u.id, u.clerk_user_id FROM user_profiles u"
             " WHERE EXISTS (SELECT FROM cart_items c WHERE c.user_id = u.id)"
-            " AND EXISTS (SELECT FROM downloads d WHERE d.user_id = u.id) LIMIT 1000"
+            " AND EXISTS (SELECT FROM downloads d WHERE d.user_id = u.id)"
+            " AND NOT EXISTS (SELECT FROM cart_items c JOIN product_variants v"
+            "   ON v.id = c.variant_id WHERE c.user_id = u.id AND v.product_status <> 'active')"
+            " AND NOT EXISTS (SELECT FROM downloads d JOIN products p ON p.id = d.product_id"
+            "   WHERE d.user_id = u.id AND p.status <> 'active')"
+            " LIMIT 1000"
         ).fetchall()
         tags = [row[0] for row in connection.execute(
             "SELECT tag FROM products, unnest(tags) tag GROUP BY tag ORDER BY count(*) DESC LIMIT 20"
