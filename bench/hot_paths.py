@@ -17,7 +17,9 @@ package, transaction mode, 10 server connections):
   connections; raw psycopg shares 10 connections through a queue): median, p99, throughput;
 - a user's cart and downloads read as that user (`user_cart` + `user_downloads`: the context and
   the query in one round trip; through the engine, a psycopg_pool pool and the AsyncEngine)
-  against the same read by the owner without row-level security (engine form);
+  against the same read by the owner without row-level security (engine form), for users whose
+  cart and downloads are all of published products, so that both read the same rows (checked
+  before measuring);
 - the listing and a collection page, engine and Session forms against raw psycopg.
 
 Variants run interleaved in blocks, in an order that rotates every block, so that drift on a

@@ -28,8 +28,8 @@ PACKAGED_CHECKSUMS = {
     "0008_fast_format_checks": "20551b7f8e46a84783852543508f7cdd4a6ce0f812d5777ac2155d507147171e",
     "0009_catalog_policies": "d4ba3d97e00a06b83fbcaf13775d00eb4edcaaf18f754c88f54085d7a3583b20",
     "0010_inline_user_lookup": "808b3360bbc00da1bb9cb3004bc196ccec63fab0f58faa7cc3d61796fdb319c9",
-    "0011_variant_product_status": "dcc0f3c3c6a151ba7c8a1e25864d38a7b0475b95c96f67ff93984431cda28148",
-    "0012_user_read_functions": "56b155e4689442607edc4b8573afacbeaa60f0f6dcd4c4e4ce4b37488b6a9217",
+    "0011_variant_product_status": "de33d8725938772a1d6b06574c6152e2da9d63807c78084c378def83d751414d",
+    "0012_user_read_functions": "9128732a59cdab38fb0ccffec56d9e79cca165d4c8c1cc42f347e52262c17f43",
 }
 
 

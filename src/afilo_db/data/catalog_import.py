@@ -401,7 +401,8 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
             variant_id = uuid7_text(prefix, randomness)
             sku = _copy_text(variant.sku)
             variants.append(
-                f"{number}\t{position}\t{handle}\t{variant_id}\t{product_id}\t{product.status}\t{sku}"
+                f"{number}\t{position}\t{handle}\t{variant_id}\t{product_id}\t{product.status}"
+                f"\t{sku}"
                 f"\t{_copy_text(variant.title)}\t{variant.license_type}\t{variant.price}"
                 f"\t{variant.currency}\t{_copy_nullable(variant.stripe_price_id)}"
                 f"\t{'t' if variant.available_for_sale else 'f'}\t{_copy_nullable(variant.seats)}"
@@ -507,8 +508,7 @@ PRODUCT_LEAD, VARIANT_LEAD, TIER_LEAD = 1, 3, 2
 PRODUCT_COLUMNS = ("id", "handle", "title", "description", "tags", "tech_stack", "status",
                    "stripe_product_id", "included_in_tier")  # fmt: skip
 VARIANT_COLUMNS = ("id", "product_id", "product_status", "sku", "title", "license_type", "price",
-                   "currency",
-                   "stripe_price_id", "available_for_sale", "seats", "duration_days",
+                   "currency", "stripe_price_id", "available_for_sale", "seats", "duration_days",
                    "redistribution")  # fmt: skip
 TIER_COLUMNS = ("id", "variant_id", "license_type", "min_quantity", "max_quantity", "unit_price")
 

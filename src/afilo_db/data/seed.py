@@ -363,8 +363,8 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
             variant = plan.variants[0]
             at = joined + timedelta(days=rng.randint(1, 60))
             purchase_id = deterministic_uuid7(at, rng)
-            purchase_rows.append((purchase_id, user_id, plan.id, variant.column("id"), 1, variant.price,
-                                  "USD", "paid", _external_id("pi", rng, 24),
+            purchase_rows.append((purchase_id, user_id, plan.id, variant.column("id"), 1,
+                                  variant.price, "USD", "paid", _external_id("pi", rng, 24),
                                   _external_id("cs", rng, 24), at))  # fmt: skip
             download_rows.append((deterministic_uuid7(at, rng), user_id, plan.id, None,
                                   purchase_id, "203.0.113.7", at + timedelta(minutes=5)))  # fmt: skip

@@ -7,8 +7,8 @@ CREATE / REPLACE for the ones that differ, DROP for the ones in the database nob
 with alembic-utils' operations, so revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
-0006_data_rules, 0011_variant_product_status) on purpose: a revision is a frozen snapshot of history, this module is the
-schema as it should be now.
+0006_data_rules, 0011_variant_product_status) on purpose: a revision is a frozen snapshot of
+history, this module is the schema as it should be now.
 """
 
 from __future__ import annotations

@@ -273,7 +273,7 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     # Unpublished products (and what hangs off them) exist only for the service context.
     _readable_by_all("products", PUBLISHED, "status"),
     # A variant carries its product's status, kept true by a composite foreign key (revision
-    # 0011): a column read, where a probe of products for each variant cost a cart read 10%.
+    # 0011): a column read, where a probe of products for each variant cost a cart read 4%.
     _readable_by_all("product_variants", f"product_{PUBLISHED}", "product_id"),
     # A tier is seen with its variant. The variants' own policy applies inside this one (the
     # same role reads them), so a variant of an unpublished product hides its tiers too; naming

@@ -2,7 +2,8 @@
 
 The variants' policy asked, for every variant a query reads as the application, whether its
 product is published: an index probe of `products` a row, and `products` once more in every plan
-that reads variants or tiers. On a cart with the user's downloads that was about 35 us of 380.
+that reads variants or tiers. On a user's cart and downloads that was about 15 us of 410
+(20,000 products, measured with and without this revision on the same data).
 
 - `product_variants.product_status` repeats the product's status, and the database keeps it
   true: a composite foreign key `(product_id, product_status)` to `products (id, status)`, with
