@@ -119,13 +119,40 @@ def test_the_users_rows_are_found_by_index_on_every_login(
         (reads.CART_TEMPLATE, reads.CART_ROWS, {"clerk_user_id": alice}),
         (reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, {"clerk_user_id": alice, "limit": 50}),
     ):
-        sql, _ = read_as_user(template, rows, alice).alone
-        scans = _scans(getattr(marketplace, login), sql, parameters)
+        alone = read_as_user(template, rows, alice).alone
+        # What `hot.fetch` sends on this login (`Alone.on`): the application role's is shorter.
+        sql = (alone.on_login if login == "app_url" else alone.statement) or alone.statement
+        scans = _scans(getattr(marketplace, login), sql[0], parameters)
         users_rows = [scan for scan in scans if scan["table"] == rows.table]
         assert len(users_rows) == 1 and "(user_id = " in users_rows[0]["by"], scans
+        # One lookup of the user: as the application role the policy's, not the policy's and
+        # the query's own again.
+        assert [scan["table"] for scan in scans].count("user_profiles") == 1, scans
         # products only for the query's own join: the variants' policy reads their copy of the
         # product's status instead of probing products (0011_variant_product_status).
         assert [scan["table"] for scan in scans].count("products") == 1, scans
+
+
+def test_the_application_logins_read_shows_nothing_as_another_role(
+    marketplace: Marketplace,
+) -> None:
+    """The application role's statement leaves the user's rows to its policies. Run as a role
+    that sees every row (a pooler that logs in as another, say) it shows none, never all."""
+    alice = marketplace.alice.clerk_user_id
+    with psycopg.connect(libpq_url(marketplace.owner_url), autocommit=True) as owner:
+        for template, rows, parameters in (
+            (reads.CART_TEMPLATE, reads.CART_ROWS, {"clerk_user_id": alice}),
+            (reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, {"clerk_user_id": alice, "limit": 50}),
+        ):
+            alone = read_as_user(template, rows, alice).alone
+            assert alone.on_login is not None and alone.login == "afilo_app"
+            assert owner.execute(alone.on_login[0], parameters).fetchall() == []
+            assert owner.execute(alone.statement[0], parameters).fetchall() != []
+    # It is what the application's login sends (`hot.Alone.on`).
+    with psycopg.connect(libpq_url(marketplace.app_url), prepare_threshold=0) as app:
+        assert len(cart.user_cart(app, alice).lines) == 1
+        sent = app.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+    assert any("WHERE current_user = 'afilo_app'" in statement for (statement,) in sent), sent
 
 
 def test_one_round_trip_and_no_context_left_behind(app: Engine, marketplace: Marketplace) -> None:

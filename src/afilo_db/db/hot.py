@@ -64,6 +64,26 @@ AsyncReadSource: TypeAlias = (
 TIMEOUT_SQL = "SELECT set_config('statement_timeout', %s, true)"
 
 
+@dataclass(frozen=True)
+class Alone:
+    """A read written as one statement, `before` included, to send instead of the statements
+    when the read runs on its own (see `fetch`).
+
+    `on_login`: a shorter statement for connections that logged in as `login`, whose policies
+    already do part of what `statement` must do on every other login (for example a user read
+    that leaves the user's rows to the application role's policy, see
+    `afilo_db.security.context.user_read_sql`)."""
+
+    statement: Statement
+    login: str | None = None
+    on_login: Statement | None = None
+
+    def on(self, connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> Statement:
+        if self.on_login is not None and connection.info.user == self.login:
+            return self.on_login
+        return self.statement
+
+
 def _needs_session_transaction(session: Session, bind: object) -> bool:
     if session.in_transaction() or session.new or session.dirty or session.deleted:
         return True
@@ -74,16 +94,24 @@ def _needs_session_transaction(session: Session, bind: object) -> bool:
 
 @dataclass(frozen=True)
 class _Alone:
-    """What a read running on its own sends: `statements`, or `unprepared` on a connection that
-    prepares nothing (there the read is a call of its server-side function, when it has one)."""
+    """What a read running on its own sends: behind a pooler, the statement timeout first; then
+    the read as one statement where it has one and no timeout goes with it, else `before` and
+    the query; on a connection that prepares nothing, the call of its server-side function
+    (`planned`) where it has one."""
 
-    statements: list[Statement]
-    unprepared: list[Statement]
+    timeout: list[Statement]
+    read: list[Statement]
+    alone: Alone | None
+    planned: Statement | None
 
     def on(
         self, connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
     ) -> list[Statement]:
-        return self.unprepared if _one_query(connection) else self.statements
+        if self.planned is not None and _one_query(connection):
+            return [*self.timeout, self.planned]
+        if self.alone is not None and not self.timeout:
+            return [self.alone.on(connection)]
+        return [*self.timeout, *self.read]
 
 
 def _statements_alone(
@@ -91,15 +119,12 @@ def _statements_alone(
     query: str,
     parameters: Parameters,
     before: Sequence[Statement],
-    alone: Statement | None,
+    alone: Alone | None,
     planned: Statement | None,
 ) -> _Alone:
-    """What a read running on its own sends: behind a pooler, the statement timeout first."""
     timeout_ms = PER_TRANSACTION_TIMEOUT_MS.get(engine) if engine is not None else None
-    timeout = [(TIMEOUT_SQL, (str(timeout_ms),))] if timeout_ms else []
-    read = [alone] if alone is not None and not timeout else [*before, (query, parameters)]
-    statements = [*timeout, *read]
-    return _Alone(statements, statements if planned is None else [*timeout, planned])
+    timeout: list[Statement] = [(TIMEOUT_SQL, (str(timeout_ms),))] if timeout_ms else []
+    return _Alone(timeout, [*before, (query, parameters)], alone, planned)
 
 
 def _one_query(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
@@ -183,14 +208,14 @@ def fetch(
     query: str,
     parameters: Parameters,
     before: Sequence[Statement] = (),
-    alone: Statement | None = None,
+    alone: Alone | None = None,
     planned: Statement | None = None,
 ) -> list[Row]:
     """The rows of `query`, with the `before` statements sent first in the same round trip.
 
     `alone` is the same read written as one statement, `before` included, to send instead when
     the read runs on its own (no open transaction, no statement timeout to send with it): one
-    statement is one result to wait for, where a pipeline of two is two.
+    statement is one result to wait for, where a pipeline of two is two (see `Alone`).
 
     `planned` is the same read, `before` included, as a call of a server-side function (see
     `afilo_db.security.reads`), to send instead when the read runs on its own on a connection
@@ -218,7 +243,7 @@ def _fetch_on_connection(
     query: str,
     parameters: Parameters,
     before: Sequence[Statement],
-    alone: Statement | None,
+    alone: Alone | None,
     planned: Statement | None,
 ) -> list[Row]:
     if connection.info.transaction_status != TransactionStatus.IDLE:
@@ -232,7 +257,7 @@ async def _fetch_on_async_connection(
     query: str,
     parameters: Parameters,
     before: Sequence[Statement],
-    alone: Statement | None,
+    alone: Alone | None,
     planned: Statement | None,
 ) -> list[Row]:
     if connection.info.transaction_status != TransactionStatus.IDLE:
@@ -261,7 +286,7 @@ async def fetch_async(
     query: str,
     parameters: Parameters,
     before: Sequence[Statement] = (),
-    alone: Statement | None = None,
+    alone: Alone | None = None,
     planned: Statement | None = None,
 ) -> list[Row]:
     """`fetch` for asyncio: the same rules, awaiting psycopg's AsyncConnection (no thread)."""

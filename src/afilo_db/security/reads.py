@@ -92,7 +92,7 @@ class ReadFunction:
 def _as_user(
     name: str, template: str, rows: OwnRows, columns: str, *more: tuple[str, str]
 ) -> ReadFunction:
-    in_transaction = user_read_sql(template, rows)[0]
+    in_transaction = user_read_sql(template, rows).in_transaction
     return ReadFunction(name, (("clerk_user_id", "text"), *more), columns, in_transaction, True)
 
 

@@ -127,14 +127,14 @@ def user_cart(source: hot.ReadSource, clerk_user_id: str) -> Cart:
     of it, as `as_user` does; otherwise it ends with the read. Raises ValidationError for a
     malformed id; an unknown id has an empty cart."""
     read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, clerk_user_id)
-    planned = reads.USER_CART.call(read.alone[1])
+    planned = reads.USER_CART.call(read.alone_parameters)
     return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone, planned))
 
 
 async def user_cart_async(source: hot.AsyncReadSource, clerk_user_id: str) -> Cart:
     """`user_cart` for asyncio."""
     read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, clerk_user_id)
-    planned = reads.USER_CART.call(read.alone[1])
+    planned = reads.USER_CART.call(read.alone_parameters)
     return _cart(
         await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone, planned)
     )

@@ -56,7 +56,7 @@ def user_downloads(
     read = read_as_user(
         reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)}
     )
-    planned = reads.USER_DOWNLOADS.call(read.alone[1])
+    planned = reads.USER_DOWNLOADS.call(read.alone_parameters)
     return _records(
         hot.fetch(source, read.query, read.parameters, read.before, read.alone, planned)
     )
@@ -78,7 +78,7 @@ async def user_downloads_async(
     read = read_as_user(
         reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)}
     )
-    planned = reads.USER_DOWNLOADS.call(read.alone[1])
+    planned = reads.USER_DOWNLOADS.call(read.alone_parameters)
     rows = await hot.fetch_async(
         source, read.query, read.parameters, read.before, read.alone, planned
     )
