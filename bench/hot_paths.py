@@ -17,7 +17,8 @@ package, transaction mode, 10 server connections):
   connections; raw psycopg shares 10 connections through a queue): median, p99, throughput;
 - a user's cart and downloads read as that user (`user_cart` + `user_downloads`: the context and
   the query in one round trip; through the engine, a psycopg_pool pool and the AsyncEngine)
-  against the same read by the owner without row-level security (engine form), for users whose
+  against the same read by the owner without row-level security (engine form; also by the
+  user's Clerk id, looked up in the statement, as a request knows the user), for users whose
   cart and downloads are all of published products, so that both read the same rows (checked
   before measuring);
 - the listing and a collection page, engine and Session forms against raw psycopg.
@@ -61,10 +62,11 @@ from tests.security.pgbouncer import PgBouncer
 
 from afilo_db.config import Settings
 from afilo_db.data import seed
+from afilo_db.db import hot
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine, create_async_app_engine
 from afilo_db.db.urls import libpq_url
-from afilo_db.security import APP_ROLE, as_user
+from afilo_db.security import APP_ROLE, as_user, reads
 from afilo_db.security.roles import login_password_sql
 from afilo_db.services import cart, catalog, downloads
 from afilo_db.services.catalog import (
@@ -365,6 +367,28 @@ async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) 
     def without_rls(user: tuple[Any, str]) -> object:
         return cart.cart_contents(owner, user[0]), downloads.downloads(owner, user[0])
 
+    # The same reads by the user's Clerk id, what a request knows, looked up in the statement:
+    # how much of the difference is finding the user rather than row-level security.
+    by_clerk_id = "{column} = (SELECT id FROM user_profiles WHERE clerk_user_id = %(clerk)s)"
+    cart_by_clerk_id = reads.CART_TEMPLATE.format(own_rows=by_clerk_id.format(column="c.user_id"))
+    downloads_by_clerk_id = reads.DOWNLOADS_TEMPLATE.format(
+        own_rows=by_clerk_id.format(column="d.user_id")
+    )
+
+    def without_rls_by_clerk_id(user: tuple[Any, str]) -> object:
+        return (
+            cart.Cart(
+                [
+                    cart.CartLine(*row)
+                    for row in hot.fetch(owner, cart_by_clerk_id, {"clerk": user[1]})
+                ]
+            ),
+            [
+                downloads.DownloadRecord(*row)
+                for row in hot.fetch(owner, downloads_by_clerk_id, {"clerk": user[1], "limit": 50})
+            ],
+        )
+
     def with_rls(user: tuple[Any, str]) -> object:
         return cart.user_cart(app, user[1]), downloads.user_downloads(app, user[1])
 
@@ -387,8 +411,10 @@ async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) 
     try:
         for user in users:
             assert with_rls(user) == without_rls(user), f"not the same read for {user[1]}"
+            assert without_rls_by_clerk_id(user) == without_rls(user), user[1]
         variants = [
             Variant("owner, no RLS", call=without_rls),
+            Variant("owner, no RLS, by Clerk id", call=without_rls_by_clerk_id),
             Variant("afilo_app, user_cart + user_downloads", call=with_rls),
             Variant("afilo_app, on a psycopg_pool", call=with_rls_on_psycopg_pool),
             Variant("afilo_app, async", acall=with_rls_async),

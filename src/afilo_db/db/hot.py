@@ -36,6 +36,7 @@ import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeAlias
 
 import psycopg
@@ -82,9 +83,15 @@ class Alone:
     on_login: Statement | None = None
 
     def on(self, connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> Statement:
-        if self.on_login is not None and connection.info.user == self.login:
+        # libpq's bytes, not `connection.info.user`: a new ConnectionInfo and a decode each read.
+        if self.on_login is not None and connection.pgconn.user == _encoded(self.login):
             return self.on_login
         return self.statement
+
+
+@lru_cache(maxsize=8)
+def _encoded(login: str | None) -> bytes | None:
+    return None if login is None else login.encode()
 
 
 def _needs_session_transaction(session: Session, bind: object) -> bool:

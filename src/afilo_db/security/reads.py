@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final
 
 from afilo_db import rules
@@ -83,10 +84,14 @@ class ReadFunction:
             f"{context}  RETURN QUERY\n{query};\nEND\n$$"
         )
 
+    @cached_property
+    def call_sql(self) -> str:
+        placeholders = ", ".join(f"%({name})s" for name, _ in self.arguments)
+        return f"SELECT * FROM {self.name}({placeholders})"
+
     def call(self, parameters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The call of this function with the read's parameters, for `hot.fetch`'s `planned`."""
-        placeholders = ", ".join(f"%({name})s" for name, _ in self.arguments)
-        return f"SELECT * FROM {self.name}({placeholders})", parameters
+        return self.call_sql, parameters
 
 
 def _as_user(
