@@ -30,6 +30,7 @@ PACKAGED_CHECKSUMS = {
     "0010_inline_user_lookup": "808b3360bbc00da1bb9cb3004bc196ccec63fab0f58faa7cc3d61796fdb319c9",
     "0011_variant_product_status": "de33d8725938772a1d6b06574c6152e2da9d63807c78084c378def83d751414d",
     "0012_user_read_functions": "9128732a59cdab38fb0ccffec56d9e79cca165d4c8c1cc42f347e52262c17f43",
+    "0013_user_read_functions_as_app": "72f66239cde396e4ea670fd455f1bd3477ff46e86253a0c42470305c745f61cc",
 }
 
 

@@ -264,6 +264,25 @@ def test_the_functions_return_the_statements_rows(marketplace: Marketplace) -> N
                 assert owner.execute(*function).fetchall() == expected, function[0]
 
 
+@pytest.mark.parametrize("login", ["app_url", "owner_url"])
+def test_the_user_functions_look_the_user_up_once(marketplace: Marketplace, login: str) -> None:
+    """As the application role the functions leave the user's rows to its policy (revision
+    0013), whose lookup the query repeated; on the owner's login, which no policy limits, the
+    query's own lookup finds them. Index scans of user_profiles, counted in the transaction."""
+    alice = marketplace.alice
+    parameters = {"clerk_user_id": alice.clerk_user_id, "limit": 50}
+    scans_sql = "SELECT idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'user_profiles'"
+    for function, expected in (
+        (reads.USER_CART, [marketplace.variant_ids[0]]),
+        (reads.USER_DOWNLOADS, alice.rows["downloads"]),
+    ):
+        with psycopg.connect(libpq_url(getattr(marketplace, login))) as connection:
+            rows = connection.execute(*function.call(parameters)).fetchall()
+            scans = connection.execute(scans_sql).fetchone()
+        assert [row[0] for row in rows] == expected, function.name
+        assert scans == (1,), (function.name, scans)
+
+
 def test_async_user_reads(marketplace: Marketplace) -> None:
     async def scenario() -> tuple[cart.Cart, list[downloads.DownloadRecord], cart.Cart]:
         engine = create_async_app_engine(marketplace.app_url, Settings(db_pool_size=1))

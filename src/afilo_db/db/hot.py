@@ -390,7 +390,24 @@ class _Handover:
         self.done.acquire()
 
 
-class _SyncRelay:
+class _EngineRelay:
+    """What both relays keep of their engine: the engine itself, weakly (the relay is kept in a
+    weak dictionary keyed by its engine, which a strong reference from here would keep alive for
+    ever), and how many connections hot reads hold."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)
+        self.held = 0
+        """Connections hot reads hold or are checking out (each is handed on or returned)."""
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine()
+        assert engine is not None, "a relay is only used by reads of its engine"
+        return engine
+
+
+class _SyncRelay(_EngineRelay):
     """`_Relay` for an Engine's reads in threads: a read that would wait for SQLAlchemy's pool
     while other hot reads hold connections waits here, and a read that ends hands its connection
     straight to the longest waiting one, still checked out and in autocommit. At concurrency 32
@@ -404,16 +421,9 @@ class _SyncRelay:
     """
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = weakref.ref(engine)  # weak: see `_Relay`
+        super().__init__(engine)
         self.lock = threading.Lock()
         self.waiting: deque[_Handover] = deque()
-        self.held = 0
-
-    @property
-    def engine(self) -> Engine:
-        engine = self._engine()
-        assert engine is not None, "a relay is only used by reads of its engine"
-        return engine
 
     def borrow(self) -> PoolProxiedConnection:
         engine = self.engine
@@ -499,7 +509,7 @@ def _sync_relay(engine: Engine) -> _SyncRelay:
     return relay
 
 
-class _Relay:
+class _Relay(_EngineRelay):
     """Hands an AsyncEngine's connections from one hot read to the next, under load.
 
     SQLAlchemy's pool is written for sync code: each checkout and each return runs in a greenlet
@@ -517,19 +527,9 @@ class _Relay:
     """
 
     def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
-        # Weak: the relay is kept in a weak dictionary keyed by its engine, which a strong
-        # reference from here would keep alive for ever.
-        self._engine = weakref.ref(engine)
+        super().__init__(engine)
         self.loop = loop
         self.waiting: deque[asyncio.Future[PoolProxiedConnection | None]] = deque()
-        self.held = 0
-        """Connections hot reads hold or are checking out (each is handed on or returned)."""
-
-    @property
-    def engine(self) -> Engine:
-        engine = self._engine()
-        assert engine is not None, "a relay is only used by reads of its engine"
-        return engine
 
     async def borrow(self) -> PoolProxiedConnection:
         if _should_wait(self.engine.pool, self.held):

@@ -138,6 +138,8 @@ class OwnRows:
 class UserReadSql(NamedTuple):
     in_transaction: str
     """The query, for a transaction whose context is set."""
+    in_transaction_as_app: str
+    """`in_transaction` for the application role: the user's rows left to its policies."""
     alone: str
     """The context and the query as one statement, with %(clerk_user_id)s."""
     alone_as_app: str
@@ -146,7 +148,7 @@ class UserReadSql(NamedTuple):
 
 @lru_cache(maxsize=64)
 def user_read_sql(template: str, rows: OwnRows) -> UserReadSql:
-    """`template` as a read of the user's own rows, in its three forms."""
+    """`template` as a read of the user's own rows, in its four forms."""
     # The user's rows by the lookup the policies hold, on every login: an index condition. The
     # owner and the service role, which see every row, have only this one. A condition that
     # depends on the login (the policy in force, else the user's id) cannot be an index
@@ -171,7 +173,7 @@ def user_read_sql(template: str, rows: OwnRows) -> UserReadSql:
             ("", f" WHERE current_user = '{APP_ROLE}'"),
         )
     )
-    return UserReadSql(in_transaction, alone, alone_as_app)
+    return UserReadSql(in_transaction, template.format(own_rows="true"), alone, alone_as_app)
 
 
 def read_as_user(

@@ -18,6 +18,7 @@ from typing import Any, Final
 from afilo_db import rules
 from afilo_db.security.context import OwnRows, user_read_sql
 from afilo_db.security.policies import CLERK_USER_ID_SETTING
+from afilo_db.security.roles import APP_ROLE
 
 _UNIT_PRICE, _TIER_JOIN = rules.priced("c.quantity")
 CART_TEMPLATE: Final = f"""
@@ -58,31 +59,40 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 @dataclass(frozen=True)
 class ReadFunction:
     """A read as a server-side function: `query` (psycopg's %(name)s placeholders, one per
-    argument) returned by `name(arguments)`, after the user's context is set when `as_user`."""
+    argument) returned by `name(arguments)`. A user's read (`as_app` given) sets the user's
+    context first, and as the application role runs `as_app`, which leaves the user's rows to
+    the policies (see `afilo_db.security.context.user_read_sql`)."""
 
     name: str
     arguments: tuple[tuple[str, str], ...]
     """(placeholder, SQL type) in the call's order."""
     columns: str
     query: str
-    as_user: bool = False
+    as_app: str | None = None
 
     @property
     def create_sql(self) -> str:
         # Arguments are named `_<placeholder>`, and `use_column` settles any name the result
         # shares with a column, so that the query reads as it does in the services.
         signature = ", ".join(f"_{name} {sql_type}" for name, sql_type in self.arguments)
-        context = (
-            f"  PERFORM set_config('{CLERK_USER_ID_SETTING}', _clerk_user_id, true);\n"
-            if self.as_user
-            else ""
-        )
-        query = _PLACEHOLDER.sub(r"_\1", self.query.strip())
+        body = f"  RETURN QUERY\n{self._body(self.query)};\n"
+        if self.as_app is not None:
+            # Each branch is planned the first time it runs, once per server connection.
+            body = (
+                f"  PERFORM set_config('{CLERK_USER_ID_SETTING}', _clerk_user_id, true);\n"
+                f"  IF current_user = '{APP_ROLE}' THEN\n"
+                f"  RETURN QUERY\n{self._body(self.as_app)};\n"
+                f"  ELSE\n{body}  END IF;\n"
+            )
         return (
             f"CREATE FUNCTION {self.name}({signature}) RETURNS TABLE ({self.columns})\n"
             f"LANGUAGE plpgsql VOLATILE AS $$\n#variable_conflict use_column\nBEGIN\n"
-            f"{context}  RETURN QUERY\n{query};\nEND\n$$"
+            f"{body}END\n$$"
         )
+
+    @staticmethod
+    def _body(query: str) -> str:
+        return _PLACEHOLDER.sub(r"_\1", query.strip())
 
     @cached_property
     def call_sql(self) -> str:
@@ -97,8 +107,9 @@ class ReadFunction:
 def _as_user(
     name: str, template: str, rows: OwnRows, columns: str, *more: tuple[str, str]
 ) -> ReadFunction:
-    in_transaction = user_read_sql(template, rows).in_transaction
-    return ReadFunction(name, (("clerk_user_id", "text"), *more), columns, in_transaction, True)
+    sql = user_read_sql(template, rows)
+    arguments = (("clerk_user_id", "text"), *more)
+    return ReadFunction(name, arguments, columns, sql.in_transaction, sql.in_transaction_as_app)
 
 
 _LIMIT = ("limit", "integer")
