@@ -302,6 +302,35 @@ def test_a_connection_lost_during_a_read_is_not_handed_out_again(
     assert catalog.product_by_handle(one_connection, "no-such-handle") is None
 
 
+def test_a_read_stopped_by_the_statement_timeout_keeps_its_connection(database_url: str) -> None:
+    """A query cancelled by the server leaves the connection usable: it is not discarded (a
+    reconnect for every timed-out read, under load)."""
+    settings = Settings(db_pool_size=1, db_max_overflow=0, db_statement_timeout_ms=50)
+    engine = create_app_engine(database_url, settings)
+    async_engine = create_async_app_engine(database_url, settings)
+
+    async def on_asyncio() -> tuple[int, int]:
+        try:
+            (before,) = (await hot.fetch_async(async_engine, "SELECT pg_backend_pid()", ()))[0]
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                await hot.fetch_async(async_engine, "SELECT pg_sleep(1)", ())
+            (after,) = (await hot.fetch_async(async_engine, "SELECT pg_backend_pid()", ()))[0]
+            return before, after
+        finally:
+            await async_engine.dispose()
+
+    try:
+        (before,) = hot.fetch(engine, "SELECT pg_backend_pid()", ())[0]
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            hot.fetch(engine, "SELECT pg_sleep(1)", ())
+        (after,) = hot.fetch(engine, "SELECT pg_backend_pid()", ())[0]
+    finally:
+        engine.dispose()
+    assert after == before
+    async_before, async_after = run_async(on_asyncio)
+    assert async_after == async_before
+
+
 def test_on_a_psycopg_connection_a_read_is_one_round_trip_and_leaves_nothing_open(
     database_url: str, shop: dict[str, Any]
 ) -> None:

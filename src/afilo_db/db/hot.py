@@ -213,7 +213,8 @@ def _fetch_borrowed(engine: Engine, alone: _Alone) -> list[Row]:
             driver.autocommit = True
         return _execute(driver, alone.on(driver))
     except psycopg.OperationalError:
-        lost = True
+        # Lost, not merely refused: a statement timeout (QueryCanceled) leaves it usable.
+        lost = driver.broken
         raise
     finally:
         relay.give_back(borrowed, lost)
@@ -337,7 +338,7 @@ async def fetch_async(
             await driver.set_autocommit(True)
         return await _execute_async(driver, statements.on(driver))
     except psycopg.OperationalError:
-        lost = True
+        lost = driver.broken  # see _fetch_borrowed
         raise
     finally:
         await relay.give_back(borrowed, lost)
