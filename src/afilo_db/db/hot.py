@@ -203,9 +203,9 @@ def _execute_alone(connection: psycopg.Connection[Row], alone: _Alone) -> list[R
 def _fetch_borrowed(engine: Engine, alone: _Alone) -> list[Row]:
     relay = _sync_relay(engine)
     borrowed = relay.borrow()
+    driver = borrowed.driver_connection
     lost = False
     try:
-        driver = borrowed.driver_connection
         assert isinstance(driver, psycopg.Connection), "afilo-db engines use psycopg"
         # Left on while the relay hands the connection from read to read; turned off again
         # before it goes back to the pool (`_SyncRelay._return`).
@@ -214,7 +214,7 @@ def _fetch_borrowed(engine: Engine, alone: _Alone) -> list[Row]:
         return _execute(driver, alone.on(driver))
     except psycopg.OperationalError:
         # Lost, not merely refused: a statement timeout (QueryCanceled) leaves it usable.
-        lost = driver.broken
+        lost = not isinstance(driver, psycopg.Connection) or driver.broken
         raise
     finally:
         relay.give_back(borrowed, lost)
@@ -328,9 +328,9 @@ async def fetch_async(
     statements = _statements_alone(engine, query, parameters, before, alone, planned)
     relay = _relay(engine)
     borrowed = await relay.borrow()
+    driver = borrowed.driver_connection
     lost = False
     try:
-        driver = borrowed.driver_connection
         assert isinstance(driver, psycopg.AsyncConnection), "afilo-db engines use psycopg"
         # Left on while the relay hands the connection from read to read; turned off again
         # before it goes back to the pool (`_Relay._return`).
@@ -338,7 +338,8 @@ async def fetch_async(
             await driver.set_autocommit(True)
         return await _execute_async(driver, statements.on(driver))
     except psycopg.OperationalError:
-        lost = driver.broken  # see _fetch_borrowed
+        # Lost, not merely refused: a statement timeout (QueryCanceled) leaves it usable.
+        lost = not isinstance(driver, psycopg.AsyncConnection) or driver.broken
         raise
     finally:
         await relay.give_back(borrowed, lost)
