@@ -68,7 +68,7 @@ AsyncReadSource: TypeAlias = (
 TIMEOUT_SQL = "SELECT set_config('statement_timeout', %s, true)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alone:
     """A read written as one statement, `before` included, to send instead of the statements
     when the read runs on its own (see `fetch`).
@@ -102,7 +102,7 @@ def _needs_session_transaction(session: Session, bind: object) -> bool:
     return not isinstance(bind, Engine) or "isolation_level" in bind.get_execution_options()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Alone:
     """What a read running on its own sends: behind a pooler, the statement timeout first; then
     the read as one statement where it has one and no timeout goes with it, else `before` and

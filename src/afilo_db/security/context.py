@@ -106,7 +106,7 @@ def as_user(executor: Executor, clerk_user_id: str) -> TransactionContext:
     return TransactionContext(executor, APP_ROLE, clerk_user_id)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UserRead:
     """One read as one user, in the two shapes `afilo_db.db.hot.fetch` takes."""
 
