@@ -193,6 +193,15 @@ def sql_printable_array(column: str) -> str:
     return f"array_to_string({column}, '') !~ {sql_literal(unprintable_pattern())}"
 
 
+def sql_flat_array(column: str) -> str:
+    """A text[] column one-dimensional (or empty) with no NULL element: a list of strings, what
+    the pages' typed documents declare (a NULL element made the product unreadable)."""
+    return (
+        f"CASE WHEN coalesce(array_ndims({column}), 1) = 1"
+        f" THEN array_position({column}, NULL) IS NULL ELSE false END"
+    )
+
+
 def priced(quantity: str) -> tuple[str, str]:
     """The volume-tier price rule, once (quotes and the cart both price with it): a quantity of a
     variant costs the unit price of the tier whose range covers the quantity, else the variant's

@@ -307,3 +307,26 @@ def test_a_variant_cannot_claim_a_status_its_product_does_not_have(
     assert isinstance(error, errors.ForeignKeyViolation)
     assert error.diag.constraint_name == "fk_product_variants_product_id_product_status"
     assert variant_status(connection, variant) == "draft"
+
+
+@pytest.mark.parametrize(
+    "lists",
+    [
+        "tags = ARRAY['ui', NULL]",
+        "tech_stack = ARRAY[NULL]::text[]",
+        "tags = ARRAY[ARRAY['ui'], ARRAY['kit']]",
+    ],
+    ids=["null-tag", "null-tech", "list-of-lists"],
+)
+def test_tags_and_tech_stack_are_lists_of_text(
+    connection: Connection, product_id: object, lists: str
+) -> None:
+    """The pages type them `list[str]`: an element that is not text made the product unreadable."""
+    update = f"UPDATE products SET {lists} WHERE id = %s"
+    error = rejected(connection, lambda: connection.execute(update, (product_id,)), errors.Error)
+    assert isinstance(error, errors.CheckViolation), error
+    assert error.diag.constraint_name == "ck_products_tags_flat_without_nulls"
+    connection.execute(
+        "UPDATE products SET tags = '{}', tech_stack = ARRAY['python', 'ui'] WHERE id = %s",
+        (product_id,),
+    )

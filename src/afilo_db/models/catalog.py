@@ -68,6 +68,10 @@ class Product(Base):
             f"{rules.sql_printable_array('tags')} AND {rules.sql_printable_array('tech_stack')}",
             name="tags_printable",
         ),
+        CheckConstraint(
+            f"{rules.sql_flat_array('tags')} AND {rules.sql_flat_array('tech_stack')}",
+            name="tags_flat_without_nulls",
+        ),
         # Also, checked at commit by the constraint trigger ck_products_active_has_variant_for_sale
         # (revision 0006_data_rules): an active product has a variant available for sale.
         CheckConstraint(

@@ -39,6 +39,7 @@ TITLE_RULE = (
     "control characters or bidirectional overrides"
 )
 PRINTABLE_RULE = "must not contain control characters or bidirectional overrides"
+FLAT_LIST_RULE = "must be lists of text with no empty (NULL) element"
 SELLABLE_RULE = (
     "an active product needs at least one variant available for sale; add one, or make it "
     "draft or archived"

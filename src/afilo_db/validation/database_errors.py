@@ -22,6 +22,10 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
     "ck_products_handle_format": ("handle", checks.HANDLE_RULE),
     "ck_products_title_format": ("title", checks.TITLE_RULE),
     "ck_products_tags_printable": ("tags", f"tags and tech_stack {checks.PRINTABLE_RULE}"),
+    "ck_products_tags_flat_without_nulls": (
+        "tags",
+        f"tags and tech_stack {checks.FLAT_LIST_RULE}",
+    ),
     "ck_products_active_has_variant_for_sale": ("variants", checks.SELLABLE_RULE),
     "ck_products_status_valid": ("status", checks.one_of_rule(rules.PRODUCT_STATUSES)),
     "ck_products_stripe_product_id_format": ("stripe_product_id", _STRIPE["product"]),
