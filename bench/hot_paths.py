@@ -369,10 +369,10 @@ async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) 
 
     # The same reads by the user's Clerk id, what a request knows, looked up in the statement:
     # how much of the difference is finding the user rather than row-level security.
-    by_clerk_id = "{column} = (SELECT id FROM user_profiles WHERE clerk_user_id = %(clerk)s)"
-    cart_by_clerk_id = reads.CART_TEMPLATE.format(own_rows=by_clerk_id.format(column="c.user_id"))
-    downloads_by_clerk_id = reads.DOWNLOADS_TEMPLATE.format(
-        own_rows=by_clerk_id.format(column="d.user_id")
+    user_by_clerk_id = "(SELECT id FROM user_profiles WHERE clerk_user_id = %(clerk)s)"
+    cart_by_clerk_id = reads.CART_ROWS.filtered_by(reads.CART_TEMPLATE, user_by_clerk_id)
+    downloads_by_clerk_id = reads.DOWNLOADS_ROWS.filtered_by(
+        reads.DOWNLOADS_TEMPLATE, user_by_clerk_id
     )
 
     def without_rls_by_clerk_id(user: tuple[Any, str]) -> object:

@@ -414,7 +414,7 @@ class _SyncRelay(_EngineRelay):
     while other hot reads hold connections waits here, and a read that ends hands its connection
     straight to the longest waiting one, still checked out and in autocommit. At concurrency 32
     on a pool of 10 the pool's checkout and return (each with its events, its reset and its
-    queue's condition) cost the client 20 us of CPU a read more than raw psycopg's own queue,
+    queue's condition) cost the client 27 us of CPU a read more than raw psycopg's own queue,
     and the client's CPU is what limits throughput there.
 
     The same rules as `_Relay`: only a healthy connection is handed on, with nobody waiting it
@@ -447,7 +447,8 @@ class _SyncRelay(_EngineRelay):
 
     def _wait(self, engine: Engine, handover: _Handover) -> None:
         pool = engine.pool
-        timeout = pool.timeout() if isinstance(pool, QueuePool) else 30.0
+        assert isinstance(pool, QueuePool), "only a QueuePool makes reads wait (_should_wait)"
+        timeout = pool.timeout()
         if handover.done.acquire(timeout=timeout):
             return
         with self.lock:
