@@ -106,8 +106,14 @@ TEXT_WHITESPACE: Final = (
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 # ... and no character a reader cannot see or that reorders what they see: the control characters
-# (C0, DEL, C1) and the bidirectional embeddings, overrides and isolates ("Trojan Source").
+# (Unicode category Cc: C0, DEL, C1) and the bidirectional embeddings, overrides and isolates
+# ("Trojan Source"). This is the one rule for text a buyer sees (titles, tags, descriptions,
+# the chat bot's passages); text of several lines keeps its tabs and line breaks. Other format
+# characters stay allowed, since languages and emoji need them (ZWJ, ZWNJ, soft hyphen), and so
+# do the bidirectional marks (LRM, RLM, ALM), which right-to-left text needs and which reorder
+# nothing around them; unpaired surrogates cannot be stored at all.
 UNPRINTABLE_RANGES: Final = ((0x00, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069))
+MULTILINE_ALLOWED: Final = "\t\n\r"
 TITLE_MAX_LENGTH: Final = 200
 
 CHAT_ROLES: Final = ("user", "assistant", "system")
@@ -165,12 +171,34 @@ def sql_in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({quoted})"
 
 
-def unprintable_pattern() -> str:
+def unprintable_ranges(multiline: bool = False) -> list[tuple[int, int]]:
+    """UNPRINTABLE_RANGES, less MULTILINE_ALLOWED for text of several lines, NUL left out (see
+    unprintable_pattern)."""
+    allowed = {ord(character) for character in MULTILINE_ALLOWED} if multiline else set()
+    ranges: list[tuple[int, int]] = []
+    for low, high in UNPRINTABLE_RANGES:
+        start = None
+        for code in range(max(low, 0x01), high + 2):
+            if code <= high and code not in allowed:
+                start = code if start is None else start
+            elif start is not None:
+                ranges.append((start, code - 1))
+                start = None
+    return ranges
+
+
+def unprintable_pattern(multiline: bool = False) -> str:
     """A regular expression character class of UNPRINTABLE_RANGES, as both Python's `re` and
     PostgreSQL's regular expressions read it (\\uXXXX escapes). NUL is left to PostgreSQL's text
     type, which cannot hold it at all (and whose regular expressions refuse to name it)."""
-    ranges = ((max(low, 0x01), high) for low, high in UNPRINTABLE_RANGES)
+    ranges = unprintable_ranges(multiline)
     return "[" + "".join(f"\\u{low:04x}-\\u{high:04x}" for low, high in ranges) + "]"
+
+
+def sql_buyer_text_check(column: str) -> str:
+    """Text of several lines that a buyer sees (a description, a passage) as a CHECK: nothing
+    unprintable but tabs and line breaks."""
+    return f"{column} !~ {sql_literal(unprintable_pattern(multiline=True))}"
 
 
 def sql_unicode_literal(value: str) -> str:

@@ -110,3 +110,14 @@ def test_a_replica_lagging_more_than_the_bound_is_skipped(
     assert run.answer.server == "primary"
     assert "skipped" in run.answer.note and "0.5 s allowed" in run.answer.note
     assert run.tables[0].rows == MRR_BY_MONTH
+
+
+def test_the_status_says_when_replay_is_paused(running_replica: EmbeddedReplica) -> None:
+    assert running_replica.status().replay_paused is False
+    with psycopg.connect(running_replica.url(), autocommit=True) as control:
+        control.execute("SELECT pg_wal_replay_pause()")
+        try:
+            assert running_replica.status().replay_paused is True
+        finally:
+            control.execute("SELECT pg_wal_replay_resume()")
+    assert running_replica.status().replay_paused is False

@@ -331,7 +331,22 @@ def bad_file(kind: str) -> tuple[str, bytes, int, str]:
         text = json.dumps(with_variant(records(1, start=300)[0], price="__price__"))
         line = text.replace('"__price__"', "19.999").encode() + b"\n"
         return ".jsonl", jsonl_bytes(good) + line, 4, "variants[0].price"
+    if kind == "an unpaired surrogate escape in a title":
+        line = jsonl_bytes(records(1, start=300)).replace(
+            b'"title": "', b'"title": "Kit \\ud800 ', 1
+        )
+        return ".jsonl", jsonl_bytes(good) + line, 4, "title: must not contain an unpaired"
+    if kind == "an unpaired low surrogate escape in a variant title":
+        bad = with_variant(records(1, start=300)[0], title="__title__")
+        line = json.dumps(bad).replace("__title__", "Solo \\udc00").encode() + b"\n"
+        return ".jsonl", jsonl_bytes(good) + line, 4, "variants[0].title: must not contain"
+    if kind == "a bidirectional override in a JSON description":
+        bad = {**records(1, start=300)[0], "description": "Pay \u202etxet desrever\u202c now"}
+        return ".jsonl", jsonl_bytes([*good, bad]), 4, "description: must not contain"
     rows = [csv_row(index) for index in range(3)]
+    if kind == "a bidirectional isolate in a CSV description":
+        isolated = csv_row(3, description="Read \u2067this\u2069 first")
+        return ".csv", csv_bytes([*rows, isolated]), 5, "description: must not contain"
     if kind == "NUL in a CSV cell":
         return ".csv", csv_bytes([*rows, csv_row(3, description="a\x00b")]), 5, "description"
     if kind == "invalid UTF-8 in a CSV cell":
@@ -364,6 +379,10 @@ BAD_LINE_KINDS = [
     "a CSV row with the wrong number of cells",
     "a repeated handle in CSV, not adjacent",
     "a CSV product column that differs within a product",
+    "an unpaired surrogate escape in a title",
+    "an unpaired low surrogate escape in a variant title",
+    "a bidirectional override in a JSON description",
+    "a bidirectional isolate in a CSV description",
 ]
 
 
@@ -392,7 +411,12 @@ def test_a_bad_line_is_refused_by_line_and_field(
 
 
 # The command only words what the import raises: a kind of each format is enough for it.
-CLI_KINDS = ["repeated sku", "invalid UTF-8 in JSON Lines", "invalid UTF-8 in a CSV cell"]
+CLI_KINDS = [
+    "repeated sku",
+    "invalid UTF-8 in JSON Lines",
+    "invalid UTF-8 in a CSV cell",
+    "an unpaired surrogate escape in a title",
+]
 
 
 @pytest.mark.parametrize("kind", CLI_KINDS)
@@ -643,3 +667,63 @@ def test_workers_leave_a_core_to_a_server_on_this_machine(
         monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
         assert catalog_import.worker_count(large, server_is_local=True) == local, cores
         assert catalog_import.worker_count(large, server_is_local=False) == remote, cores
+
+
+def test_a_bad_line_with_json_output_exits_2_and_lists_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    suffix, content, line, field_name = bad_file("repeated sku")
+    path = tmp_path / f"catalog{suffix}"
+    path.write_bytes(content)
+    result = run_cli(str(path), "--json", database_url=database_url)
+    assert result.returncode == 2, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["written"] is False
+    assert field_name in answer["problems"][f"line {line}"]
+    assert catalog_counts(database_url) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_byte_order_mark_at_the_start_is_ignored(
+    suffix: str, database_url: str, tmp_path: Path
+) -> None:
+    """RFC 8259 lets a parser ignore it, and spreadsheets write one before CSV: it is read as
+    nothing, and only at the very start of the file."""
+    content = (
+        jsonl_bytes(records(2, start=400))
+        if suffix == ".jsonl"
+        else csv_bytes([csv_row(index) for index in range(2)])
+    )
+    path = tmp_path / f"catalog{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + content)
+    with psycopg.connect(database_url) as connection:
+        report = import_catalog(connection, path)
+    assert (report.lines, report.products) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "content"),
+    [
+        (".jsonl", b""),
+        (".jsonl", b"\n  \n"),
+        (".csv", b""),
+        (".csv", ",".join(CSV_HEADER).encode()),
+    ],
+    ids=["empty JSON Lines", "blank lines", "empty CSV", "a CSV header alone"],
+)
+def test_an_empty_file_is_refused_as_empty(
+    suffix: str, content: bytes, database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / f"catalog{suffix}"
+    path.write_bytes(content)
+    with psycopg.connect(database_url) as connection, pytest.raises(ValidationError) as caught:
+        import_catalog(connection, path)
+    assert caught.value.problems == {"file": catalog_import.EMPTY_FILE_RULE}
+
+
+def test_the_command_refuses_an_empty_file_in_one_line(database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "catalog.jsonl"
+    path.write_bytes(b"")
+    result = run_cli(str(path), database_url=database_url)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: file: {catalog_import.EMPTY_FILE_RULE}"]

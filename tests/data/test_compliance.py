@@ -14,7 +14,7 @@ from psycopg import sql
 from afilo_db.data import seed
 from afilo_db.data.erase import ERASED_ACTION, erase_user, personal_columns
 from afilo_db.data.export import export_tables, export_user
-from afilo_db.errors import ConflictError, NotFoundError
+from afilo_db.errors import ConflictError, NotFoundError, ValidationError
 from afilo_db.models import Base
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -209,3 +209,16 @@ def test_export_tables(seeded: Connection, database_url: str, tmp_path: Path) ->
     assert stored is not None and row["content"] == stored[0]
     events = (tmp_path / "jsonl" / "events.jsonl").read_text().splitlines()
     assert len(events) == counts["events"] > 0
+
+
+def test_export_refuses_an_out_path_whose_folder_does_not_exist(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A mistyped --out is named, not created: nothing appears anywhere."""
+    missing = tmp_path / "exprots" / "2026"
+    with pytest.raises(ValidationError) as caught:
+        export_user(database_url, "user_nobody000001", missing / "user.json")
+    assert "does not exist" in caught.value.problems["out"]
+    with pytest.raises(ValidationError):
+        export_tables(database_url, "csv", missing / "tables")
+    assert list(tmp_path.iterdir()) == []

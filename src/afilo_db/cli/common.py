@@ -40,7 +40,14 @@ def reported_errors() -> Iterator[None]:
     """Turn any error into one line on stderr and the README's exit code (see cli.failures)."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+    # typer's Exit is its own class since typer 0.16, not click's.
+    except (
+        typer.Exit,
+        click.exceptions.Exit,
+        click.exceptions.Abort,
+        click.ClickException,
+        SystemExit,
+    ):
         raise
     except BaseException as error:  # Ctrl-C too: one line, code 130
         raise typer.Exit(report_failure(error)) from error

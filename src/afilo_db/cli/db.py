@@ -247,7 +247,8 @@ def replica_stop() -> None:
 
 @replica_app.command("status")
 def replica_status(as_json: JsonOption = False) -> None:
-    """Is the replica running, streaming, and how much WAL it has yet to replay."""
+    """Is the replica running, streaming, how much WAL it has yet to replay, and is its replay
+    paused."""
     from afilo_db.db.replica import EmbeddedReplica
 
     with reported_errors():
@@ -258,6 +259,7 @@ def replica_status(as_json: JsonOption = False) -> None:
                               "running": state.server.running, "port": state.server.port,
                               "pid": state.server.pid, "streaming": state.streaming,
                               "lag_bytes": state.lag_bytes,
+                              "replay_paused": state.replay_paused,
                               "data_directory": str(state.server.data_directory)}))  # fmt: skip
             return
         if not state.server.initialized:
@@ -267,4 +269,9 @@ def replica_status(as_json: JsonOption = False) -> None:
         else:
             streaming = "streaming" if state.streaming else "not streaming"
             lag = "" if state.lag_bytes is None else f", {state.lag_bytes:,} bytes behind"
-            console.print(f"running on 127.0.0.1:{state.server.port}, {streaming}{lag}")
+            paused = (
+                ", replay PAUSED (resume: SELECT pg_wal_replay_resume())"
+                if state.replay_paused
+                else ""
+            )
+            console.print(f"running on 127.0.0.1:{state.server.port}, {streaming}{lag}{paused}")

@@ -74,6 +74,11 @@ BATCH_LINES = 2_000
 PARALLEL_FROM_BYTES = 4 << 20
 MAX_LINE_BYTES = 4 << 20
 NUL_RULE = "must not contain NUL characters (PostgreSQL text cannot hold them)"
+SURROGATE_RULE = (
+    "must not contain an unpaired UTF-16 surrogate escape (\\ud800-\\udfff without its pair):"
+    " it names no character"
+)
+EMPTY_FILE_RULE = "is empty: it holds no product (a CSV header row alone counts as empty)"
 
 
 @dataclass(frozen=True)
@@ -283,13 +288,13 @@ def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
 # -- validating (in worker processes) ------------------------------------------------------
 
 
-def _json_problems(error: pydantic.ValidationError) -> dict[str, str]:
+def _json_problems(error: pydantic.ValidationError, line: bytes) -> dict[str, str]:
     first = error.errors()[0]
     if first["type"] == "json_invalid":
         detail = str(first.get("ctx", {}).get("error", first["msg"]))
         if "recursion limit" in detail:
             return {"json": "is nested too deeply (at most 200 levels of arrays and objects)"}
-        return {"json": f"is not valid JSON: {detail}"}
+        return _surrogate_problems(line) or {"json": f"is not valid JSON: {detail}"}
     if first["type"] == "model_type" and not first["loc"]:
         return {"json": "must be an object (one product)"}
     return problems_of(error)
@@ -305,7 +310,7 @@ def _validated_json(line: bytes) -> ProductInput | dict[str, str]:
         return ProductInput.model_validate_json(line)
     except pydantic.ValidationError as error:
         if not any(isinstance(item.get("input"), float) for item in error.errors()):
-            return _json_problems(error)
+            return _json_problems(error, line)
     # JSON numbers as prices: read again with the numbers as exact decimals, never floats.
     try:
         return ProductInput.model_validate(json.loads(line, parse_float=Decimal))
@@ -313,16 +318,37 @@ def _validated_json(line: bytes) -> ProductInput | dict[str, str]:
         return problems_of(error)
 
 
-def _nul_paths(value: object, path: str) -> Iterator[str]:
+def _surrogate_problems(line: bytes) -> dict[str, str]:
+    """The strings that hold a `\\ud800`-style escape of half a UTF-16 pair, by path.
+
+    Such an escape is well-formed JSON (RFC 8259 section 8.2 leaves its meaning open) but names
+    no character, and the strict parser stops at it without saying where: Python's parser
+    accepts it, so the line is read again to name each field that holds one."""
+    try:
+        document = json.loads(line, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return {}
+    return {path: SURROGATE_RULE for path in _text_paths(document, "", _has_surrogate)}
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= character <= "\udfff" for character in text)
+
+
+def _text_paths(value: object, path: str, matches: Callable[[str], bool]) -> Iterator[str]:
+    """Paths (like variants[0].title) of the strings in a parsed JSON document that `matches`;
+    an object key that matches is named by its parent's path."""
     if isinstance(value, str):
-        if "\x00" in value:
-            yield path
-    elif isinstance(value, tuple):
+        if matches(value):
+            yield path or "json"
+    elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _nul_paths(item, f"{path}[{index}]")
-    elif isinstance(value, pydantic.BaseModel):
-        for name in type(value).model_fields:
-            yield from _nul_paths(getattr(value, name), f"{path}.{name}" if path else name)
+            yield from _text_paths(item, f"{path}[{index}]", matches)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if matches(key):
+                yield path or "json"
+            yield from _text_paths(item, f"{path}.{key}" if path else key, matches)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -381,7 +407,9 @@ def stage_batch(batch: list[Record]) -> StagedBatch:
                 product = problems_of(error)
         # A NUL can only arrive as the JSON escape \u0000; CSV cells were checked when read.
         if isinstance(product, ProductInput) and isinstance(record, bytes) and b"\\u0000" in record:
-            product = {path: NUL_RULE for path in _nul_paths(product, "")} or product
+            document = json.loads(record, parse_float=Decimal)
+            nul_paths = _text_paths(document, "", lambda text: "\x00" in text)
+            product = dict.fromkeys(nul_paths, NUL_RULE) or product
         if not isinstance(product, ProductInput):
             problems.append(LineProblem(number, product))
             continue
@@ -734,6 +762,8 @@ def _import_file(
     if unchecked_lines:
         cursor.execute(CHECK_DEFERRED_RULES_NOW)
         cursor.execute(DEFER_RULES_AGAIN)
+    if report.lines == 0:
+        raise ValidationError({"file": EMPTY_FILE_RULE})
     problems.sort(key=lambda item: item.line)
     described = {f"line {item.line}": item.describe() for item in problems}
     if problems and not skip_invalid:

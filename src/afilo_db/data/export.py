@@ -43,9 +43,17 @@ def _snapshot(url: str) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
+def _require_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ValidationError(
+            {"out": f"the folder {folder} does not exist (create it first); nothing was written"}
+        )
+
+
 def export_user(url: str, clerk_user_id: str, out: Path) -> dict[str, int]:
     """Write every row that belongs to the user, table by table, as one JSON document; the number
-    of rows per table."""
+    of rows per table. Its folder must exist: a mistyped path is refused, not created."""
+    _require_folder(out.parent)
     with _snapshot(url) as connection:
         user_id = find_user_id(connection, clerk_user_id)
         if user_id is None:
@@ -80,7 +88,8 @@ def export_tables(
     """Every table into `out_directory/<table>.<format>` with COPY; rows per table."""
     if export_format not in EXPORT_FORMATS:
         raise ValidationError({"format": f"one of {', '.join(EXPORT_FORMATS)}"})
-    out_directory.mkdir(parents=True, exist_ok=True)
+    _require_folder(out_directory.parent)
+    out_directory.mkdir(exist_ok=True)
     counts: dict[str, int] = {}
     with _snapshot(url) as connection:
         tables = exported_tables(connection)

@@ -31,6 +31,9 @@ class ReplicaStatus:
     """Its WAL receiver is connected to the primary."""
     lag_bytes: int | None
     """WAL the primary has written that the replica has not replayed yet."""
+    replay_paused: bool = False
+    """Replay is paused (pg_wal_replay_pause(), or asked to be): the replica receives WAL but
+    falls further behind until it is resumed (pg_wal_replay_resume())."""
 
 
 class EmbeddedReplica:
@@ -83,13 +86,18 @@ class EmbeddedReplica:
             streaming = _one(replica, "SELECT count(*) > 0 FROM pg_stat_wal_receiver"
                                       " WHERE status = 'streaming'")  # fmt: skip
             replayed = _one(replica, "SELECT pg_last_wal_replay_lsn()")
+            # 'pause requested' counts: replay stops at the next record it reaches.
+            paused = _one(replica, "SELECT pg_get_wal_replay_pause_state() <> 'not paused'")
         lag: int | None = None
         if self.primary.status().running and replayed is not None:
             with psycopg.connect(self.primary.url(), autocommit=True, connect_timeout=5) as primary:
                 lag = int(_one(primary, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)",
                                (replayed,)))  # fmt: skip
         return ReplicaStatus(
-            state, streaming=bool(streaming), lag_bytes=max(lag, 0) if lag is not None else None
+            state,
+            streaming=bool(streaming),
+            lag_bytes=max(lag, 0) if lag is not None else None,
+            replay_paused=bool(paused),
         )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from afilo_db.errors import ValidationError
+from afilo_db.validation.checks import without_unprintable
 
 CHUNK_TOKENS: Final = 180
 OVERLAP_TOKENS: Final = 30
@@ -206,7 +207,10 @@ def chunk_document(
     the same section starts with the previous chunk's last pieces, up to `overlap` tokens."""
     chunks: list[Chunk] = []
     for section in document.sections:
-        title = " > ".join([document.title, *section.headings])
+        # Passages are shown to buyers, so they are held to the rule of text a buyer sees: by
+        # cleaning, after parsing (HTML's entities are characters only then), since a stray form
+        # feed or override in a document is no reason to refuse the document.
+        title = without_unprintable(" > ".join([document.title, *section.headings]))
         if len(title) > _TITLE_LIMIT:
             title = title[: _TITLE_LIMIT - 1] + "…"
         current: list[str] = []
@@ -214,7 +218,7 @@ def chunk_document(
         for piece in (p for paragraph in section.paragraphs for p in _pieces(paragraph, budget)):
             size = sum(count_tokens(part) for part in current)
             if current and len(current) > carried and size + count_tokens(piece) > budget:
-                chunks.append(Chunk(title, "\n\n".join(current)))
+                chunks.append(Chunk(title, without_unprintable("\n\n".join(current))))
                 tail: list[str] = []
                 for part in reversed(current):
                     if sum(count_tokens(kept) for kept in tail) + count_tokens(part) > overlap:
@@ -223,5 +227,5 @@ def chunk_document(
                 current, carried = tail, len(tail)
             current.append(piece)
         if len(current) > carried:
-            chunks.append(Chunk(title, "\n\n".join(current)))
+            chunks.append(Chunk(title, without_unprintable("\n\n".join(current))))
     return chunks

@@ -45,8 +45,9 @@ def _title_check() -> CheckConstraint:
     return CheckConstraint(rules.sql_title_check("title"), name="title_format")
 
 
-def _handle_and_title_checks() -> tuple[CheckConstraint, CheckConstraint]:
-    """What products and collections share: a URL-safe handle and a title that is not blank."""
+def _handle_title_and_description_checks() -> tuple[CheckConstraint, ...]:
+    """What products and collections share: a URL-safe handle, a title that is not blank, a
+    description held to the rule of text a buyer sees."""
     return (
         CheckConstraint(
             f"{rules.sql_matches('handle', rules.HANDLE_PATTERN)}"
@@ -54,13 +55,14 @@ def _handle_and_title_checks() -> tuple[CheckConstraint, CheckConstraint]:
             name="handle_format",
         ),
         _title_check(),
+        CheckConstraint(rules.sql_buyer_text_check("description"), name="description_buyer_text"),
     )
 
 
 class Product(Base):
     __tablename__ = "products"
     __table_args__ = (
-        *_handle_and_title_checks(),
+        *_handle_title_and_description_checks(),
         CheckConstraint(rules.sql_in("status", rules.PRODUCT_STATUSES), name="status_valid"),
         # Target of the variants' (product_id, product_status) key: see ProductVariant.
         UniqueConstraint("id", "status"),
@@ -227,7 +229,7 @@ class ProductPricingTier(Base):
 
 class ProductCollection(Base):
     __tablename__ = "product_collections"
-    __table_args__ = (*_handle_and_title_checks(),)
+    __table_args__ = (*_handle_title_and_description_checks(),)
 
     id: Mapped[UuidPk]
     handle: Mapped[str] = mapped_column(unique=True)

@@ -81,6 +81,10 @@ class KnowledgeBase(Base):
         CheckConstraint("length(btrim(title)) BETWEEN 1 AND 300", name="title_length"),
         CheckConstraint("length(content) >= 1", name="content_not_empty"),
         CheckConstraint(
+            f"{rules.sql_buyer_text_check('title')} AND {rules.sql_buyer_text_check('content')}",
+            name="buyer_text",
+        ),
+        CheckConstraint(
             "(embedding IS NULL) = (embedding_model IS NULL)", name="embedding_has_model"
         ),
         CheckConstraint(

@@ -171,12 +171,14 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
         app=(
             AppRule("SELECT", using="clerk_user_id = (SELECT current_clerk_user_id())"),
             # Not subscription_tier, clerk_user_id nor stripe_customer_id: billing and sign-up
-            # (service context) own those.
+            # (service context) own those; nor email, which Clerk owns (its user.updated event
+            # writes it): an application that could set it would learn from the unique index
+            # which addresses belong to other users.
             AppRule(
                 "UPDATE",
                 using="clerk_user_id = (SELECT current_clerk_user_id())",
                 check="clerk_user_id = (SELECT current_clerk_user_id())",
-                columns=("email", "display_name", "updated_at"),
+                columns=("display_name", "updated_at"),
             ),
         ),
         filtered_columns=("clerk_user_id",),

@@ -76,17 +76,24 @@ class ReadFunction:
         # shares with a column, so that the query reads as it does in the services.
         signature = ", ".join(f"_{name} {sql_type}" for name, sql_type in self.arguments)
         body = f"  RETURN QUERY\n{self._body(self.query)};\n"
+        declare = ""
         if self.as_app is not None:
-            # Each branch is planned the first time it runs, once per server connection.
+            # Each branch is planned the first time it runs, once per server connection. The
+            # user's context lasts as long as the call: RETURN QUERY has run the query to its end
+            # before the caller's context is put back, so that a caller reading for another user
+            # and then as itself in the same transaction never reads as that other user.
+            declare = "DECLARE\n  _caller_clerk_user_id text;\n"
             body = (
+                f"  _caller_clerk_user_id := current_setting('{CLERK_USER_ID_SETTING}', true);\n"
                 f"  PERFORM set_config('{CLERK_USER_ID_SETTING}', _clerk_user_id, true);\n"
                 f"  IF current_user = '{APP_ROLE}' THEN\n"
                 f"  RETURN QUERY\n{self._body(self.as_app)};\n"
                 f"  ELSE\n{body}  END IF;\n"
+                f"  PERFORM set_config('{CLERK_USER_ID_SETTING}', _caller_clerk_user_id, true);\n"
             )
         return (
             f"CREATE FUNCTION {self.name}({signature}) RETURNS TABLE ({self.columns})\n"
-            f"LANGUAGE plpgsql VOLATILE AS $$\n#variable_conflict use_column\nBEGIN\n"
+            f"LANGUAGE plpgsql VOLATILE AS $$\n#variable_conflict use_column\n{declare}BEGIN\n"
             f"{body}END\n$$"
         )
 

@@ -39,6 +39,9 @@ TITLE_RULE = (
     "control characters or bidirectional overrides"
 )
 PRINTABLE_RULE = "must not contain control characters or bidirectional overrides"
+BUYER_TEXT_RULE = (
+    "must not contain control characters (tabs and line breaks aside) or bidirectional overrides"
+)
 FLAT_LIST_RULE = "must be lists of text with no empty (NULL) element"
 SELLABLE_RULE = (
     "an active product needs at least one variant available for sale; add one, or make it "
@@ -48,6 +51,7 @@ CART_QUANTITY_RULE = f"must be a whole number from 1 to {rules.CART_MAX_QUANTITY
 
 
 _UNPRINTABLE = re.compile(rules.unprintable_pattern())
+_UNPRINTABLE_IN_LINES = re.compile(rules.unprintable_pattern(multiline=True))
 
 
 @functools.cache
@@ -75,6 +79,23 @@ def strip_title(value: str) -> str:
 def printable_problem(value: str) -> str | None:
     unprintable = "\x00" in value or _UNPRINTABLE.search(value)
     return PRINTABLE_RULE if unprintable else None
+
+
+def buyer_text_problem(value: str) -> str | None:
+    """What the database's buyer-text CHECK says of text of several lines."""
+    unprintable = "\x00" in value or _UNPRINTABLE_IN_LINES.search(value)
+    return BUYER_TEXT_RULE if unprintable else None
+
+
+def without_unprintable(value: str) -> str:
+    """Text of several lines from a document held to the buyer-text rule: a control character
+    becomes a space (a form feed between pages separates words), a bidirectional override is
+    dropped (it only reorders what surrounds it)."""
+    return _UNPRINTABLE_IN_LINES.sub(_replacement, value.replace("\x00", " "))
+
+
+def _replacement(found: re.Match[str]) -> str:
+    return " " if found[0] < "\xa0" else ""
 
 
 def title_problem(value: str) -> str | None:

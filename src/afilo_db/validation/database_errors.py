@@ -22,6 +22,9 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
     "ck_products_handle_format": ("handle", checks.HANDLE_RULE),
     "ck_products_title_format": ("title", checks.TITLE_RULE),
     "ck_products_tags_printable": ("tags", f"tags and tech_stack {checks.PRINTABLE_RULE}"),
+    "ck_products_description_buyer_text": ("description", checks.BUYER_TEXT_RULE),
+    "ck_product_collections_description_buyer_text": ("description", checks.BUYER_TEXT_RULE),
+    "ck_knowledge_base_buyer_text": ("content", f"title and content {checks.BUYER_TEXT_RULE}"),
     "ck_products_tags_flat_without_nulls": (
         "tags",
         f"tags and tech_stack {checks.FLAT_LIST_RULE}",

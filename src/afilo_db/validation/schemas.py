@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from afilo_db import rules
 from afilo_db.validation import checks
 from afilo_db.validation.types import (
+    BuyerText,
     ClerkUserId,
     Currency,
     DurationDays,
@@ -104,7 +105,7 @@ class VariantInput(TieredLicenseInput):
 class ProductInput(Input):
     handle: Handle
     title: Title
-    description: str = Field(default="", max_length=20_000)
+    description: BuyerText = Field(default="", max_length=20_000)
     tags: tuple[Tag, ...] = ()
     tech_stack: tuple[Tag, ...] = ()
     status: ProductStatus = "draft"
@@ -140,7 +141,7 @@ class ProductChanges(Input):
     """A partial update of a product's own fields; absent fields stay as they are."""
 
     title: Title | None = None
-    description: str | None = Field(default=None, max_length=20_000)
+    description: BuyerText | None = Field(default=None, max_length=20_000)
     tags: tuple[Tag, ...] | None = None
     tech_stack: tuple[Tag, ...] | None = None
     status: ProductStatus | None = None

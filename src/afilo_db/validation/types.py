@@ -92,6 +92,7 @@ Title = Annotated[
     str, BeforeValidator(_stripped_title), AfterValidator(_enforce(checks.title_problem))
 ]
 Tag = Annotated[str, AfterValidator(_enforce(checks.printable_problem))]
+BuyerText = Annotated[str, AfterValidator(_enforce(checks.buyer_text_problem))]
 Handle = Annotated[str, AfterValidator(_enforce(checks.handle_problem))]
 Sku = Annotated[str, AfterValidator(_enforce(checks.sku_problem))]
 ClerkUserId = Annotated[str, AfterValidator(_enforce(checks.clerk_user_id_problem))]
