@@ -25,7 +25,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
-from afilo_db.db.hot import Alone
+from afilo_db.db.hot import Alone, Read, Statement
 from afilo_db.errors import ForbiddenError, ValidationError
 from afilo_db.security.policies import CLERK_USER_ID_SETTING, CURRENT_USER
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
@@ -119,6 +119,10 @@ class UserRead:
     the application role's login: see `user_read_sql`)."""
     alone_parameters: dict[str, Any]
     """The parameters of `alone`: the query's and the user's (a read's function takes them)."""
+
+    def with_planned(self, planned: Statement | None) -> Read:
+        """The read for `afilo_db.db.hot.fetch`, with its server-side function's call."""
+        return Read(self.query, self.parameters, self.before, self.alone, planned)
 
 
 @dataclass(frozen=True)
