@@ -26,8 +26,8 @@ from psycopg import sql
 from pydantic import BaseModel
 
 from afilo_db.config import get_settings
-from afilo_db.db.programs import Progress, no_progress
-from afilo_db.errors import NotFoundError, ValidationError
+from afilo_db.db.programs import Progress, list_archive, no_progress
+from afilo_db.errors import NotFoundError, OperationError, ValidationError
 
 MANIFEST_FILE = "manifest.json"
 DUMP_DIRECTORY = "dump"
@@ -283,3 +283,30 @@ def iter_dump_tables(toc_listing: str) -> Iterator[tuple[str, str]]:
         match = re.match(r"^(\d+); \d+ \d+ TABLE DATA (\S+) (\S+) ", line)
         if match:
             yield match.group(1), f"{match.group(2)}.{match.group(3)}"
+
+
+def file_problems(manifest: BackupManifest, folder: Path) -> list[str]:
+    """Every file that is missing, unexpected or not the same bytes, named with its table."""
+    found = file_checksums(folder / "dump")
+    try:
+        tables = {
+            f"dump/{stem}": table for stem, table in iter_dump_tables(list_archive(folder / "dump"))
+        }
+    except OperationError:
+        tables = {}
+
+    def described(path: str) -> str:
+        stem = path.split(".", 1)[0]
+        return f"file {path} (data of table {tables[stem]})" if stem in tables else f"file {path}"
+
+    problems = [f"{described(path)}: missing" for path in manifest.files if path not in found]
+    problems += [
+        f"{described(path)}: checksum differs from the manifest (sha256 {found[path][:12]}…,"
+        f" expected {expected[:12]}…)"
+        for path, expected in manifest.files.items()
+        if path in found and found[path] != expected
+    ]
+    problems += [
+        f"{described(path)}: not in the manifest" for path in found if path not in manifest.files
+    ]
+    return problems
