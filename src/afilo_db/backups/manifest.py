@@ -36,7 +36,8 @@ BACKUP_ID_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 # Order-independent, so no sort is needed: the sum of a 64-bit hash of every row. Equal content
 # gives an equal sum whatever the physical order; a changed row changes it.
 # - record_hash: each column hashed by its type's own extended hash function (hash_record_extended,
-#   no conversion to text: 3.5 times faster). Rows equal under their types' equality hash alike.
+#   no conversion to text, which is most of md5_text's cost: docs/measured-choices.md). Rows
+#   equal under their types' equality hash alike.
 # - md5_text: md5 of the row's text form. For a table with a column type that has no extended hash
 #   function (tsvector, pgvector's vector), and in manifests written before record_hash existed.
 FingerprintMethod = Literal["record_hash", "md5_text"]

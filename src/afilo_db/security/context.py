@@ -171,8 +171,8 @@ def user_read_sql(template: str, rows: OwnRows) -> UserReadSql:
         for condition, guard in (
             (f" AND {own_rows}", ""),
             # The application role's policy on `rows.table` is this very condition: repeated,
-            # it was a second lookup and index condition: 19 us of the 268 a cart and downloads
-            # took in pgbench. The guard keeps it true to its name wherever the login is not
+            # it was a second lookup and index condition on every user read (bench/hot_paths.py,
+            # the user reads). The guard keeps it true to its name wherever the login is not
             # the role (a pooler that logs in as another): no context, no rows.
             ("", f" WHERE current_user = '{APP_ROLE}'"),
         )
