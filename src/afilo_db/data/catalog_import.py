@@ -614,9 +614,10 @@ SELECT EXISTS (
 
 # The catalog's deferred rules (tiers without gaps, an active product sellable) are checked after
 # the last batch, when the validating workers are done and the server has the cores to itself
-# (checked batch by batch, they ran slower, sharing them: bench/catalog.py), and every DEFERRED_CHECK_LINES
-# lines before that, so that the server's queue of pending checks stays bounded however long the
-# file is. Inside the import's savepoint, so that a broken rule is reported as the import's.
+# (checked batch by batch, they ran slower, sharing them: bench/catalog.py), and every
+# DEFERRED_CHECK_LINES lines before that, so that the server's queue of pending checks stays
+# bounded however long the file is. Inside the import's savepoint, so that a broken rule is
+# reported as the import's.
 DEFERRED_CHECK_LINES = 100_000
 DEFERRED_RULES = "ck_product_pricing_tiers_contiguous, ck_products_active_has_variant_for_sale"
 CHECK_DEFERRED_RULES_NOW = f"SET CONSTRAINTS {DEFERRED_RULES} IMMEDIATE"
