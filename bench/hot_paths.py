@@ -380,12 +380,14 @@ async def user_reads(target: Target, users: list[tuple[Any, str]], blocks: int) 
             cart.Cart(
                 [
                     cart.CartLine(*row)
-                    for row in hot.fetch(owner, cart_by_clerk_id, {"clerk": user[1]})
+                    for row in hot.fetch(owner, hot.Read(cart_by_clerk_id, {"clerk": user[1]}))
                 ]
             ),
             [
                 downloads.DownloadRecord(*row)
-                for row in hot.fetch(owner, downloads_by_clerk_id, {"clerk": user[1], "limit": 50})
+                for row in hot.fetch(
+                    owner, hot.Read(downloads_by_clerk_id, {"clerk": user[1], "limit": 50})
+                )
             ],
         )
 

@@ -138,8 +138,8 @@ def sql_matches(column: str, pattern: str) -> str:
 
 
 # The CHECKs below accept exactly the strings of the patterns above, written without their
-# bounded repetition ({6,64}): PostgreSQL's regular expressions run a bounded repetition 10 to 13
-# times slower than `+` with the length compared apart (20 us a row against 1.6 for a Stripe id),
+# bounded repetition ({6,64}): PostgreSQL's regular expressions run a bounded repetition an
+# order of magnitude slower than `+` with the length compared apart (docs/measured-choices.md),
 # and every COPY, import and restore pays it on every row.
 
 

@@ -11,8 +11,7 @@ import psycopg
 import pytest
 
 from afilo_db.backups.create import create_backup
-from afilo_db.backups.manifest import backup_path, list_backups
-from afilo_db.backups.verify import file_problems
+from afilo_db.backups.manifest import backup_path, file_problems, list_backups
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.migrate.log import Step, record
 from afilo_db.migrate.revisions import pending_revisions, revision_checksum

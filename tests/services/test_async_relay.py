@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from afilo_db.config import Settings
@@ -23,10 +23,12 @@ READS = 96
 POOL_SIZE = 2
 
 
-def small_engine(database_url: str) -> AsyncEngine:
+def small_engine(database_url: str, timeout_seconds: float = 3) -> AsyncEngine:
     return create_async_app_engine(
         database_url,
-        Settings(db_pool_size=POOL_SIZE, db_max_overflow=0, db_pool_timeout_seconds=3),
+        Settings(
+            db_pool_size=POOL_SIZE, db_max_overflow=0, db_pool_timeout_seconds=timeout_seconds
+        ),
     )
 
 
@@ -42,7 +44,10 @@ def test_reads_waiting_for_the_pool_get_connections_handed_on(database_url: str)
         checkouts = count_checkouts(engine)
         try:
             results = await asyncio.gather(
-                *(hot.fetch_async(engine, "SELECT %s::int", (number,)) for number in range(READS))
+                *(
+                    hot.fetch_async(engine, hot.Read("SELECT %s::int", (number,)))
+                    for number in range(READS)
+                )
             )
             return results, len(checkouts), engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
         finally:
@@ -65,7 +70,7 @@ def test_a_session_waiting_for_the_pool_gets_its_turn_under_endless_reads(
 
         async def reader() -> None:
             while not stop.is_set():
-                await hot.fetch_async(engine, "SELECT 1", ())
+                await hot.fetch_async(engine, hot.Read("SELECT 1", ()))
 
         readers = [asyncio.create_task(reader()) for _ in range(8)]
         try:
@@ -83,13 +88,39 @@ def test_a_session_waiting_for_the_pool_gets_its_turn_under_endless_reads(
     assert waited < 2, f"the session waited {waited:.1f} s for a connection"
 
 
+def test_a_read_waits_no_longer_than_the_pools_timeout(database_url: str) -> None:
+    async def scenario() -> tuple[float, list[Any], list[Any], int]:
+        engine = small_engine(database_url, timeout_seconds=0.3)
+        try:
+            slow = asyncio.create_task(
+                hot.fetch_async(engine, hot.Read("SELECT 1 FROM pg_sleep(1.5)", ()))
+            )
+            await asyncio.sleep(0.2)  # the slow read holds all the pool lends hot reads
+            started = time.perf_counter()
+            with pytest.raises(exc.TimeoutError, match="DB_POOL_TIMEOUT_SECONDS"):
+                await hot.fetch_async(engine, hot.Read("SELECT 2", ()))
+            waited = time.perf_counter() - started
+            slow_rows = await slow
+            after = await hot.fetch_async(engine, hot.Read("SELECT 3", ()))
+            return waited, slow_rows, after, engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+        finally:
+            await engine.dispose()
+
+    waited, slow_rows, after, still_out = run_async(scenario)
+    assert 0.25 < waited < 1.2, waited
+    assert slow_rows == [(1,)] and after == [(3,)]
+    assert still_out == 0
+
+
 def test_cancelled_reads_leave_no_connection_behind(database_url: str) -> None:
     async def scenario() -> tuple[list[BaseException | list[Any]], int, list[Any]]:
         engine = small_engine(database_url)
         try:
             reads = [
                 asyncio.create_task(
-                    hot.fetch_async(engine, "SELECT %s::int FROM pg_sleep(0.02)", (number,))
+                    hot.fetch_async(
+                        engine, hot.Read("SELECT %s::int FROM pg_sleep(0.02)", (number,))
+                    )
                 )
                 for number in range(40)
             ]
@@ -99,7 +130,10 @@ def test_cancelled_reads_leave_no_connection_behind(database_url: str) -> None:
             outcomes = await asyncio.gather(*reads, return_exceptions=True)
             still_out = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
             after = await asyncio.gather(
-                *(hot.fetch_async(engine, "SELECT %s::int", (number,)) for number in range(20))
+                *(
+                    hot.fetch_async(engine, hot.Read("SELECT %s::int", (number,)))
+                    for number in range(20)
+                )
             )
             return outcomes, still_out, after
         finally:
@@ -120,18 +154,27 @@ def test_connections_lost_under_load_are_replaced(database_url: str) -> None:
         engine = small_engine(database_url)
         try:
             first = await asyncio.gather(
-                *(hot.fetch_async(engine, "SELECT pg_backend_pid()", ()) for _ in range(20))
+                *(
+                    hot.fetch_async(engine, hot.Read("SELECT pg_backend_pid()", ()))
+                    for _ in range(20)
+                )
             )
             killed = {rows[0][0] for rows in first}
             async with await psycopg.AsyncConnection.connect(database_url) as admin:
                 for pid in killed:
                     await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             outcomes = await asyncio.gather(
-                *(hot.fetch_async(engine, "SELECT pg_backend_pid()", ()) for _ in range(20)),
+                *(
+                    hot.fetch_async(engine, hot.Read("SELECT pg_backend_pid()", ()))
+                    for _ in range(20)
+                ),
                 return_exceptions=True,
             )
             again = await asyncio.gather(
-                *(hot.fetch_async(engine, "SELECT pg_backend_pid()", ()) for _ in range(20))
+                *(
+                    hot.fetch_async(engine, hot.Read("SELECT pg_backend_pid()", ()))
+                    for _ in range(20)
+                )
             )
             return outcomes, killed, {rows[0][0] for rows in again}
         finally:
@@ -151,7 +194,7 @@ def test_reads_below_the_pool_size_check_out_as_usual(database_url: str, reads: 
         checkouts = count_checkouts(engine)
         try:
             for _ in range(reads):
-                await hot.fetch_async(engine, "SELECT 1", ())
+                await hot.fetch_async(engine, hot.Read("SELECT 1", ()))
             return len(checkouts)
         finally:
             await engine.dispose()
@@ -162,7 +205,7 @@ def test_reads_below_the_pool_size_check_out_as_usual(database_url: str, reads: 
 def test_an_engine_read_through_is_not_kept_alive(database_url: str) -> None:
     async def scenario() -> weakref.ref[Any]:
         engine = small_engine(database_url)
-        await asyncio.gather(*(hot.fetch_async(engine, "SELECT 1", ()) for _ in range(8)))
+        await asyncio.gather(*(hot.fetch_async(engine, hot.Read("SELECT 1", ())) for _ in range(8)))
         await engine.dispose()
         return weakref.ref(engine.sync_engine)
 
@@ -179,14 +222,16 @@ def test_connections_go_back_to_the_pool_out_of_autocommit(database_url: str) ->
         engine = small_engine(database_url)
         try:
             reads = [
-                asyncio.create_task(hot.fetch_async(engine, "SELECT pg_sleep(0.01)", ()))
+                asyncio.create_task(hot.fetch_async(engine, hot.Read("SELECT pg_sleep(0.01)", ())))
                 for _ in range(30)
             ]
             await asyncio.sleep(0.03)
             for read in reads[::3]:
                 read.cancel()
             await asyncio.gather(*reads, return_exceptions=True)
-            await asyncio.gather(*(hot.fetch_async(engine, "SELECT 1", ()) for _ in range(30)))
+            await asyncio.gather(
+                *(hot.fetch_async(engine, hot.Read("SELECT 1", ())) for _ in range(30))
+            )
 
             async def first_statement() -> tuple[bool, object]:
                 async with AsyncSession(engine) as session:

@@ -195,21 +195,42 @@ def test_listing_and_collection_through_the_engine(
 def test_a_pooled_engine_sends_the_statement_timeout_with_the_read(database_url: str) -> None:
     engine = create_app_engine(database_url + "?pgbouncer=true", Settings(db_pool_size=1))
     try:
-        rows = hot.fetch(engine, "SELECT current_setting('statement_timeout')", ())
+        rows = hot.fetch(engine, hot.Read("SELECT current_setting('statement_timeout')", ()))
         assert rows == [("15s",)]
 
-        # Nothing is prepared behind such a pooler: the timeout and the read go as one query of
-        # the simple protocol, not in a pipeline (which cost more CPU than it saved).
+        # Nothing is prepared behind such a pooler: the timeout and the read go in one pipeline,
+        # unnamed statements with their values apart, one Sync.
         def read() -> list[hot.Row]:
-            return hot.fetch(engine, "SELECT %s::text || %s::text", ("it's", 1))
+            return hot.fetch(engine, hot.Read("SELECT %s::text || %s::text", ("it's", 1)))
 
         rows, sent = sent_during(engine, read)
-        assert rows == [("it's1",)] and sent == ["Query"], sent
+        assert rows == [("it's1",)], rows
+        assert sent.count("Parse") == 2 and sent.count("Sync") == 1 and "Query" not in sent, sent
         with engine.connect() as connection:  # it ended with the read's implicit transaction
             connection.commit()
             assert connection.execute(text("SHOW statement_timeout")).scalar() == "15s"
-        direct = hot.fetch(engine, "SELECT count(*) FROM pg_prepared_statements", ())
+        direct = hot.fetch(engine, hot.Read("SELECT count(*) FROM pg_prepared_statements", ()))
         assert direct == [(0,)]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_a_reads_values_never_show_in_pg_stat_activity(database_url: str, pooled: bool) -> None:
+    """Issue 33: a user's id or search term bound into the SQL's text would show to anyone who
+    reads pg_stat_activity or the server's log; behind a pooler too, values travel apart."""
+    url = database_url + ("?pgbouncer=true" if pooled else "")
+    engine = create_app_engine(url, Settings(db_pool_size=1))
+    seen = "SELECT query, %s::text FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+    try:
+        for read in (
+            hot.Read(seen, ("user_secret_term",)),
+            hot.Read(seen, ("user_secret_term",), before=[("SELECT %s::text", ("user_before",))]),
+        ):
+            ((query, value),) = hot.fetch(engine, read)
+            assert value == "user_secret_term"
+            assert "user_secret_term" not in query and "user_before" not in query, query
+            assert "$1" in query, query
     finally:
         engine.dispose()
 
@@ -282,8 +303,8 @@ def test_a_pooler_that_keeps_prepared_statements_gets_them(database_url: str) ->
     settings = Settings(db_pool_size=1, db_pooler_prepared_statements=True)
     engine = create_app_engine(database_url + "?pgbouncer=true", settings)
     try:
-        hot.fetch(engine, "SELECT 1", ())
-        rows = hot.fetch(engine, "SELECT count(*) FROM pg_prepared_statements", ())
+        hot.fetch(engine, hot.Read("SELECT 1", ()))
+        rows = hot.fetch(engine, hot.Read("SELECT count(*) FROM pg_prepared_statements", ()))
         assert rows[0][0] >= 1
     finally:
         engine.dispose()
@@ -292,12 +313,12 @@ def test_a_pooler_that_keeps_prepared_statements_gets_them(database_url: str) ->
 def test_a_connection_lost_during_a_read_is_not_handed_out_again(
     one_connection: Engine, database_url: str
 ) -> None:
-    (pid,) = hot.fetch(one_connection, "SELECT pg_backend_pid()", ())[0]
+    (pid,) = hot.fetch(one_connection, hot.Read("SELECT pg_backend_pid()", ()))[0]
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     with pytest.raises(psycopg.OperationalError):
-        hot.fetch(one_connection, "SELECT pg_backend_pid()", ())
-    (new_pid,) = hot.fetch(one_connection, "SELECT pg_backend_pid()", ())[0]
+        hot.fetch(one_connection, hot.Read("SELECT pg_backend_pid()", ()))
+    (new_pid,) = hot.fetch(one_connection, hot.Read("SELECT pg_backend_pid()", ()))[0]
     assert new_pid != pid
     assert catalog.product_by_handle(one_connection, "no-such-handle") is None
 
@@ -311,19 +332,23 @@ def test_a_read_stopped_by_the_statement_timeout_keeps_its_connection(database_u
 
     async def on_asyncio() -> tuple[int, int]:
         try:
-            (before,) = (await hot.fetch_async(async_engine, "SELECT pg_backend_pid()", ()))[0]
+            (before,) = (
+                await hot.fetch_async(async_engine, hot.Read("SELECT pg_backend_pid()", ()))
+            )[0]
             with pytest.raises(psycopg.errors.QueryCanceled):
-                await hot.fetch_async(async_engine, "SELECT pg_sleep(1)", ())
-            (after,) = (await hot.fetch_async(async_engine, "SELECT pg_backend_pid()", ()))[0]
+                await hot.fetch_async(async_engine, hot.Read("SELECT pg_sleep(1)", ()))
+            (after,) = (
+                await hot.fetch_async(async_engine, hot.Read("SELECT pg_backend_pid()", ()))
+            )[0]
             return before, after
         finally:
             await async_engine.dispose()
 
     try:
-        (before,) = hot.fetch(engine, "SELECT pg_backend_pid()", ())[0]
+        (before,) = hot.fetch(engine, hot.Read("SELECT pg_backend_pid()", ()))[0]
         with pytest.raises(psycopg.errors.QueryCanceled):
-            hot.fetch(engine, "SELECT pg_sleep(1)", ())
-        (after,) = hot.fetch(engine, "SELECT pg_backend_pid()", ())[0]
+            hot.fetch(engine, hot.Read("SELECT pg_sleep(1)", ()))
+        (after,) = hot.fetch(engine, hot.Read("SELECT pg_backend_pid()", ()))[0]
     finally:
         engine.dispose()
     assert after == before

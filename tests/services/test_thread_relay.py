@@ -51,7 +51,9 @@ def test_reads_waiting_for_the_pool_get_connections_handed_on(database_url: str)
     checkouts = count_checkouts(engine)
     try:
         results = in_threads(
-            lambda number: hot.fetch(engine, "SELECT %s::int FROM pg_sleep(0.002)", (number,)),
+            lambda number: hot.fetch(
+                engine, hot.Read("SELECT %s::int FROM pg_sleep(0.002)", (number,))
+            ),
             READS,
         )
         still_out = engine.pool.checkedout()  # type: ignore[attr-defined]
@@ -72,7 +74,7 @@ def test_a_session_waiting_for_the_pool_gets_its_turn_under_endless_reads(
 
     def reader(_: int) -> None:
         while not stop.is_set():
-            hot.fetch(engine, "SELECT 1", ())
+            hot.fetch(engine, hot.Read("SELECT 1", ()))
 
     with ThreadPoolExecutor(8) as threads:
         readers = [threads.submit(reader, number) for number in range(8)]
@@ -94,15 +96,15 @@ def test_a_read_waits_no_longer_than_the_pools_timeout(database_url: str) -> Non
     engine = small_engine(database_url, timeout_seconds=0.3)
     try:
         with ThreadPoolExecutor(2) as threads:
-            slow = threads.submit(hot.fetch, engine, "SELECT 1 FROM pg_sleep(1.5)", ())
+            slow = threads.submit(hot.fetch, engine, hot.Read("SELECT 1 FROM pg_sleep(1.5)", ()))
             time.sleep(0.2)  # the slow read holds all the pool lends hot reads
             started = time.perf_counter()
             with pytest.raises(exc.TimeoutError, match="DB_POOL_TIMEOUT_SECONDS"):
-                hot.fetch(engine, "SELECT 2", ())
+                hot.fetch(engine, hot.Read("SELECT 2", ()))
             waited = time.perf_counter() - started
             assert slow.result() == [(1,)]
         assert 0.25 < waited < 1.2, waited
-        assert hot.fetch(engine, "SELECT 3", ()) == [(3,)]
+        assert hot.fetch(engine, hot.Read("SELECT 3", ())) == [(3,)]
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         engine.dispose()
@@ -111,7 +113,7 @@ def test_a_read_waits_no_longer_than_the_pools_timeout(database_url: str) -> Non
 def test_connections_lost_under_load_are_replaced(database_url: str) -> None:
     engine = small_engine(database_url)
     try:
-        first = in_threads(lambda _: hot.fetch(engine, "SELECT pg_backend_pid()", ()), 20)
+        first = in_threads(lambda _: hot.fetch(engine, hot.Read("SELECT pg_backend_pid()", ())), 20)
         killed = {rows[0][0] for rows in first}
         with psycopg.connect(database_url, autocommit=True) as admin:
             for pid in killed:
@@ -119,12 +121,12 @@ def test_connections_lost_under_load_are_replaced(database_url: str) -> None:
 
         def outcome(_: int) -> object:
             try:
-                return hot.fetch(engine, "SELECT pg_backend_pid()", ())
+                return hot.fetch(engine, hot.Read("SELECT pg_backend_pid()", ()))
             except psycopg.OperationalError as error:
                 return error
 
         outcomes = in_threads(outcome, 20)
-        again = in_threads(lambda _: hot.fetch(engine, "SELECT pg_backend_pid()", ()), 20)
+        again = in_threads(lambda _: hot.fetch(engine, hot.Read("SELECT pg_backend_pid()", ())), 20)
     finally:
         engine.dispose()
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
@@ -138,7 +140,7 @@ def test_connections_go_back_to_the_pool_out_of_autocommit(database_url: str) ->
     afterwards must still be in a transaction after its first statement."""
     engine = small_engine(database_url)
     try:
-        in_threads(lambda _: hot.fetch(engine, "SELECT pg_sleep(0.002)", ()), 40)
+        in_threads(lambda _: hot.fetch(engine, hot.Read("SELECT pg_sleep(0.002)", ())), 40)
         barrier = threading.Barrier(POOL_SIZE)
 
         def first_statement(_: int) -> tuple[bool, object]:
@@ -159,7 +161,7 @@ def test_connections_go_back_to_the_pool_out_of_autocommit(database_url: str) ->
 def test_an_engine_read_through_is_not_kept_alive(database_url: str) -> None:
     def read_and_dispose() -> weakref.ref[Engine]:
         engine = small_engine(database_url)
-        in_threads(lambda _: hot.fetch(engine, "SELECT 1", ()), 8)
+        in_threads(lambda _: hot.fetch(engine, hot.Read("SELECT 1", ())), 8)
         engine.dispose()
         return weakref.ref(engine)
 

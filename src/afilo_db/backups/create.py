@@ -32,9 +32,9 @@ from afilo_db.db.urls import database_name
 from afilo_db.errors import OperationError, ValidationError
 
 DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
-# Uncompressed: the wheel's pg_dump has zlib only, and even gzip level 1 made the dump 3.6 times
-# slower on two cores (100 s against 28 s for 1.2 GB, see bench/backup.py) for a third of the
-# size. Compress the backup folder afterwards where space matters more than time; pg_restore
+# Uncompressed: the wheel's pg_dump has zlib only, and even gzip level 1 made the dump several
+# times slower on two cores for a third of the size (bench/backup.py; the figures in
+# docs/measured-choices.md). Compress the backup folder afterwards where space matters more than time; pg_restore
 # reads compressed and uncompressed dumps alike.
 DUMP_COMPRESSION = "none"
 

@@ -26,8 +26,8 @@ from psycopg import sql
 from pydantic import BaseModel
 
 from afilo_db.config import get_settings
-from afilo_db.db.programs import Progress, no_progress
-from afilo_db.errors import NotFoundError, ValidationError
+from afilo_db.db.programs import Progress, list_archive, no_progress
+from afilo_db.errors import NotFoundError, OperationError, ValidationError
 
 MANIFEST_FILE = "manifest.json"
 DUMP_DIRECTORY = "dump"
@@ -36,7 +36,8 @@ BACKUP_ID_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 # Order-independent, so no sort is needed: the sum of a 64-bit hash of every row. Equal content
 # gives an equal sum whatever the physical order; a changed row changes it.
 # - record_hash: each column hashed by its type's own extended hash function (hash_record_extended,
-#   no conversion to text: 3.5 times faster). Rows equal under their types' equality hash alike.
+#   no conversion to text, which is most of md5_text's cost: docs/measured-choices.md). Rows
+#   equal under their types' equality hash alike.
 # - md5_text: md5 of the row's text form. For a table with a column type that has no extended hash
 #   function (tsvector, pgvector's vector), and in manifests written before record_hash existed.
 FingerprintMethod = Literal["record_hash", "md5_text"]
@@ -283,3 +284,30 @@ def iter_dump_tables(toc_listing: str) -> Iterator[tuple[str, str]]:
         match = re.match(r"^(\d+); \d+ \d+ TABLE DATA (\S+) (\S+) ", line)
         if match:
             yield match.group(1), f"{match.group(2)}.{match.group(3)}"
+
+
+def file_problems(manifest: BackupManifest, folder: Path) -> list[str]:
+    """Every file that is missing, unexpected or not the same bytes, named with its table."""
+    found = file_checksums(folder / "dump")
+    try:
+        tables = {
+            f"dump/{stem}": table for stem, table in iter_dump_tables(list_archive(folder / "dump"))
+        }
+    except OperationError:
+        tables = {}
+
+    def described(path: str) -> str:
+        stem = path.split(".", 1)[0]
+        return f"file {path} (data of table {tables[stem]})" if stem in tables else f"file {path}"
+
+    problems = [f"{described(path)}: missing" for path in manifest.files if path not in found]
+    problems += [
+        f"{described(path)}: checksum differs from the manifest (sha256 {found[path][:12]}…,"
+        f" expected {expected[:12]}…)"
+        for path, expected in manifest.files.items()
+        if path in found and found[path] != expected
+    ]
+    problems += [
+        f"{described(path)}: not in the manifest" for path in found if path not in manifest.files
+    ]
+    return problems

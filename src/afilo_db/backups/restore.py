@@ -18,7 +18,13 @@ from alembic.script.revision import ResolutionError
 
 from afilo_db.backups.cluster import restore_cluster_objects
 from afilo_db.backups.create import DEFAULT_JOBS, create_backup
-from afilo_db.backups.manifest import BackupManifest, backup_path, dump_path, load_manifest
+from afilo_db.backups.manifest import (
+    BackupManifest,
+    backup_path,
+    dump_path,
+    file_problems,
+    load_manifest,
+)
 from afilo_db.db.databases import create_database, drop_database, replace_database
 from afilo_db.db.programs import (
     Progress,
@@ -106,9 +112,6 @@ def trusted_manifest(
 ) -> BackupManifest:
     """The backup's manifest, once its files match their checksums and `backup verify` did not
     find it wrong; a ConflictError otherwise, unless `force`."""
-    # verify restores with restore_archive from here: imported late, one way only.
-    from afilo_db.backups.verify import file_problems
-
     manifest = load_manifest(backup_id, directory)
     if force:
         return manifest

@@ -35,8 +35,7 @@ from afilo_db.backups.manifest import (
     Verification,
     backup_path,
     dump_path,
-    file_checksums,
-    iter_dump_tables,
+    file_problems,
     load_manifest,
     save_manifest,
     table_fingerprints_in_parallel,
@@ -47,38 +46,10 @@ from afilo_db.db.databases import create_database, drop_database
 from afilo_db.db.programs import (
     Progress,
     connection_arguments,
-    list_archive,
     no_progress,
     pg_binary,
 )
 from afilo_db.errors import OperationError
-
-
-def file_problems(manifest: BackupManifest, folder: Path) -> list[str]:
-    """Every file that is missing, unexpected or not the same bytes, named with its table."""
-    found = file_checksums(folder / "dump")
-    try:
-        tables = {
-            f"dump/{stem}": table for stem, table in iter_dump_tables(list_archive(folder / "dump"))
-        }
-    except OperationError:
-        tables = {}
-
-    def described(path: str) -> str:
-        stem = path.split(".", 1)[0]
-        return f"file {path} (data of table {tables[stem]})" if stem in tables else f"file {path}"
-
-    problems = [f"{described(path)}: missing" for path in manifest.files if path not in found]
-    problems += [
-        f"{described(path)}: checksum differs from the manifest (sha256 {found[path][:12]}…,"
-        f" expected {expected[:12]}…)"
-        for path, expected in manifest.files.items()
-        if path in found and found[path] != expected
-    ]
-    problems += [
-        f"{described(path)}: not in the manifest" for path in found if path not in manifest.files
-    ]
-    return problems
 
 
 def table_problems(

@@ -21,7 +21,7 @@ from afilo_db.errors import ValidationError
 from afilo_db.validation.checks import clerk_user_id_problem
 
 if TYPE_CHECKING:
-    from afilo_db.billing.ingest import Delivery
+    from afilo_db.billing.delivery import Delivery
 
 DELETED = "user.deleted"
 

@@ -9,19 +9,16 @@ after the other, each seeing what the other wrote.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from afilo_db.billing import clerk_handlers, stripe_handlers
+from afilo_db.billing.delivery import Delivery
 from afilo_db.billing.events import ProviderEvent
 from afilo_db.security import service_context
-from afilo_db.services.activity import record_activity
 from afilo_db.services.transaction import translated_errors
 
 
@@ -32,43 +29,6 @@ class Outcome(StrEnum):
     """Stored before: nothing done."""
     IGNORED = "ignored"
     """Stored; a type afilo-db does not handle."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What a handler gets: the session (in the service context), the event and its row."""
-
-    session: Session
-    event: ProviderEvent
-    row_id: uuid.UUID
-
-    def log(
-        self,
-        action: str,
-        *,
-        user_id: uuid.UUID | None,
-        entity_type: str,
-        entity_id: Any,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """One audit entry per change, naming the event."""
-        record_activity(
-            self.session,
-            actor=self.event.provider,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id),
-            details={"event_type": self.event.event_type, **(details or {})},
-            user_id=user_id,
-            event_id=self.event.event_id,
-        )
-
-    def link_user(self, user_id: uuid.UUID) -> None:
-        """The event's row belongs to this user (an erasure blanks its payload)."""
-        self.session.execute(
-            text("UPDATE webhook_events SET user_id = :user WHERE id = :id"),
-            {"user": user_id, "id": self.row_id},
-        )
 
 
 Handler = Callable[[Delivery], None]

@@ -25,7 +25,7 @@ from afilo_db.billing.events import NotYetKnownError, field, from_unix, text_fie
 from afilo_db.errors import ValidationError
 
 if TYPE_CHECKING:
-    from afilo_db.billing.ingest import Delivery
+    from afilo_db.billing.delivery import Delivery
 
 _CENTS = Decimal("0.01")
 _TIERS_LOWEST_FIRST = (

@@ -17,13 +17,7 @@ from typing import Annotated
 
 import typer
 
-DEBUG_FLAG = "--debug"
-DEBUG_VARIABLE = "AFILO_DEBUG"
-
-
-def debugging() -> bool:
-    """`--debug` or AFILO_DEBUG=1: show the traceback behind an error."""
-    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+from afilo_db.cli.debug import DEBUG_FLAG, DEBUG_VARIABLE, debugging
 
 
 class Lazy:

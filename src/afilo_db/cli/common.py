@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from afilo_db.cli import debugging
+from afilo_db.cli.debug import debugging
 from afilo_db.cli.failures import explain, first_line
 
 console = Console()

@@ -474,8 +474,8 @@ def server_is_local(connection: psycopg.Connection[Any]) -> bool:
 def worker_count(path: Path, server_is_local: bool) -> int:
     """Validating processes for `path`: none for a small file; else one per core, but one core
     left to a server on this machine, which writes the batches meanwhile and would otherwise
-    share its core with a worker (100,000 products on 2 cores: 20.3 s with one worker, 22.3 s
-    with two, medians of three interleaved runs)."""
+    share its core with a worker: on two cores one worker beat two (bench/catalog.py; the figures
+    in docs/measured-choices.md)."""
     if path.stat().st_size < PARALLEL_FROM_BYTES:
         return 0
     cores = len(os.sched_getaffinity(0))
@@ -549,7 +549,7 @@ IMPORT_LOCK_KEY = 0x6166696C6F2D6369
 # row: a lookup by key is a LATERAL ... LIMIT 1 and a correlated EXISTS ends in OFFSET 0, which
 # the planner can neither flatten into a join nor hash. Left to choose, it hashed the whole of
 # products or product_variants for every batch, and an import's time grew with the square of the
-# catalog (a million products: 2.5 s a batch and climbing).
+# catalog (bench/catalog.py at a million products).
 
 # ORDER BY: rows are locked in key order. ON CONFLICT DO UPDATE locks the row even when its WHERE
 # is false, so an unchanged row is locked but not rewritten (its updated_at stays).
@@ -642,9 +642,10 @@ SELECT EXISTS (
 
 # The catalog's deferred rules (tiers without gaps, an active product sellable) are checked after
 # the last batch, when the validating workers are done and the server has the cores to itself
-# (checked batch by batch, they ran 30% slower, sharing them), and every DEFERRED_CHECK_LINES
-# lines before that, so that the server's queue of pending checks stays bounded however long the
-# file is. Inside the import's savepoint, so that a broken rule is reported as the import's.
+# (checked batch by batch, they ran slower, sharing them: bench/catalog.py), and every
+# DEFERRED_CHECK_LINES lines before that, so that the server's queue of pending checks stays
+# bounded however long the file is. Inside the import's savepoint, so that a broken rule is
+# reported as the import's.
 DEFERRED_CHECK_LINES = 100_000
 DEFERRED_RULES = "ck_product_pricing_tiers_contiguous, ck_products_active_has_variant_for_sale"
 CHECK_DEFERRED_RULES_NOW = f"SET CONSTRAINTS {DEFERRED_RULES} IMMEDIATE"

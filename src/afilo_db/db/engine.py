@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 import weakref
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from afilo_db.config import Settings, get_settings
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import is_pooled, libpq_url, sqlalchemy_url
+from afilo_db.once import once_per_arguments
 
 # psycopg prepares a statement on the server after it has run this many times on a connection.
 PREPARE_THRESHOLD = 2
@@ -173,14 +173,14 @@ def _ping_connections_idle_longer_than(engine: Engine, seconds: float) -> None:
             raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
-@lru_cache(maxsize=1)
+@once_per_arguments
 def get_engine() -> Engine:
     """The process's engine for DATABASE_URL (or the embedded server), created on first use."""
     target = resolve_target()
     return create_app_engine(target.app_url, pooled=target.app_url_is_pooled or None)
 
 
-@lru_cache(maxsize=1)
+@once_per_arguments
 def get_async_engine() -> AsyncEngine:
     """The process's asyncio engine for DATABASE_URL (or the embedded server)."""
     target = resolve_target()
@@ -190,7 +190,7 @@ def get_async_engine() -> AsyncEngine:
 def dispose_engine() -> None:
     """Close the pool (after a fork, or at shutdown) and forget the engine (the asyncio one is
     only forgotten: close it with `await get_async_engine().dispose()` in its event loop)."""
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
+    for engine in get_engine.made():
+        engine.dispose()
     get_engine.cache_clear()
     get_async_engine.cache_clear()

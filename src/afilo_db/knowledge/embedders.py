@@ -13,7 +13,6 @@ import hashlib
 import importlib.metadata
 import threading
 from collections.abc import Callable, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -21,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from afilo_db.errors import OperationError, ValidationError
+from afilo_db.once import once_per_arguments
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 
 Vectors = npt.NDArray[np.float32]
@@ -152,6 +152,8 @@ class CachedEmbedder:
         self.inner = inner
         self._capacity = capacity
         self._vectors: dict[bytes, Vectors] = {}
+        # The process shares one (get_embedder): threads read and clear the cache at once.
+        self._lock = threading.Lock()
         self.computed = 0
 
     @property
@@ -160,18 +162,20 @@ class CachedEmbedder:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]
-        missing = {
-            key: text for key, text in zip(keys, texts, strict=True) if key not in self._vectors
-        }
+        with self._lock:
+            known = {key: self._vectors[key] for key in keys if key in self._vectors}
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
         if missing:
-            fresh = self.inner.embed(list(missing.values()))
-            self.computed += len(missing)
-            if len(self._vectors) + len(missing) > self._capacity:
-                self._vectors.clear()
-            self._vectors.update(zip(missing, fresh, strict=True))
+            fresh = dict(zip(missing, self.inner.embed(list(missing.values())), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self.computed += len(missing)
+                if len(self._vectors) + len(missing) > self._capacity:
+                    self._vectors.clear()
+                self._vectors.update(fresh)
         result = np.empty((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
         for row, key in enumerate(keys):
-            result[row] = self._vectors[key]
+            result[row] = known[key]
         return result
 
 
@@ -191,7 +195,7 @@ def available_models() -> list[str]:
     return sorted(names)
 
 
-@cache
+@once_per_arguments
 def get_embedder(name: str = MINILM_MODEL) -> CachedEmbedder:
     """The process's one embedder of model `name` (a model loads once), with a vector cache."""
     factory = _FACTORIES.get(name)

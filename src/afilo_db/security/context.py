@@ -25,7 +25,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
-from afilo_db.db.hot import Alone
+from afilo_db.db.hot import Alone, Read, Statement
 from afilo_db.errors import ForbiddenError, ValidationError
 from afilo_db.security.policies import CLERK_USER_ID_SETTING, CURRENT_USER
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
@@ -120,6 +120,10 @@ class UserRead:
     alone_parameters: dict[str, Any]
     """The parameters of `alone`: the query's and the user's (a read's function takes them)."""
 
+    def with_planned(self, planned: Statement | None) -> Read:
+        """The read for `afilo_db.db.hot.fetch`, with its server-side function's call."""
+        return Read(self.query, self.parameters, self.before, self.alone, planned)
+
 
 @dataclass(frozen=True)
 class OwnRows:
@@ -167,8 +171,8 @@ def user_read_sql(template: str, rows: OwnRows) -> UserReadSql:
         for condition, guard in (
             (f" AND {own_rows}", ""),
             # The application role's policy on `rows.table` is this very condition: repeated,
-            # it was a second lookup and index condition: 19 us of the 268 a cart and downloads
-            # took in pgbench. The guard keeps it true to its name wherever the login is not
+            # it was a second lookup and index condition on every user read (bench/hot_paths.py,
+            # the user reads). The guard keeps it true to its name wherever the login is not
             # the role (a pooler that logs in as another): no context, no rows.
             ("", f" WHERE current_user = '{APP_ROLE}'"),
         )

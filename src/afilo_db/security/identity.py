@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from afilo_db.config import Settings, get_settings
 from afilo_db.errors import ForbiddenError, OperationError, ValidationError
+from afilo_db.once import once_per_arguments
 from afilo_db.security.context import as_user
 
 ALGORITHMS = ("RS256",)
@@ -69,7 +69,7 @@ class ClerkTokenVerifier:
         return subject
 
 
-@lru_cache(maxsize=8)
+@once_per_arguments
 def _verifier(jwks_url: str, issuer: str | None, parties: tuple[str, ...]) -> ClerkTokenVerifier:
     return ClerkTokenVerifier(jwks_url, issuer, parties)
 

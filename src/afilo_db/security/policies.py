@@ -47,7 +47,7 @@ END
 # The user's profile id, as policies look it up: the lookup itself, an index probe evaluated once
 # per statement (an InitPlan). Not `(SELECT current_user_profile_id())`, the same lookup in a
 # function: a function's body is not inlined where it reads a table, so each statement would set
-# up a SQL function call anew, about 20 us a statement in a read that takes 100 to 250 (revision
+# up a SQL function call anew, a sizeable part of a short read (bench/rls.py; revision
 # 0010_inline_user_lookup).
 CURRENT_USER: Final = (
     "(SELECT id FROM public.user_profiles WHERE clerk_user_id = (SELECT current_clerk_user_id()))"
@@ -154,7 +154,8 @@ def _own(*commands: Command) -> tuple[AppRule, ...]:
 # OFFSET 0 keeps each of these EXISTS a probe of one row by its key. Without it the planner may
 # turn it into a hash of every published product, built on every call, whenever it expects the
 # query to check many rows: a collection page (48 rows, after a LIMIT the choice does not see)
-# took 67 ms as the application against 0.2 ms as the owner.
+# was then hundreds of times slower as the application than as the owner (bench/hot_paths.py,
+# the collection page).
 def _published_product(column: str) -> str:
     return f"EXISTS (SELECT FROM products p WHERE p.id = {column} AND p.{PUBLISHED} OFFSET 0)"
 
@@ -275,7 +276,8 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     # Unpublished products (and what hangs off them) exist only for the service context.
     _readable_by_all("products", PUBLISHED, "status"),
     # A variant carries its product's status, kept true by a composite foreign key (revision
-    # 0011): a column read, where a probe of products for each variant cost a cart read 4%.
+    # 0011): a column read, where a probe of products for each variant cost every cart read
+    # (bench/hot_paths.py, the user reads).
     _readable_by_all("product_variants", f"product_{PUBLISHED}", "product_id"),
     # A tier is seen with its variant. The variants' own policy applies inside this one (the
     # same role reads them), so a variant of an unpublished product hides its tiers too; naming

@@ -110,14 +110,18 @@ def cart_contents(source: hot.ReadSource, user_id: uuid.UUID) -> Cart:
     row-level security, the user's own: see `user_cart`). One prepared statement, one round
     trip (`afilo_db.db.hot`)."""
     parameters = {"user_id": user_id}
-    return _cart(hot.fetch(source, CART_SQL, parameters, planned=reads.CART.call(parameters)))
+    return _cart(
+        hot.fetch(source, hot.Read(CART_SQL, parameters, planned=reads.CART.call(parameters)))
+    )
 
 
 async def cart_contents_async(source: hot.AsyncReadSource, user_id: uuid.UUID) -> Cart:
     """`cart_contents` for asyncio."""
     parameters = {"user_id": user_id}
     return _cart(
-        await hot.fetch_async(source, CART_SQL, parameters, planned=reads.CART.call(parameters))
+        await hot.fetch_async(
+            source, hot.Read(CART_SQL, parameters, planned=reads.CART.call(parameters))
+        )
     )
 
 
@@ -128,13 +132,11 @@ def user_cart(source: hot.ReadSource, clerk_user_id: str) -> Cart:
     malformed id; an unknown id has an empty cart."""
     read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, clerk_user_id)
     planned = reads.USER_CART.call(read.alone_parameters)
-    return _cart(hot.fetch(source, read.query, read.parameters, read.before, read.alone, planned))
+    return _cart(hot.fetch(source, read.with_planned(planned)))
 
 
 async def user_cart_async(source: hot.AsyncReadSource, clerk_user_id: str) -> Cart:
     """`user_cart` for asyncio."""
     read = read_as_user(reads.CART_TEMPLATE, reads.CART_ROWS, clerk_user_id)
     planned = reads.USER_CART.call(read.alone_parameters)
-    return _cart(
-        await hot.fetch_async(source, read.query, read.parameters, read.before, read.alone, planned)
-    )
+    return _cart(await hot.fetch_async(source, read.with_planned(planned)))

@@ -115,12 +115,12 @@ def product_by_handle(source: hot.ReadSource, handle: str) -> ProductPage | None
     with nothing begun, it runs on its own and leaves no transaction behind; in a Session's open
     transaction it runs there. Prices are `Decimal`, ids `UUID`, times `datetime`.
     """
-    return _product_page(hot.fetch(source, PRODUCT_BY_HANDLE_SQL, (handle,)))
+    return _product_page(hot.fetch(source, hot.Read(PRODUCT_BY_HANDLE_SQL, (handle,))))
 
 
 async def product_by_handle_async(source: hot.AsyncReadSource, handle: str) -> ProductPage | None:
     """`product_by_handle` for asyncio, on psycopg's AsyncConnection."""
-    return _product_page(await hot.fetch_async(source, PRODUCT_BY_HANDLE_SQL, (handle,)))
+    return _product_page(await hot.fetch_async(source, hot.Read(PRODUCT_BY_HANDLE_SQL, (handle,))))
 
 
 # -- listings ------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def list_products(
     one extra row tells whether a next page exists (COUNT(*) would scan every match).
     """
     query, values = listing_statement(filters, limit, after)
-    return _page(hot.fetch(source, query, values), limit)
+    return _page(hot.fetch(source, hot.Read(query, values)), limit)
 
 
 async def list_products_async(
@@ -240,7 +240,7 @@ async def list_products_async(
 ) -> Page:
     """`list_products` for asyncio."""
     query, values = listing_statement(filters, limit, after)
-    return _page(await hot.fetch_async(source, query, values), limit)
+    return _page(await hot.fetch_async(source, hot.Read(query, values)), limit)
 
 
 # One page of the collection's active products, by position: an index range scan on
@@ -324,7 +324,7 @@ def collection_by_handle(
     cursor `after` (a previous page's `next_cursor`): one prepared statement, one round trip.
     Raises NotFoundError for an unknown handle, ValidationError for a bad limit or cursor."""
     values = _collection_values(handle, limit, after)
-    return _collection_page(hot.fetch(source, COLLECTION_SQL, values), handle, limit)
+    return _collection_page(hot.fetch(source, hot.Read(COLLECTION_SQL, values)), handle, limit)
 
 
 async def collection_by_handle_async(
@@ -336,7 +336,7 @@ async def collection_by_handle_async(
 ) -> CollectionPage:
     """`collection_by_handle` for asyncio."""
     values = _collection_values(handle, limit, after)
-    rows = await hot.fetch_async(source, COLLECTION_SQL, values)
+    rows = await hot.fetch_async(source, hot.Read(COLLECTION_SQL, values))
     return _collection_page(rows, handle, limit)
 
 

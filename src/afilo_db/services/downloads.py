@@ -45,7 +45,7 @@ def downloads(source: hot.ReadSource, user_id: uuid.UUID, limit: int = 50) -> li
     the user's own: see `user_downloads`)."""
     parameters = {"user_id": user_id, "limit": _checked(limit)}
     planned = reads.DOWNLOADS.call(parameters)
-    return _records(hot.fetch(source, DOWNLOADS_SQL, parameters, planned=planned))
+    return _records(hot.fetch(source, hot.Read(DOWNLOADS_SQL, parameters, planned=planned)))
 
 
 def user_downloads(
@@ -57,9 +57,7 @@ def user_downloads(
         reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)}
     )
     planned = reads.USER_DOWNLOADS.call(read.alone_parameters)
-    return _records(
-        hot.fetch(source, read.query, read.parameters, read.before, read.alone, planned)
-    )
+    return _records(hot.fetch(source, read.with_planned(planned)))
 
 
 async def downloads_async(
@@ -68,7 +66,9 @@ async def downloads_async(
     """`downloads` for asyncio."""
     parameters = {"user_id": user_id, "limit": _checked(limit)}
     planned = reads.DOWNLOADS.call(parameters)
-    return _records(await hot.fetch_async(source, DOWNLOADS_SQL, parameters, planned=planned))
+    return _records(
+        await hot.fetch_async(source, hot.Read(DOWNLOADS_SQL, parameters, planned=planned))
+    )
 
 
 async def user_downloads_async(
@@ -79,7 +79,5 @@ async def user_downloads_async(
         reads.DOWNLOADS_TEMPLATE, reads.DOWNLOADS_ROWS, clerk_user_id, {"limit": _checked(limit)}
     )
     planned = reads.USER_DOWNLOADS.call(read.alone_parameters)
-    rows = await hot.fetch_async(
-        source, read.query, read.parameters, read.before, read.alone, planned
-    )
+    rows = await hot.fetch_async(source, read.with_planned(planned))
     return _records(rows)

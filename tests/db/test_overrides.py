@@ -1,0 +1,114 @@
+"""The behaviour afilo-db overrides or reads from psycopg's and SQLAlchemy's internals, checked
+against the versions installed (pyproject.toml caps both below their next minor version): a
+new version that changes them fails here, not in production."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import QueuePool
+
+from afilo_db.db.engine import (
+    PREPARE_THRESHOLD,
+    PreparedKeepingAsyncConnection,
+    PreparedKeepingConnection,
+)
+from afilo_db.db.urls import sqlalchemy_url
+from tests.services.test_hot_paths import run_async
+
+READ = "SELECT %s::int + 1"
+
+
+@pytest.fixture
+def keeping(database_url: str) -> Iterator[PreparedKeepingConnection]:
+    with PreparedKeepingConnection.connect(
+        database_url, prepare_threshold=PREPARE_THRESHOLD
+    ) as connection:
+        yield connection
+
+
+def server_prepared(connection: psycopg.Connection[Any]) -> int:
+    row = connection.execute(
+        "SELECT count(*) FROM pg_prepared_statements", prepare=False
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_rollback_keeps_the_prepared_statements(keeping: PreparedKeepingConnection) -> None:
+    for number in range(PREPARE_THRESHOLD + 1):
+        keeping.execute(READ, (number,))
+    assert server_prepared(keeping) == 1
+    keeping.rollback()
+    assert keeping.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # psycopg still knows the statement is prepared: it sends no second Parse of it.
+    keeping.execute(READ, (1,))
+    assert server_prepared(keeping) == 1
+    keeping.rollback()
+
+
+def test_plain_psycopg_forgets_them_on_rollback(database_url: str) -> None:
+    """The reason for the override: if psycopg stops forgetting, it can go."""
+    with psycopg.connect(database_url, prepare_threshold=PREPARE_THRESHOLD) as plain:
+        for number in range(PREPARE_THRESHOLD + 1):
+            plain.execute(READ, (number,))
+        plain.rollback()
+        assert server_prepared(plain) == 0
+
+
+def test_a_rollback_in_psycopgs_own_blocks_is_psycopgs(keeping: PreparedKeepingConnection) -> None:
+    with keeping.transaction(), pytest.raises(psycopg.ProgrammingError):
+        keeping.rollback()  # psycopg's own check: not inside a transaction() block
+    with keeping.pipeline():
+        keeping.execute(READ, (1,))
+        keeping.rollback()
+    assert keeping.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_the_async_rollback_keeps_them_too(database_url: str) -> None:
+    async def scenario() -> tuple[int, psycopg.pq.TransactionStatus]:
+        async with await PreparedKeepingAsyncConnection.connect(
+            database_url, prepare_threshold=PREPARE_THRESHOLD
+        ) as connection:
+            for number in range(PREPARE_THRESHOLD + 1):
+                await connection.execute(READ, (number,))
+            await connection.rollback()
+            cursor = await connection.execute(
+                "SELECT count(*) FROM pg_prepared_statements", prepare=False
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            status = connection.info.transaction_status
+            await connection.rollback()
+            return int(row[0]), status
+
+    assert run_async(scenario) == (1, psycopg.pq.TransactionStatus.INTRANS)
+
+
+@pytest.mark.parametrize(("max_overflow", "private"), [(0, 0), (3, 3), (-1, -1)])
+def test_the_queue_pool_attributes_the_relay_reads(
+    database_url: str, max_overflow: int, private: int
+) -> None:
+    """The relay (`afilo_db.db.hot.relay`) reads QueuePool's `_max_overflow` (no public name)
+    and counts with size(), checkedin() and overflow() as below."""
+    engine = create_engine(
+        sqlalchemy_url(database_url), pool_size=2, max_overflow=max_overflow, pool_timeout=1
+    )
+    try:
+        pool = engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool._max_overflow == private
+        held = [engine.raw_connection() for _ in range(2)]
+        assert (pool.size(), pool.checkedin(), pool.overflow()) == (2, 0, 0)
+        if max_overflow:
+            held.append(engine.raw_connection())
+            assert pool.overflow() == 1
+        for connection in held:
+            connection.close()
+        assert pool.checkedin() == 2
+    finally:
+        engine.dispose()
