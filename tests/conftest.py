@@ -1,6 +1,10 @@
 """One embedded server per test run, one migrated template database, a fresh clone per test.
 
 Tests never touch the user's own AFILO_HOME or DATABASE_URL: the run gets a scratch home.
+
+AFILO_TEST_DATABASE_URL (a superuser's URL) runs the suite against that server instead (another
+PostgreSQL version, a hosted one): the tests marked `embedded_only`, which need the embedded
+server's own files or processes, are skipped with their reason.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.migrate.revisions import deploy
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
+from tests.external_server import EXTERNAL_SERVER_VARIABLE, ExternalServer
 
 TEMPLATE_DATABASE = "afilo_template"
 # The folders whose files take longest (servers of their own, subprocesses, a browser), heaviest
@@ -50,6 +55,10 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 
 @pytest.fixture(scope="session")
 def server(isolated_environment: Path) -> Iterator[EmbeddedServer]:
+    external = os.environ.get(EXTERNAL_SERVER_VARIABLE)
+    if external:
+        yield ExternalServer(external, isolated_environment / "server")
+        return
     embedded = EmbeddedServer(isolated_environment / "server")
     embedded.start(settings=TEST_SERVER_SETTINGS)
     yield embedded
@@ -124,6 +133,13 @@ def service_password(server: EmbeddedServer, template_database: str) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get(EXTERNAL_SERVER_VARIABLE):
+        for item in items:
+            marker = item.get_closest_marker("embedded_only")
+            if marker is not None:
+                reason = marker.args[0] if marker.args else "needs the embedded server"
+                item.add_marker(pytest.mark.skip(reason=f"{EXTERNAL_SERVER_VARIABLE}: {reason}"))
+
     def weight(item: pytest.Item) -> int:
         folder = item.path.parent.name
         return (

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import errors, sql
+from sqlalchemy.engine import make_url
 
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE
@@ -57,7 +58,11 @@ def hosted(server: EmbeddedServer, template_database: str) -> Iterator[HostedDat
         ))  # fmt: skip
         superuser.execute("CREATE EXTENSION vector")
         superuser.execute("CREATE EXTENSION btree_gist")
-    owner_url = f"postgresql://{owner}:{password}@127.0.0.1:{server.port}/{name}"
+    owner_url = (
+        make_url(superuser_url)
+        .set(username=owner, password=password)
+        .render_as_string(hide_password=False)
+    )
     yield HostedDatabase(owner_url, superuser_url)
     drop_database(server, name)
     with psycopg.connect(server.url("postgres"), autocommit=True) as superuser:
