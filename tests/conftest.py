@@ -26,7 +26,8 @@ from afilo_db.migrate.revisions import deploy
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
 from tests.external_server import EXTERNAL_SERVER_VARIABLE, ExternalServer
 
-TEMPLATE_DATABASE = "afilo_template"
+# One per test process: the xdist workers share an external server (AFILO_TEST_DATABASE_URL).
+TEMPLATE_DATABASE = f"afilo_template_{os.getpid()}"
 # The folders whose files take longest (servers of their own, subprocesses, a browser), heaviest
 # first. xdist hands whole files to workers in collection order (--dist loadfile), so a long file
 # collected last would run alone at the end of `make test` while the other workers idle.
@@ -74,11 +75,12 @@ def drop_database(server: EmbeddedServer, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_database(server: EmbeddedServer) -> str:
+def template_database(server: EmbeddedServer) -> Iterator[str]:
     drop_database(server, TEMPLATE_DATABASE)
     url = create_database(server, TEMPLATE_DATABASE)
     deploy(url)
-    return TEMPLATE_DATABASE
+    yield TEMPLATE_DATABASE
+    drop_database(server, TEMPLATE_DATABASE)
 
 
 @pytest.fixture
