@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-packages bench clean
+.PHONY: demo test test-pg15 lint system-packages bench clean
 
 # uv installs the same packages as pip: 15 s instead of 55 on a fresh clone. Bytecode compiled at
 # install, as pip does: without it, every `afilo-db` the tests start compiles its imports anew
@@ -34,10 +34,16 @@ system-packages:
 test: lint system-packages
 	$(BIN)/pytest -n 3 --dist loadfile --basetemp=.pytest-tmp --durations=20
 
+# The suite against PostgreSQL 15, the oldest supported release: Debian's server with pgvector built
+# from its source, a throwaway cluster, the tests that do not need the embedded server
+# (scripts/pg15.sh; docs/postgres-versions.md).
+test-pg15: $(STAMP) system-packages
+	scripts/pg15.sh
+
 # Benchmarks, never part of `make test`: each prints ratios against a baseline from the same run
 # and writes bench/results/<name>.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .pytest-tmp
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .pytest-tmp .pytest-tmp-pg15 .pg15

@@ -1,6 +1,10 @@
 """One embedded server per test run, one migrated template database, a fresh clone per test.
 
 Tests never touch the user's own AFILO_HOME or DATABASE_URL: the run gets a scratch home.
+
+AFILO_TEST_DATABASE_URL (a superuser's URL) runs the suite against that server instead (another
+PostgreSQL version, a hosted one): the tests marked `embedded_only`, which need the embedded
+server's own files or processes, are skipped with their reason.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.migrate.revisions import deploy
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
+from tests.external_server import EXTERNAL_SERVER_VARIABLE, ExternalServer
 
-TEMPLATE_DATABASE = "afilo_template"
+# One per test process: the xdist workers share an external server (AFILO_TEST_DATABASE_URL).
+TEMPLATE_DATABASE = f"afilo_template_{os.getpid()}"
 # The folders whose files take longest (servers of their own, subprocesses, a browser), heaviest
 # first. xdist hands whole files to workers in collection order (--dist loadfile), so a long file
 # collected last would run alone at the end of `make test` while the other workers idle.
@@ -50,6 +56,10 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 
 @pytest.fixture(scope="session")
 def server(isolated_environment: Path) -> Iterator[EmbeddedServer]:
+    external = os.environ.get(EXTERNAL_SERVER_VARIABLE)
+    if external:
+        yield ExternalServer(external, isolated_environment / "server")
+        return
     embedded = EmbeddedServer(isolated_environment / "server")
     embedded.start(settings=TEST_SERVER_SETTINGS)
     yield embedded
@@ -65,11 +75,12 @@ def drop_database(server: EmbeddedServer, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_database(server: EmbeddedServer) -> str:
+def template_database(server: EmbeddedServer) -> Iterator[str]:
     drop_database(server, TEMPLATE_DATABASE)
     url = create_database(server, TEMPLATE_DATABASE)
     deploy(url)
-    return TEMPLATE_DATABASE
+    yield TEMPLATE_DATABASE
+    drop_database(server, TEMPLATE_DATABASE)
 
 
 @pytest.fixture
@@ -124,6 +135,13 @@ def service_password(server: EmbeddedServer, template_database: str) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get(EXTERNAL_SERVER_VARIABLE):
+        for item in items:
+            marker = item.get_closest_marker("embedded_only")
+            if marker is not None:
+                reason = marker.args[0] if marker.args else "needs the embedded server"
+                item.add_marker(pytest.mark.skip(reason=f"{EXTERNAL_SERVER_VARIABLE}: {reason}"))
+
     def weight(item: pytest.Item) -> int:
         folder = item.path.parent.name
         return (

@@ -4,7 +4,8 @@ form error; nobody downstream needs to know about psycopg or SQLAlchemy exceptio
 Exit codes of `afilo-db` (the README lists them): 1 the operation failed, 2 invalid input,
 3 not found, 4 conflict (including a deadlock or serialization failure: run it again),
 5 forbidden (a login or permission refused), 6 the database is unreachable (refused, unknown
-host, TLS, timeout, connection lost), 130 interrupted (Ctrl-C).
+host, TLS, timeout, connection lost), 7 the server or one of its extensions is older than
+supported, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ class UnavailableError(OperationError):
     """The database could not be reached or was lost: refused, unknown host, TLS, timeout."""
 
     exit_code = 6
+
+
+class UnsupportedServerError(AfiloError):
+    """The configured PostgreSQL, or an extension on it, is below the floor (afilo_db.db.versions):
+    nothing was done."""
+
+    exit_code = 7
 
 
 class InterruptedByUserError(AfiloError):

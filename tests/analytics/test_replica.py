@@ -18,6 +18,8 @@ from afilo_db.db.replica import EmbeddedReplica
 from afilo_db.db.urls import database_name
 from tests.analytics.conftest import Shop
 
+pytestmark = pytest.mark.embedded_only("the replica is a pg_basebackup of the embedded server")
+
 FEB_MAR = DateRange(date(2026, 2, 1), date(2026, 3, 31))
 MRR_BY_MONTH = [
     ("2026-02", "USD", Decimal(70), Decimal(0), Decimal(0), Decimal(0), Decimal(70), Decimal(70)),

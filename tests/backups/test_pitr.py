@@ -14,6 +14,8 @@ from afilo_db.backups import pitr
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.errors import ConflictError, NotFoundError, ValidationError
 
+pytestmark = pytest.mark.embedded_only("point-in-time recovery archives the embedded server's WAL")
+
 # Durability off to be quick; full_page_writes stays on, as base backups need it.
 SETTINGS = {"fsync": "off", "synchronous_commit": "off"}
 

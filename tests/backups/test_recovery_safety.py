@@ -20,6 +20,8 @@ from tests.backups import test_backup
 from tests.backups.test_backup import database_state
 from tests.backups.test_pitr import SETTINGS, marks_around_a_moment, rows, server_now
 
+pytestmark = pytest.mark.embedded_only("point-in-time recovery archives the embedded server's WAL")
+
 seeded_url = test_backup.seeded_url
 backups = test_backup.backups
 

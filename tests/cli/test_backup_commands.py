@@ -12,6 +12,8 @@ import pytest
 from afilo_db.db.embedded import EmbeddedServer
 from tests.cli.test_up import afilo_db
 
+pytestmark = pytest.mark.embedded_only("runs on an embedded server in a home of its own")
+
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

@@ -15,6 +15,8 @@ from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.programs import pg_binary
 from tests.db.test_schema import EXPECTED_INDEXES, EXPECTED_TABLES
 
+pytestmark = pytest.mark.embedded_only("`up` starts the embedded server in a fresh home")
+
 
 def afilo_db(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from afilo_db.backups.manifest import list_backups
 from afilo_db.db.embedded import EmbeddedServer
 from tests.cli import test_errors
 from tests.faults.conftest import assert_one_line, seed_some, start, tables
+
+pytestmark = pytest.mark.embedded_only("kills and fills servers of its own (embedded)")
 
 tmpfs = test_errors.tmpfs
 

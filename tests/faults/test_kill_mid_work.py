@@ -28,6 +28,8 @@ from tests.faults.conftest import (
 )
 from tests.migrate.test_migration_checklist import write_revision
 
+pytestmark = pytest.mark.embedded_only("kill -9 of a server of its own (embedded)")
+
 Victim = Callable[[EmbeddedServer, Command], None]
 
 

@@ -14,6 +14,8 @@ from afilo_db.db.embedded import EmbeddedServer
 from tests.cli.test_migrate_commands import write_revision
 from tests.faults.conftest import seed_some, start
 
+pytestmark = pytest.mark.embedded_only("runs on the faults' embedded server of its own")
+
 
 class ProcessTableSampler:
     """Reads every process's command line (what `ps` shows to any user) every few milliseconds."""

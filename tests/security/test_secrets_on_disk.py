@@ -17,6 +17,8 @@ from afilo_db.db import embedded
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.files import private_atomic_file
 
+pytestmark = pytest.mark.embedded_only("the embedded server's files")
+
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

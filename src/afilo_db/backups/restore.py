@@ -8,7 +8,6 @@ it was and the swap itself is one short transaction.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,13 +25,7 @@ from afilo_db.backups.manifest import (
     load_manifest,
 )
 from afilo_db.db.databases import create_database, drop_database, replace_database
-from afilo_db.db.programs import (
-    Progress,
-    connection_arguments,
-    list_archive,
-    no_progress,
-    pg_binary,
-)
+from afilo_db.db.programs import Progress, list_archive, no_progress, start_restore
 from afilo_db.db.urls import database_name
 from afilo_db.errors import ConflictError, OperationError
 from afilo_db.migrations.support import alembic_config
@@ -53,29 +46,23 @@ def restore_archive(
     `sections`: only these of pg_restore's sections ("pre-data": tables and types, "data": rows,
     "post-data": indexes, constraints, triggers); all when empty.
     """
-    conninfo, environment = connection_arguments(url)
-    command = [
-        str(pg_binary("pg_restore")), "--dbname", conninfo, f"--jobs={jobs}",
-        "--exit-on-error", "--verbose", *(f"--section={section}" for section in sections),
-        str(dump_directory),
-    ]  # fmt: skip
     entries = sum(
         1 for line in list_archive(dump_directory).splitlines() if line and not line.startswith(";")
     )
     finished = 0
-    with subprocess.Popen(
-        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as restorer:
-        assert restorer.stderr is not None
-        errors: list[str] = []
-        for line in restorer.stderr:
-            # Serial items report "processing item", parallel ones "finished item".
-            if "finished item" in line or "processing item" in line:
-                finished += 1
-                progress("restoring", min(finished, entries), entries)
-            elif "error" in line.lower() or "fatal" in line.lower():
-                errors.append(line.strip())
-    if restorer.returncode != 0:
+    restore = start_restore(
+        url, "--exit-on-error", "--verbose", *(f"--section={section}" for section in sections),
+        str(dump_directory), jobs=jobs,
+    )  # fmt: skip
+    errors: list[str] = []
+    for line in restore.stderr:
+        # Serial items report "processing item", parallel ones "finished item".
+        if "finished item" in line or "processing item" in line:
+            finished += 1
+            progress("restoring", min(finished, entries), entries)
+        elif "error" in line.lower() or "fatal" in line.lower():
+            errors.append(line.strip())
+    if restore.wait() != 0:
         raise OperationError("pg_restore failed: " + ("\n".join(errors[-10:]) or "no message"))
     progress("restoring", entries, entries)
 

@@ -101,7 +101,8 @@ def url(
     with reported_errors():
         if app and service:
             raise ValidationError({"--service": "give either --app or --service, not both"})
-        target = resolve_target()
+        # Printing a URL connects to nothing: scripts call it before the server is up.
+        target = resolve_target(check_version=False)
         if app or service:
             from afilo_db.security import login
 

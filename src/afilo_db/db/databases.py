@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from afilo_db.db.programs import start_program
+from afilo_db.db.programs import start_program, start_restore
 from afilo_db.db.urls import database_name, with_database
 from afilo_db.errors import ConflictError, OperationError, ValidationError
 
@@ -70,13 +70,12 @@ def copy_database(url: str, name: str) -> str:
     except psycopg.errors.ObjectInUse:
         create_database(url, name)
     dump = start_program("pg_dump", url, "--format=custom", stdout=subprocess.PIPE)
-    restore = start_program("pg_restore", with_database(url, name), "--no-owner", stdin=dump.stdout)
+    restore = start_restore(with_database(url, name), "--no-owner", stdin=dump.stdout)
     if dump.stdout is not None:
         dump.stdout.close()  # pg_restore owns the pipe now; pg_dump sees SIGPIPE if it dies
-    _, restore_errors = restore.communicate()
-    if dump.wait() != 0 or restore.returncode != 0:
+    detail = restore.stderr.read().strip()
+    if restore.wait() != 0 or dump.wait() != 0:
         drop_database(url, name)
-        detail = restore_errors.decode(errors="replace").strip() if restore_errors else ""
         raise OperationError(f"copying the database failed: {detail or 'pg_dump failed'}")
     return "pg_dump | pg_restore"
 

@@ -7,10 +7,14 @@ error messages would show it; every run has a timeout or is waited for by its ca
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import re
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -110,3 +114,97 @@ def run_program(program: str, url: str, *args: str, timeout: float | None = None
 def list_archive(dump_directory: Path) -> str:
     """`pg_restore --list` of a directory-format dump: its table of contents."""
     return run_pg_program("pg_restore", "--list", str(dump_directory))
+
+
+# What pg_restore sets at the start of every restore, by the release that introduced each
+# setting (PostgreSQL's version number): an older server refuses the SET ("unrecognized
+# configuration parameter") and the restore with it.
+RESTORE_SETTINGS_SINCE = {"transaction_timeout": 170000}
+_COPY_DATA_START = re.compile(rb"^COPY .* FROM stdin;\n$")
+_COPY_DATA_END = b"\\.\n"
+
+
+def settings_unknown_to(server_version: int) -> frozenset[bytes]:
+    return frozenset(
+        name.encode() for name, since in RESTORE_SETTINGS_SINCE.items() if server_version < since
+    )
+
+
+def without_settings(lines: Iterable[bytes], unknown: frozenset[bytes]) -> Iterator[bytes]:
+    """pg_restore's SQL without its `SET name = ...;` lines for the `unknown` settings; rows of
+    COPY data pass whatever they hold."""
+    in_copy_data = False
+    for line in lines:
+        if in_copy_data:
+            in_copy_data = line != _COPY_DATA_END
+        elif _COPY_DATA_START.match(line):
+            in_copy_data = True
+        elif line.startswith(b"SET ") and line.split(b" ", 2)[1] in unknown:
+            continue
+        yield line
+
+
+@dataclass
+class Restore:
+    """A running restore. `stderr`: the messages of every program in it, as text lines."""
+
+    processes: list[subprocess.Popen[bytes]]
+    stderr: IO[str]
+    feeder: threading.Thread | None = None
+
+    def wait(self) -> int:
+        """The first non-zero exit code of the programs, else 0."""
+        if self.feeder is not None:
+            self.feeder.join()
+        codes = [process.wait() for process in self.processes]
+        self.stderr.close()
+        return next((code for code in codes if code != 0), 0)
+
+
+def start_restore(
+    url: str, *args: str, jobs: int = 1, stdin: IO[bytes] | int | None = None
+) -> Restore:
+    """pg_restore ARGS into the database at `url`: straight in where the server knows every
+    setting pg_restore sets, else as SQL with those settings taken out, run by psql (serially:
+    pg_restore restores in parallel only into a database), as pg_dump's own --no-* options
+    leave out what a target cannot take."""
+    import psycopg
+
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        unknown = settings_unknown_to(connection.info.server_version)
+    conninfo, environment = connection_arguments(url)
+    messages, messages_in = os.pipe()
+    try:
+        if not unknown:
+            restorer = subprocess.Popen(
+                [str(pg_binary("pg_restore")), "--dbname", conninfo, f"--jobs={jobs}", *args],
+                env=environment, stdin=stdin, stdout=subprocess.DEVNULL, stderr=messages_in,
+            )  # fmt: skip
+            return Restore([restorer], open(messages, encoding="utf-8", errors="replace"))
+        restorer = subprocess.Popen(
+            [str(pg_binary("pg_restore")), "--file=-", *args],
+            env=environment, stdin=stdin, stdout=subprocess.PIPE, stderr=messages_in,
+        )  # fmt: skip
+        loader = subprocess.Popen(
+            [str(pg_binary("psql")), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
+             "--dbname", conninfo],
+            env=environment, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=messages_in,
+        )  # fmt: skip
+    finally:
+        os.close(messages_in)  # the programs hold it now: their ends close the stream
+    assert restorer.stdout is not None and loader.stdin is not None
+    source, sink = restorer.stdout, loader.stdin
+
+    def feed() -> None:
+        try:
+            sink.writelines(without_settings(source, unknown))
+        except BrokenPipeError:
+            pass  # psql stopped at an error: it said which, and its exit code tells
+        finally:
+            source.close()
+            with contextlib.suppress(BrokenPipeError):
+                sink.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    return Restore([restorer, loader], open(messages, encoding="utf-8", errors="replace"), feeder)

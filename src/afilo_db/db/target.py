@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from afilo_db.config import Settings, get_settings
 from afilo_db.db.embedded import APPLICATION_ROLE, SERVICE_LOGIN_ROLE, EmbeddedServer
 from afilo_db.db.urls import is_pooled, libpq_url
+from afilo_db.db.versions import ensure_supported_server
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,20 @@ def embedded_server(settings: Settings | None = None) -> EmbeddedServer:
     return EmbeddedServer((settings or get_settings()).home)
 
 
-def resolve_target(settings: Settings | None = None) -> DatabaseTarget:
-    """The configured database, or the embedded one (started if it is not running)."""
+def resolve_target(
+    settings: Settings | None = None, *, check_version: bool = True
+) -> DatabaseTarget:
+    """The configured database, or the embedded one (started if it is not running).
+
+    A configured server is checked against the supported versions once per process (one
+    connection; `check_version=False` for commands that only print its URLs). The embedded
+    server is not: it is the wheel's PostgreSQL 18 and pgvector, which the suite runs on."""
     settings = settings or get_settings()
     if settings.database_url is not None:
         direct = settings.direct_url or settings.database_url
         service = settings.service_database_url
+        if check_version:
+            ensure_supported_server(libpq_url(direct))
         return DatabaseTarget(
             libpq_url(settings.database_url),
             libpq_url(direct),

@@ -33,9 +33,31 @@ from sqlalchemy.exc import DBAPIError
 from afilo_db.security import policies as security
 from afilo_db.security import reads
 
+
+class DeclaredExtension(PGExtension):
+    """An extension compared without being created: its name and schema are all there is to
+    compare, and alembic-utils' rehearsal (DROP then CREATE in a savepoint) fails wherever
+    another role created it, the usual case on a hosted or DBA-run server: only an extension's
+    owner may drop it, so the CREATE that follows meets the one still there."""
+
+    def get_database_definition(
+        self, sess: Any, dependencies: list[Any] | None = None
+    ) -> DeclaredExtension:
+        return self
+
+    # A revision names alembic-utils' own class: revisions import nothing from afilo_db.
+    @classmethod
+    def render_import_statement(cls) -> str:
+        return str(PGExtension.render_import_statement())
+
+    def render_self_for_migration(self, omit_definition: bool = False) -> str:
+        plain = PGExtension(schema=self.schema, signature=self.signature)
+        return str(plain.render_self_for_migration(omit_definition))
+
+
 EXTENSIONS = [
-    PGExtension(schema="public", signature="vector"),
-    PGExtension(schema="public", signature="btree_gist"),
+    DeclaredExtension(schema="public", signature="vector"),
+    DeclaredExtension(schema="public", signature="btree_gist"),
 ]
 
 FUNCTIONS = [
@@ -325,4 +347,4 @@ def compare_policies(
 def register() -> None:
     """Make autogenerate compare extensions and functions through alembic-utils (idempotent);
     policies are compared by `compare_policies`, registered with Alembic on import."""
-    register_entities([*EXTENSIONS, *FUNCTIONS], entity_types=[PGExtension, PGFunction])
+    register_entities([*EXTENSIONS, *FUNCTIONS], entity_types=[DeclaredExtension, PGFunction])
