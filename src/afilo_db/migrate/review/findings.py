@@ -133,6 +133,8 @@ class StatementReview:
     measurements: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # The allow list's classification of the statement (`classification.Classification`).
+    predicted: dict[str, object] | None = None
 
     def find(self, rule: str, severity: Severity, message: str, count: int | None = None) -> None:
         self.findings.append(Finding(rule, severity, message, RECIPES.get(rule), count=count))
