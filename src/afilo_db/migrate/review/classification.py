@@ -221,7 +221,7 @@ STATEMENTS: Final[dict[str, Classification]] = {
     "ImportForeignSchemaStmt": _safe("catalogue", visibility=True),
     # The cluster, not the database: PostgreSQL refuses them inside a transaction block.
     "CreatedbStmt": _safe("cluster", transactional=False),
-    "DropdbStmt": _safe("cluster", transactional=False),
+    "DropdbStmt": _refused("cluster", loses_data=True, transactional=False),
     "AlterDatabaseStmt": _safe("cluster"),
     "AlterDatabaseSetStmt": _safe("cluster"),
     "AlterDatabaseRefreshCollStmt": _safe("cluster"),

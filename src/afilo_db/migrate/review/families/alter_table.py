@@ -296,6 +296,10 @@ def add_column(analyzer: Analyzer, statement: StatementReview, table: str, colum
             f"a UNIQUE column on {table} builds its index under ACCESS EXCLUSIVE",
             rows,
         )
+    for constraint in constraints:
+        if constraint.contype == ConstrType.CONSTR_FOREIGN and constraint.pktable is not None:
+            # REFERENCES on a new column holds the referenced table as ADD FOREIGN KEY does.
+            statement.other_locks[str(relation_name(constraint.pktable))] = SHARE_ROW_EXCLUSIVE
 
 
 def change_type(

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 def drop(analyzer: Analyzer, statement: StatementReview, node: ast.DropStmt) -> None:
     kind = node.removeType
     if kind == ObjectType.OBJECT_POLICY:
+        # DROP POLICY name ON table: the table is held ACCESS EXCLUSIVE while it goes.
+        for *table, _ in (tuple(part.sval for part in name) for name in node.objects or ()):
+            analyzer.existing(statement, ".".join(table))
+            analyzer.lock(statement, ACCESS_EXCLUSIVE)
         analyzer.access.policy_dropped(statement, node.objects)
         return
     if kind == ObjectType.OBJECT_INDEX:
