@@ -26,10 +26,19 @@ import pytest
 
 from afilo_db.data.seed import seed
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.migrate.review import RevisionReview, Thresholds, measuring, review_sql
+from afilo_db.migrate.review import (
+    Observer,
+    RevisionReview,
+    Thresholds,
+    measuring,
+    review_sql,
+)
 from tests.conftest import create_database, drop_database
 
 CORPUS = sorted((Path(__file__).parent.parent / "migration_corpus").glob("*.sql"))
+# Written before the review ever ran on them, and never tuned on: their figures are reported,
+# not made to pass (docs/migrate-review.md).
+HELD_OUT = sorted((Path(__file__).parent.parent / "migration_corpus" / "held_out").glob("*.sql"))
 LEDGER_ROWS = 20_000
 BASE_SQL = f"""
 CREATE TYPE ledger_kind AS ENUM ('debit', 'credit');
@@ -99,6 +108,8 @@ def judge(path: Path, url: str) -> Outcome:
             in_transaction=wanted.get("in-transaction") != "no",
             thresholds=thresholds,
         )
+    with psycopg.connect(url) as rehearsal:
+        Observer(rehearsal, commits=False).revision(review, thresholds)
     with_notes = any(":info" in item for item in expected)
     counted = {
         item.rsplit(":", 1)[0] for item in expected if item.count(":") == 2
@@ -155,24 +166,60 @@ def test_review_finds_what_the_migration_must_produce(seeded_url: str, path: Pat
     assert outcome.blocked == outcome.unsafe
 
 
+@dataclass
+class Figures:
+    migrations: int
+    unsafe: int
+    blocked: int
+    safe: int
+    false_alarms: int
+    counts: int
+    exact: int
+    missed: list[str]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.migrations} migrations; recall {self.blocked}/{self.unsafe} unsafe blocked; "
+            f"false alarms {self.false_alarms}/{self.safe} safe blocked; counts exact "
+            f"{self.exact}/{self.counts}; missed: {', '.join(self.missed) or 'none'}"
+        )
+
+
+def figures(outcomes: dict[str, Outcome]) -> Figures:
+    unsafe = [outcome for outcome in outcomes.values() if outcome.unsafe]
+    safe = [outcome for outcome in outcomes.values() if not outcome.unsafe]
+    return Figures(
+        migrations=len(outcomes),
+        unsafe=len(unsafe),
+        blocked=sum(outcome.blocked for outcome in unsafe),
+        safe=len(safe),
+        false_alarms=sum(outcome.blocked for outcome in safe),
+        counts=sum(outcome.counts_expected for outcome in outcomes.values()),
+        exact=sum(outcome.counts_exact for outcome in outcomes.values()),
+        missed=sorted(
+            name for name, outcome in outcomes.items() if outcome.unsafe != outcome.blocked
+        ),
+    )
+
+
 def test_corpus_figures(seeded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Recall, false alarms and exact counts over the whole corpus, printed."""
     for path in CORPUS:
         if path.stem not in OUTCOMES:
             OUTCOMES[path.stem] = judge(path, seeded_url)
-    outcomes = list(OUTCOMES.values())
-    unsafe = [outcome for outcome in outcomes if outcome.unsafe]
-    safe = [outcome for outcome in outcomes if not outcome.unsafe]
-    blocked = sum(outcome.blocked for outcome in unsafe)
-    false_alarms = sum(outcome.blocked for outcome in safe)
-    counts = sum(outcome.counts_expected for outcome in outcomes)
-    exact = sum(outcome.counts_exact for outcome in outcomes)
+    found = figures(OUTCOMES)
     with capsys.disabled():
-        print(
-            f"\nreview corpus: {len(outcomes)} migrations; recall {blocked}/{len(unsafe)} unsafe "
-            f"blocked; false alarms {false_alarms}/{len(safe)} safe blocked; counts exact "
-            f"{exact}/{counts}"
-        )
-    assert blocked == len(unsafe)
-    assert false_alarms == 0
-    assert exact == counts
+        print(f"\nreview corpus: {found}")
+    assert found.blocked == found.unsafe
+    assert found.false_alarms == 0
+    assert found.exact == found.counts
+
+
+def test_held_out_figures(seeded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The held-out part, judged as it was written: figures printed, held to the goal."""
+    found = figures({path.stem: judge(path, seeded_url) for path in HELD_OUT})
+    with capsys.disabled():
+        print(f"\nheld-out corpus: {found}")
+    assert found.migrations >= 40
+    assert found.blocked == found.unsafe
+    assert found.false_alarms * 20 <= found.safe

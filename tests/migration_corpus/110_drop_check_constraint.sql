@@ -1,2 +1,2 @@
 -- expect:
-ALTER TABLE products DROP CONSTRAINT ck_products_title_length;
+ALTER TABLE products DROP CONSTRAINT ck_products_title_format;

@@ -1,2 +1,2 @@
--- expect:
+-- expect: access-revoked:error
 REVOKE DELETE ON cart_items FROM afilo_app;

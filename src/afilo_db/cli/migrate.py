@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -99,8 +99,11 @@ def migrate_review(
     statement takes and on which table, table rewrites and scans, transactionality, rows
     affected, data lost and rows breaking a new constraint (measured on the database), security
     changes against the policies' contract, and changes that break the running code, each with
-    a safe recipe. Severity follows the measured size of each table. A measurement that fails or
-    times out is an error. Exits 1 on any error."""
+    a safe recipe. Then each statement is run on a scratch copy of the database and observed:
+    locks held, tables rewritten, rows changed and lost, errors, access widened or revoked;
+    --json gives the predicted and the observed effect of each statement side by side. A
+    statement the review's allow list does not classify, and a measurement that fails or times
+    out, are errors. Severity follows the measured size of each table. Exits 1 on any error."""
     with reported_errors():
         if measure_timeout is not None:
             _check_duration("measure-timeout", measure_timeout)
@@ -128,7 +131,16 @@ def _print_review(result: review.Review) -> None:
         console.rule(f"{revision.revision}  ({'passed' if revision.passed else 'FAILED'})")
         console.print(escape(revision.sql.strip()), highlight=False)
         table = Table(title="statements")
-        for column in ("#", "statement", "table", "lock (blocks)", "rewrite", "in tx", "measured"):
+        for column in (
+            "#",
+            "statement",
+            "table",
+            "lock (blocks)",
+            "rewrite",
+            "in tx",
+            "measured",
+            "observed on a copy",
+        ):
             table.add_column(column)
         for statement in revision.statements:
             lock = f"{statement.lock} ({statement.blocks})" if statement.lock else "-"
@@ -146,6 +158,7 @@ def _print_review(result: review.Review) -> None:
                 ("yes" if statement.in_transaction else "no")
                 + ("" if statement.transactional else " (must not)"),
                 ", ".join(f"{k}: {v}" for k, v in measured.items()) or "-",
+                escape(_observed_words(statement.observed)),
             )
         console.print(table)
         findings = [(s.index, f) for s in revision.statements for f in s.findings] + revision.lint
@@ -160,6 +173,19 @@ def _print_review(result: review.Review) -> None:
                 console.print(f"    safe recipe: {escape(finding.recipe)}", highlight=False)
         if not findings:
             console.print("no findings")
+
+
+def _observed_words(observed: dict[str, Any] | None) -> str:
+    """What the rehearsal copy showed, in a few words; disagreements with the prediction."""
+    if observed is None:
+        return "-"
+    if not observed["ran"] or observed["failed"] or observed["unmeasured"]:
+        return str(observed["failed"] or observed["unmeasured"] or observed["note"])
+    words = [f"{table}: {lock}" for table, lock in observed["locks"].items()]
+    words += [f"rewrote {table}" for table in observed["rewritten"]]
+    words += [f"lost {name}: {count}" for name, count in observed["rows_lost"].items()]
+    words += [f"differs: {item}" for item in observed["disagreements"]]
+    return "; ".join(words) or "no lock, no loss"
 
 
 @migrate_app.command("test")
@@ -201,8 +227,9 @@ def migrate_apply(
         bool,
         typer.Option(
             "--accept-unmeasured",
-            help="Apply revisions whose review could not measure something (a timeout, a lock "
-            "held elsewhere); recorded in the migration log with what was not measured.",
+            help="Apply revisions whose review could not measure or classify something (a "
+            "timeout, a lock held elsewhere, a DO block); recorded in the migration log with "
+            "what was not measured.",
         ),
     ] = False,
     as_json: JsonOption = False,

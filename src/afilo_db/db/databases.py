@@ -61,15 +61,18 @@ def create_database(url: str, name: str, *, template: str | None = None) -> str:
     return with_database(url, name)
 
 
-def copy_database(url: str, name: str) -> str:
+def copy_database(url: str, name: str, lock_wait_timeout: str | None = None) -> str:
     """Create database `name` as a copy of the one at `url`; returns how it was copied: by
-    TEMPLATE when nobody else is connected to the source, by pg_dump | pg_restore otherwise."""
+    TEMPLATE when nobody else is connected to the source, by pg_dump | pg_restore otherwise.
+    `lock_wait_timeout`: how long pg_dump waits for a table another session holds before it
+    fails (default: for ever)."""
     try:
         create_database(url, name, template=database_name(url))
         return "CREATE DATABASE ... TEMPLATE"
     except psycopg.errors.ObjectInUse:
         create_database(url, name)
-    dump = start_program("pg_dump", url, "--format=custom", stdout=subprocess.PIPE)
+    waiting = [f"--lock-wait-timeout={lock_wait_timeout}"] if lock_wait_timeout else []
+    dump = start_program("pg_dump", url, "--format=custom", *waiting, stdout=subprocess.PIPE)
     restore = start_restore(with_database(url, name), "--no-owner", stdin=dump.stdout)
     if dump.stdout is not None:
         dump.stdout.close()  # pg_restore owns the pipe now; pg_dump sees SIGPIPE if it dies

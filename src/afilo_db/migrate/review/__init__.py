@@ -9,13 +9,17 @@ and a safe recipe for each danger. squawk (from the squawk-cli wheel) lints the 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import psycopg
 from pglast import ast, parse_sql
 from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError
 
 from afilo_db.config import get_settings
+from afilo_db.db.databases import copy_database, drop_database
+from afilo_db.db.urls import with_database
 from afilo_db.errors import OperationError
 from afilo_db.migrate import revisions
 from afilo_db.migrate.log import UNMEASURED_DETAIL, Step, record
@@ -23,16 +27,19 @@ from afilo_db.migrate.review.analysis import NOT_TRANSACTIONAL, Analyzer
 from afilo_db.migrate.review.findings import Finding, Review, RevisionReview, StatementReview
 from afilo_db.migrate.review.lint import squawk, squawk_finding, statement_at
 from afilo_db.migrate.review.measurements import Measurer, Thresholds, measuring
+from afilo_db.migrate.review.observation import Observer, rehearsing
 from afilo_db.migrate.review.syntax import relation_name
 
 __all__ = [
     "Finding",
     "Measurer",
+    "Observer",
     "Review",
     "RevisionReview",
     "StatementReview",
     "Thresholds",
     "measuring",
+    "rehearsing",
     "review_pending",
     "review_sql",
 ]
@@ -92,6 +99,30 @@ def review_sql(
     return RevisionReview(revision, checksum, sql, statements, lint)
 
 
+def _observe(url: str, reviews: list[RevisionReview], limits: Thresholds, timeout: str) -> None:
+    """Run the revisions, in order, on a scratch copy of the database (dropped whatever
+    happens), observing each statement. A copy that cannot be made leaves every statement
+    unmeasured, an error `apply --accept-unmeasured` may accept."""
+    scratch = f"afilo_review_{uuid.uuid4().hex[:12]}"
+    try:
+        copy_database(url, scratch, lock_wait_timeout=timeout)
+        with rehearsing(with_database(url, scratch), timeout) as observer:
+            for reviewed in reviews:
+                observer.revision(reviewed, limits)
+    except (OperationError, psycopg.Error) as error:
+        for reviewed in reviews:
+            for statement in reviewed.statements:
+                if statement.observed is None:
+                    statement.find(
+                        "unmeasured",
+                        "error",
+                        "could not measure it on a rehearsal copy: "
+                        + (str(error).splitlines() or [type(error).__name__])[0],
+                    )
+    finally:
+        drop_database(url, scratch)
+
+
 _SAVEPOINT_KINDS = (
     TransactionStmtKind.TRANS_STMT_SAVEPOINT,
     TransactionStmtKind.TRANS_STMT_RELEASE,
@@ -140,8 +171,9 @@ def review_pending(
     thresholds: Thresholds | None = None,
     measure_timeout: str | None = None,
 ) -> Review:
-    """Review every pending revision (or those up to `up_to`), oldest first, and record each one
-    that passes with its checksum, so that `apply` can check it was reviewed unchanged. A
+    """Review every pending revision (or those up to `up_to`), oldest first: predicted from the
+    SQL and measured on the database, then observed statement by statement on a scratch copy
+    (dropped whatever happens); record each one that passes with its checksum, so that `apply` can check it was reviewed unchanged. A
     revision whose only errors are measurements that failed is recorded too, with them, and
     `apply` refuses it unless told to accept them."""
     pending = revisions.pending_revisions(url)
@@ -150,11 +182,14 @@ def review_pending(
             raise OperationError(f"revision {up_to} is not pending")
         pending = pending[: pending.index(up_to) + 1]
     reviews: list[RevisionReview] = []
-    with measuring(url, measure_timeout) as measurer:
+    limits = thresholds or settings_thresholds()
+    timeout = measure_timeout or get_settings().afilo_review_measure_timeout
+    with measuring(url, timeout) as measurer:
         for revision in pending:
             checksum = revisions.revision_checksum(revision)
             sql = revisions.revision_sql(url, revision)
-            reviews.append(review_sql(measurer, sql, revision, checksum, False, thresholds))
+            reviews.append(review_sql(measurer, sql, revision, checksum, False, limits))
+    _observe(url, reviews, limits, timeout)
     for reviewed in reviews:
         if reviewed.passed or reviewed.only_unmeasured:
             record(

@@ -15,7 +15,7 @@ from pglast.enums import GrantTargetType, ObjectType, RoleSpecType, VariableSetK
 
 from afilo_db.migrate.review.findings import StatementReview
 from afilo_db.migrate.review.measurements import Measurer
-from afilo_db.migrate.review.syntax import deparse, relation_name
+from afilo_db.migrate.review.syntax import deparse, relation_name, walk
 from afilo_db.security.policies import (
     ALL_COMMANDS,
     CURRENT_USER,
@@ -44,9 +44,21 @@ def _contract_policies() -> dict[tuple[str, str], Policy]:
     return {(policy.table, policy.name): policy for policy in policies()}
 
 
+@lru_cache(maxsize=4096)
 def _deparsed(expression: str) -> str:
+    """The expression as pglast prints it, without what PostgreSQL's own printing adds or
+    leaves out (output names of sub-selects, table and schema qualification), so that a policy
+    read back from the catalogue compares equal to the same policy as written."""
     statement: Any = parse_sql(f"SELECT ({expression})")[0].stmt
-    return deparse(statement.targetList[0].val)
+    value = statement.targetList[0].val
+    for node in walk(value):
+        if isinstance(node, ast.ResTarget):
+            node.name = None
+        elif isinstance(node, ast.RangeVar):
+            node.schemaname = None
+        elif isinstance(node, ast.ColumnRef) and isinstance((node.fields or (0,))[-1], ast.String):
+            node.fields = (node.fields or ())[-1:]
+    return deparse(value)
 
 
 @lru_cache(maxsize=1)
@@ -57,10 +69,10 @@ def _user_lookup_spellings() -> tuple[str, str]:
     return _deparsed("(SELECT current_user_profile_id())"), _deparsed(CURRENT_USER)
 
 
-def _normalized(expression: str | ast.Node | None) -> str | None:
+def normalized_expression(expression: str | ast.Node | None) -> str | None:
     if expression is None:
         return None
-    text = _deparsed(expression) if isinstance(expression, str) else deparse(expression)
+    text = _deparsed(expression if isinstance(expression, str) else deparse(expression))
     by_function, by_lookup = _user_lookup_spellings()
     return text.replace(by_function, by_lookup)
 
@@ -172,9 +184,9 @@ class AccessChecks:
                         f"policy {name} lets {role} {command} on {table}, which "
                         "security/policies.py does not allow",
                     )
-                elif (_normalized(using), _normalized(check)) != (
-                    _normalized(rule.using),
-                    _normalized(rule.check),
+                elif (normalized_expression(using), normalized_expression(check)) != (
+                    normalized_expression(rule.using),
+                    normalized_expression(rule.check),
                 ):
                     statement.find(
                         "policy-widened",

@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
-# Errors that say the review could not decide, not that the migration is dangerous: `migrate
-# apply --accept-unmeasured` may apply a revision whose only errors are these.
-UNMEASURED = "unmeasured"
+# Errors that say the review could not decide (a measurement or observation that failed, a
+# statement it cannot classify), not that the migration is dangerous: `migrate apply
+# --accept-unmeasured` may apply a revision whose only errors are these.
+UNDECIDED = ("unmeasured", "unclassified")
 
 RECIPES = {
     "blocking-index-build": (
@@ -92,6 +93,18 @@ RECIPES = {
         "keep afilo_app and afilo_service NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB "
         "NOREPLICATION NOINHERIT (security/roles.py), and give no role BYPASSRLS in a migration"
     ),
+    "fails-on-copy": (
+        "fix the statement or the data first: PostgreSQL refuses it on a copy of this database"
+    ),
+    "unpredicted-lock": (
+        "find what takes the lock (a trigger, a function, a foreign key, a cascade) and move "
+        "that work out of the migration, or run it when the table is idle, with a short "
+        "lock_timeout"
+    ),
+    "access-revoked": (
+        "expand and contract: stop the application using the right first (a release), then "
+        "revoke it in a later revision; change security/policies.py in the same release"
+    ),
     "unmeasured": (
         "find out why the measurement failed (a lock held by another session, a timeout: "
         "`migrate review --measure-timeout`) and review again; `migrate apply "
@@ -133,6 +146,10 @@ class StatementReview:
     measurements: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # The allow list's classification of the statement (`classification.Classification`).
+    predicted: dict[str, object] | None = None
+    # What it did on the rehearsal copy (`observation.Observed`); None when not rehearsed.
+    observed: dict[str, Any] | None = None
 
     def find(self, rule: str, severity: Severity, message: str, count: int | None = None) -> None:
         self.findings.append(Finding(rule, severity, message, RECIPES.get(rule), count=count))
@@ -161,11 +178,12 @@ class RevisionReview:
 
     @property
     def unmeasured(self) -> list[Finding]:
-        return [finding for finding in self.errors if finding.rule == UNMEASURED]
+        return [finding for finding in self.errors if finding.rule in UNDECIDED]
 
     @property
     def only_unmeasured(self) -> bool:
-        """Failed only because something could not be measured (apply may accept it)."""
+        """Failed only because something could not be measured or classified (apply may
+        accept it)."""
         return bool(self.errors) and len(self.unmeasured) == len(self.errors)
 
 

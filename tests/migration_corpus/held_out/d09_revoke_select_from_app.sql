@@ -1,0 +1,2 @@
+-- expect: access-revoked:error
+REVOKE SELECT ON products FROM afilo_app;

@@ -1,0 +1,2 @@
+-- expect: breaking-change:error
+ALTER TABLE ledger_entries RENAME COLUMN memo TO description;

@@ -1,0 +1,2 @@
+-- expect: data-loss:error:20000
+TRUNCATE ledger_entries;

@@ -1,0 +1,2 @@
+-- expect: rls-weakened:error
+ALTER TABLE cart_items DISABLE ROW LEVEL SECURITY;

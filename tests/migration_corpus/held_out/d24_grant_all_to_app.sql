@@ -1,0 +1,2 @@
+-- expect: grant-widened:error
+GRANT ALL ON ledger_entries TO afilo_app;

@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE ledger_entries ADD COLUMN tags text[];

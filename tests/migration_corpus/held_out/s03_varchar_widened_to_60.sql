@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE ledger_entries ALTER COLUMN memo TYPE varchar(60);

@@ -1,0 +1,2 @@
+-- expect:
+COMMENT ON COLUMN ledger_entries.memo IS 'free text';

@@ -1,0 +1,2 @@
+-- expect:
+CREATE TABLE ledger_tags (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE);

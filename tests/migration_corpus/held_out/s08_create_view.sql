@@ -1,0 +1,2 @@
+-- expect:
+CREATE VIEW ledger_credits AS SELECT id, amount FROM ledger_entries WHERE kind = 'credit';

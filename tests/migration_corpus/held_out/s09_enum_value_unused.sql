@@ -1,0 +1,2 @@
+-- expect:
+ALTER TYPE ledger_kind ADD VALUE 'refund';

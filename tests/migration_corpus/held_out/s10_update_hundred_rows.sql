@@ -1,0 +1,2 @@
+-- expect:
+UPDATE ledger_entries SET memo = memo || '.' WHERE id <= 100;

@@ -1,0 +1,2 @@
+-- expect:
+ALTER TABLE ledger_entries ALTER COLUMN amount_text SET STATISTICS 500;
