@@ -157,3 +157,57 @@ def check_command(as_json: JsonOption = False) -> None:
             console.print(table)
     if bad:
         raise typer.Exit(1)
+
+
+@inspect_app.command("suggest")
+def suggest_command(as_json: JsonOption = False) -> None:
+    """Suggested indexes for the slowest statements in pg_stat_statements: where the generic
+    plan (EXPLAIN GENERIC_PLAN, PostgreSQL 16+) is dominated by a sequential scan with a filter
+    on a table of at least AFILO_INSPECT_SUGGEST_MIN_ROWS rows, the index on the filter's
+    columns, with the model declaration and the `migrate new` command that add it
+    CONCURRENTLY. Nothing is changed.
+
+    Exit 0 (with or without suggestions; without pg_stat_statements, a note says how to enable
+    it); 6: the database is unreachable."""
+    from afilo_db.inspect.suggestions import suggest_indexes
+
+    with reported_errors():
+        settings = get_settings()
+        with inspecting(_direct_url(), settings.afilo_inspect_statement_timeout_ms) as inspector:
+            try:
+                suggestions, skipped = suggest_indexes(
+                    inspector, min_rows=settings.afilo_inspect_suggest_min_rows
+                )
+            except StatementStatisticsMissingError as missing:
+                errors.print(f"[yellow]note:[/] {escape(str(missing))}", highlight=False)
+                if as_json:
+                    _print_json({"suggestions": [], "skipped": [], "note": str(missing)})
+                return
+        if as_json:
+            _print_json(
+                {
+                    "suggestions": [suggestion.as_json() for suggestion in suggestions],
+                    "skipped": [
+                        {"statement": item.statement, "reason": item.reason} for item in skipped
+                    ],
+                }
+            )
+            return
+        if not suggestions:
+            console.print("no index to suggest: no slow statement is dominated by a scan")
+        for suggestion in suggestions:
+            where = suggestion.model or f"the model of {suggestion.table}"
+            console.print(
+                f"[bold]{escape(suggestion.index_name)}[/]: {escape(suggestion.reason)}\n"
+                f"  statement ({suggestion.calls:,} calls, {suggestion.mean_ms:,.2f} ms on "
+                f"average): {escape(suggestion.statement)}\n"
+                f"  1. declare {escape(suggestion.declaration)} in {escape(where)}'s "
+                "__table_args__\n"
+                f"  2. {escape(suggestion.migrate_command)}  (writes "
+                f"{escape(suggestion.create_sql)})",
+                highlight=False,
+            )
+        for item in skipped:
+            errors.print(
+                f"skipped: {escape(item.statement)}: {escape(item.reason)}", highlight=False
+            )
