@@ -128,11 +128,11 @@ class Settings(BaseSettings):
         description="`inspect check`: an index is judged unused only once its table has been "
         "read this many times since the statistics reset.",
     )
-    afilo_inspect_suggest_min_rows: int = Field(
+    afilo_inspect_min_table_rows: int = Field(
         default=10_000,
         ge=0,
-        description="`inspect suggest`: tables estimated smaller than this get no suggested "
-        "index (a sequential scan is the right plan for them).",
+        description="`inspect`: a table estimated smaller than this is best read by a scan: "
+        "its indexes are not judged unused, and `suggest` proposes none for it.",
     )
 
     afilo_studio_password: SecretStr | None = Field(

@@ -19,6 +19,7 @@ QUICK = Thresholds(
     transaction_max_seconds=0.5,
     blocked_max_seconds=0.0,
     min_table_scans=5,
+    min_table_rows=100,
     replica_max_lag_seconds=0.5,
 )
 

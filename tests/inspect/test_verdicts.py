@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -51,6 +52,8 @@ def test_an_unused_index_on_a_table_read_often(inspector: Inspector, session: Se
     assert "readings" in bad(findings)[0].detail
     # The primary key enforces uniqueness: needed however rarely read, never judged.
     assert "readings_pkey" not in subjects(findings)
+    # A table too small for an index to beat a scan: its indexes are not judged.
+    assert bad(verdicts.unused_indexes(inspector, replace(QUICK, min_table_rows=10_000))) == []
 
     # The fix: the read it exists for uses it.
     session.execute("SET enable_seqscan = off")

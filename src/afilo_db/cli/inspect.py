@@ -163,7 +163,7 @@ def check_command(as_json: JsonOption = False) -> None:
 def suggest_command(as_json: JsonOption = False) -> None:
     """Suggested indexes for the slowest statements in pg_stat_statements: where the generic
     plan (EXPLAIN GENERIC_PLAN, PostgreSQL 16+) is dominated by a sequential scan with a filter
-    on a table of at least AFILO_INSPECT_SUGGEST_MIN_ROWS rows, the index on the filter's
+    on a table of at least AFILO_INSPECT_MIN_TABLE_ROWS rows, the index on the filter's
     columns, with the model declaration and the `migrate new` command that add it
     CONCURRENTLY. Nothing is changed.
 
@@ -176,7 +176,7 @@ def suggest_command(as_json: JsonOption = False) -> None:
         with inspecting(_direct_url(), settings.afilo_inspect_statement_timeout_ms) as inspector:
             try:
                 suggestions, skipped = suggest_indexes(
-                    inspector, min_rows=settings.afilo_inspect_suggest_min_rows
+                    inspector, min_rows=settings.afilo_inspect_min_table_rows
                 )
             except StatementStatisticsMissingError as missing:
                 errors.print(f"[yellow]note:[/] {escape(str(missing))}", highlight=False)

@@ -61,14 +61,14 @@ def declared_index_check(inspector: Inspector, thresholds: Thresholds) -> list[F
     declared = declared_indexes()
     rows = inspector.rows(
         "SELECT c.relname, i.indisvalid AND i.indisready, s.idx_scan,"
-        " t.seq_scan + coalesce(t.idx_scan, 0)"
+        " t.seq_scan + coalesce(t.idx_scan, 0), t.n_live_tup"
         " FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
         " LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = c.oid"
         " LEFT JOIN pg_stat_user_tables t ON t.relid = i.indrelid"
         " WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY (%s)",
         ([index.name for index in declared],),
     ).rows
-    found = {name: (valid, scans, table_reads) for name, valid, scans, table_reads in rows}
+    found = {name: (valid, scans, reads, live) for name, valid, scans, reads, live in rows}
     findings = []
     for index in declared:
         if index.name not in found:
@@ -83,7 +83,7 @@ def declared_index_check(inspector: Inspector, thresholds: Thresholds) -> list[F
                 )
             )
             continue
-        valid, scans, table_reads = found[index.name]
+        valid, scans, table_reads, table_rows = found[index.name]
         if not valid:
             findings.append(
                 Finding(
@@ -99,6 +99,7 @@ def declared_index_check(inspector: Inspector, thresholds: Thresholds) -> list[F
             and scans == 0
             and table_reads is not None
             and table_reads >= thresholds.min_table_scans
+            and table_rows >= thresholds.min_table_rows
         ):
             findings.append(
                 Finding(
@@ -118,7 +119,7 @@ def declared_index_check(inspector: Inspector, thresholds: Thresholds) -> list[F
             "ok",
             "",
             f"all {len(declared)} declared indexes exist and are valid; the {critical} "
-            "performance-critical ones are used (or their tables barely read yet)",
+            "performance-critical ones are used (or their tables too small or barely read)",
         )
     ]
 

@@ -39,6 +39,7 @@ class Thresholds:
     transaction_max_seconds: float
     blocked_max_seconds: float
     min_table_scans: int
+    min_table_rows: int
     replica_max_lag_seconds: float
 
     @classmethod
@@ -50,6 +51,7 @@ class Thresholds:
             transaction_max_seconds=settings.afilo_inspect_transaction_max_minutes * 60,
             blocked_max_seconds=settings.afilo_inspect_blocked_max_seconds,
             min_table_scans=settings.afilo_inspect_min_table_scans,
+            min_table_rows=settings.afilo_inspect_min_table_rows,
             replica_max_lag_seconds=settings.replica_max_lag_seconds,
         )
 
@@ -108,8 +110,9 @@ def cache_hit(inspector: Inspector, thresholds: Thresholds) -> list[Finding]:
 
 
 def unused_indexes(inspector: Inspector, thresholds: Thresholds) -> list[Finding]:
-    """Indexes no read has used since the statistics reset, on tables read often enough to tell.
-    Indexes that enforce a constraint (primary key, unique, exclusion) are needed unread."""
+    """Indexes no read has used since the statistics reset, on tables read often enough and
+    big enough to tell (a small table is best scanned, its indexes unread). Indexes that enforce
+    a constraint (primary key, unique, exclusion) are needed unread."""
     rows = inspector.rows(
         "SELECT s.schemaname || '.' || s.relname, s.indexrelname,"
         " pg_relation_size(s.indexrelid), t.seq_scan + coalesce(t.idx_scan, 0)"
@@ -117,8 +120,8 @@ def unused_indexes(inspector: Inspector, thresholds: Thresholds) -> list[Finding
         " JOIN pg_stat_user_tables t ON t.relid = s.relid"
         " WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary"
         " AND NOT i.indisexclusion AND t.seq_scan + coalesce(t.idx_scan, 0) >= %s"
-        " ORDER BY 3 DESC, 2",
-        (thresholds.min_table_scans,),
+        " AND t.n_live_tup >= %s ORDER BY 3 DESC, 2",
+        (thresholds.min_table_scans, thresholds.min_table_rows),
     ).rows
     bad = [
         Finding(
@@ -131,7 +134,9 @@ def unused_indexes(inspector: Inspector, thresholds: Thresholds) -> list[Finding
         )
         for table, index, size, reads in rows
     ]
-    return _judged("unused-index", bad, "every index of a table read often enough is used")
+    return _judged(
+        "unused-index", bad, "every index of a table read often enough and big enough is used"
+    )
 
 
 def bloat(inspector: Inspector, thresholds: Thresholds) -> list[Finding]:
