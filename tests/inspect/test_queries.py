@@ -66,3 +66,12 @@ def test_statement_columns_follow_the_extensions_version(
 ) -> None:
     columns = statement_columns(version)
     assert (columns["total"], columns["io"], columns["toplevel"]) == (total, io, toplevel)
+
+
+def test_unused_indexes_lists_an_index_no_read_used(
+    inspector: Inspector, session: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    session.execute("CREATE TABLE notes (id int PRIMARY KEY, topic text)")
+    session.execute("CREATE INDEX ix_notes_topic ON notes (topic)")
+    unused = {row["index"] for row in inspector.run(query_named("unused-indexes")).records()}
+    assert "ix_notes_topic" in unused and "notes_pkey" not in unused

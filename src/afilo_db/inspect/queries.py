@@ -358,6 +358,19 @@ QUERIES: tuple[Query, ...] = (
         ),
     ),
     Query(
+        "unused-indexes",
+        "Indexes no read has used since the statistics reset (constraint indexes left out).",
+        _fixed(
+            "SELECT s.schemaname || '.' || s.relname AS table, s.indexrelname AS index,"
+            " pg_relation_size(s.indexrelid) AS index_bytes, s.idx_scan AS index_scans,"
+            " t.seq_scan + coalesce(t.idx_scan, 0) AS table_reads, t.n_live_tup AS live_rows"
+            " FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid"
+            " JOIN pg_stat_user_tables t ON t.relid = s.relid"
+            " WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary"
+            " AND NOT i.indisexclusion ORDER BY index_bytes DESC, index"
+        ),
+    ),
+    Query(
         "vacuum-stats",
         "Per table: last (auto)vacuum and analyze, dead rows, and whether autovacuum is due.",
         _fixed(
