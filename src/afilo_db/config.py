@@ -91,6 +91,50 @@ class Settings(BaseSettings):
         "included) before it counts as unmeasured, an error.",
     )
 
+    afilo_inspect_statement_timeout_ms: int = Field(
+        default=10_000,
+        ge=1,
+        le=600_000,
+        description="`inspect`: how long one of its queries may run before it is cancelled.",
+    )
+    afilo_inspect_cache_hit_min: float = Field(
+        default=0.99,
+        ge=0,
+        le=1,
+        description="`inspect check`: tables or indexes served from shared buffers less often "
+        "than this (a fraction) are a bad verdict.",
+    )
+    afilo_inspect_dead_tuples_max: float = Field(
+        default=0.20,
+        ge=0,
+        le=1,
+        description="`inspect check`: a table whose dead rows are more than this fraction of "
+        "its rows (and at least 50) is bloated.",
+    )
+    afilo_inspect_transaction_max_minutes: float = Field(
+        default=5.0,
+        gt=0,
+        description="`inspect check`: a transaction open longer than this is a bad verdict.",
+    )
+    afilo_inspect_blocked_max_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="`inspect check`: a session waiting on another's lock longer than this is "
+        "a bad verdict.",
+    )
+    afilo_inspect_min_table_scans: int = Field(
+        default=100,
+        ge=0,
+        description="`inspect check`: an index is judged unused only once its table has been "
+        "read this many times since the statistics reset.",
+    )
+    afilo_inspect_min_table_rows: int = Field(
+        default=10_000,
+        ge=0,
+        description="`inspect`: a table estimated smaller than this is best read by a scan: "
+        "its indexes are not judged unused, and `suggest` proposes none for it.",
+    )
+
     afilo_studio_password: SecretStr | None = Field(
         default=None,
         description="The studio's login password; unset: a one-time token is printed at start.",

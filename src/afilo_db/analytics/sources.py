@@ -20,9 +20,6 @@ import psycopg
 
 from afilo_db.analytics import rollups
 from afilo_db.analytics.reports import DateRange, ReportTable, report_definition
-from afilo_db.config import Settings, get_settings
-from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.db.replica import EmbeddedReplica
 from afilo_db.db.urls import libpq_url, make_url
 
 # How long a report waits for the replica to replay the primary's latest position.
@@ -66,20 +63,6 @@ class ReportRun:
 def address_of(url: str) -> str:
     parsed = make_url(libpq_url(url))
     return f"{parsed.host}:{parsed.port or 5432}/{parsed.database}"
-
-
-def replica_url_for(primary_url: str, settings: Settings | None = None) -> str | None:
-    """REPLICA_URL, or the embedded replica of the embedded primary when it is running."""
-    settings = settings or get_settings()
-    if settings.replica_url:
-        return libpq_url(settings.replica_url)
-    if not settings.uses_embedded_server:
-        return None
-    replica = EmbeddedReplica(EmbeddedServer(settings.home))
-    if not replica.server.status().running:
-        return None
-    database = make_url(libpq_url(primary_url)).database
-    return replica.url(database) if database else None
 
 
 def _scalar(connection: psycopg.Connection[Any], query: str, *parameters: Any) -> Any:

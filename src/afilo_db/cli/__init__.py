@@ -88,6 +88,11 @@ COMMANDS: dict[str, Lazy] = {
         "Stripe and Clerk webhooks: serve the endpoint that mirrors them.",
     ),
     "user": Lazy("afilo_db.cli.user:user_app", "A user's profile, billing and entitlements."),
+    "inspect": Lazy(
+        "afilo_db.cli.inspect:inspect_app",
+        "Database health: statistics as Supabase's `inspect db`, verdicts (check), the "
+        "schema's promises, suggested indexes.",
+    ),
 }
 
 

@@ -90,8 +90,9 @@ def report_command(
     replica start`) when it is healthy and no further behind than REPLICA_MAX_LAG_SECONDS, from
     the primary otherwise; stderr says which server answered and how stale it may be."""
     from afilo_db.analytics.reports import DateRange
-    from afilo_db.analytics.sources import replica_url_for, run_reports
+    from afilo_db.analytics.sources import run_reports
     from afilo_db.config import get_settings
+    from afilo_db.db.replica import replica_url_for
     from afilo_db.db.target import resolve_target
 
     with reported_errors():

@@ -41,6 +41,12 @@ SERVER_OS_USER = "afilo_postgres"
 # where /etc/passwd is not locked, one entry overwrites another under a process that has already
 # read its uid.
 SYSTEM_USER_LOCK_NAME = "afilo-db-system-user.lock"
+# `afilo-db inspect` reads the statements' statistics from this extension: its library is loaded at
+# start (it can be loaded no other way), and the extension is created in the afilo database, in a
+# schema of its own as Supabase does, so that `migrate new` (which compares the public schema's
+# extensions with the declared ones) never proposes to drop it.
+STATEMENT_STATISTICS_EXTENSION = "pg_stat_statements"
+STATEMENT_STATISTICS_SCHEMA = "extensions"
 
 
 def _free_port() -> int:
@@ -241,6 +247,7 @@ class EmbeddedServer:
                     "port": str(port),
                     "listen_addresses": LISTEN_ADDRESS,
                     "unix_socket_directories": "",
+                    "shared_preload_libraries": STATEMENT_STATISTICS_EXTENSION,
                     **(settings or {}),
                 }
                 server_args = " ".join(f"-c {key}={value}" for key, value in options.items())
@@ -251,6 +258,7 @@ class EmbeddedServer:
                     "-o", server_args,
                 )  # fmt: skip
                 self._ensure_database(DATABASE_NAME)
+                self._ensure_statement_statistics(DATABASE_NAME)
             return self.status()
 
     def stop(self) -> bool:
@@ -362,3 +370,18 @@ class EmbeddedServer:
 
         if not database_exists(self.url(), name):
             create_database(self.url(), name)
+
+    def _ensure_statement_statistics(self, database: str) -> None:
+        """Create the statements' statistics extension in `database` (not on a standby, which
+        replays the primary's)."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as connection:
+            standby = connection.execute("SELECT pg_is_in_recovery()").fetchone()
+            if standby is None or standby[0]:
+                return
+            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {STATEMENT_STATISTICS_SCHEMA}")
+            connection.execute(
+                f"CREATE EXTENSION IF NOT EXISTS {STATEMENT_STATISTICS_EXTENSION}"
+                f" SCHEMA {STATEMENT_STATISTICS_SCHEMA}"
+            )

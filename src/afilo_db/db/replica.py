@@ -16,8 +16,10 @@ from typing import Any
 
 import psycopg
 
+from afilo_db.config import Settings, get_settings
 from afilo_db.db.embedded import DATABASE_NAME, EmbeddedServer, ServerStatus
 from afilo_db.db.programs import run_program
+from afilo_db.db.urls import libpq_url, make_url
 from afilo_db.errors import OperationError
 
 REPLICA_DIRECTORY = "replica"
@@ -104,3 +106,17 @@ class EmbeddedReplica:
 def _one(connection: psycopg.Connection[Any], query: str, parameters: tuple[Any, ...] = ()) -> Any:
     row = connection.execute(query, parameters).fetchone()
     return None if row is None else row[0]
+
+
+def replica_url_for(primary_url: str, settings: Settings | None = None) -> str | None:
+    """REPLICA_URL, or the embedded replica of the embedded primary when it is running."""
+    settings = settings or get_settings()
+    if settings.replica_url:
+        return libpq_url(settings.replica_url)
+    if not settings.uses_embedded_server:
+        return None
+    replica = EmbeddedReplica(EmbeddedServer(settings.home))
+    if not replica.server.status().running:
+        return None
+    database = make_url(libpq_url(primary_url)).database
+    return replica.url(database) if database else None

@@ -22,7 +22,15 @@ from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from afilo_db import rules
-from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk, personal
+from afilo_db.models.base import (
+    Base,
+    CreatedAt,
+    Currency,
+    UpdatedAt,
+    UuidPk,
+    performance_critical,
+    personal,
+)
 
 EMAIL_CHECK = f"{rules.sql_matches('email', rules.EMAIL_PATTERN)} AND length(email) <= {rules.EMAIL_MAX_LENGTH}"
 
@@ -42,13 +50,16 @@ class UserProfile(Base):
             name="stripe_customer_id_format",
         ),
         # Unique case-insensitively, whatever a raw INSERT stores.
-        Index("uq_user_profiles_email", text("lower(email)"), unique=True),
+        Index(
+            "uq_user_profiles_email", text("lower(email)"), unique=True, info=performance_critical()
+        ),
         Index("ix_user_profiles_subscription_tier", "subscription_tier"),
     )
 
     id: Mapped[UuidPk]
     clerk_user_id: Mapped[str] = mapped_column(
-        unique=True, info=personal("'user_erased' || replace(id::text, '-', '')")
+        unique=True,
+        info=personal("'user_erased' || replace(id::text, '-', '')") | performance_critical(),
     )
     email: Mapped[str] = mapped_column(
         info=personal("'erased-' || replace(id::text, '-', '') || '@erased.invalid'")

@@ -52,6 +52,13 @@ def personal(erased: str | None = None) -> dict[str, object]:
     return {"personal": True, "erased": erased}
 
 
+def performance_critical() -> dict[str, object]:
+    """`info` of an index (or of a unique column, for its unique index) that a hot read relies on,
+    the one list `afilo-db inspect check` reads: such an index must exist, be valid, and have
+    been used since the statistics reset (the tests prove with EXPLAIN that the reads can use it)."""
+    return {"performance_critical": True}
+
+
 def references(target: str) -> dict[str, object]:
     """Column `info` for a reference the database does not enforce (no foreign key), given as
     'table.column', so that ownership derived from foreign keys still follows it."""

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, INT4RANGE, TEXT, ExcludeConstr
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from afilo_db import rules
-from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk
+from afilo_db.models.base import Base, CreatedAt, Currency, UpdatedAt, UuidPk, performance_critical
 
 
 def _license_terms_check() -> str:
@@ -83,19 +83,24 @@ class Product(Base):
         CheckConstraint(
             rules.sql_in("included_in_tier", rules.SUBSCRIPTION_TIERS), name="tier_valid"
         ),
-        Index("ix_products_tags", "tags", postgresql_using="gin"),
-        Index("ix_products_tech_stack", "tech_stack", postgresql_using="gin"),
+        Index("ix_products_tags", "tags", postgresql_using="gin", info=performance_critical()),
+        Index(
+            "ix_products_tech_stack",
+            "tech_stack",
+            postgresql_using="gin",
+            info=performance_critical(),
+        ),
         Index("ix_products_status_created_at", "status", "created_at"),
     )
 
     id: Mapped[UuidPk]
-    handle: Mapped[str] = mapped_column(unique=True)
+    handle: Mapped[str] = mapped_column(unique=True, info=performance_critical())
     title: Mapped[str]
     description: Mapped[str] = mapped_column(server_default="")
     tags: Mapped[list[str]] = mapped_column(ARRAY(TEXT), server_default="{}")
     tech_stack: Mapped[list[str]] = mapped_column(ARRAY(TEXT), server_default="{}")
     status: Mapped[str] = mapped_column(server_default="draft")
-    stripe_product_id: Mapped[str | None] = mapped_column(unique=True)
+    stripe_product_id: Mapped[str | None] = mapped_column(unique=True, info=performance_critical())
     # The lowest subscription tier whose subscribers may download it; NULL: purchase only.
     included_in_tier: Mapped[str | None]
     created_at: Mapped[CreatedAt]
@@ -148,12 +153,12 @@ class ProductVariant(Base):
     id: Mapped[UuidPk]
     product_id: Mapped[uuid.UUID]
     product_status: Mapped[str] = mapped_column(server_default=FetchedValue())
-    sku: Mapped[str] = mapped_column(unique=True)
+    sku: Mapped[str] = mapped_column(unique=True, info=performance_critical())
     title: Mapped[str]
     license_type: Mapped[str]
     price: Mapped[Decimal] = mapped_column(Numeric)
     currency: Mapped[Currency]
-    stripe_price_id: Mapped[str | None] = mapped_column(unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(unique=True, info=performance_critical())
     available_for_sale: Mapped[bool] = mapped_column(Boolean, server_default="true")
     seats: Mapped[int | None] = mapped_column(Integer)
     # NULL: perpetual licence.

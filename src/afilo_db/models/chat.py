@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from afilo_db import rules
-from afilo_db.models.base import Base, CreatedAt, UpdatedAt, UuidPk, personal
+from afilo_db.models.base import Base, CreatedAt, UpdatedAt, UuidPk, performance_critical, personal
 
 SEARCHABLE_TEXT = (
     "setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
@@ -56,7 +56,12 @@ class ChatMessage(Base):
     __table_args__ = (
         CheckConstraint(rules.sql_in("role", rules.CHAT_ROLES), name="role_valid"),
         CheckConstraint("length(content) BETWEEN 1 AND 32000", name="content_length"),
-        Index("ix_chat_messages_conversation_id_created_at", "conversation_id", "created_at"),
+        Index(
+            "ix_chat_messages_conversation_id_created_at",
+            "conversation_id",
+            "created_at",
+            info=performance_critical(),
+        ),
     )
 
     id: Mapped[UuidPk]
@@ -97,13 +102,19 @@ class KnowledgeBase(Base):
         Index("ix_knowledge_base_product_id", "product_id"),
         # The application role's read policy filters on it.
         Index("ix_knowledge_base_is_published", "is_published"),
-        Index("ix_knowledge_base_searchable_text", "searchable_text", postgresql_using="gin"),
+        Index(
+            "ix_knowledge_base_searchable_text",
+            "searchable_text",
+            postgresql_using="gin",
+            info=performance_critical(),
+        ),
         Index(
             "ix_knowledge_base_embedding",
             "embedding",
             postgresql_using="hnsw",
             postgresql_with={"m": 16, "ef_construction": 200},
             postgresql_ops={"embedding": "vector_cosine_ops"},
+            info=performance_critical(),
         ),
     )
 

@@ -18,6 +18,7 @@ from starlette_admin.contrib.sqla import Admin
 
 from afilo_db.studio.auth import StudioAuth
 from afilo_db.studio.dashboard import DashboardView
+from afilo_db.studio.health import HealthView
 from afilo_db.studio.knowledge import KnowledgeSearch
 from afilo_db.studio.view_as import ViewAsUser
 from afilo_db.studio.views import StudioModelView, model_views
@@ -61,6 +62,7 @@ def create_studio(
         admin.add_view(DropDown(domain, views=list(domain_views), icon="fa fa-database"))
     admin.add_view(ViewAsUser(app_engine))
     admin.add_view(KnowledgeSearch())
+    admin.add_view(HealthView(engine, app_engine))
     admin.templates.env.globals["studio_read_only"] = options.read_only
     admin.templates.env.globals["view_keys"] = {view.key for view in views}
 

@@ -19,8 +19,9 @@ from starlette_admin.views import CustomView
 
 from afilo_db.analytics import charts, overview
 from afilo_db.analytics.reports import REPORTS, Column, DateRange, ReportTable
-from afilo_db.analytics.sources import ReportRun, replica_url_for, run_reports
+from afilo_db.analytics.sources import ReportRun, run_reports
 from afilo_db.config import get_settings
+from afilo_db.db.replica import replica_url_for
 from afilo_db.db.urls import libpq_url
 from afilo_db.errors import ValidationError
 
