@@ -7,7 +7,7 @@ CREATE / REPLACE for the ones that differ, DROP for the ones in the database nob
 with alembic-utils' operations, so revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
-0006_data_rules, 0011_variant_product_status) on purpose: a revision is a frozen snapshot of
+0006_data_rules, 0011_variant_product_status, 0016_analytics_from_billing) on purpose: a revision is a frozen snapshot of
 history, this module is the schema as it should be now.
 """
 
@@ -238,6 +238,110 @@ def _function(statement: str) -> PGFunction:
 
 FUNCTIONS += [_function(statement) for statement in security.FUNCTIONS]
 FUNCTIONS += [_function(read.create_sql) for read in reads.READ_FUNCTIONS]
+
+# The analytics functions of revision 0016: money facts from stored Stripe events, the days of
+# changed events, the references an event names.
+FUNCTIONS += [
+    _function(statement)
+    for statement in (
+        """CREATE FUNCTION analytics_record_stripe_payment(event webhook_events) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  obj jsonb := event.payload::jsonb -> 'data' -> 'object';
+  amount numeric;
+  refunded numeric;
+  currency text;
+BEGIN
+  IF event.event_type = 'invoice.paid' THEN
+    amount := (obj ->> 'amount_paid')::numeric / 100;
+    IF amount > 0 THEN
+      INSERT INTO analytics_payments (kind, reference, amount, currency, occurred_at,
+                                      stripe_event_id)
+      VALUES ('recurring', obj ->> 'id', amount, upper(obj ->> 'currency'),
+              coalesce(to_timestamp((obj -> 'status_transitions' ->> 'paid_at')::bigint),
+                       event.occurred_at),
+              event.event_id)
+      ON CONFLICT DO NOTHING;
+    END IF;
+  ELSIF event.event_type IN ('payment_intent.succeeded', 'checkout.session.completed') THEN
+    IF event.event_type = 'checkout.session.completed' THEN
+      IF coalesce(obj ->> 'mode', 'payment') <> 'payment'
+         OR obj ->> 'payment_status' IS DISTINCT FROM 'paid' THEN
+        RETURN;
+      END IF;
+      amount := (obj ->> 'amount_total')::numeric / 100;
+      obj := obj || jsonb_build_object('id', obj ->> 'payment_intent');
+    ELSE
+      amount := (obj ->> 'amount_received')::numeric / 100;
+    END IF;
+    -- A one-off payment is reported twice (the session and the payment intent): one fact,
+    -- dated by the earlier report.
+    IF amount > 0 AND obj ->> 'id' IS NOT NULL THEN
+      INSERT INTO analytics_payments AS p (kind, reference, amount, currency, occurred_at,
+                                           stripe_event_id)
+      VALUES ('one_off', obj ->> 'id', amount, upper(obj ->> 'currency'), event.occurred_at,
+              event.event_id)
+      ON CONFLICT (kind, reference) DO UPDATE SET
+        occurred_at = excluded.occurred_at, stripe_event_id = excluded.stripe_event_id
+      WHERE excluded.occurred_at < p.occurred_at;
+    END IF;
+  ELSIF event.event_type = 'charge.refunded' THEN
+    -- amount_refunded is the charge's running total: the fact is what this event adds.
+    SELECT (obj ->> 'amount_refunded')::numeric / 100 - coalesce(sum(p.amount), 0)
+      INTO refunded
+      FROM analytics_payments p WHERE p.kind = 'refund' AND p.charge = obj ->> 'id';
+    currency := coalesce(upper(obj ->> 'currency'), (
+      SELECT p.currency FROM analytics_payments p
+      WHERE p.kind IN ('one_off', 'recurring')
+        AND p.reference IN (obj ->> 'payment_intent', obj ->> 'invoice') LIMIT 1));
+    IF refunded > 0 AND currency IS NOT NULL THEN
+      INSERT INTO analytics_payments (kind, reference, amount, currency, occurred_at, charge,
+                                      stripe_event_id)
+      VALUES ('refund', event.event_id, refunded, currency, event.occurred_at, obj ->> 'id',
+              event.event_id);
+    END IF;
+  END IF;
+  RETURN;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_record_stripe_payment_of_new_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  PERFORM analytics_record_stripe_payment(NEW);
+  RETURN NULL;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_forget_stripe_payment() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  DELETE FROM analytics_payments WHERE stripe_event_id = OLD.event_id;
+  RETURN NULL;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_mark_removed_days() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  INSERT INTO analytics_dirty_days (day)
+  SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date FROM removed_events
+  ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_unknown_references(users uuid[], products uuid[]) RETURNS TABLE (field text, id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT 'user_id', u FROM unnest(users) AS u
+  WHERE NOT EXISTS (SELECT FROM user_profiles p WHERE p.id = u)
+  UNION ALL
+  SELECT 'product_id', x FROM unnest(products) AS x
+  WHERE NOT EXISTS (SELECT FROM products p WHERE p.id = x)
+$$
+""",
+    )
+]
 POLICIES: list[PGPolicy] = [
     PGPolicy(
         schema="public",
