@@ -15,10 +15,17 @@ from typing import Any
 import psycopg
 import pytest
 
+from afilo_db import rules
 from afilo_db.analytics import rollups
 from afilo_db.analytics.charts import render
 from afilo_db.analytics.events import ingest
-from afilo_db.analytics.reports import REPORTS, DateRange, ReportOptions, ReportTable
+from afilo_db.analytics.reports import (
+    REPORTS,
+    USD_PER_UNIT,
+    DateRange,
+    ReportOptions,
+    ReportTable,
+)
 from afilo_db.errors import ValidationError
 from tests.analytics.conftest import (
     at,
@@ -80,6 +87,32 @@ def test_every_month_is_present_for_every_currency(connection: psycopg.Connectio
         ("2026-02", "USD", 0), ("2026-03", "EUR", 0), ("2026-03", "USD", D(10)),
         ("2026-04", "EUR", 0), ("2026-04", "USD", 0),
     ]  # fmt: skip
+
+
+def test_amounts_convert_to_one_reporting_currency_at_the_documented_rates(
+    connection: psycopg.Connection[Any],
+) -> None:
+    assert set(USD_PER_UNIT) == set(rules.CURRENCIES)
+    both = user(connection, "B")  # one customer paying in two currencies
+    subscription_state(connection, both, "E", "starter", "active", "25", at("01-20"),
+                       current=True, currency="EUR")  # fmt: skip
+    subscription_state(connection, both, "U", "starter", "active", "10", at("03-05"),
+                       current=True)  # fmt: skip
+    invoice_paid(connection, "in_E0000001", 2500, at("01-20"), "eur")
+    in_usd = ReportOptions(currency="USD")
+    mrr = run(connection, "mrr", options=in_usd)
+    assert [(r["month"], r["currency"], r["new"], r["expansion"], r["mrr"], r["customers"])
+            for r in mrr.records()] == [
+        ("2026-01", "USD", D("27.00"), 0, D("27.00"), 1),
+        ("2026-02", "USD", 0, 0, D("27.00"), 1),
+        ("2026-03", "USD", 0, D("10.00"), D("37.00"), 1),
+        ("2026-04", "USD", 0, 0, D("37.00"), 1),
+    ]  # fmt: skip
+    revenue = run(connection, "revenue", options=ReportOptions(currency="EUR"))
+    assert revenue.rows[0] == ("2026-01", "EUR", 0, D("25.00"), 0, D("25.00"))
+    with pytest.raises(ValidationError) as caught:
+        ReportOptions(currency="XYZ")
+    assert "must be one of" in caught.value.problems["currency"]
 
 
 def test_one_subscription_of_two_ending_is_contraction_and_the_last_is_churn(

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 import psycopg
@@ -85,6 +86,17 @@ class DateRange:
         }
 
 
+# Fixed planning rates, not market rates (no network fetch: a report gives the same answer
+# whenever it is run): US dollars per unit of each currency. docs/analytics-definitions.md lists
+# them; edit them here when the business revises them.
+USD_PER_UNIT: dict[str, Decimal] = {
+    "USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CHF": Decimal("1.13"),
+    "CAD": Decimal("0.73"), "AUD": Decimal("0.66"), "NZD": Decimal("0.60"),
+    "SGD": Decimal("0.75"), "SEK": Decimal("0.095"), "NOK": Decimal("0.092"),
+    "DKK": Decimal("0.145"),
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ReportOptions:
     """What a report may be asked besides its range."""
@@ -92,12 +104,26 @@ class ReportOptions:
     conversion_window: timedelta = DEFAULT_CONVERSION_WINDOW
     """The funnel's: how long after the first step the later ones may come (PostHog's
     conversion window)."""
+    currency: str | None = None
+    """The reporting currency the money reports convert every amount to (USD_PER_UNIT); None:
+    each currency on its own."""
 
     def __post_init__(self) -> None:
         if not MIN_CONVERSION_WINDOW <= self.conversion_window <= MAX_CONVERSION_WINDOW:
             raise ValidationError(
                 {"conversion_window": f"must be from 1 hour to {MAX_CONVERSION_WINDOW.days} days"}
             )
+        if self.currency is not None and self.currency not in USD_PER_UNIT:
+            raise ValidationError({"currency": "must be one of " + ", ".join(USD_PER_UNIT)})
+
+    def parameters(self) -> dict[str, Any]:
+        """The rate of each currency into the reporting currency (1 when there is none)."""
+        target = USD_PER_UNIT[self.currency] if self.currency else None
+        return {
+            "reporting_currency": self.currency,
+            "rate_currencies": list(USD_PER_UNIT),
+            "rates": [rate / target if target else Decimal(1) for rate in USD_PER_UNIT.values()],
+        }
 
 
 @dataclass(frozen=True)
@@ -176,8 +202,10 @@ class ReportDefinition:
     ) -> ReportTable:
         options = options or ReportOptions()
         sql = self.sql if isinstance(self.sql, str) else self.sql(options)
-        parameters = date_range.parameters() | funnel_parameters(
-            date_range.days(), options.conversion_window
+        parameters = (
+            date_range.parameters()
+            | funnel_parameters(date_range.days(), options.conversion_window)
+            | options.parameters()
         )
         rows = connection.execute(sql, parameters).fetchall()
         return ReportTable(
@@ -408,16 +436,32 @@ months AS (
   FROM generate_series(%(first_month)s::date, %(last_month)s::date, interval '1 month') AS month
 )"""
 
+# Each amount in the reporting currency when one is asked (REPORTING_RATES), else as it is: the
+# reports below read amounts and currencies through this.
+CONVERTED = """
+rates AS (
+  SELECT * FROM unnest(%(rate_currencies)s::text[], %(rates)s::numeric[]) AS r(currency, rate)
+), converted_payments AS (
+  SELECT p.kind, p.occurred_at, coalesce(%(reporting_currency)s, p.currency) AS currency,
+         round(p.amount * r.rate, 2) AS amount
+  FROM analytics_payments p JOIN rates r USING (currency)
+), converted_states AS (
+  SELECT s.user_id, s.stripe_subscription_id, s.status, s.state_event_id, s.state_as_of,
+         s.created_at, coalesce(%(reporting_currency)s, s.currency) AS currency,
+         round(s.amount * r.rate, 2) AS amount
+  FROM user_subscriptions s JOIN rates r USING (currency)
+)"""
+
 REVENUE = f"""
-WITH {MONTHS}, payments AS (
+WITH {MONTHS}, {CONVERTED}, payments AS (
   SELECT date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date AS month, currency,
          coalesce(sum(amount) FILTER (WHERE kind = 'one_off'), 0) AS one_off,
          coalesce(sum(amount) FILTER (WHERE kind = 'recurring'), 0) AS recurring,
          coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunds
-  FROM analytics_payments WHERE occurred_at >= %(start_at)s AND occurred_at < %(end_at)s
+  FROM converted_payments WHERE occurred_at >= %(start_at)s AND occurred_at < %(end_at)s
   GROUP BY 1, 2
 ), currencies AS (
-  SELECT DISTINCT currency FROM analytics_payments WHERE occurred_at < %(end_at)s
+  SELECT DISTINCT currency FROM converted_payments WHERE occurred_at < %(end_at)s
 )
 SELECT to_char(month, 'YYYY-MM'), currency, coalesce(p.one_off, 0), coalesce(p.recurring, 0),
        coalesce(p.refunds, 0),
@@ -429,12 +473,12 @@ ORDER BY month, currency
 # Each customer's MRR per currency at every month's end (the range's end for its last month),
 # from the first month of the history, and how it moved from the month before. A customer
 # appears from their first subscription state on, in every month after it (at 0 once gone).
-CUSTOMER_MRR = """
-states AS (
+CUSTOMER_MRR = f"""
+{CONVERTED}, states AS (
   SELECT user_id, stripe_subscription_id AS subscription, currency, state_event_id,
          coalesce(state_as_of, created_at) AS at,
          CASE WHEN status = ANY(%(mrr_statuses)s) THEN amount ELSE 0 END AS mrr
-  FROM user_subscriptions WHERE coalesce(state_as_of, created_at) < %(end_at)s
+  FROM converted_states WHERE coalesce(state_as_of, created_at) < %(end_at)s
 ), history AS (
   SELECT month::date, ((month + interval '1 month')::timestamp AT TIME ZONE 'UTC') AS next_at
   FROM generate_series(

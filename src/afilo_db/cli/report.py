@@ -96,6 +96,14 @@ def report_command(
             "product view the cart and the purchase may come (1 to 2160).",
         ),
     ] = DEFAULT_CONVERSION_WINDOW_HOURS,
+    currency: Annotated[
+        str | None,
+        typer.Option(
+            "--currency",
+            help="Convert every amount to this currency (USD, EUR, ...) at the fixed rates of "
+            "docs/analytics-definitions.md. Default: each currency on its own.",
+        ),
+    ] = None,
 ) -> None:
     """Run a report: revenue by month, MRR and its movements, revenue churn and retention,
     customer churn, retention by cohort, subscription movements by tier, trial conversion,
@@ -121,10 +129,13 @@ def report_command(
         end = end or max(DateRange.default().end, start or DateRange.default().end)
         date_range = DateRange(start or DateRange.default(end).start, end)
         try:
-            options = ReportOptions(timedelta(hours=conversion_window))
+            options = ReportOptions(
+                timedelta(hours=conversion_window), currency.upper() if currency else None
+            )
         except ValidationError as error:
+            options_named = {"conversion_window": "--conversion-window", "currency": "--currency"}
             raise ValidationError(
-                {"--conversion-window": f"{error.problems['conversion_window']} (in hours)"}
+                {options_named[field]: rule for field, rule in error.problems.items()}
             ) from None
         settings = get_settings()
         primary = resolve_target(settings).direct_url
