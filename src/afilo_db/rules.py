@@ -75,6 +75,9 @@ SUBSCRIPTION_STATUSES: Final = (
 ENTITLING_SUBSCRIPTION_STATUSES: Final = ("trialing", "active")
 # Statuses under which a subscription still gives the profile its tier (past_due: in its grace).
 TIER_HOLDING_SUBSCRIPTION_STATUSES: Final = ("trialing", "active", "past_due")
+# Statuses under which a subscription counts in MRR (Stripe Billing: trials are not revenue yet;
+# past_due is still owed).
+MRR_SUBSCRIPTION_STATUSES: Final = ("active", "past_due")
 PURCHASE_STATUSES: Final = ("pending", "paid", "refunded")
 # A past_due subscription keeps its downloads this long after its period ends (billing_settings).
 PAST_DUE_GRACE_DEFAULT_DAYS: Final = 3

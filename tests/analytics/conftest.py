@@ -1,5 +1,9 @@
 """A small marketplace with figures computed by hand (see the expected values in the tests).
 
+The money is written as production writes it: each subscription's history of states at Stripe's
+time (`user_subscriptions`, the newest current), and Stripe's payment and refund events stored in
+`webhook_events` (whose trigger records the payments). Behaviour goes through `ingest`.
+
 February 2026: A subscribes (starter, 10/month), B and C (professional, 30/month each); their
 invoices are paid; A buys product P2 once (25).
 March 2026, in the same month: A upgrades to professional (10 -> 30), B downgrades to starter
@@ -10,9 +14,10 @@ five sessions go through the funnel; two chat conversations.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -37,19 +42,76 @@ class Shop:
     products: dict[str, uuid.UUID]
 
 
-def _subscription(
-    name: str, user: uuid.UUID, kind: str, when: datetime, **properties: Any
-) -> dict[str, Any]:
-    return {"name": f"subscription.{kind}", "user_id": user, "occurred_at": when,
-            "properties": {"subscription_id": f"sub_{name}000001", "currency": "USD", **properties}}  # fmt: skip
+def subscription_state(
+    connection: psycopg.Connection[Any],
+    user: uuid.UUID,
+    name: str,
+    tier: str,
+    status: str,
+    amount: str,
+    when: datetime,
+    *,
+    current: bool,
+    currency: str = "USD",
+    step: int = 1,
+) -> None:
+    """One state of subscription `sub_{name}000001` as the Stripe handlers record it."""
+    insert(connection, "user_subscriptions", user_id=user,
+           stripe_subscription_id=f"sub_{name}000001", stripe_price_id=f"price_{tier}000001",
+           tier=tier, status=status, amount=amount, currency=currency,
+           current_period_start=when, current_period_end=when + timedelta(days=30),
+           canceled_at=when if status == "canceled" else None, is_current=current,
+           state_event_id=f"evt_{name}sub{step:04d}", state_as_of=when)  # fmt: skip
 
 
-def _invoice(
-    name: str, user: uuid.UUID, when: datetime, amount: str, number: int
-) -> dict[str, Any]:
-    return {"name": "invoice.paid", "user_id": user, "occurred_at": when,
-            "properties": {"invoice_id": f"in_{name}00000{number}", "currency": "USD",
-                           "subscription_id": f"sub_{name}000001", "amount": amount}}  # fmt: skip
+def stripe_event(
+    connection: psycopg.Connection[Any],
+    event_id: str,
+    event_type: str,
+    when: datetime,
+    obj: dict[str, Any],
+) -> None:
+    """A Stripe event stored as the webhook endpoint stores it (the trigger on webhook_events
+    records the payment or refund it reports)."""
+    payload = {"id": event_id, "object": "event", "type": event_type,
+               "created": int(when.timestamp()), "data": {"object": obj}}  # fmt: skip
+    insert(connection, "webhook_events", provider="stripe", event_id=event_id,
+           event_type=event_type, subject=obj.get("id"), payload=json.dumps(payload),
+           occurred_at=when)  # fmt: skip
+
+
+def invoice_paid(
+    connection: psycopg.Connection[Any],
+    invoice: str,
+    cents: int,
+    when: datetime,
+    currency: str = "usd",
+) -> None:
+    stripe_event(connection, f"evt_{invoice}", "invoice.paid", when,
+                 {"id": invoice, "object": "invoice", "amount_paid": cents, "currency": currency,
+                  "status_transitions": {"paid_at": int(when.timestamp())}})  # fmt: skip
+
+
+def payment_succeeded(
+    connection: psycopg.Connection[Any], payment_intent: str, cents: int, when: datetime
+) -> None:
+    stripe_event(connection, f"evt_{payment_intent}", "payment_intent.succeeded", when,
+                 {"id": payment_intent, "object": "payment_intent", "amount_received": cents,
+                  "currency": "usd"})  # fmt: skip
+
+
+def charge_refunded(
+    connection: psycopg.Connection[Any],
+    event_id: str,
+    charge: str,
+    payment_intent: str,
+    refunded_cents: int,
+    when: datetime,
+) -> None:
+    stripe_event(connection, event_id, "charge.refunded", when,
+                 {"id": charge, "object": "charge", "payment_intent": payment_intent,
+                  "currency": "usd", "amount_refunded": refunded_cents,
+                  "refunded": False})  # fmt: skip
 
 
 def build_shop(
@@ -68,12 +130,35 @@ def build_shop(
                      email=f"{name.lower()}@example.com")
         for name in "ABCDE"
     }  # fmt: skip
-    for name, tier, status in (("A", "professional", "active"), ("B", "starter", "active"),
-                               ("C", "professional", "canceled"), ("D", "enterprise", "active")):  # fmt: skip
-        insert(connection, "user_subscriptions", user_id=users[name],
-               stripe_subscription_id=f"sub_{name}000001", stripe_price_id="price_x000001",
-               tier=tier, status=status, amount=10, currency="USD",
-               current_period_start=at("03-01"), current_period_end=at("04-01"))  # fmt: skip
+    history = (
+        ("A", "starter", "active", "10", at("02-10")),
+        ("A", "professional", "active", "30", at("03-05")),
+        ("B", "professional", "active", "30", at("02-12")),
+        ("B", "starter", "active", "10", at("03-08")),
+        ("C", "professional", "active", "30", at("02-15")),
+        ("C", "professional", "canceled", "30", at("03-10")),
+        ("D", "enterprise", "active", "100", at("03-12")),
+    )
+    for step, (name, tier, status, monthly, when) in enumerate(history):
+        current = all(other[0] != name for other in history[step + 1 :])
+        subscription_state(connection, users[name], name, tier, status, monthly, when,
+                           current=current, step=step)  # fmt: skip
+    for invoice, cents, when in (
+        ("in_A0000001", 1000, at("02-10")),
+        ("in_B0000001", 3000, at("02-12")),
+        ("in_C0000001", 3000, at("02-15")),
+        ("in_A0000002", 3000, at("03-10")),
+        ("in_B0000002", 1000, at("03-12")),
+        ("in_D0000001", 10000, at("03-12")),
+    ):
+        invoice_paid(connection, invoice, cents, when)
+    for payment_intent, cents, when in (
+        ("pi_a_p2", 2500, at("02-20")),
+        ("pi_e_p1", 5000, at("03-03", "10:10")),
+        ("pi_e_p2", 2000, at("03-04")),
+    ):
+        payment_succeeded(connection, payment_intent, cents, when)
+    charge_refunded(connection, "evt_refund_e_p2", "ch_e_p2", "pi_e_p2", 2000, at("03-20"))
     bought = {}
     for key, user, product, amount, status, when in (
         ("a-p2", "A", "P2", 25, "paid", at("02-20")),
@@ -102,27 +187,8 @@ def build_shop(
                answered=answered, resolved=resolved, avg_latency_ms=latency,
                satisfaction=satisfaction)  # fmt: skip
 
-    a, b, c, d, e = (users[name] for name in "ABCDE")
-    p1, p2 = products["P1"], products["P2"]
-    events: list[dict[str, Any]] = [
-        _subscription("A", a, "started", at("02-10"), tier="starter", mrr="10"),
-        _subscription("B", b, "started", at("02-12"), tier="professional", mrr="30"),
-        _subscription("C", c, "started", at("02-15"), tier="professional", mrr="30"),
-        _invoice("A", a, at("02-10"), "10", 1),
-        _invoice("B", b, at("02-12"), "30", 1),
-        _invoice("C", c, at("02-15"), "30", 1),
-        _subscription("A", a, "changed", at("03-05"), from_tier="starter", to_tier="professional",
-                      previous_mrr="10", mrr="30"),
-        _subscription("B", b, "changed", at("03-08"), from_tier="professional", to_tier="starter",
-                      previous_mrr="30", mrr="10"),
-        _subscription("C", c, "canceled", at("03-10"), tier="professional", mrr="30"),
-        _subscription("D", d, "started", at("03-12"), tier="enterprise", mrr="100"),
-        _invoice("A", a, at("03-10"), "30", 2),
-        _invoice("B", b, at("03-12"), "10", 2),
-        _invoice("D", d, at("03-12"), "100", 1),
-        {"name": "purchase.refunded", "user_id": e, "product_id": p2, "occurred_at": at("03-20"),
-         "properties": {"purchase_id": str(bought["e-p2"]), "amount": "20", "currency": "USD"}},
-    ]  # fmt: skip
+    p1 = products["P1"]
+    events: list[dict[str, Any]] = []
     funnel = (
         ("s1", "product.viewed", "03-03", "10:00"), ("s1", "cart.item_added", "03-03", "10:05"),
         ("s1", "checkout.completed", "03-03", "10:10"),

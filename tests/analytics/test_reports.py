@@ -49,23 +49,41 @@ def test_revenue_counts_only_the_days_in_the_range(shop: Shop) -> None:
 
 
 def test_mrr_movements_with_an_upgrade_a_downgrade_and_a_cancellation(shop: Shop) -> None:
+    # month, currency, at start, new, expansion, contraction, churn, reactivation, net new, MRR,
+    # customers, ARPU
     assert rows(report(shop, "mrr")) == [
-        ("2026-02", "USD", D(70), D(0), D(0), D(0), D(70), D(70)),
-        ("2026-03", "USD", D(100), D(20), D(20), D(30), D(70), D(140)),
+        ("2026-02", "USD", 0, D(70), 0, 0, 0, 0, D(70), D(70), 3, D("23.33")),
+        ("2026-03", "USD", D(70), D(100), D(20), D(20), D(30), 0, D(70), D(140), 3, D("46.67")),
     ]
 
 
 def test_mrr_carries_the_running_total_from_before_the_range(shop: Shop) -> None:
     march = DateRange(date(2026, 3, 1), date(2026, 3, 31))
     assert rows(report(shop, "mrr", march)) == [
-        ("2026-03", "USD", D(100), D(20), D(20), D(30), D(70), D(140))
+        ("2026-03", "USD", D(70), D(100), D(20), D(20), D(30), 0, D(70), D(140), 3, D("46.67"))
     ]
 
 
+def test_revenue_churn_and_retention(shop: Shop) -> None:
+    # March: 70 at the start, 30 churned, 20 contracted, 20 expanded.
+    assert rows(report(shop, "revenue-retention"))[-1] == (
+        "2026-03",
+        "USD",
+        D(70),
+        D(30),
+        D(20),
+        D(20),
+        D("0.7143"),
+        D("0.2857"),
+        D("0.5714"),
+    )
+
+
 def test_churn_by_month(shop: Shop) -> None:
+    # month, at start, new, reactivated, churned, rate (churned / at start), at end
     assert rows(report(shop, "churn")) == [
-        ("2026-02", 0, 3, 0, D("0.0000"), 3),
-        ("2026-03", 3, 1, 1, D("0.2500"), 3),
+        ("2026-02", 0, 3, 0, 0, None, 3),
+        ("2026-03", 3, 1, 0, 1, D("0.3333"), 3),
     ]
 
 
@@ -121,19 +139,15 @@ def test_subscriptions_by_tier_and_status_today(shop: Shop) -> None:
 
 
 def test_a_refresh_aggregates_only_the_days_that_received_events(shop: Shop) -> None:
-    report(shop, "mrr")  # refreshes everything so far
+    report(shop, "funnel")  # refreshes everything so far
     with psycopg.connect(shop.url) as connection:
-        ingest(connection, [{"name": "subscription.canceled", "user_id": shop.users["D"],
-                             "occurred_at": at("03-25"), "properties": {
-                                 "subscription_id": "sub_D000001", "tier": "enterprise",
-                                 "mrr": "100", "currency": "USD"}}])  # fmt: skip
+        ingest(connection, [{"name": "product.viewed", "product_id": shop.products["P1"],
+                             "session_id": "s9", "occurred_at": at("03-25")}])  # fmt: skip
         connection.commit()
         result = rollups.refresh(connection)
         connection.commit()
     assert result.days == [date(2026, 3, 25)]
-    assert rows(report(shop, "mrr"))[-1] == ("2026-03", "USD", D(100), D(20), D(20), D(130),
-                                             D(-30), D(40))  # fmt: skip
-    assert rows(report(shop, "churn"))[-1] == ("2026-03", 3, 1, 2, D("0.5000"), 2)
+    assert rows(report(shop, "funnel"))[-1][:4] == ("2026-03", 5, 2, 1)
 
 
 def test_the_command_line_knows_every_report() -> None:

@@ -40,14 +40,31 @@ def on(shop: Shop, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": shop.url, "DIRECT_URL": shop.url, **extra}
 
 
-def test_report_as_json_says_who_answered(shop: Shop) -> None:
+def test_report_as_json_has_numbers_the_period_and_the_source(shop: Shop) -> None:
     result = afilo_db("report", "mrr", *FEB_MAR, "--format", "json", environment=on(shop))
     document = json.loads(result.stdout)
-    assert document["answered_by"] == "primary"
-    assert document["rows"][-1] == {"month": "2026-03", "currency": "USD", "new": "100",
-                                    "expansion": "20", "contraction": "20", "churn": "30",
-                                    "net_new": "70", "mrr": "140"}  # fmt: skip
+    assert document["period"] == {"from": "2026-02-01", "to": "2026-03-31"}
+    assert document["source"]["server"] == "primary"
+    assert document["source"]["address"].endswith(shop.url.rsplit("/", 1)[1])
+    assert [column["name"] for column in document["columns"]][:3] == ["month", "currency",
+                                                                       "mrr_at_start"]  # fmt: skip
+    assert document["rows"][-1] == {"month": "2026-03", "currency": "USD", "mrr_at_start": 70,
+                                    "new": 100, "expansion": 20, "contraction": 20, "churn": 30,
+                                    "reactivation": 0, "net_new": 70, "mrr": 140, "customers": 3,
+                                    "arpu": 46.67}  # fmt: skip
     assert "answered by the primary" in result.stderr
+    status = json.loads(afilo_db("report", "subscription-status", "--format", "json",
+                                 environment=on(shop)).stdout)  # fmt: skip
+    assert set(status["period"]) == {"as_of"}
+    assert status["rows"][0] == {"tier": "starter", "status": "active", "subscriptions": 1}
+
+
+def test_a_table_off_a_terminal_never_cuts_a_figure(shop: Shop) -> None:
+    narrow = on(shop, COLUMNS="40")
+    table = afilo_db("report", "mrr", *FEB_MAR, environment=narrow).stdout
+    assert "…" not in table
+    assert "46.67" in table and "mrr_at_start" in table
+    assert "2026-02-01 to 2026-03-31" in table
 
 
 def test_report_as_csv_and_as_a_table(shop: Shop) -> None:
@@ -75,8 +92,8 @@ def test_an_unreachable_replica_falls_back_to_the_primary(shop: Shop) -> None:
     result = afilo_db("report", "bot", *FEB_MAR, "--format", "json",
                       environment=on(shop, REPLICA_URL=nowhere))  # fmt: skip
     document = json.loads(result.stdout)
-    assert document["answered_by"] == "primary"
-    assert "unreachable" in document["note"]
+    assert document["source"]["server"] == "primary"
+    assert "unreachable" in document["source"]["note"]
     assert "x@" not in result.stderr + result.stdout
 
 

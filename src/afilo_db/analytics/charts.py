@@ -43,9 +43,9 @@ def _thousands(value: float, _position: object) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:,.2f}"
 
 
-def _draw(figure: Figure, title: str, chart: ChartData) -> None:
-    axes = figure.subplots()
-    axes.set_title(title, loc="left", fontweight="bold")
+def _draw(axes: Any, chart: ChartData) -> None:
+    if chart.title:
+        axes.set_title(chart.title, loc="left", fontsize=9)
     if not chart.categories:
         axes.text(0.5, 0.5, "no data in this range", ha="center", va="center",
                   transform=axes.transAxes)  # fmt: skip
@@ -56,7 +56,7 @@ def _draw(figure: Figure, title: str, chart: ChartData) -> None:
     lines = [series for series in chart.series if series.line]
     if chart.kind == "hbars":
         values = bars[0].values
-        axes.barh(positions, values, color=PALETTE[0])
+        axes.barh(positions, values, color=PALETTE[0], label=bars[0].name)
         axes.set_yticks(positions, [_short(label) for label in chart.categories])
         axes.invert_yaxis()
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -88,25 +88,33 @@ def _draw(figure: Figure, title: str, chart: ChartData) -> None:
     axes.set_xticks(positions, chart.categories, rotation=45 if len(positions) > 6 else 0,
                     ha="right" if len(positions) > 6 else "center")  # fmt: skip
     axes.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    if chart.counts:
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(axis="y", color="#ddd", linewidth=0.6)
     axes.set_axisbelow(True)
     if chart.x_label:
         axes.set_xlabel(chart.x_label)
     if chart.y_label:
         axes.set_ylabel(chart.y_label)
-    if len(chart.series) > 1 or chart.kind == "lines":
+    # Every series is named, a lone one too.
+    if chart.series:
         axes.legend(frameon=False, fontsize=8, ncols=min(len(chart.series), 4),
                     loc="upper left", bbox_to_anchor=(0, -0.18 if len(positions) > 6 else -0.1))  # fmt: skip
 
 
 def render(table: ReportTable, image_format: ImageFormat) -> bytes:
     """The report's chart as PNG or SVG bytes."""
-    chart = report_definition(table.name).chart(table)
-    rows = len(chart.categories) if chart.kind == "hbars" else 0
-    height = max(3.6, 0.9 + 0.28 * rows) + (0.5 if len(chart.series) > 1 else 0)
+    panels = report_definition(table.name).chart(table) or [ChartData("columns", [], [])]
+    heights = [
+        max(3.6, 0.9 + 0.28 * (len(panel.categories) if panel.kind == "hbars" else 0)) + 0.5
+        for panel in panels
+    ]
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(7.2, height), layout="constrained")
-        _draw(figure, table.title, chart)
+        figure = Figure(figsize=(7.2, sum(heights)), layout="constrained")
+        figure.suptitle(table.heading, x=0.02, ha="left", fontweight="bold")
+        grid = figure.subplots(len(panels), 1, squeeze=False, height_ratios=heights)
+        for axes, panel in zip(grid[:, 0], panels, strict=True):
+            _draw(axes, panel)
         buffer = io.BytesIO()
         # No date in the SVG: the same report draws the same bytes.
         metadata = {"Date": None} if image_format == "svg" else None

@@ -1,8 +1,11 @@
-"""The reports' pre-aggregates, refreshed incrementally.
+"""The behaviour reports' pre-aggregate (the funnel per day), refreshed incrementally.
 
-A trigger on `events` records every UTC day a statement wrote events into (`analytics_dirty_days`);
-`refresh()` takes those days, deletes their rollup rows and aggregates them again from the events
-of those days only, so its cost follows the new events, not the table. It runs in the caller's
+Triggers on `events` record every UTC day a statement wrote, changed or deleted events in
+(`analytics_dirty_days`); `refresh()` takes those days, deletes the funnel rows of the days those
+events can change (a step may follow the first view by up to the conversion window) and
+aggregates them again from the events of those days only, so its cost follows the new events,
+not the table. The money reports need no rollup: they read the billing mirror, which the webhook
+handlers write in the event's own transaction. It runs in the caller's
 transaction under an advisory lock (two refreshes queue); an event written while it runs marks its
 day again and is aggregated by the next one.
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -23,102 +26,68 @@ from afilo_db.analytics import partitions
 # pg_advisory_xact_lock key: "afilo analytics rollups".
 REFRESH_LOCK = 0x4146_414E_414C_5954
 
-# The days' events, each joined to its day (ranges per day keep the (event_type, occurred_at)
-# index usable and prune partitions).
-_DAY_EVENTS = """
-FROM unnest(%(days)s::date[]) AS d(day)
-JOIN events e ON e.occurred_at >= d.day::timestamp AT TIME ZONE 'UTC'
-             AND e.occurred_at < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
-"""
-
-FUNNEL = f"""
-INSERT INTO analytics_funnel_daily (day, viewed, carted, purchased)
-WITH steps AS (
-  SELECT d.day, coalesce(e.session_id, e.user_id::text) AS visitor, e.event_type, e.occurred_at,
-         min(e.occurred_at) FILTER (WHERE e.event_type = 'product.viewed')
-           OVER (PARTITION BY d.day, coalesce(e.session_id, e.user_id::text)) AS first_view
-  {_DAY_EVENTS}
-  WHERE e.event_type IN ('product.viewed', 'cart.item_added', 'checkout.completed')
-    AND coalesce(e.session_id, e.user_id::text) IS NOT NULL
-), visits AS (
-  SELECT day, visitor, first_view,
-         min(occurred_at) FILTER (WHERE event_type = 'cart.item_added'
-                                    AND occurred_at >= first_view) AS first_cart,
-         max(occurred_at) FILTER (WHERE event_type = 'checkout.completed') AS last_purchase
-  FROM steps GROUP BY day, visitor, first_view
+# The funnel PostHog's way: a visitor (a session, or a user without one) enters on their first
+# product view of a UTC day; the cart must follow the view, and the purchase the cart, both
+# within the conversion window from the view. The steps may fall on later days: the visitor
+# counts on the day they entered. The events read are bounded by the first day and the last
+# day's end plus the window, so the (event_type, occurred_at) index and partition pruning apply.
+FUNNEL_STEPS = """
+WITH views AS (
+  SELECT d.day, coalesce(e.session_id, e.user_id::text) AS visitor,
+         min(e.occurred_at) AS viewed_at
+  FROM unnest(%(days)s::date[]) AS d(day)
+  JOIN events e ON e.event_type = 'product.viewed'
+               AND e.occurred_at >= d.day::timestamp AT TIME ZONE 'UTC'
+               AND e.occurred_at < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
+  WHERE coalesce(e.session_id, e.user_id::text) IS NOT NULL
+  GROUP BY 1, 2
+), later_steps AS (
+  SELECT coalesce(session_id, user_id::text) AS visitor, event_type, occurred_at
+  FROM events
+  WHERE event_type IN ('cart.item_added', 'checkout.completed')
+    AND occurred_at >= %(steps_from)s AND occurred_at < %(steps_to)s
+), carts AS (
+  SELECT v.day, v.visitor, v.viewed_at, min(s.occurred_at) AS carted_at
+  FROM views v JOIN later_steps s ON s.visitor = v.visitor AND s.event_type = 'cart.item_added'
+   AND s.occurred_at >= v.viewed_at AND s.occurred_at <= v.viewed_at + %(window)s
+  GROUP BY 1, 2, 3
+), funnel AS (
+  SELECT v.day, v.visitor, c.carted_at IS NOT NULL AS carted,
+         EXISTS (SELECT FROM later_steps s
+                 WHERE s.visitor = c.visitor AND s.event_type = 'checkout.completed'
+                   AND s.occurred_at >= c.carted_at
+                   AND s.occurred_at <= c.viewed_at + %(window)s) AS purchased
+  FROM views v LEFT JOIN carts c USING (day, visitor)
 )
-SELECT day, count(first_view), count(first_cart),
-       count(*) FILTER (WHERE last_purchase >= first_cart)
-FROM visits GROUP BY day
+SELECT day, count(*) AS viewed, count(*) FILTER (WHERE carted) AS carted,
+       count(*) FILTER (WHERE purchased) AS purchased
+FROM funnel GROUP BY day
 """
 
-SUBSCRIPTIONS = f"""
-INSERT INTO analytics_subscriptions_daily (day, tier, currency, started, new_mrr, upgrades,
-  expansion_mrr, downgrades, contraction_mrr, canceled, churned_mrr)
-WITH movements AS (
-  SELECT d.day, e.event_type,
-         coalesce(e.properties->>'to_tier', e.properties->>'tier') AS tier,
-         e.properties->>'currency' AS currency,
-         (e.properties->>'mrr')::numeric AS mrr,
-         coalesce((e.properties->>'mrr')::numeric - (e.properties->>'previous_mrr')::numeric, 0)
-           AS change
-  {_DAY_EVENTS}
-  WHERE e.event_type IN ('subscription.started', 'subscription.changed', 'subscription.canceled')
-)
-SELECT day, tier, currency,
-  count(*) FILTER (WHERE event_type = 'subscription.started'),
-  coalesce(sum(mrr) FILTER (WHERE event_type = 'subscription.started'), 0),
-  count(*) FILTER (WHERE event_type = 'subscription.changed' AND change > 0),
-  coalesce(sum(change) FILTER (WHERE event_type = 'subscription.changed' AND change > 0), 0),
-  count(*) FILTER (WHERE event_type = 'subscription.changed' AND change < 0),
-  coalesce(-sum(change) FILTER (WHERE event_type = 'subscription.changed' AND change < 0), 0),
-  count(*) FILTER (WHERE event_type = 'subscription.canceled'),
-  coalesce(sum(mrr) FILTER (WHERE event_type = 'subscription.canceled'), 0)
-FROM movements GROUP BY day, tier, currency
-"""
+FUNNEL = "INSERT INTO analytics_funnel_daily (day, viewed, carted, purchased)\n" + FUNNEL_STEPS
 
-REVENUE = f"""
-INSERT INTO analytics_revenue_daily (day, currency, recurring, refunds)
-SELECT d.day, e.properties->>'currency',
-  coalesce(sum((e.properties->>'amount')::numeric)
-           FILTER (WHERE e.event_type = 'invoice.paid'), 0),
-  coalesce(sum((e.properties->>'amount')::numeric)
-           FILTER (WHERE e.event_type = 'purchase.refunded'), 0)
-{_DAY_EVENTS}
-WHERE e.event_type IN ('invoice.paid', 'purchase.refunded')
-GROUP BY d.day, e.properties->>'currency'
-"""
+# The window the stored funnel uses ("within a day" of the first view); another window is
+# computed from the events when asked.
+DEFAULT_CONVERSION_WINDOW = timedelta(days=1)
 
-# A subscriber's span from all their subscription events (not only the dirty days'): the first
-# start, and the last cancellation if no start came after it. The earliest start already known is
-# kept, since retention may have dropped the events that showed it.
-SUBSCRIBERS = f"""
-WITH touched AS (
-  SELECT DISTINCT e.user_id {_DAY_EVENTS}
-  WHERE e.event_type IN ('subscription.started', 'subscription.canceled')
-    AND e.user_id IS NOT NULL
-), spans AS (
-  SELECT e.user_id,
-         min(e.occurred_at) FILTER (WHERE e.event_type = 'subscription.started') AS started_at,
-         max(e.occurred_at) FILTER (WHERE e.event_type = 'subscription.started') AS last_start,
-         max(e.occurred_at) FILTER (WHERE e.event_type = 'subscription.canceled') AS last_cancel
-  FROM touched JOIN events e ON e.user_id = touched.user_id
-  WHERE e.event_type IN ('subscription.started', 'subscription.canceled')
-  GROUP BY e.user_id
-)
-INSERT INTO analytics_subscribers (user_id, started_at, canceled_at)
-SELECT user_id, started_at, CASE WHEN last_cancel >= last_start THEN last_cancel END
-FROM spans WHERE started_at IS NOT NULL
-ON CONFLICT (user_id) DO UPDATE SET
-  started_at = least(analytics_subscribers.started_at, excluded.started_at),
-  canceled_at = excluded.canceled_at
-"""
 
-DAILY_ROLLUPS = {
-    "analytics_funnel_daily": FUNNEL,
-    "analytics_subscriptions_daily": SUBSCRIPTIONS,
-    "analytics_revenue_daily": REVENUE,
-}
+def funnel_parameters(days: list[date], window: timedelta) -> dict[str, Any]:
+    """The parameters of FUNNEL_STEPS for these days (sorted) and this conversion window."""
+    first = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
+    last = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=UTC)
+    return {
+        "days": days,
+        "window": window,
+        "steps_from": first,
+        "steps_to": last + timedelta(days=1) + window + timedelta(microseconds=1),
+    }
+
+
+def days_entering_before(days: list[date], window: timedelta) -> list[date]:
+    """The days whose funnel an event on one of `days` can change: the same days and those
+    within the conversion window before them."""
+    reach = -(-window // timedelta(days=1))  # whole days, rounded up
+    return sorted({day - timedelta(days=back) for day in days for back in range(reach + 1)})
 
 
 @dataclass(frozen=True)
@@ -139,10 +108,11 @@ def refresh(connection: psycopg.Connection[Any]) -> RefreshResult:
         for row in connection.execute("DELETE FROM analytics_dirty_days RETURNING day").fetchall()
     )
     if days:
-        for table, aggregate in DAILY_ROLLUPS.items():
-            connection.execute(f"DELETE FROM {table} WHERE day = ANY(%(days)s)", {"days": days})
-            connection.execute(aggregate, {"days": days})
-        connection.execute(SUBSCRIBERS, {"days": days})
+        entered = days_entering_before(days, DEFAULT_CONVERSION_WINDOW)
+        connection.execute(
+            "DELETE FROM analytics_funnel_daily WHERE day = ANY(%(days)s)", {"days": entered}
+        )
+        connection.execute(FUNNEL, funnel_parameters(entered, DEFAULT_CONVERSION_WINDOW))
     connection.execute(
         "INSERT INTO analytics_rollup_state (id, refreshed_at) VALUES (true, now())"
         " ON CONFLICT (id) DO UPDATE SET refreshed_at = excluded.refreshed_at"

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import psycopg
 
 from afilo_db.analytics import rollups
-from afilo_db.analytics.reports import DateRange, ReportTable, report_definition
+from afilo_db.analytics.reports import DateRange, ReportOptions, ReportTable, report_definition
 from afilo_db.db.urls import libpq_url, make_url
 
 # How long a report waits for the replica to replay the primary's latest position.
@@ -103,6 +103,7 @@ def run_reports(
     max_lag_seconds: float,
     refresh: bool = True,
     catch_up_seconds: float = CATCH_UP_SECONDS,
+    options: ReportOptions | None = None,
 ) -> ReportRun:
     """Refresh the rollups on the primary (the owner's URL), then run the reports in one
     read-only snapshot on the replica when it is healthy, on the primary otherwise."""
@@ -136,7 +137,7 @@ def run_reports(
                 source_url, server, lag = replica_url, "replica", measured
     with psycopg.connect(source_url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
         connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        tables = [definition.run(connection, date_range) for definition in definitions]
+        tables = [definition.run(connection, date_range, options) for definition in definitions]
         refreshed_at = rollups.refreshed_at(connection)
         connection.rollback()
     answer = Answer(server, address_of(source_url), lag, note, refreshed_at)

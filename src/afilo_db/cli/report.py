@@ -6,13 +6,14 @@ import csv
 import io
 import json
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from afilo_db.cli.common import console, errors, reported_errors
@@ -21,9 +22,12 @@ from afilo_db.errors import ValidationError
 # Kept in step with afilo_db.analytics.reports.REPORTS (a test checks): listing them here keeps
 # `--help` free of the analytics imports.
 REPORT_NAMES = (
-    "revenue", "mrr", "churn", "retention", "subscriptions", "downloads", "funnel", "bot",
-    "subscription-status",
+    "revenue", "mrr", "revenue-retention", "churn", "retention", "subscriptions", "trials",
+    "downloads", "funnel", "bot", "subscription-status",
 )  # fmt: skip
+DEFAULT_CONVERSION_WINDOW_HOURS = 24
+# Off a terminal, a table is as wide as it needs: rich shrinks nothing below this.
+UNLIMITED_WIDTH = 10_000
 
 
 class OutputFormat(StrEnum):
@@ -45,8 +49,11 @@ def _cell(value: Any) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    # Money stays exact: a decimal string, never a float.
-    return str(value) if isinstance(value, Decimal) else value
+    # Every figure is a JSON number (docs/analytics-definitions.md: money has at most 2
+    # decimals, rates 4, so a double renders each exactly as the database computed it).
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 def _parse_day(value: str | None, option: str) -> date | None:
@@ -81,15 +88,33 @@ def report_command(
             help="Refresh the pre-aggregates on the primary first (cheap: new days only)."
         ),
     ] = True,
+    conversion_window: Annotated[
+        int,
+        typer.Option(
+            "--conversion-window",
+            help="The funnel's conversion window, in hours: how long after a visitor's first "
+            "product view the cart and the purchase may come (1 to 2160).",
+        ),
+    ] = DEFAULT_CONVERSION_WINDOW_HOURS,
+    currency: Annotated[
+        str | None,
+        typer.Option(
+            "--currency",
+            help="Convert every amount to this currency (USD, EUR, ...) at the fixed rates of "
+            "docs/analytics-definitions.md. Default: each currency on its own.",
+        ),
+    ] = None,
 ) -> None:
-    """Run a report: revenue by month, MRR and its movements, churn, retention by cohort, new
-    subscriptions by tier, downloads per product, the view-cart-purchase funnel, the chat bot's
-    resolution, latency and satisfaction, subscriptions by tier and status.
+    """Run a report: revenue by month, MRR and its movements, revenue churn and retention,
+    customer churn, retention by cohort, subscription movements by tier, trial conversion,
+    downloads per product, the view-cart-purchase funnel, the chat bot's resolution, latency and
+    satisfaction, subscriptions by tier and status. docs/analytics-definitions.md defines each
+    one and the JSON it prints. Exit codes: 0 done, 2 bad input (named), 1 otherwise.
 
     It reads from the read replica (REPLICA_URL, or the embedded one started by `afilo-db db
     replica start`) when it is healthy and no further behind than REPLICA_MAX_LAG_SECONDS, from
     the primary otherwise; stderr says which server answered and how stale it may be."""
-    from afilo_db.analytics.reports import DateRange
+    from afilo_db.analytics.reports import DateRange, ReportOptions
     from afilo_db.analytics.sources import run_reports
     from afilo_db.config import get_settings
     from afilo_db.db.replica import replica_url_for
@@ -104,6 +129,15 @@ def report_command(
         # A missing end is today (or the start, if later); a missing start, twelve months back.
         end = end or max(DateRange.default().end, start or DateRange.default().end)
         date_range = DateRange(start or DateRange.default(end).start, end)
+        try:
+            options = ReportOptions(
+                timedelta(hours=conversion_window), currency.upper() if currency else None
+            )
+        except ValidationError as error:
+            options_named = {"conversion_window": "--conversion-window", "currency": "--currency"}
+            raise ValidationError(
+                {options_named[field]: rule for field, rule in error.problems.items()}
+            ) from None
         settings = get_settings()
         primary = resolve_target(settings).direct_url
         run = run_reports(
@@ -113,6 +147,7 @@ def report_command(
             replica_url=replica_url_for(primary, settings),
             max_lag_seconds=settings.replica_max_lag_seconds,
             refresh=refresh,
+            options=options,
         )
         table = run.tables[0]
         errors.print(run.answer.describe(), highlight=False)
@@ -126,13 +161,17 @@ def report_command(
             document = {
                 "report": table.name,
                 "title": table.title,
-                "from": date_range.start.isoformat() if table.date_range else None,
-                "to": date_range.end.isoformat() if table.date_range else None,
-                "answered_by": run.answer.server,
-                "server": run.answer.address,
-                "lag_seconds": round(run.answer.lag_seconds, 3),
-                "note": run.answer.note or None,
-                "rollups_refreshed_at": _iso(run.answer.rollups_refreshed_at),
+                "period": {"from": date_range.start.isoformat(), "to": date_range.end.isoformat()}
+                if table.date_range
+                else {"as_of": datetime.now(UTC).isoformat(timespec="seconds")},
+                "source": {
+                    "server": run.answer.server,
+                    "address": run.answer.address,
+                    "lag_seconds": round(run.answer.lag_seconds, 3),
+                    "note": run.answer.note or None,
+                    "rollups_refreshed_at": _iso(run.answer.rollups_refreshed_at),
+                },
+                "columns": [{"name": column.name, "kind": column.kind} for column in table.columns],
                 "rows": [
                     {key: _json_value(value) for key, value in zip(names, row, strict=True)}
                     for row in table.rows
@@ -146,21 +185,24 @@ def report_command(
             writer.writerows([["" if v is None else v for v in row] for row in table.rows])
             _write(text.getvalue().encode(), out)
         else:
-            rich_table = Table(title=table.title)
+            rich_table = Table(title=table.heading)
             for column in table.columns:
                 rich_table.add_column(
                     column.name, justify="left" if column.kind == "text" else "right"
                 )
             for row in table.rows:
                 rich_table.add_row(*(_cell(value) for value in row))
-            if out is None:
+            if out is None and console.is_terminal:
                 console.print(rich_table)
+                return
+            # Off a terminal nothing is cut to fit a width: the table is as wide as its figures.
+            capture = io.StringIO()
+            Console(file=capture, width=UNLIMITED_WIDTH).print(rich_table)
+            lines = [line.rstrip() for line in capture.getvalue().splitlines()]
+            if out is None:
+                sys.stdout.write("\n".join(lines) + "\n")
             else:
-                capture = io.StringIO()
-                from rich.console import Console
-
-                Console(file=capture, width=160).print(rich_table)
-                out.write_text(capture.getvalue())
+                out.write_text("\n".join(lines) + "\n")
 
 
 def _iso(moment: datetime | None) -> str | None:

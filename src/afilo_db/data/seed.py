@@ -297,6 +297,23 @@ def _clerk_user_created(clerk_id: str, email: str, first: str, last: str, joined
     return json.dumps({"object": "event", "type": "user.created", "timestamp": at, "data": data})
 
 
+def _stripe_invoice_paid(
+    event_id: str,
+    invoice_id: str,
+    subscription: str,
+    customer: str | None,
+    amount: Decimal,
+    paid: datetime,
+) -> str:
+    """The body of Stripe's invoice.paid event for a seeded subscription's invoice."""
+    at = int(paid.timestamp())
+    invoice = {"id": invoice_id, "object": "invoice", "customer": customer,
+               "subscription": subscription, "amount_paid": int(amount * 100), "currency": "usd",
+               "status_transitions": {"paid_at": at}}  # fmt: skip
+    return json.dumps({"id": event_id, "object": "event", "type": "invoice.paid", "created": at,
+                       "data": {"object": invoice}})  # fmt: skip
+
+
 def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> None:
     profile_rows: list[Row] = []
     subscription_rows: list[Row] = []
@@ -339,19 +356,17 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
                 tier, "active", TIER_PRICES[tier], "USD", start, start + timedelta(days=30),
                 False, None, start, start,
             ))  # fmt: skip
-            # The billing events the reports read (MRR, churn, recurring revenue), from a random
-            # stream of their own so that the rest of the seed stays as it was.
+            # The subscription's first invoice as Stripe's event (the revenue report reads the
+            # payment its trigger records), from a random stream of its own so that the rest of
+            # the seed stays as it was.
             billing = _rng(seed_value, "billing", index)
-            amount = str(TIER_PRICES[tier])
-            event_rows.append((deterministic_uuid7(start, billing), start, "subscription.started",
-                               user_id, None, None, json.dumps({
-                                   "subscription_id": stripe_subscription, "tier": tier,
-                                   "mrr": amount, "currency": "USD"})))  # fmt: skip
-            event_rows.append((deterministic_uuid7(start, billing), start, "invoice.paid", user_id,
-                               None, None, json.dumps({
-                                   "invoice_id": _external_id("in", billing, 14),
-                                   "subscription_id": stripe_subscription, "amount": amount,
-                                   "currency": "USD"})))  # fmt: skip
+            event_id = _external_id("evt", billing, 24)
+            webhook_rows.append((deterministic_uuid7(start, billing), "stripe", event_id,
+                                 "invoice.paid", stripe_subscription, user_id,
+                                 _stripe_invoice_paid(event_id, _external_id("in", billing, 14),
+                                                      stripe_subscription, customer,
+                                                      TIER_PRICES[tier], start),
+                                 start, start))  # fmt: skip
 
         bought: set[int] = set()
         for _ in range(rng.randint(0, 3) if products else 0):

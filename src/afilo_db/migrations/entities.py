@@ -7,7 +7,7 @@ CREATE / REPLACE for the ones that differ, DROP for the ones in the database nob
 with alembic-utils' operations, so revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
-0006_data_rules, 0011_variant_product_status) on purpose: a revision is a frozen snapshot of
+0006_data_rules, 0011_variant_product_status, 0016_analytics_from_billing) on purpose: a revision is a frozen snapshot of
 history, this module is the schema as it should be now.
 """
 
@@ -260,6 +260,119 @@ def _function(statement: str) -> PGFunction:
 
 FUNCTIONS += [_function(statement) for statement in security.FUNCTIONS]
 FUNCTIONS += [_function(read.create_sql) for read in reads.READ_FUNCTIONS]
+
+# The analytics functions of revision 0016: money facts from stored Stripe events, the days of
+# changed events, the references an event names.
+FUNCTIONS += [
+    _function(statement)
+    for statement in (
+        """CREATE FUNCTION analytics_record_stripe_payment(event webhook_events) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  obj jsonb := event.payload::jsonb -> 'data' -> 'object';
+  kind text;
+  reference text;
+  cents jsonb;
+  paid_at timestamptz := event.occurred_at;
+  paid numeric;
+  currency_code text := upper(obj ->> 'currency');
+BEGIN
+  IF event.event_type = 'invoice.paid' THEN
+    kind := 'recurring';
+    reference := obj ->> 'id';
+    cents := obj -> 'amount_paid';
+    IF jsonb_typeof(obj #> '{status_transitions,paid_at}') = 'number' THEN
+      paid_at := to_timestamp((obj #>> '{status_transitions,paid_at}')::numeric);
+    END IF;
+    currency_code := coalesce(currency_code, (
+      SELECT s.currency FROM user_subscriptions s
+      WHERE s.stripe_subscription_id = coalesce(
+        obj ->> 'subscription', obj #>> '{parent,subscription_details,subscription}')
+      ORDER BY s.is_current DESC LIMIT 1));
+  ELSIF event.event_type = 'payment_intent.succeeded' THEN
+    kind := 'one_off';
+    reference := obj ->> 'id';
+    cents := obj -> 'amount_received';
+  ELSIF event.event_type = 'checkout.session.completed' THEN
+    IF coalesce(obj ->> 'mode', 'payment') <> 'payment'
+       OR obj ->> 'payment_status' IS DISTINCT FROM 'paid' THEN
+      RETURN;
+    END IF;
+    kind := 'one_off';
+    reference := obj ->> 'payment_intent';
+    cents := obj -> 'amount_total';
+  ELSIF event.event_type = 'charge.refunded' THEN
+    kind := 'refund';
+    reference := event.event_id;
+    cents := obj -> 'amount_refunded';
+    currency_code := coalesce(currency_code, (
+      SELECT p.currency FROM analytics_payments p
+      WHERE p.kind IN ('one_off', 'recurring')
+        AND p.reference IN (obj ->> 'payment_intent', obj ->> 'invoice') LIMIT 1));
+  ELSE
+    RETURN;
+  END IF;
+  IF jsonb_typeof(cents) <> 'number' OR reference IS NULL OR currency_code IS NULL THEN
+    RETURN;  -- not a payment this can place; the handler judges the event itself
+  END IF;
+  paid := (cents #>> '{}')::numeric / 100;
+  IF kind = 'refund' THEN
+    -- amount_refunded is the charge's running total: the fact is what this event adds.
+    SELECT paid - coalesce(sum(p.amount), 0) INTO paid
+    FROM analytics_payments p WHERE p.kind = 'refund' AND p.charge = obj ->> 'id';
+  END IF;
+  IF paid <= 0 THEN
+    RETURN;
+  END IF;
+  -- A one-off payment is reported twice (the session and the payment intent): one fact, dated
+  -- by the earlier report.
+  INSERT INTO analytics_payments AS p (kind, reference, amount, currency, occurred_at, charge,
+                                       stripe_event_id)
+  VALUES (kind, reference, paid, currency_code, paid_at,
+          CASE WHEN kind = 'refund' THEN obj ->> 'id' END, event.event_id)
+  ON CONFLICT ON CONSTRAINT pk_analytics_payments DO UPDATE SET
+    occurred_at = excluded.occurred_at, stripe_event_id = excluded.stripe_event_id
+  WHERE excluded.occurred_at < p.occurred_at;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_record_stripe_payment_of_new_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  PERFORM analytics_record_stripe_payment(NEW);
+  RETURN NULL;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_forget_stripe_payment() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  DELETE FROM analytics_payments WHERE stripe_event_id = OLD.event_id;
+  RETURN NULL;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_mark_removed_days() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  INSERT INTO analytics_dirty_days (day)
+  SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date FROM removed_events
+  ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END
+$$
+""",
+        """CREATE FUNCTION analytics_unknown_references(users uuid[], products uuid[]) RETURNS TABLE (field text, id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT 'user_id', u FROM unnest(users) AS u
+  WHERE NOT EXISTS (SELECT FROM user_profiles p WHERE p.id = u)
+  UNION ALL
+  SELECT 'product_id', x FROM unnest(products) AS x
+  WHERE NOT EXISTS (SELECT FROM products p WHERE p.id = x)
+$$
+""",
+    )
+]
 POLICIES: list[PGPolicy] = [
     PGPolicy(
         schema="public",

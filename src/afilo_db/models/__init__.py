@@ -13,10 +13,8 @@ from afilo_db.models.accounts import (
 from afilo_db.models.analytics import (
     AnalyticsDirtyDay,
     AnalyticsFunnelDaily,
-    AnalyticsRevenueDaily,
+    AnalyticsPayment,
     AnalyticsRollupState,
-    AnalyticsSubscriber,
-    AnalyticsSubscriptionsDaily,
     Event,
 )
 from afilo_db.models.base import Base
@@ -38,10 +36,8 @@ from afilo_db.models.chat import (
 __all__ = [
     "AnalyticsDirtyDay",
     "AnalyticsFunnelDaily",
-    "AnalyticsRevenueDaily",
+    "AnalyticsPayment",
     "AnalyticsRollupState",
-    "AnalyticsSubscriber",
-    "AnalyticsSubscriptionsDaily",
     "Base",
     "BillingSettings",
     "BotAnalytics",

@@ -96,48 +96,27 @@ class AnalyticsFunnelDaily(Base):
     purchased: Mapped[int] = mapped_column(Integer)
 
 
-class AnalyticsSubscriptionsDaily(Base):
-    """Subscription movements of one UTC day and tier (the tier after the movement), in monthly
-    recurring revenue: new, expansion (upgrades), contraction (downgrades), churn."""
+class AnalyticsPayment(Base):
+    """A payment or a refund as Stripe reported it, written by a trigger on `webhook_events` in
+    the transaction of the event (revision 0016): an invoice paid (recurring), a one-off payment,
+    or what a `charge.refunded` event added to the charge's refunded amount. Dated by Stripe's
+    time: when the invoice was paid, when the payment or refund event happened."""
 
-    __tablename__ = "analytics_subscriptions_daily"
-    __table_args__ = (PrimaryKeyConstraint("day", "tier", "currency"),)
-
-    day: Mapped[date] = mapped_column(Date)
-    tier: Mapped[str]
-    currency: Mapped[str]
-    started: Mapped[int] = mapped_column(Integer)
-    new_mrr: Mapped[Decimal] = mapped_column(Numeric)
-    upgrades: Mapped[int] = mapped_column(Integer)
-    expansion_mrr: Mapped[Decimal] = mapped_column(Numeric)
-    downgrades: Mapped[int] = mapped_column(Integer)
-    contraction_mrr: Mapped[Decimal] = mapped_column(Numeric)
-    canceled: Mapped[int] = mapped_column(Integer)
-    churned_mrr: Mapped[Decimal] = mapped_column(Numeric)
-
-
-class AnalyticsRevenueDaily(Base):
-    """Recurring revenue (paid invoices) and refunds of one UTC day, per currency."""
-
-    __tablename__ = "analytics_revenue_daily"
-    __table_args__ = (PrimaryKeyConstraint("day", "currency"),)
-
-    day: Mapped[date] = mapped_column(Date)
-    currency: Mapped[str]
-    recurring: Mapped[Decimal] = mapped_column(Numeric)
-    refunds: Mapped[Decimal] = mapped_column(Numeric)
-
-
-class AnalyticsSubscriber(Base):
-    """A subscriber's span, for the cohort reports: first subscription start, and the
-    cancellation that ended the last subscription (NULL while subscribed)."""
-
-    __tablename__ = "analytics_subscribers"
+    __tablename__ = "analytics_payments"
     __table_args__ = (
-        CheckConstraint("canceled_at IS NULL OR canceled_at >= started_at", name="period_order"),
+        PrimaryKeyConstraint("kind", "reference"),
+        CheckConstraint("kind IN ('one_off', 'recurring', 'refund')", name="kind_valid"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_analytics_payments_occurred_at", "occurred_at"),
+        Index("ix_analytics_payments_stripe_event_id", "stripe_event_id"),
     )
 
-    # Derived from the user's events (which a user's export holds), so not a reference of its own.
-    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str]
+    reference: Mapped[str]
+    """The invoice (`in_...`) or payment intent (`pi_...`); for a refund, the event."""
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[str]
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    charge: Mapped[str | None]
+    """A refund's charge (`ch_...`)."""
+    stripe_event_id: Mapped[str]

@@ -146,7 +146,8 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
         "purchased",
         "counts are 0 or more and each funnel step is at most the one before it",
     ),
-    "ck_analytics_subscribers_period_order": ("canceled_at", "must not be before started_at"),
+    "ck_analytics_payments_kind_valid": ("kind", "must be one_off, recurring or refund"),
+    "ck_analytics_payments_amount_positive": ("amount", "must be more than 0"),
     "ck_events_event_type_format": (
         "event_type",
         "must be lowercase words joined by dots or underscores, like cart.item_added",
