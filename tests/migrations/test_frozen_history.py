@@ -32,7 +32,7 @@ PACKAGED_CHECKSUMS = {
     "0012_user_read_functions": "9128732a59cdab38fb0ccffec56d9e79cca165d4c8c1cc42f347e52262c17f43",
     "0013_user_read_functions_as_app": "72f66239cde396e4ea670fd455f1bd3477ff46e86253a0c42470305c745f61cc",
     "0014_product_lists_without_nulls": "0b6affa9520f65b1b13a9e1fb4c118efc4460731d68b3b132394d9ab7b7e79dd",
-    "0017_buyer_text_and_scoped_reads": "65a1e20e07f1d3982a249658d7a5b218c905229becfd03099b27e68dc0810992",
+    "0017_buyer_text_and_scoped_reads": "3df7aac56b926c260c6187b11ab6f22006294b341aabd56b1bbbd68821a18b77",
     "0016_analytics_from_billing": "aa2afd7f3e17445cadef3931655d82cac4dc59f976d2a04afb7b04736f5c0c37",
 }
 

@@ -14,7 +14,7 @@ the application role no longer writes a user's email.
   whether another user had it.
 
 Revision ID: 0017_buyer_text_and_scoped_reads
-Revises: 0014_product_lists_without_nulls
+Revises: 0016_analytics_from_billing
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0017_buyer_text_and_scoped_reads"
-down_revision = "0014_product_lists_without_nulls"
+down_revision = "0016_analytics_from_billing"
 branch_labels = None
 depends_on = None
 
