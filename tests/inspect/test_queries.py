@@ -93,3 +93,10 @@ def test_the_embedded_server_collects_statement_statistics(server: EmbeddedServe
 def test_migrate_sees_no_difference_in_the_extension_s_own_schema(inspected_url: str) -> None:
     # In public, alembic-utils would propose to drop the undeclared extension.
     assert model_differences(inspected_url) == []
+
+
+def test_the_url_s_own_options_are_kept(inspected_url: str) -> None:
+    # As Neon's `options=endpoint%3D...`: the inspector's settings must not replace them.
+    with inspecting(f"{inspected_url}?options=-c%20work_mem%3D7MB", TIMEOUT_MS) as inspector:
+        assert inspector.rows("SHOW work_mem").rows == [("7MB",)]
+        assert inspector.rows("SHOW default_transaction_read_only").rows == [("on",)]
