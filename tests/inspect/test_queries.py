@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from afilo_db.db.embedded import STATEMENT_STATISTICS_SCHEMA, EmbeddedServer
 from afilo_db.inspect.queries import (
     QUERIES,
     Inspector,
@@ -14,6 +15,7 @@ from afilo_db.inspect.queries import (
     query_named,
     statement_columns,
 )
+from afilo_db.migrate.revisions import model_differences
 from tests.inspect.conftest import TIMEOUT_MS
 
 
@@ -75,3 +77,26 @@ def test_unused_indexes_lists_an_index_no_read_used(
     session.execute("CREATE INDEX ix_notes_topic ON notes (topic)")
     unused = {row["index"] for row in inspector.run(query_named("unused-indexes")).records()}
     assert "ix_notes_topic" in unused and "notes_pkey" not in unused
+
+
+def test_the_embedded_server_collects_statement_statistics(server: EmbeddedServer) -> None:
+    with psycopg.connect(server.url()) as connection:
+        loaded = connection.execute("SHOW shared_preload_libraries").fetchone()
+        schema = connection.execute(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension"
+            " WHERE extname = 'pg_stat_statements'"
+        ).fetchone()
+    assert loaded is not None and "pg_stat_statements" in str(loaded[0])
+    assert schema == (STATEMENT_STATISTICS_SCHEMA,)
+
+
+def test_migrate_sees_no_difference_in_the_extension_s_own_schema(inspected_url: str) -> None:
+    # In public, alembic-utils would propose to drop the undeclared extension.
+    assert model_differences(inspected_url) == []
+
+
+def test_the_url_s_own_options_are_kept(inspected_url: str) -> None:
+    # As Neon's `options=endpoint%3D...`: the inspector's settings must not replace them.
+    with inspecting(f"{inspected_url}?options=-c%20work_mem%3D7MB", TIMEOUT_MS) as inspector:
+        assert inspector.rows("SHOW work_mem").rows == [("7MB",)]
+        assert inspector.rows("SHOW default_transaction_read_only").rows == [("on",)]

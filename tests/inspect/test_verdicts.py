@@ -14,9 +14,9 @@ from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.replica import EmbeddedReplica
 from afilo_db.db.urls import database_name
 from afilo_db.inspect import verdicts
-from afilo_db.inspect.queries import Inspector
+from afilo_db.inspect.queries import QUERIES, Inspector, inspecting
 from afilo_db.inspect.verdicts import Finding, Thresholds
-from tests.inspect.conftest import QUICK, flush_statistics
+from tests.inspect.conftest import QUICK, TIMEOUT_MS, flush_statistics
 
 Session = psycopg.Connection[tuple[object, ...]]
 
@@ -156,6 +156,17 @@ def test_a_lagging_replica(replica: EmbeddedReplica, inspected_url: str, session
         lambda: [f for f in verdicts.replica_lag(url, QUICK) if f.status == "ok"]
     )
     assert caught_up and "0.0 s behind" in caught_up[0].detail
+
+
+def test_every_query_meant_for_a_standby_runs_on_the_replica(
+    replica: EmbeddedReplica, inspected_url: str
+) -> None:
+    url = _replica_database_url(replica, inspected_url)
+    with inspecting(url, TIMEOUT_MS) as on_replica:
+        assert on_replica.facts.in_recovery and on_replica.facts.statements_ready
+        for query in QUERIES:
+            if query.on_replica:
+                assert on_replica.run(query).columns, query.name
 
 
 def test_an_unreachable_replica_is_bad(database_url: str) -> None:

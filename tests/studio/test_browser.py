@@ -1,5 +1,5 @@
 """The studio in a real browser: log in, follow related records, edit through the validation,
-view as a user, the dashboard, read-only, and the login and CSRF guards."""
+view as a user, the dashboard, the Health page, read-only, and the login and CSRF guards."""
 
 from __future__ import annotations
 
@@ -307,3 +307,32 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, studio: Stu
         _query(studio, "SELECT price, title FROM product_variants WHERE id = %s", variant_id)[0][0]
         == before
     )
+
+
+ROW_SECURITY_BAD = "[data-studio=finding][data-check=row-security][data-status=bad]"
+
+
+def test_the_health_page_shows_a_bad_verdict_until_it_is_fixed(page: Page, studio: Studio) -> None:
+    page.goto(f"{studio.url}/health")
+    findings = page.locator("[data-studio=finding]")
+    expect(findings.first).to_be_visible()
+    checks = set(findings.evaluate_all("rows => rows.map(row => row.dataset.check)"))
+    assert {"bloat", "blocking", "long-transaction", "declared-index", "row-security",
+            "roles", "replica-lag"} <= checks  # fmt: skip
+    expect(page.locator(ROW_SECURITY_BAD)).to_have_count(0)
+
+    with psycopg.connect(studio.owner_url, autocommit=True) as owner:
+        owner.execute("ALTER TABLE purchases NO FORCE ROW LEVEL SECURITY")
+        try:
+            page.reload()
+            bad = page.locator(ROW_SECURITY_BAD)
+            expect(bad).to_have_count(1)
+            expect(bad).to_have_attribute("data-subject", "purchases")
+            expect(bad).to_contain_text("FORCE ROW LEVEL SECURITY")
+            summary = page.locator("[data-studio=health-summary]")
+            expect(summary).to_have_attribute("data-healthy", "no")
+            screenshot(page, "09-health")
+        finally:
+            owner.execute("ALTER TABLE purchases FORCE ROW LEVEL SECURITY")
+    page.reload()
+    expect(page.locator(ROW_SECURITY_BAD)).to_have_count(0)

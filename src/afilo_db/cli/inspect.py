@@ -59,7 +59,8 @@ def _cell(value: Any) -> str:
 
 
 def _print_json(document: dict[str, Any]) -> None:
-    console.print_json(json.dumps(document, default=json_value))
+    # Plain print, as every other command prints its --json: no console in between.
+    print(json.dumps(document, default=json_value, indent=2))
 
 
 def show_query(query: Query, *, as_json: bool, on_replica: bool) -> None:

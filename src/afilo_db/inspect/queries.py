@@ -448,14 +448,16 @@ class Inspector:
 @contextmanager
 def inspecting(url: str, statement_timeout_ms: int) -> Iterator[Inspector]:
     """An Inspector on `url` (a direct, un-pooled URL: session settings are used)."""
-    options = (
-        f"-c statement_timeout={int(statement_timeout_ms)} -c default_transaction_read_only=on"
-    )
     with psycopg.connect(
         url,
         autocommit=True,
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        options=options,
         application_name=APPLICATION_NAME,
     ) as connection:
+        # Set after connecting, not as libpq `options`: a URL may carry options of its own
+        # (Neon's `options=endpoint%3D...` for clients without SNI), which those would replace.
+        connection.execute(
+            sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(statement_timeout_ms)))
+        )
+        connection.execute("SET default_transaction_read_only = on")
         yield Inspector(connection)
