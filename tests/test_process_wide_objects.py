@@ -106,13 +106,17 @@ def test_a_model_loads_once_when_threads_ask_for_it_at_once(
     assert all(embedder is made[0] for embedder in made)
 
 
+# Engines connect on first use only: none of these tests needs a server.
+UNUSED_URL = "postgresql://nobody@localhost:1/nothing"
+
+
 @pytest.mark.parametrize("make", ["get_engine", "get_async_engine"])
 def test_one_engine_when_threads_ask_for_it_at_once(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, make: str
+    monkeypatch: pytest.MonkeyPatch, make: str
 ) -> None:
     @dataclass
     class Target:
-        app_url: str = database_url
+        app_url: str = UNUSED_URL
         app_url_is_pooled: bool = False
 
     counted = Counted()
@@ -136,8 +140,8 @@ def test_one_token_verifier_per_settings_when_threads_ask_at_once() -> None:
     assert all(verifier is made[0] for verifier in made)
 
 
-def test_one_relay_per_engine_when_threads_ask_at_once(database_url: str) -> None:
-    engine = engine_module.create_app_engine(database_url)
+def test_one_relay_per_engine_when_threads_ask_at_once() -> None:
+    engine = engine_module.create_app_engine(UNUSED_URL)
     try:
         made = at_once(lambda _: relay.thread_relay(engine))
     finally:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -20,8 +18,7 @@ from afilo_db.backups.manifest import (
     prune_backups,
 )
 from afilo_db.backups.verify import verify_backup
-from afilo_db.cli.common import JsonOption, console, errors, progress_bar, reported_errors
-from afilo_db.db.programs import Progress
+from afilo_db.cli.common import JsonOption, console, errors, phase_progress, reported_errors
 from afilo_db.db.target import resolve_target
 
 backup_app = typer.Typer(
@@ -34,18 +31,6 @@ DirectoryOption = Annotated[
     typer.Option("--dir", help="Where backups live (default: $AFILO_HOME/backups)."),
 ]
 JobsOption = Annotated[int, typer.Option(min=1, max=32, help="Parallel pg_dump / pg_restore jobs.")]
-
-
-@contextmanager
-def phase_progress() -> Iterator[Progress]:
-    """A progress bar on stderr that follows an operation's phases."""
-    with progress_bar("{task.description}") as bar:
-        task = bar.add_task("starting", total=None)
-
-        def report(phase: str, done: int, total: int) -> None:
-            bar.update(task, description=phase, completed=done, total=total)
-
-        yield report
 
 
 def human_size(size: int) -> str:

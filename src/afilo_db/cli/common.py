@@ -17,6 +17,7 @@ from rich.table import Table
 
 from afilo_db.cli.debug import debugging
 from afilo_db.cli.failures import explain, first_line
+from afilo_db.db import programs
 
 console = Console()
 # Progress bars and errors go to stderr so that stdout stays clean for scripts.
@@ -62,6 +63,18 @@ def progress_bar(label: str) -> Progress:
         console=errors,
         transient=True,
     )
+
+
+@contextmanager
+def phase_progress() -> Iterator[programs.Progress]:
+    """A progress bar on stderr that follows an operation's phases."""
+    with progress_bar("{task.description}") as bar:
+        task = bar.add_task("starting", total=None)
+
+        def report(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=phase, completed=done, total=total)
+
+        yield report
 
 
 def print_counts(counts: dict[str, int]) -> None:

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from afilo_db.cli.backup import phase_progress
-from afilo_db.cli.common import console, print_counts, reported_errors
+from afilo_db.cli.common import console, phase_progress, print_counts, reported_errors
 from afilo_db.data.export import export_tables, export_user
 from afilo_db.db.target import resolve_target
 

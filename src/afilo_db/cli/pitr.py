@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from afilo_db.backups import pitr
-from afilo_db.cli.backup import human_size, phase_progress
-from afilo_db.cli.common import JsonOption, console, reported_errors
+from afilo_db.cli.backup import human_size
+from afilo_db.cli.common import JsonOption, console, phase_progress, reported_errors
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server
 from afilo_db.errors import OperationError

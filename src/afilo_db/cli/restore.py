@@ -12,8 +12,8 @@ from rich.markup import escape
 from afilo_db.backups import pitr
 from afilo_db.backups.create import DEFAULT_JOBS
 from afilo_db.backups.restore import RestoreResult, restore_in_place, restore_into
-from afilo_db.cli.backup import DirectoryOption, JobsOption, phase_progress
-from afilo_db.cli.common import console, errors, reported_errors
+from afilo_db.cli.backup import DirectoryOption, JobsOption
+from afilo_db.cli.common import console, errors, phase_progress, reported_errors
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.db.urls import redacted
