@@ -78,7 +78,11 @@ def drop_database(server: EmbeddedServer, name: str) -> None:
 def template_database(server: EmbeddedServer) -> Iterator[str]:
     drop_database(server, TEMPLATE_DATABASE)
     url = create_database(server, TEMPLATE_DATABASE)
-    deploy(url)
+    with psycopg.connect(server.url("postgres"), autocommit=True) as lock:
+        # The migration creates the login roles, which belong to the whole cluster: processes
+        # sharing an external server would race to create them.
+        lock.execute("SELECT pg_advisory_lock(hashtext('afilo test template'))")
+        deploy(url)
     yield TEMPLATE_DATABASE
     drop_database(server, TEMPLATE_DATABASE)
 

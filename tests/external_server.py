@@ -7,6 +7,7 @@ own files or processes carry the `embedded_only` marker and are skipped against 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -18,8 +19,7 @@ EXTERNAL_SERVER_VARIABLE = "AFILO_TEST_DATABASE_URL"
 
 class ExternalServer(EmbeddedServer):
     """`url`: a superuser's URL on the external server (the suite creates databases and roles,
-    and edits catalogs to fake old extensions). Login roles' passwords are kept under `home`,
-    as the embedded server keeps them."""
+    and edits catalogs to fake old extensions)."""
 
     def __init__(self, url: str, home: Path) -> None:
         super().__init__(home)
@@ -32,6 +32,11 @@ class ExternalServer(EmbeddedServer):
     @property
     def port(self) -> int:
         return int(self._url.port or 5432)
+
+    def role_password(self, role: str) -> str:
+        """The same in every test process: login roles belong to the whole cluster, which the
+        processes share, and each sets the password it knows."""
+        return hashlib.sha256(f"{self.password}:{role}".encode()).hexdigest()[:32]
 
     def url(self, database: str = DATABASE_NAME) -> str:
         return self._url.set(database=database).render_as_string(hide_password=False)

@@ -16,6 +16,7 @@ from afilo_db.data.up import table_names
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.target import DatabaseTarget
 from afilo_db.db.urls import libpq_url
+from afilo_db.db.versions import server_version_at_least
 from afilo_db.migrate.revisions import deploy
 from afilo_db.security.login import roles_script
 from afilo_db.security.policies import TABLES, policies
@@ -95,6 +96,20 @@ def test_the_policies_in_the_database_are_the_policies_in_the_code(
     found = {(str(t), str(n), str(c), tuple(str(role) for role in r)) for t, n, c, r in rows}  # type: ignore[attr-defined]
     expected = {(p.table, p.name, p.command, (p.role,)) for p in policies()}
     assert found == expected
+
+
+def test_no_login_role_may_maintain_a_table(connection: Connection) -> None:
+    """MAINTAIN (VACUUM, ANALYZE, REINDEX, CLUSTER, REFRESH, LOCK TABLE) exists from PostgreSQL
+    17 and comes with any GRANT ALL: neither login role holds it on any table."""
+    if not server_version_at_least(connection, 17):
+        pytest.skip("the MAINTAIN privilege is PostgreSQL 17's")
+    maintainable = connection.execute(
+        "SELECT role, relname FROM pg_class, unnest(%s::text[]) AS role"
+        " WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p', 'm')"
+        " AND has_table_privilege(role, pg_class.oid, 'MAINTAIN')",
+        ([APP_ROLE, SERVICE_ROLE],),
+    ).fetchall()
+    assert maintainable == []
 
 
 def test_the_activity_log_has_no_update_or_delete_for_anybody_but_the_owner(

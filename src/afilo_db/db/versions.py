@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from afilo_db.errors import UnsupportedServerError
+
+if TYPE_CHECKING:  # psycopg is imported when a connection is made: `db url` and --help need none
+    import psycopg
 
 MINIMUM_SERVER_VERSION = 150000
 """PostgreSQL 15, as libpq numbers versions (major * 10000 + minor)."""
@@ -114,5 +115,7 @@ def check_server(connection: psycopg.Connection[Any]) -> None:
 @lru_cache(maxsize=8)
 def ensure_supported_server(url: str) -> None:
     """`check_server` on `url`, once per process and URL."""
+    import psycopg
+
     with psycopg.connect(url, autocommit=True) as connection:
         check_server(connection)

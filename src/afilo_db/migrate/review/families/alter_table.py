@@ -14,6 +14,7 @@ from pglast.enums import (
 )
 from psycopg import sql as pgsql
 
+from afilo_db.db.versions import server_version_at_least
 from afilo_db.migrate.review.classification import classify_alter_table
 from afilo_db.migrate.review.families.dml import null_after_writes
 from afilo_db.migrate.review.families.maintenance import maintenance
@@ -358,8 +359,16 @@ def conversion(
     column = pgsql.Identifier(name).as_string(analyzer.m.connection)
     expression = deparse(using) if using is not None else column
     converted = f"CAST(({expression}) AS {new})"
-    if old_category == "S" and category != "S":
-        # A string that is no valid value of the new type cannot survive as itanalyzer.
+    # pg_input_is_valid is PostgreSQL 16's. Before it, a row the conversion fails on is found by
+    # converting it (conversion_by_row, once the one-scan conversion fails), a string too long
+    # for its new length by comparing it with the cast that cuts it short, and a changed value
+    # by comparing the texts: a string the new type writes otherwise ('007' as 7) then counts as
+    # changed, a false alarm at worst, never a loss missed.
+    input_checked = server_version_at_least(analyzer.m.connection, 16)
+    if old_category == "S" and category != "S" and not input_checked:
+        differs = f"({converted})::text IS DISTINCT FROM {column}::text"
+    elif old_category == "S" and category != "S":
+        # A string that is no valid value of the new type cannot survive as itself.
         differs = (
             f"NOT pg_input_is_valid({column}::text, {literal(base)})"
             f" OR {converted} IS DISTINCT FROM CAST({column} AS {base})"
@@ -371,9 +380,13 @@ def conversion(
     valid = None
     if category in ("S", "V") and modified:
         # A too long string or bit string: the assignment ALTER TYPE makes refuses it
-        # (an explicit cast would cut it short instead).
-        valid = f"pg_input_is_valid(({expression})::text, {literal(new)})"
-    elif old_category == "S" and reads_column_as(using, name, new):
+        # (an explicit cast would cut it short instead; trailing spaces it drops either way).
+        valid = (
+            f"pg_input_is_valid(({expression})::text, {literal(new)})"
+            if input_checked
+            else f"rtrim(({converted})::text) = rtrim(({expression})::text)"
+        )
+    elif input_checked and old_category == "S" and reads_column_as(using, name, new):
         # A string becomes the new type through the type's input function.
         valid = f"pg_input_is_valid({column}::text, {literal(new)})"
     failures = 0
