@@ -59,6 +59,8 @@ NOT_RUN: Final = frozenset(
         "CheckPointStmt",
     }
 )
+# Marks an error the statement itself raised, as opposed to one of the observation around it.
+_STATEMENT_FAILED = "raised by the statement under observation"
 # pg_locks.mode -> the manual's name of the level.
 LOCK_MODES: Final = {level.title().replace(" ", "") + "Lock": level for level in LEVELS}
 APPLICATION_ROLES: Final = (APP_ROLE, SERVICE_ROLE)
@@ -437,35 +439,48 @@ class Observer:
             connection.autocommit = False
 
     def _run(self, statement: StatementReview, keep: bool) -> Observed:
+        """Run the statement in a savepoint (rolled back unless `keep`), or on its own when the
+        connection is in autocommit; an error of the statement is `failed`, an error of the
+        observation around it (a timeout included) `unmeasured`."""
         connection = self.connection
         observed = Observed()
-        executed = False
         try:
-            with connection.transaction() as savepoint:
-                tables = _stored_tables(
-                    connection, [name for name in (statement.table, *statement.other_locks) if name]
-                )
-                counts = _row_counts(connection, tables)
-                files = dict(connection.execute(_FILES).fetchall())
-                stats = {row[0]: tuple(row[1:]) for row in connection.execute(_ROW_STATS)}
-                names = {
-                    int(oid): str(name).removeprefix("public.")
-                    for oid, name in connection.execute(_RELATIONS)
-                }
-                held = _strongest(connection.execute(_LOCKS).fetchall(), names)
-                connection.execute(statement.sql.encode())
-                executed = True
-                self._effects(observed, counts, files, stats, held, names)
-                if not keep:
-                    observed.note = "it changes the server: rolled back once observed"
-                    raise psycopg.Rollback(savepoint)
+            if connection.autocommit:
+                self._observe(statement, observed)
+            else:
+                with connection.transaction() as savepoint:
+                    self._observe(statement, observed)
+                    if not keep:
+                        observed.note = "it changes the server: rolled back once observed"
+                        raise psycopg.Rollback(savepoint)
         except psycopg.Error as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            if executed or isinstance(error, psycopg.errors.QueryCanceled):
-                observed.unmeasured = message
-            else:
+            raised_by_statement = _STATEMENT_FAILED in getattr(error, "__notes__", ())
+            if raised_by_statement and not isinstance(error, psycopg.errors.QueryCanceled):
                 observed.failed = message
+            else:
+                observed.unmeasured = message
         return observed
+
+    def _observe(self, statement: StatementReview, observed: Observed) -> None:
+        connection = self.connection
+        tables = _stored_tables(
+            connection, [name for name in (statement.table, *statement.other_locks) if name]
+        )
+        counts = _row_counts(connection, tables)
+        files = dict(connection.execute(_FILES).fetchall())
+        stats = {row[0]: tuple(row[1:]) for row in connection.execute(_ROW_STATS)}
+        names = {
+            int(oid): str(name).removeprefix("public.")
+            for oid, name in connection.execute(_RELATIONS)
+        }
+        held = _strongest(connection.execute(_LOCKS).fetchall(), names)
+        try:
+            connection.execute(statement.sql.encode())
+        except psycopg.Error as error:
+            error.add_note(_STATEMENT_FAILED)
+            raise
+        self._effects(observed, counts, files, stats, held, names)
 
     def _effects(
         self,
