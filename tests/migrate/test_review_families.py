@@ -133,6 +133,17 @@ def test_security_family_a_revoke_from_the_app_and_a_policy_widened_outside_the_
         things_url, "ALTER POLICY things_own ON things USING (things.owner_id = 1)"
     ).statements
     assert findings(unchanged) == {}
+    # A role attribute changes the server, not the copy: observed, then undone at once.
+    (role,) = reviewed(things_url, f"ALTER ROLE {APP_ROLE} CREATEDB").statements
+    assert findings(role) == {"role-privileges:error": None}
+    assert observed(role)["access"] == [
+        {"rule": "role-privileges", "change": f"role {APP_ROLE} gets CREATEDB"}
+    ]
+    with psycopg.connect(things_url) as connection:
+        row = connection.execute(
+            "SELECT rolcreatedb FROM pg_roles WHERE rolname = %s", (APP_ROLE,)
+        ).fetchone()
+    assert row == (False,)
 
 
 def test_alter_table_family_a_function_created_earlier_makes_a_rewrite_only_the_copy_sees(

@@ -334,6 +334,13 @@ def _revoked(before: Access, after: Access) -> list[tuple[str, str]]:
 CountKey = tuple[int, int]
 
 
+def _changes(before: Access, after: Access) -> list[dict[str, str]]:
+    return [
+        {"rule": rule, "change": words}
+        for rule, words in _widenings(before, after) + _revoked(before, after)
+    ]
+
+
 def _row_counts(
     connection: psycopg.Connection[Any], tables: Iterable[str]
 ) -> dict[CountKey, tuple[str, int]]:
@@ -396,14 +403,25 @@ class Observer:
     def __init__(self, connection: psycopg.Connection[Any], commits: bool) -> None:
         self.connection = connection
         self.commits = commits
+        # The access a server-wide statement gave, read before its savepoint is rolled back.
+        self.undone_access: Access | None = None
 
     def revision(self, review: RevisionReview, thresholds: Thresholds) -> None:
+        """Observe every statement of `review`, then judge each: access changes are those that
+        last to the end of the migration (a policy dropped and created again is no change),
+        attributed to the statement that made them; a server-wide statement, undone at once,
+        answers for what it did."""
         connection = self.connection
         start = _access(connection)
         observations: list[Observed] = []
         snapshots: list[Access] = []
         for statement in review.statements:
-            observations.append(self._statement(statement))
+            before = snapshots[-1] if snapshots else start
+            observed = self._statement(statement)
+            if self.undone_access is not None:
+                observed.access = _changes(before, self.undone_access)
+                self.undone_access = None
+            observations.append(observed)
             snapshots.append(_access(connection))
         if self.commits:
             connection.commit()
@@ -415,8 +433,12 @@ class Observer:
         for statement, observed, after in zip(
             review.statements, observations, snapshots, strict=True
         ):
-            changes = _widenings(previous, after) + _revoked(previous, after)
-            observed.access = [{"rule": r, "change": w} for r, w in changes if (r, w) in lasting]
+            if not observed.access:
+                observed.access = [
+                    change
+                    for change in _changes(previous, after)
+                    if (change["rule"], change["change"]) in lasting
+                ]
             previous = after
             judge(statement, observed, thresholds)
             statement.observed = asdict(observed)
@@ -452,6 +474,7 @@ class Observer:
                     self._observe(statement, observed)
                     if not keep:
                         observed.note = "it changes the server: rolled back once observed"
+                        self.undone_access = _access(connection)
                         raise psycopg.Rollback(savepoint)
         except psycopg.Error as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
