@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     afilo_review_measure_timeout: str = Field(
         default="60s",
         pattern=r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$",
-        description="`migrate review`: how long one measurement may take (lock waits "
-        "included) before it counts as unmeasured, an error.",
+        description="`migrate review`: how long one measurement, or one statement on the "
+        "rehearsal copy, may take (lock waits included) before it counts as unmeasured, an "
+        "error.",
     )
 
     afilo_inspect_statement_timeout_ms: int = Field(

@@ -79,6 +79,12 @@ def test_review_flags_a_blocking_index_build_and_exits_non_zero(
     assert not report["passed"]
     statement = report["revisions"][0]["statements"][0]
     assert statement["lock"] == "SHARE" and statement["table"] == "products"
+    # Predicted (the allow list's classification, then the measured lock) and observed on a
+    # rehearsal copy, side by side.
+    assert statement["predicted"]["family"] == "tables"
+    assert statement["predicted"]["verdict"] == "examined"
+    assert statement["observed"]["locks"] == {"products": "SHARE"}
+    assert statement["observed"]["disagreements"] == []
     rules = {finding["rule"] for finding in statement["findings"]}
     assert rules == {"blocking-index-build"}
     assert "CONCURRENTLY" in statement["findings"][0]["recipe"]

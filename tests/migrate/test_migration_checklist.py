@@ -15,6 +15,7 @@ from afilo_db.config import get_settings
 from afilo_db.data.seed import seed
 from afilo_db.errors import ConflictError, ForbiddenError, OperationError, ValidationError
 from afilo_db.migrate import checklist, docs, rehearsal, review, revisions
+from afilo_db.migrate.log import Step, entries, latest
 from afilo_db.models import Base
 
 
@@ -319,3 +320,29 @@ def test_confirm_refuses_a_revision_not_applied(database_url: str, versions_dir:
     write_revision(versions_dir, "0002_add_product_note", '    op.execute("SELECT 1")')
     with pytest.raises(ConflictError):
         checklist.confirm(database_url, "0002_add_product_note")
+
+
+def test_a_revision_the_review_cannot_classify_is_applied_only_when_accepted_and_logged(
+    database_url: str, versions_dir: Path
+) -> None:
+    revision = write_revision(
+        versions_dir,
+        "0002_do_block",
+        '    op.execute("DO $$ BEGIN PERFORM 1; END $$")',
+    )
+    reviewed = review.review_pending(database_url)
+    assert not reviewed.passed
+    (statement,) = reviewed.revisions[0].statements
+    assert [finding.rule for finding in statement.findings] == ["unclassified"]
+    assert statement.observed is not None and statement.observed["ran"]
+    # Recorded as reviewed, with what it could not decide.
+    assert latest(entries(database_url), revision, Step.REVIEWED) is not None
+    rehearsal.rehearse(database_url)
+    with pytest.raises(ForbiddenError, match="--accept-unmeasured"):
+        checklist.apply(database_url)
+    assert revisions.pending_revisions(database_url) == [revision]
+    applied = checklist.apply(database_url, accept_unmeasured=True)
+    assert [item.revision for item in applied.applied] == [revision]
+    entry = latest(entries(database_url), revision, Step.APPLIED)
+    assert entry is not None and entry.details["accept_unmeasured"] is True
+    assert "DO block" in entry.details["unmeasured"][0]

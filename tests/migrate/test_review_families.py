@@ -133,6 +133,17 @@ def test_security_family_a_revoke_from_the_app_and_a_policy_widened_outside_the_
         things_url, "ALTER POLICY things_own ON things USING (things.owner_id = 1)"
     ).statements
     assert findings(unchanged) == {}
+    # A role attribute changes the server, not the copy: observed, then undone at once.
+    (role,) = reviewed(things_url, f"ALTER ROLE {APP_ROLE} CREATEDB").statements
+    assert findings(role) == {"role-privileges:error": None}
+    assert observed(role)["access"] == [
+        {"rule": "role-privileges", "change": f"role {APP_ROLE} gets CREATEDB"}
+    ]
+    with psycopg.connect(things_url) as connection:
+        row = connection.execute(
+            "SELECT rolcreatedb FROM pg_roles WHERE rolname = %s", (APP_ROLE,)
+        ).fetchone()
+    assert row == (False,)
 
 
 def test_alter_table_family_a_function_created_earlier_makes_a_rewrite_only_the_copy_sees(
@@ -173,3 +184,24 @@ def test_a_statement_the_allow_list_refuses_is_an_error_even_on_an_empty_table(
     ).statements
     assert findings(do) == {"unclassified:error": None}
     assert findings(merge) == {"unclassified:error": 0}  # the rows of cart_items
+
+
+def test_on_a_copy_kept_between_statements_a_concurrent_build_runs_outside_the_transaction(
+    things_url: str,
+) -> None:
+    with measuring(things_url, "30s") as measurer:
+        review = review_sql(
+            measurer,
+            "ALTER TABLE things ADD COLUMN note text;"
+            " COMMIT;"
+            " CREATE INDEX CONCURRENTLY ix_things_note ON things (note);",
+        )
+    with psycopg.connect(things_url) as connection:
+        Observer(connection, commits=True).revision(review, Thresholds())
+    add, build = review.statements
+    assert observed(add)["locks"] == {"things": "ACCESS EXCLUSIVE"}
+    assert observed(build)["ran"] and observed(build)["failed"] is None
+    assert "outside a transaction" in str(observed(build)["note"])
+    assert findings(build) == {}
+    with psycopg.connect(things_url) as connection:
+        assert connection.execute("SELECT to_regclass('ix_things_note')").fetchone() != (None,)

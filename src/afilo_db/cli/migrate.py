@@ -89,8 +89,9 @@ def migrate_review(
     measure_timeout: Annotated[
         str | None,
         typer.Option(
-            help="How long one measurement may take, lock waits included, before it counts as "
-            "unmeasured, an error (default: AFILO_REVIEW_MEASURE_TIMEOUT, 60s).",
+            help="How long one measurement, or one statement run on the rehearsal copy, may "
+            "take, lock waits included, before it counts as unmeasured, an error (default: "
+            "AFILO_REVIEW_MEASURE_TIMEOUT, 60s).",
         ),
     ] = None,
     as_json: JsonOption = False,

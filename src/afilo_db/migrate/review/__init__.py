@@ -1,10 +1,13 @@
 """`migrate review`: what the pending SQL will do to a database that is in use.
 
-For each statement: the lock it takes and on which table (PostgreSQL docs, "Explicit Locking" and
-ALTER TABLE), whether it rewrites or scans the table, whether it may run in a transaction; then
+For each statement: its classification in the allow list generated from pglast's grammar
+(`classification`), then the comparator of its family (`families/`): the lock it takes and on
+which table, whether it rewrites or scans the table, whether it may run in a transaction,
 measurements against the target (rows in the table, rows affected, values that would be lost,
 rows that already break a constraint being added), changes that break the code still running,
-and a safe recipe for each danger. squawk (from the squawk-cli wheel) lints the same SQL.
+and a safe recipe for each danger. Then the revisions run on a scratch copy, statement by
+statement, and what each did is observed (`observation`). squawk (from the squawk-cli wheel)
+lints the same SQL. docs/migrate-review.md describes all of it.
 """
 
 from __future__ import annotations

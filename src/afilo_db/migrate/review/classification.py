@@ -19,7 +19,7 @@ reference page). `verdict` says what the review does with it:
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final, Literal
 
 from pglast import ast
@@ -56,17 +56,7 @@ class Classification:
     transactional: bool = True
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "family": self.family,
-            "verdict": self.verdict,
-            "lock": self.lock,
-            "rewrites": self.rewrites,
-            "scans": self.scans,
-            "loses_data": self.loses_data,
-            "refuses_data": self.refuses_data,
-            "visibility": self.visibility,
-            "transactional": self.transactional,
-        }
+        return asdict(self)
 
 
 def grammar_statements() -> frozenset[str]:

@@ -59,6 +59,8 @@ NOT_RUN: Final = frozenset(
         "CheckPointStmt",
     }
 )
+# Marks an error the statement itself raised, as opposed to one of the observation around it.
+_STATEMENT_FAILED = "raised by the statement under observation"
 # pg_locks.mode -> the manual's name of the level.
 LOCK_MODES: Final = {level.title().replace(" ", "") + "Lock": level for level in LEVELS}
 APPLICATION_ROLES: Final = (APP_ROLE, SERVICE_ROLE)
@@ -96,6 +98,8 @@ _ROW_SECURITY = """
 SELECT 'r' || oid::int, relrowsecurity, relforcerowsecurity FROM pg_class
 WHERE relkind IN ('r', 'p') AND relnamespace <> 'pg_catalog'::regnamespace
 """
+# An extension's own functions (hundreds for pgvector) are left out: their grants are the
+# extension's, and reading them would make every snapshot several times slower.
 _GRANTS = """
 SELECT 'r' || c.oid::int, c.oid::regclass::text,
        coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), a.privilege_type
@@ -118,8 +122,8 @@ SELECT 'f' || p.oid::int, 'function ' || p.oid::regprocedure,
        coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), a.privilege_type
 FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
 WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                  AND d.objid = p.oid AND d.deptype = 'e')
+  AND p.oid NOT IN (SELECT objid FROM pg_depend
+                   WHERE classid = 'pg_proc'::regclass AND deptype = 'e')
 """
 _DEFAULT_PRIVILEGES = """
 SELECT pg_get_userbyid(d.defaclrole), coalesce(d.defaclnamespace::regnamespace::text, '*'),
@@ -332,6 +336,13 @@ def _revoked(before: Access, after: Access) -> list[tuple[str, str]]:
 CountKey = tuple[int, int]
 
 
+def _changes(before: Access, after: Access) -> list[dict[str, str]]:
+    return [
+        {"rule": rule, "change": words}
+        for rule, words in _widenings(before, after) + _revoked(before, after)
+    ]
+
+
 def _row_counts(
     connection: psycopg.Connection[Any], tables: Iterable[str]
 ) -> dict[CountKey, tuple[str, int]]:
@@ -394,14 +405,25 @@ class Observer:
     def __init__(self, connection: psycopg.Connection[Any], commits: bool) -> None:
         self.connection = connection
         self.commits = commits
+        # The access a server-wide statement gave, read before its savepoint is rolled back.
+        self.undone_access: Access | None = None
 
     def revision(self, review: RevisionReview, thresholds: Thresholds) -> None:
+        """Observe every statement of `review`, then judge each: access changes are those that
+        last to the end of the migration (a policy dropped and created again is no change),
+        attributed to the statement that made them; a server-wide statement, undone at once,
+        answers for what it did."""
         connection = self.connection
         start = _access(connection)
         observations: list[Observed] = []
         snapshots: list[Access] = []
         for statement in review.statements:
-            observations.append(self._statement(statement))
+            before = snapshots[-1] if snapshots else start
+            observed = self._statement(statement)
+            if self.undone_access is not None:
+                observed.access = _changes(before, self.undone_access)
+                self.undone_access = None
+            observations.append(observed)
             snapshots.append(_access(connection))
         if self.commits:
             connection.commit()
@@ -413,8 +435,12 @@ class Observer:
         for statement, observed, after in zip(
             review.statements, observations, snapshots, strict=True
         ):
-            changes = _widenings(previous, after) + _revoked(previous, after)
-            observed.access = [{"rule": r, "change": w} for r, w in changes if (r, w) in lasting]
+            if not observed.access:
+                observed.access = [
+                    change
+                    for change in _changes(previous, after)
+                    if (change["rule"], change["change"]) in lasting
+                ]
             previous = after
             judge(statement, observed, thresholds)
             statement.observed = asdict(observed)
@@ -437,35 +463,49 @@ class Observer:
             connection.autocommit = False
 
     def _run(self, statement: StatementReview, keep: bool) -> Observed:
+        """Run the statement in a savepoint (rolled back unless `keep`), or on its own when the
+        connection is in autocommit; an error of the statement is `failed`, an error of the
+        observation around it (a timeout included) `unmeasured`."""
         connection = self.connection
         observed = Observed()
-        executed = False
         try:
-            with connection.transaction() as savepoint:
-                tables = _stored_tables(
-                    connection, [name for name in (statement.table, *statement.other_locks) if name]
-                )
-                counts = _row_counts(connection, tables)
-                files = dict(connection.execute(_FILES).fetchall())
-                stats = {row[0]: tuple(row[1:]) for row in connection.execute(_ROW_STATS)}
-                names = {
-                    int(oid): str(name).removeprefix("public.")
-                    for oid, name in connection.execute(_RELATIONS)
-                }
-                held = _strongest(connection.execute(_LOCKS).fetchall(), names)
-                connection.execute(statement.sql.encode())
-                executed = True
-                self._effects(observed, counts, files, stats, held, names)
-                if not keep:
-                    observed.note = "it changes the server: rolled back once observed"
-                    raise psycopg.Rollback(savepoint)
+            if connection.autocommit:
+                self._observe(statement, observed)
+            else:
+                with connection.transaction() as savepoint:
+                    self._observe(statement, observed)
+                    if not keep:
+                        observed.note = "it changes the server: rolled back once observed"
+                        self.undone_access = _access(connection)
+                        raise psycopg.Rollback(savepoint)
         except psycopg.Error as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            if executed or isinstance(error, psycopg.errors.QueryCanceled):
-                observed.unmeasured = message
-            else:
+            raised_by_statement = _STATEMENT_FAILED in getattr(error, "__notes__", ())
+            if raised_by_statement and not isinstance(error, psycopg.errors.QueryCanceled):
                 observed.failed = message
+            else:
+                observed.unmeasured = message
         return observed
+
+    def _observe(self, statement: StatementReview, observed: Observed) -> None:
+        connection = self.connection
+        tables = _stored_tables(
+            connection, [name for name in (statement.table, *statement.other_locks) if name]
+        )
+        counts = _row_counts(connection, tables)
+        files = dict(connection.execute(_FILES).fetchall())
+        stats = {row[0]: tuple(row[1:]) for row in connection.execute(_ROW_STATS)}
+        names = {
+            int(oid): str(name).removeprefix("public.")
+            for oid, name in connection.execute(_RELATIONS)
+        }
+        held = _strongest(connection.execute(_LOCKS).fetchall(), names)
+        try:
+            connection.execute(statement.sql.encode())
+        except psycopg.Error as error:
+            error.add_note(_STATEMENT_FAILED)
+            raise
+        self._effects(observed, counts, files, stats, held, names)
 
     def _effects(
         self,
