@@ -475,22 +475,24 @@ ORDER BY month, currency
 # appears from their first subscription state on, in every month after it (at 0 once gone).
 CUSTOMER_MRR = f"""
 {CONVERTED}, states AS (
-  SELECT user_id, stripe_subscription_id AS subscription, currency, state_event_id,
-         coalesce(state_as_of, created_at) AS at,
-         CASE WHEN status = ANY(%(mrr_statuses)s) THEN amount ELSE 0 END AS mrr
-  FROM converted_states WHERE coalesce(state_as_of, created_at) < %(end_at)s
+  SELECT user_id, currency, at,
+         CASE WHEN status = ANY(%(mrr_statuses)s) THEN amount ELSE 0 END AS mrr,
+         lead(at) OVER (PARTITION BY stripe_subscription_id
+                        ORDER BY at, state_event_id NULLS FIRST) AS until
+  FROM (SELECT *, coalesce(state_as_of, created_at) AS at FROM converted_states) s
+  WHERE at < %(end_at)s
 ), history AS (
   SELECT month::date, ((month + interval '1 month')::timestamp AT TIME ZONE 'UTC') AS next_at
   FROM generate_series(
     least(%(first_month)s::date,
           (SELECT date_trunc('month', min(at) AT TIME ZONE 'UTC')::date FROM states)),
     %(last_month)s::date, interval '1 month') AS month
-), subscription_month AS (
-  SELECT DISTINCT ON (h.month, s.subscription) h.month, s.user_id, s.currency, s.mrr
-  FROM history h JOIN states s ON s.at < h.next_at
-  ORDER BY h.month, s.subscription, s.at DESC, s.state_event_id DESC NULLS LAST
 ), customer_month AS (
-  SELECT month, user_id, currency, sum(mrr) AS mrr FROM subscription_month GROUP BY 1, 2, 3
+  -- Each subscription's state in force at the month's end: the one it entered before then and
+  -- had not left by then.
+  SELECT h.month, s.user_id, s.currency, sum(s.mrr) AS mrr
+  FROM history h JOIN states s ON s.at < h.next_at AND (s.until IS NULL OR s.until >= h.next_at)
+  GROUP BY 1, 2, 3
 ), movements AS (
   SELECT month, user_id, currency, mrr,
          coalesce(lag(mrr) OVER by_customer, 0) AS mrr_before,
