@@ -574,14 +574,14 @@ WHERE h.month >= %(first_month)s ORDER BY h.month
 
 # A customer's cohort is the month of their first non-zero MRR, for good: one who leaves and
 # returns is retained again in the months they pay, in that first cohort.
-RETENTION = f"""{CUSTOMERS}, cohorts AS (
-  SELECT user_id, min(month) FILTER (WHERE mrr > 0) AS cohort FROM customers GROUP BY user_id
+RETENTION = f"""{CUSTOMERS}, with_cohort AS (
+  SELECT month, mrr, min(month) FILTER (WHERE mrr > 0) OVER (PARTITION BY user_id) AS cohort
+  FROM customers
 ), cells AS (
-  SELECT c.cohort, (extract(year FROM age(m.month, c.cohort)) * 12
-                    + extract(month FROM age(m.month, c.cohort)))::int AS k,
-         count(*) AS customers, count(*) FILTER (WHERE m.mrr > 0) AS retained
-  FROM cohorts c JOIN customers m ON m.user_id = c.user_id AND m.month >= c.cohort
-  WHERE c.cohort >= %(first_month)s
+  SELECT cohort, ((extract(year FROM month) - extract(year FROM cohort)) * 12
+                  + extract(month FROM month) - extract(month FROM cohort))::int AS k,
+         count(*) AS customers, count(*) FILTER (WHERE mrr > 0) AS retained
+  FROM with_cohort WHERE cohort >= %(first_month)s AND month >= cohort
   GROUP BY 1, 2
 )
 SELECT to_char(cohort, 'YYYY-MM'), k, customers, retained, round(retained::numeric / customers, 4)
