@@ -56,7 +56,7 @@ def _stock(connection: psycopg.Connection[Any], seed: int, first_day: datetime) 
     users, products = _people(seed)
     connection.execute(
         "INSERT INTO user_profiles (id, clerk_user_id, email)"
-        " SELECT u, 'user_b' || n, 'b' || n || '@example.com'"
+        " SELECT u, 'user_bench' || lpad(n::text, 10, '0'), 'b' || n || '@example.com'"
         " FROM unnest(%s::uuid[]) WITH ORDINALITY AS t(u, n)",
         (users,),
     )

@@ -277,3 +277,8 @@ def test_charts_draw_each_currency_on_its_own_axis_with_the_period(
     bot = render(run(connection, "bot"), "svg").decode()
     assert "latency" in bot and "satisfaction" in bot
     assert "one-off" in svg and "refunds" in svg  # every series is named, in the legend
+    # Counts on whole ticks: one customer is never drawn on a scale of fifths.
+    subscription_state(connection, user(connection, "C"), "C", "starter", "active", "10",
+                       at("01-05"), current=True)  # fmt: skip
+    churn = render(run(connection, "churn"), "svg").decode()
+    assert ">0.2<" not in churn.replace(" ", "") and "0.20" not in churn and "0.50" not in churn

@@ -59,6 +59,28 @@ def test_report_as_json_has_numbers_the_period_and_the_source(shop: Shop) -> Non
     assert status["rows"][0] == {"tier": "starter", "status": "active", "subscriptions": 1}
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "rule"),
+    [("--conversion-window", "0", "from 1 hour"), ("--currency", "XYZ", "must be one of")],
+)
+def test_a_bad_report_option_is_refused_by_name(
+    shop: Shop, option: str, value: str, rule: str
+) -> None:
+    result = afilo_db("report", "funnel", option, value, environment=on(shop), check=False)
+    assert result.returncode == 2
+    assert option in result.stderr and rule in result.stderr
+
+
+def test_a_report_in_one_reporting_currency(shop: Shop) -> None:
+    result = afilo_db("report", "revenue", *FEB_MAR, "--currency", "eur", "--format", "json",
+                      environment=on(shop))  # fmt: skip
+    rows = json.loads(result.stdout)["rows"]
+    # Each amount converted (1 USD = 1 / 1.08 EUR) and rounded to the cent, then summed.
+    assert rows[0] == {"month": "2026-02", "currency": "EUR", "one_off": 23.15,
+                       "recurring": 64.82, "refunds": 0, "net": 87.97}  # fmt: skip
+    assert [row["currency"] for row in rows] == ["EUR", "EUR"]
+
+
 def test_a_table_off_a_terminal_never_cuts_a_figure(shop: Shop) -> None:
     narrow = on(shop, COLUMNS="40")
     table = afilo_db("report", "mrr", *FEB_MAR, environment=narrow).stdout

@@ -475,22 +475,24 @@ ORDER BY month, currency
 # appears from their first subscription state on, in every month after it (at 0 once gone).
 CUSTOMER_MRR = f"""
 {CONVERTED}, states AS (
-  SELECT user_id, stripe_subscription_id AS subscription, currency, state_event_id,
-         coalesce(state_as_of, created_at) AS at,
-         CASE WHEN status = ANY(%(mrr_statuses)s) THEN amount ELSE 0 END AS mrr
-  FROM converted_states WHERE coalesce(state_as_of, created_at) < %(end_at)s
+  SELECT user_id, currency, at,
+         CASE WHEN status = ANY(%(mrr_statuses)s) THEN amount ELSE 0 END AS mrr,
+         lead(at) OVER (PARTITION BY stripe_subscription_id
+                        ORDER BY at, state_event_id NULLS FIRST) AS until
+  FROM (SELECT *, coalesce(state_as_of, created_at) AS at FROM converted_states) s
+  WHERE at < %(end_at)s
 ), history AS (
   SELECT month::date, ((month + interval '1 month')::timestamp AT TIME ZONE 'UTC') AS next_at
   FROM generate_series(
     least(%(first_month)s::date,
           (SELECT date_trunc('month', min(at) AT TIME ZONE 'UTC')::date FROM states)),
     %(last_month)s::date, interval '1 month') AS month
-), subscription_month AS (
-  SELECT DISTINCT ON (h.month, s.subscription) h.month, s.user_id, s.currency, s.mrr
-  FROM history h JOIN states s ON s.at < h.next_at
-  ORDER BY h.month, s.subscription, s.at DESC, s.state_event_id DESC NULLS LAST
 ), customer_month AS (
-  SELECT month, user_id, currency, sum(mrr) AS mrr FROM subscription_month GROUP BY 1, 2, 3
+  -- Each subscription's state in force at the month's end: the one it entered before then and
+  -- had not left by then.
+  SELECT h.month, s.user_id, s.currency, sum(s.mrr) AS mrr
+  FROM history h JOIN states s ON s.at < h.next_at AND (s.until IS NULL OR s.until >= h.next_at)
+  GROUP BY 1, 2, 3
 ), movements AS (
   SELECT month, user_id, currency, mrr,
          coalesce(lag(mrr) OVER by_customer, 0) AS mrr_before,
@@ -572,14 +574,14 @@ WHERE h.month >= %(first_month)s ORDER BY h.month
 
 # A customer's cohort is the month of their first non-zero MRR, for good: one who leaves and
 # returns is retained again in the months they pay, in that first cohort.
-RETENTION = f"""{CUSTOMERS}, cohorts AS (
-  SELECT user_id, min(month) FILTER (WHERE mrr > 0) AS cohort FROM customers GROUP BY user_id
+RETENTION = f"""{CUSTOMERS}, with_cohort AS (
+  SELECT month, mrr, min(month) FILTER (WHERE mrr > 0) OVER (PARTITION BY user_id) AS cohort
+  FROM customers
 ), cells AS (
-  SELECT c.cohort, (extract(year FROM age(m.month, c.cohort)) * 12
-                    + extract(month FROM age(m.month, c.cohort)))::int AS k,
-         count(*) AS customers, count(*) FILTER (WHERE m.mrr > 0) AS retained
-  FROM cohorts c JOIN customers m ON m.user_id = c.user_id AND m.month >= c.cohort
-  WHERE c.cohort >= %(first_month)s
+  SELECT cohort, ((extract(year FROM month) - extract(year FROM cohort)) * 12
+                  + extract(month FROM month) - extract(month FROM cohort))::int AS k,
+         count(*) AS customers, count(*) FILTER (WHERE mrr > 0) AS retained
+  FROM with_cohort WHERE cohort >= %(first_month)s AND month >= cohort
   GROUP BY 1, 2
 )
 SELECT to_char(cohort, 'YYYY-MM'), k, customers, retained, round(retained::numeric / customers, 4)

@@ -51,13 +51,14 @@ WITH views AS (
   FROM views v JOIN later_steps s ON s.visitor = v.visitor AND s.event_type = 'cart.item_added'
    AND s.occurred_at >= v.viewed_at AND s.occurred_at <= v.viewed_at + %(window)s
   GROUP BY 1, 2, 3
+), purchases AS (
+  SELECT DISTINCT c.day, c.visitor
+  FROM carts c JOIN later_steps s ON s.visitor = c.visitor
+   AND s.event_type = 'checkout.completed'
+   AND s.occurred_at >= c.carted_at AND s.occurred_at <= c.viewed_at + %(window)s
 ), funnel AS (
-  SELECT v.day, v.visitor, c.carted_at IS NOT NULL AS carted,
-         EXISTS (SELECT FROM later_steps s
-                 WHERE s.visitor = c.visitor AND s.event_type = 'checkout.completed'
-                   AND s.occurred_at >= c.carted_at
-                   AND s.occurred_at <= c.viewed_at + %(window)s) AS purchased
-  FROM views v LEFT JOIN carts c USING (day, visitor)
+  SELECT v.day, v.visitor, c.visitor IS NOT NULL AS carted, p.visitor IS NOT NULL AS purchased
+  FROM views v LEFT JOIN carts c USING (day, visitor) LEFT JOIN purchases p USING (day, visitor)
 )
 SELECT day, count(*) AS viewed, count(*) FILTER (WHERE carted) AS carted,
        count(*) FILTER (WHERE purchased) AS purchased
