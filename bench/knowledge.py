@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,29 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
+from sqlalchemy.orm import Session
+from tests.knowledge.labels import (
+    HELD_OUT,
+    NO_ANSWER,
+    TUNE,
+    LabelledQuestion,
+    first_hit,
+    labelled_questions,
+)
 
-from afilo_db.knowledge.embedders import MINILM_MODEL, MiniLMEmbedder, to_pgvector_text
+from afilo_db.data import seed
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.engine import create_app_engine
+from afilo_db.knowledge.catalog import drain_queue
+from afilo_db.knowledge.embedders import (
+    MINILM_MODEL,
+    MiniLMEmbedder,
+    get_embedder,
+    to_pgvector_text,
+)
 from afilo_db.knowledge.sample import sample_documents
 from afilo_db.models import KnowledgeBase
+from afilo_db.services import knowledge
 from afilo_db.services.knowledge import EF_SEARCH, RRF_K, SEARCH_SQL
 from bench.common import fresh_database, report, scratch_server, summary, timed
 
@@ -211,6 +232,214 @@ def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: str) -
     return any("ix_knowledge_base_embedding" in str(row[0]) for row in plan)
 
 
+def demo_database(server: EmbeddedServer) -> str:
+    """What `afilo-db up` builds for the bot: the sample knowledge base and the demo products'
+    passages, embedded by the real model."""
+    url = fresh_database(server, "bench_knowledge_quality")
+    with psycopg.connect(url) as connection:
+        seed.seed(connection, products=seed.DEMO_PRODUCTS)
+        drain_queue(connection, embedder=get_embedder())
+        connection.commit()
+    return url
+
+
+def metrics(ranks: list[int | None], answered: list[bool]) -> dict[str, float]:
+    """recall@1, recall@5 and MRR@10 from the first right passage's ranks (None: not in the top
+    10), and the share of questions that reach the relevance threshold."""
+    count = len(ranks)
+    return {
+        "questions": count,
+        "recall@1": round(sum(rank == 1 for rank in ranks) / count, 3),
+        "recall@5": round(sum(rank is not None and rank <= 5 for rank in ranks) / count, 3),
+        "mrr@10": round(sum(1 / rank for rank in ranks if rank is not None) / count, 3),
+        "answered": round(sum(answered) / count, 3),
+    }
+
+
+def quality(url: str, mode: str) -> dict[str, Any]:
+    """Recall and MRR of `mode` on the labelled questions, by split, then by kind; for the
+    questions without an answer, the share refused (no passage reaches the threshold)."""
+    engine = create_app_engine(url)
+    ranks: dict[str, dict[str, list[int | None]]] = {}
+    answered: dict[str, dict[str, list[bool]]] = {}
+    try:
+        with Session(engine) as session:
+            for question in labelled_questions():
+                found = knowledge.search(
+                    session, question.question, limit=K, mode=mode, min_relevance=0
+                )
+                ranks.setdefault(question.split, {}).setdefault(question.kind, []).append(
+                    first_hit(found, question)
+                )
+                answered.setdefault(question.split, {}).setdefault(question.kind, []).append(
+                    bool(found) and found[0].relevance >= knowledge.RELEVANCE_THRESHOLD
+                )
+            session.rollback()
+    finally:
+        engine.dispose()
+    report: dict[str, Any] = {}
+    for split in sorted(ranks, key=lambda name: name != HELD_OUT):
+        kinds = {kind: values for kind, values in sorted(ranks[split].items())}
+        unanswerable = answered[split].pop(NO_ANSWER, [])
+        kinds.pop(NO_ANSWER, None)
+        report[split] = {
+            "all": metrics(
+                [rank for values in kinds.values() for rank in values],
+                [flag for values in answered[split].values() for flag in values],
+            ),
+            **{kind: metrics(values, answered[split][kind]) for kind, values in kinds.items()},
+            NO_ANSWER: {
+                "questions": len(unanswerable),
+                "refused": round(unanswerable.count(False) / max(1, len(unanswerable)), 3),
+            },
+        }
+    return report
+
+
+@dataclass(frozen=True)
+class Candidate:
+    ranks: tuple[int | None, int | None, int | None]  # lexical, code, vector
+    features: tuple[float, float, float, float]  # the relevance model's inputs
+    relevance: float  # the service's (with the constants in force)
+    right: bool
+
+
+def candidates(url: str, split: str) -> list[tuple[LabelledQuestion, list[Candidate]]]:
+    """Every passage any list finds for each question of `split`, with its ranks and evidence."""
+    engine = create_app_engine(url)
+    gathered = []
+    try:
+        with Session(engine) as session:
+            for question in labelled_questions():
+                if question.split != split:
+                    continue
+                found = knowledge.search(
+                    session, question.question, limit=knowledge.MAX_LIMIT, min_relevance=0
+                )
+                gathered.append(
+                    (
+                        question,
+                        [
+                            Candidate(
+                                (passage.fulltext_rank, passage.code_rank, passage.vector_rank),
+                                relevance_features(passage),
+                                passage.relevance,
+                                first_hit([passage], question) == 1,
+                            )
+                            for passage in found
+                        ],
+                    )
+                )
+            session.rollback()
+    finally:
+        engine.dispose()
+    return gathered
+
+
+def relevance_features(passage: knowledge.Passage) -> tuple[float, float, float, float]:
+    asked = passage.codes_asked
+    return (
+        passage.similarity or 0.0,
+        passage.coverage,
+        passage.codes_found / asked if asked else 0.0,
+        float(bool(asked) and not passage.codes_found),
+    )
+
+
+RELEVANCE_FEATURES = ("similarity", "coverage", "code_found", "code_missing")
+# The code-missing weight is chosen, not fitted: a maximum-likelihood fit over every candidate
+# weighs it by how often a right passage lacks an incidental token (macOS, v2), not by what
+# matters, whether a question about a code the base does not hold gets refused. Each value
+# (None: fitted with the rest) is tried and the best balanced accuracy on the tune split kept.
+CODE_MISSING_CHOICES = (None, -2.0, -3.0, -4.0, -6.0)
+
+
+def fit_logistic(
+    features: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.float64],
+    code_missing: float | None = None,
+) -> list[float]:
+    """Logistic regression by Newton's method, with a small L2 penalty (not on the intercept):
+    the intercept, then one weight per feature. `code_missing`, when given, is that feature's
+    weight, held fixed (an offset) while the others are fitted."""
+    fixed = code_missing is not None
+    free = features[:, :-1] if fixed else features
+    offset = features[:, -1] * (code_missing or 0.0)
+    design = np.hstack([np.ones((len(free), 1)), free])
+    weights = np.zeros(design.shape[1])
+    penalty = np.eye(design.shape[1]) * 0.01
+    penalty[0, 0] = 0
+    for _ in range(50):
+        probability = 1 / (1 + np.exp(-(design @ weights + offset)))
+        gradient = design.T @ (probability - labels) + penalty @ weights
+        hessian = (design.T * (probability * (1 - probability))) @ design + penalty
+        weights -= np.linalg.solve(hessian, gradient)
+    fitted = [round(float(value), 3) for value in weights]
+    return [*fitted, code_missing] if code_missing is not None else fitted
+
+
+def decisions(
+    gathered: list[tuple[LabelledQuestion, list[Candidate]]], coefficients: list[float]
+) -> dict[str, Any]:
+    """The ranking that `coefficients` give and the threshold with the best balanced accuracy
+    (the mean of the share of answerable questions answered and of the others refused)."""
+    intercept, *slopes = coefficients
+
+    def probability(candidate: Candidate) -> float:
+        return 1 / (1 + math.exp(-(intercept + float(np.dot(slopes, candidate.features)))))
+
+    ranked = [
+        (question, sorted(found, key=probability, reverse=True)) for question, found in gathered
+    ]
+    answerable = [found for question, found in ranked if question.answerable]
+    unanswerable = [found for question, found in ranked if not question.answerable]
+    curve = {}
+    for step in range(1, 20):
+        threshold = step / 20
+        answered = sum(bool(found) and probability(found[0]) >= threshold for found in answerable)
+        refused = sum(not found or probability(found[0]) < threshold for found in unanswerable)
+        curve[threshold] = {
+            "answered": round(answered / len(answerable), 3),
+            "refused": round(refused / len(unanswerable), 3),
+            "balanced_accuracy": round(
+                (answered / len(answerable) + refused / len(unanswerable)) / 2, 3
+            ),
+        }
+    ranks = [
+        next((rank for rank, c in enumerate(found[:K], 1) if c.right), None) for found in answerable
+    ]
+    threshold = max(curve, key=lambda value: curve[value]["balanced_accuracy"])
+    return {
+        "coefficients": dict(zip(("intercept", *RELEVANCE_FEATURES), coefficients, strict=True)),
+        "ranking": metrics(ranks, [True] * len(ranks)),
+        "threshold": threshold,
+        "balanced_accuracy": curve[threshold]["balanced_accuracy"],
+        "threshold_curve": curve,
+    }
+
+
+def tune(url: str) -> dict[str, Any]:
+    """The relevance model and its threshold, chosen on the tune split (never the held-out one):
+    logistic fits of "this passage answers the question" on every candidate the lists find, one
+    per choice of the code-missing weight, the best by balanced accuracy then recall@1. The
+    service's constants are then set to its figures by hand."""
+    gathered = candidates(url, TUNE)
+    features = np.array([c.features for _, found in gathered for c in found], dtype=np.float64)
+    labels = np.array([c.right for _, found in gathered for c in found], dtype=np.float64)
+    tried = [
+        decisions(gathered, fit_logistic(features, labels, code_missing))
+        for code_missing in CODE_MISSING_CHOICES
+    ]
+    best = max(tried, key=lambda fit: (fit["balanced_accuracy"], fit["ranking"]["recall@1"]))
+    return {
+        "chosen": best,
+        "tried": [
+            {key: fit[key] for key in ("coefficients", "ranking", "threshold", "balanced_accuracy")}
+            for fit in tried
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS)
@@ -222,8 +451,26 @@ def main() -> None:
     parser.add_argument(
         "--ef-search", type=int, default=EF_SEARCH, help="hnsw.ef_search (the search service's)"
     )
+    parser.add_argument(
+        "--tune", action="store_true",
+        help="Print the fusion grid, the relevance fit and the threshold curve on the tune split.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quality-only", action="store_true",
+        help="Only the relevance evaluation on the labelled questions (no scale run).",
+    )  # fmt: skip
     arguments = parser.parse_args()
     chunks, ef_search = arguments.chunks, arguments.ef_search
+
+    with scratch_server("knowledge-quality") as server:
+        url = demo_database(server)
+        if arguments.tune:
+            print(json.dumps(tune(url), indent=1), flush=True)
+        relevance = {mode: quality(url, mode) for mode in knowledge.SEARCH_MODES}
+    print(json.dumps(relevance, indent=1), flush=True)
+    if arguments.quality_only:
+        report("knowledge_quality", {"relevance": relevance})
+        return
 
     documents = sample_documents()
     texts = [chunk.embedded_text for document in documents for chunk in document.chunks]
@@ -295,6 +542,7 @@ def main() -> None:
             "recall_at_10_at_least_0.95": recall_by_ef[ef_search] >= 0.95,
         },
         "embedding": throughput,
+        "relevance": relevance,
     }
     report("knowledge", figures)
 
