@@ -11,7 +11,8 @@ Synthetic data, made with numpy from real material and written with binary COPY:
 - text: 60 words per chunk, 20 drawn from the sample knowledge base's vocabulary and 40 from a
   Zipf-like synthetic vocabulary of 20,000 terms, so full-text matches are as selective as in
   a large help centre.
-- questions: the 65 labelled questions of tests/knowledge/questions.json, embedded by the model.
+- questions: the labelled questions of tests/knowledge/questions.json, embedded by the model
+  (windows of the long ones, as the search does).
 
 Baselines from the same run: each half of the hybrid statement alone (full text only, vector
 only), as one prepared statement through raw psycopg. Figures go to bench/results/knowledge.json.
@@ -27,7 +28,6 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,16 +51,21 @@ from afilo_db.knowledge.catalog import drain_queue
 from afilo_db.knowledge.embedders import (
     MINILM_MODEL,
     MiniLMEmbedder,
+    Vectors,
     get_embedder,
     to_pgvector_text,
 )
 from afilo_db.knowledge.sample import sample_documents
 from afilo_db.models import KnowledgeBase
 from afilo_db.services import knowledge
-from afilo_db.services.knowledge import EF_SEARCH, RRF_K, SEARCH_SQL
+from afilo_db.services.knowledge import (
+    EF_SEARCH,
+    SEARCH_SQL,
+    question_windows,
+    statement_parameters,
+)
 from bench.common import fresh_database, report, scratch_server, summary, timed
 
-QUESTIONS = Path(__file__).parent.parent / "tests" / "knowledge" / "questions.json"
 DEFAULT_CHUNKS = 200_000
 ROUNDS = 5
 K = 10
@@ -166,12 +171,11 @@ def build_index(connection: psycopg.Connection[Any], m: int, ef_construction: in
     return seconds
 
 
-def params(question: str, vector: str, fulltext: int, semantic: int) -> dict[str, Any]:
-    return {
-        "question": question, "vector": vector, "model": MINILM_MODEL, "types": None,
-        "include_unpublished": False, "fulltext_candidates": fulltext,
-        "vector_candidates": semantic, "rrf_k": RRF_K, "limit": K,
-    }  # fmt: skip
+def params(question: str, vectors: Vectors, fulltext: int, semantic: int) -> dict[str, Any]:
+    return statement_parameters(
+        question, vectors, model_name=MINILM_MODEL, types=None, include_unpublished=False,
+        lexical_candidates=fulltext, vector_candidates=semantic, min_relevance=0, limit=K,
+    )  # fmt: skip
 
 
 def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
@@ -183,7 +187,7 @@ def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
 
 
 def search_latencies(
-    connection: psycopg.Connection[Any], questions: list[tuple[str, str]]
+    connection: psycopg.Connection[Any], questions: list[tuple[str, Vectors]]
 ) -> dict[str, dict[str, float]]:
     """The hybrid statement and each half alone, interleaved question by question."""
     variants = {
@@ -225,7 +229,7 @@ def recall(
     return round(found / (K * len(vectors)), 4)
 
 
-def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: str) -> bool:
+def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vectors) -> bool:
     plan = connection.execute(
         "EXPLAIN " + STATEMENT, params(question, vector, CANDIDATES, CANDIDATES)
     ).fetchall()
@@ -482,10 +486,11 @@ def main() -> None:
     vocabulary = sorted(
         {word.lower() for text in texts for word in re.findall(r"[A-Za-z]{3,}", text)}
     )
-    labelled = json.loads(QUESTIONS.read_text())
-    question_texts = [item["question"] for item in labelled]
-    question_vectors = [to_pgvector_text(vector) for vector in embedder.embed(question_texts)]
-    questions = list(zip(question_texts, question_vectors, strict=True))
+    labelled = labelled_questions()
+    question_texts = [" ".join(item.question.split()) for item in labelled]
+    questions = [(text, embedder.embed(question_windows(text))) for text in question_texts]
+    # HNSW's recall is measured on one vector per question: the first window's.
+    question_vectors = [to_pgvector_text(vectors[0]) for _, vectors in questions]
 
     # pgvector's advice: the HNSW index in memory. 200,000 chunks make a 391 MB index, more than
     # the embedded server's default 128 MB of shared buffers (searches then copy pages in from

@@ -29,7 +29,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from sqlalchemy import text
@@ -45,7 +45,7 @@ from afilo_db.knowledge.chunking import (
     chunk_document,
     count_tokens,
 )
-from afilo_db.knowledge.embedders import Embedder, get_embedder, to_pgvector_text
+from afilo_db.knowledge.embedders import Embedder, Vectors, get_embedder, to_pgvector_text
 
 SEARCH_MODES: Final = ("hybrid", "fulltext", "vector")
 # Reciprocal rank fusion, 1 / (RRF_K + rank) summed over the lists that found a passage: each
@@ -188,7 +188,8 @@ evidence AS (
 )
 SELECT kb.id, kb.content_type, kb.title, kb.content, kb.source, kb.source_url, kb.product_id,
        kb.is_published, r.relevance, r.score, r.lexical_score, r.code_score, r.vector_score,
-       r.fulltext_rank, r.code_rank, r.vector_rank, r.codes_found, r.similarity, r.coverage
+       r.fulltext_rank, r.code_rank, r.vector_rank, r.codes_found,
+       CAST(:codes_asked AS int) AS codes_asked, r.similarity, r.coverage
 FROM (
   SELECT e.*, 1 / (1 + exp(-(
            :relevance_intercept
@@ -303,6 +304,46 @@ def _checked(
     return cleaned
 
 
+def statement_parameters(
+    question: str,
+    window_vectors: Vectors,
+    *,
+    model_name: str,
+    types: Sequence[str] | None,
+    include_unpublished: bool,
+    lexical_candidates: int,
+    vector_candidates: int,
+    min_relevance: float,
+    limit: int,
+) -> dict[str, Any]:
+    """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
+    benchmark, which runs the statement prepared through psycopg). The code list follows the
+    lexical one: both are the full-text side."""
+    codes = code_tokens(question)
+    return {
+        "question": question,
+        "codes": codes,
+        "vectors": "{" + ",".join(f'"{to_pgvector_text(v)}"' for v in window_vectors) + "}",
+        "model": model_name,
+        "types": list(types) if types else None,
+        "include_unpublished": include_unpublished,
+        "common_term_passages": COMMON_TERM_PASSAGES,
+        "title_boost": TITLE_BOOST,
+        "lexical_candidates": lexical_candidates,
+        "code_candidates": lexical_candidates,
+        "vector_candidates": vector_candidates,
+        "rrf_k": RRF_K,
+        "codes_asked": len(codes),
+        "relevance_intercept": RELEVANCE_INTERCEPT,
+        "relevance_per_similarity": RELEVANCE_PER_SIMILARITY,
+        "relevance_per_coverage": RELEVANCE_PER_COVERAGE,
+        "relevance_per_code_found": RELEVANCE_PER_CODE_FOUND,
+        "relevance_per_code_missing": RELEVANCE_PER_CODE_MISSING,
+        "min_relevance": min_relevance,
+        "limit": limit,
+    }
+
+
 def search(
     session: Session,
     question: str,
@@ -326,34 +367,20 @@ def search(
     cleaned = _checked(question, types, limit, mode, min_relevance)
     model = embedder or get_embedder(active_model(session))
     candidates = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * limit)
-    codes = code_tokens(cleaned)
-    windows = question_windows(cleaned)
-    vectors = model.embed(windows)
     session.execute(_SEARCH_SETTINGS, {"ef_search": str(max(EF_SEARCH, candidates))})
     rows = session.execute(
         text(SEARCH_SQL),
-        {
-            "question": cleaned,
-            "codes": codes,
-            "vectors": "{" + ",".join(f'"{to_pgvector_text(v)}"' for v in vectors) + "}",
-            "model": model.model_name,
-            "types": list(types) if types else None,
-            "include_unpublished": include_unpublished,
-            "common_term_passages": COMMON_TERM_PASSAGES,
-            "title_boost": TITLE_BOOST,
-            "lexical_candidates": candidates if mode != "vector" else 0,
-            "code_candidates": candidates if mode != "vector" else 0,
-            "vector_candidates": candidates if mode != "fulltext" else 0,
-            "rrf_k": RRF_K,
-            "codes_asked": len(codes),
-            "relevance_intercept": RELEVANCE_INTERCEPT,
-            "relevance_per_similarity": RELEVANCE_PER_SIMILARITY,
-            "relevance_per_coverage": RELEVANCE_PER_COVERAGE,
-            "relevance_per_code_found": RELEVANCE_PER_CODE_FOUND,
-            "relevance_per_code_missing": RELEVANCE_PER_CODE_MISSING,
-            "min_relevance": min_relevance,
-            "limit": limit,
-        },
+        statement_parameters(
+            cleaned,
+            model.embed(question_windows(cleaned)),
+            model_name=model.model_name,
+            types=types,
+            include_unpublished=include_unpublished,
+            lexical_candidates=candidates if mode != "vector" else 0,
+            vector_candidates=candidates if mode != "fulltext" else 0,
+            min_relevance=min_relevance,
+            limit=limit,
+        ),
     ).all()
     return [
         Passage(
@@ -375,7 +402,7 @@ def search(
             similarity=None if row.similarity is None else float(row.similarity),
             coverage=float(row.coverage),
             codes_found=row.codes_found,
-            codes_asked=len(codes),
+            codes_asked=row.codes_asked,
             relevance=float(row.relevance),
         )
         for row in rows
