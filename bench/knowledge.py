@@ -11,7 +11,8 @@ Synthetic data, made with numpy from real material and written with binary COPY:
 - text: 60 words per chunk, 20 drawn from the sample knowledge base's vocabulary and 40 from a
   Zipf-like synthetic vocabulary of 20,000 terms, so full-text matches are as selective as in
   a large help centre.
-- questions: the 65 labelled questions of tests/knowledge/questions.json, embedded by the model.
+- questions: the labelled questions of tests/knowledge/questions.json, embedded by the model
+  (windows of the long ones, as the search does).
 
 Baselines from the same run: each half of the hybrid statement alone (full text only, vector
 only), as one prepared statement through raw psycopg. Figures go to bench/results/knowledge.json.
@@ -21,25 +22,50 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
+from sqlalchemy.orm import Session
+from tests.knowledge.labels import (
+    HELD_OUT,
+    NO_ANSWER,
+    TUNE,
+    LabelledQuestion,
+    first_hit,
+    labelled_questions,
+)
 
-from afilo_db.knowledge.embedders import MINILM_MODEL, MiniLMEmbedder, to_pgvector_text
+from afilo_db.data import seed
+from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.db.engine import create_app_engine
+from afilo_db.knowledge.catalog import drain_queue
+from afilo_db.knowledge.embedders import (
+    MINILM_MODEL,
+    MiniLMEmbedder,
+    Vectors,
+    get_embedder,
+    to_pgvector_text,
+)
 from afilo_db.knowledge.sample import sample_documents
 from afilo_db.models import KnowledgeBase
-from afilo_db.services.knowledge import EF_SEARCH, RRF_K, SEARCH_SQL
+from afilo_db.services import knowledge
+from afilo_db.services.knowledge import (
+    EF_SEARCH,
+    SEARCH_SQL,
+    question_windows,
+    statement_parameters,
+)
 from bench.common import fresh_database, report, scratch_server, summary, timed
 
-QUESTIONS = Path(__file__).parent.parent / "tests" / "knowledge" / "questions.json"
 DEFAULT_CHUNKS = 200_000
 ROUNDS = 5
 K = 10
@@ -145,12 +171,11 @@ def build_index(connection: psycopg.Connection[Any], m: int, ef_construction: in
     return seconds
 
 
-def params(question: str, vector: str, fulltext: int, semantic: int) -> dict[str, Any]:
-    return {
-        "question": question, "vector": vector, "model": MINILM_MODEL, "types": None,
-        "include_unpublished": False, "fulltext_candidates": fulltext,
-        "vector_candidates": semantic, "rrf_k": RRF_K, "limit": K,
-    }  # fmt: skip
+def params(question: str, vectors: Vectors, fulltext: int, semantic: int) -> dict[str, Any]:
+    return statement_parameters(
+        question, vectors, model_name=MINILM_MODEL, types=None, include_unpublished=False,
+        lexical_candidates=fulltext, vector_candidates=semantic, min_relevance=0, limit=K,
+    )  # fmt: skip
 
 
 def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
@@ -162,7 +187,7 @@ def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
 
 
 def search_latencies(
-    connection: psycopg.Connection[Any], questions: list[tuple[str, str]]
+    connection: psycopg.Connection[Any], questions: list[tuple[str, Vectors]]
 ) -> dict[str, dict[str, float]]:
     """The hybrid statement and each half alone, interleaved question by question."""
     variants = {
@@ -204,11 +229,219 @@ def recall(
     return round(found / (K * len(vectors)), 4)
 
 
-def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: str) -> bool:
+def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vectors) -> bool:
     plan = connection.execute(
         "EXPLAIN " + STATEMENT, params(question, vector, CANDIDATES, CANDIDATES)
     ).fetchall()
     return any("ix_knowledge_base_embedding" in str(row[0]) for row in plan)
+
+
+def demo_database(server: EmbeddedServer) -> str:
+    """What `afilo-db up` builds for the bot: the sample knowledge base and the demo products'
+    passages, embedded by the real model."""
+    url = fresh_database(server, "bench_knowledge_quality")
+    with psycopg.connect(url) as connection:
+        seed.seed(connection, products=seed.DEMO_PRODUCTS)
+        drain_queue(connection, embedder=get_embedder())
+        connection.commit()
+    return url
+
+
+def metrics(ranks: list[int | None], answered: list[bool]) -> dict[str, float]:
+    """recall@1, recall@5 and MRR@10 from the first right passage's ranks (None: not in the top
+    10), and the share of questions that reach the relevance threshold."""
+    count = len(ranks)
+    return {
+        "questions": count,
+        "recall@1": round(sum(rank == 1 for rank in ranks) / count, 3),
+        "recall@5": round(sum(rank is not None and rank <= 5 for rank in ranks) / count, 3),
+        "mrr@10": round(sum(1 / rank for rank in ranks if rank is not None) / count, 3),
+        "answered": round(sum(answered) / count, 3),
+    }
+
+
+def quality(url: str, mode: str) -> dict[str, Any]:
+    """Recall and MRR of `mode` on the labelled questions, by split, then by kind; for the
+    questions without an answer, the share refused (no passage reaches the threshold)."""
+    engine = create_app_engine(url)
+    ranks: dict[str, dict[str, list[int | None]]] = {}
+    answered: dict[str, dict[str, list[bool]]] = {}
+    try:
+        with Session(engine) as session:
+            for question in labelled_questions():
+                found = knowledge.search(
+                    session, question.question, limit=K, mode=mode, min_relevance=0
+                )
+                ranks.setdefault(question.split, {}).setdefault(question.kind, []).append(
+                    first_hit(found, question)
+                )
+                answered.setdefault(question.split, {}).setdefault(question.kind, []).append(
+                    bool(found) and found[0].relevance >= knowledge.RELEVANCE_THRESHOLD
+                )
+            session.rollback()
+    finally:
+        engine.dispose()
+    report: dict[str, Any] = {}
+    for split in sorted(ranks, key=lambda name: name != HELD_OUT):
+        kinds = {kind: values for kind, values in sorted(ranks[split].items())}
+        unanswerable = answered[split].pop(NO_ANSWER, [])
+        kinds.pop(NO_ANSWER, None)
+        report[split] = {
+            "all": metrics(
+                [rank for values in kinds.values() for rank in values],
+                [flag for values in answered[split].values() for flag in values],
+            ),
+            **{kind: metrics(values, answered[split][kind]) for kind, values in kinds.items()},
+            NO_ANSWER: {
+                "questions": len(unanswerable),
+                "refused": round(unanswerable.count(False) / max(1, len(unanswerable)), 3),
+            },
+        }
+    return report
+
+
+@dataclass(frozen=True)
+class Candidate:
+    ranks: tuple[int | None, int | None, int | None]  # lexical, code, vector
+    features: tuple[float, float, float, float]  # the relevance model's inputs
+    relevance: float  # the service's (with the constants in force)
+    right: bool
+
+
+def candidates(url: str, split: str) -> list[tuple[LabelledQuestion, list[Candidate]]]:
+    """Every passage any list finds for each question of `split`, with its ranks and evidence."""
+    engine = create_app_engine(url)
+    gathered = []
+    try:
+        with Session(engine) as session:
+            for question in labelled_questions():
+                if question.split != split:
+                    continue
+                found = knowledge.search(
+                    session, question.question, limit=knowledge.MAX_LIMIT, min_relevance=0
+                )
+                gathered.append(
+                    (
+                        question,
+                        [
+                            Candidate(
+                                (passage.fulltext_rank, passage.code_rank, passage.vector_rank),
+                                relevance_features(passage),
+                                passage.relevance,
+                                first_hit([passage], question) == 1,
+                            )
+                            for passage in found
+                        ],
+                    )
+                )
+            session.rollback()
+    finally:
+        engine.dispose()
+    return gathered
+
+
+def relevance_features(passage: knowledge.Passage) -> tuple[float, float, float, float]:
+    asked = passage.codes_asked
+    return (
+        passage.similarity or 0.0,
+        passage.coverage,
+        passage.codes_found / asked if asked else 0.0,
+        float(bool(asked) and not passage.codes_found),
+    )
+
+
+RELEVANCE_FEATURES = ("similarity", "coverage", "code_found", "code_missing")
+# The code-missing weight is chosen, not fitted: a maximum-likelihood fit over every candidate
+# weighs it by how often a right passage lacks an incidental token (macOS, v2), not by what
+# matters, whether a question about a code the base does not hold gets refused. Each value
+# (None: fitted with the rest) is tried and the best balanced accuracy on the tune split kept.
+CODE_MISSING_CHOICES = (None, -2.0, -3.0, -4.0, -6.0)
+
+
+def fit_logistic(
+    features: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.float64],
+    code_missing: float | None = None,
+) -> list[float]:
+    """Logistic regression by Newton's method, with a small L2 penalty (not on the intercept):
+    the intercept, then one weight per feature. `code_missing`, when given, is that feature's
+    weight, held fixed (an offset) while the others are fitted."""
+    fixed = code_missing is not None
+    free = features[:, :-1] if fixed else features
+    offset = features[:, -1] * (code_missing or 0.0)
+    design = np.hstack([np.ones((len(free), 1)), free])
+    weights = np.zeros(design.shape[1])
+    penalty = np.eye(design.shape[1]) * 0.01
+    penalty[0, 0] = 0
+    for _ in range(50):
+        probability = 1 / (1 + np.exp(-(design @ weights + offset)))
+        gradient = design.T @ (probability - labels) + penalty @ weights
+        hessian = (design.T * (probability * (1 - probability))) @ design + penalty
+        weights -= np.linalg.solve(hessian, gradient)
+    fitted = [round(float(value), 3) for value in weights]
+    return [*fitted, code_missing] if code_missing is not None else fitted
+
+
+def decisions(
+    gathered: list[tuple[LabelledQuestion, list[Candidate]]], coefficients: list[float]
+) -> dict[str, Any]:
+    """The ranking that `coefficients` give and the threshold with the best balanced accuracy
+    (the mean of the share of answerable questions answered and of the others refused)."""
+    intercept, *slopes = coefficients
+
+    def probability(candidate: Candidate) -> float:
+        return 1 / (1 + math.exp(-(intercept + float(np.dot(slopes, candidate.features)))))
+
+    ranked = [
+        (question, sorted(found, key=probability, reverse=True)) for question, found in gathered
+    ]
+    answerable = [found for question, found in ranked if question.answerable]
+    unanswerable = [found for question, found in ranked if not question.answerable]
+    curve = {}
+    for step in range(1, 20):
+        threshold = step / 20
+        answered = sum(bool(found) and probability(found[0]) >= threshold for found in answerable)
+        refused = sum(not found or probability(found[0]) < threshold for found in unanswerable)
+        curve[threshold] = {
+            "answered": round(answered / len(answerable), 3),
+            "refused": round(refused / len(unanswerable), 3),
+            "balanced_accuracy": round(
+                (answered / len(answerable) + refused / len(unanswerable)) / 2, 3
+            ),
+        }
+    ranks = [
+        next((rank for rank, c in enumerate(found[:K], 1) if c.right), None) for found in answerable
+    ]
+    threshold = max(curve, key=lambda value: curve[value]["balanced_accuracy"])
+    return {
+        "coefficients": dict(zip(("intercept", *RELEVANCE_FEATURES), coefficients, strict=True)),
+        "ranking": metrics(ranks, [True] * len(ranks)),
+        "threshold": threshold,
+        "balanced_accuracy": curve[threshold]["balanced_accuracy"],
+        "threshold_curve": curve,
+    }
+
+
+def tune(url: str) -> dict[str, Any]:
+    """The relevance model and its threshold, chosen on the tune split (never the held-out one):
+    logistic fits of "this passage answers the question" on every candidate the lists find, one
+    per choice of the code-missing weight, the best by balanced accuracy then recall@1. The
+    service's constants are then set to its figures by hand."""
+    gathered = candidates(url, TUNE)
+    features = np.array([c.features for _, found in gathered for c in found], dtype=np.float64)
+    labels = np.array([c.right for _, found in gathered for c in found], dtype=np.float64)
+    tried = [
+        decisions(gathered, fit_logistic(features, labels, code_missing))
+        for code_missing in CODE_MISSING_CHOICES
+    ]
+    best = max(tried, key=lambda fit: (fit["balanced_accuracy"], fit["ranking"]["recall@1"]))
+    return {
+        "chosen": best,
+        "tried": [
+            {key: fit[key] for key in ("coefficients", "ranking", "threshold", "balanced_accuracy")}
+            for fit in tried
+        ],
+    }
 
 
 def main() -> None:
@@ -222,8 +455,26 @@ def main() -> None:
     parser.add_argument(
         "--ef-search", type=int, default=EF_SEARCH, help="hnsw.ef_search (the search service's)"
     )
+    parser.add_argument(
+        "--tune", action="store_true",
+        help="Print the fusion grid, the relevance fit and the threshold curve on the tune split.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quality-only", action="store_true",
+        help="Only the relevance evaluation on the labelled questions (no scale run).",
+    )  # fmt: skip
     arguments = parser.parse_args()
     chunks, ef_search = arguments.chunks, arguments.ef_search
+
+    with scratch_server("knowledge-quality") as server:
+        url = demo_database(server)
+        if arguments.tune:
+            print(json.dumps(tune(url), indent=1), flush=True)
+        relevance = {mode: quality(url, mode) for mode in knowledge.SEARCH_MODES}
+    print(json.dumps(relevance, indent=1), flush=True)
+    if arguments.quality_only:
+        report("knowledge_quality", {"relevance": relevance})
+        return
 
     documents = sample_documents()
     texts = [chunk.embedded_text for document in documents for chunk in document.chunks]
@@ -235,10 +486,11 @@ def main() -> None:
     vocabulary = sorted(
         {word.lower() for text in texts for word in re.findall(r"[A-Za-z]{3,}", text)}
     )
-    labelled = json.loads(QUESTIONS.read_text())
-    question_texts = [item["question"] for item in labelled]
-    question_vectors = [to_pgvector_text(vector) for vector in embedder.embed(question_texts)]
-    questions = list(zip(question_texts, question_vectors, strict=True))
+    labelled = labelled_questions()
+    question_texts = [" ".join(item.question.split()) for item in labelled]
+    questions = [(text, embedder.embed(question_windows(text))) for text in question_texts]
+    # HNSW's recall is measured on one vector per question: the first window's.
+    question_vectors = [to_pgvector_text(vectors[0]) for _, vectors in questions]
 
     # pgvector's advice: the HNSW index in memory. 200,000 chunks make a 391 MB index, more than
     # the embedded server's default 128 MB of shared buffers (searches then copy pages in from
@@ -295,6 +547,7 @@ def main() -> None:
             "recall_at_10_at_least_0.95": recall_by_ef[ef_search] >= 0.95,
         },
         "embedding": throughput,
+        "relevance": relevance,
     }
     report("knowledge", figures)
 

@@ -47,12 +47,30 @@ def test_ingest_search_ask_from_the_command_line(database_url: str, folder: Path
     assert best["title"] == "Licences > Refunds" and best["fulltext_rank"] == 1
     assert best["source"] == (folder / "licences.md").resolve().as_uri()
 
-    shown = kb(database_url, "search", "how many people can use it")
-    assert "Licences > Seats" in shown.stdout and "vector rank" in shown.stdout
+    shown = kb(database_url, "search", "how many people can use it", "--min-relevance", "0")
+    assert "Licences > Seats" in shown.stdout and "relevance" in shown.stdout
 
-    asked = json.loads(kb(database_url, "ask", "Can I get my money back?", "--json").stdout)
+    asked = json.loads(kb(database_url, "ask", "Can I get a refund?", "--json").stdout)
     assert asked["cited_ids"] and asked["tokens"] <= asked["budget"]
-    assert "[1]" in asked["prompt"] and asked["prompt"].endswith("user: Can I get my money back?")
+    assert not asked["no_good_match"]
+    assert "[1]" in asked["prompt"] and asked["prompt"].endswith("user: Can I get a refund?")
+
+
+def test_no_good_match_exits_3_and_cites_nothing(database_url: str, folder: Path) -> None:
+    assert kb(database_url, "ingest", str(folder), "--type", "licence").returncode == 0
+    searched = kb(database_url, "search", "What is the capital of Mongolia?")
+    assert searched.returncode == 3 and "no good match" in searched.stdout
+    as_json = kb(database_url, "search", "???", "--json")
+    assert as_json.returncode == 3 and json.loads(as_json.stdout) == []
+    everything = kb(database_url, "search", "???", "--json", "--min-relevance", "0")
+    assert everything.returncode == 0 and json.loads(everything.stdout)
+    asked = kb(database_url, "ask", "what does error AF-E423 mean", "--json")
+    assert asked.returncode == 3
+    context = json.loads(asked.stdout)
+    assert context["no_good_match"] and context["cited_ids"] == [] and context["passages"] == []
+    assert "Sources: none" in context["prompt"]
+    spoken = kb(database_url, "ask", "Tell me a joke about penguins")
+    assert spoken.returncode == 3 and "no good match" in spoken.stdout
 
 
 def test_bad_input_exits_2_naming_the_field(database_url: str, folder: Path) -> None:
@@ -60,6 +78,10 @@ def test_bad_input_exits_2_naming_the_field(database_url: str, folder: Path) -> 
     assert wrong_type.returncode == 2 and "type: must be one of" in wrong_type.stderr
     empty = kb(database_url, "search", "   ")
     assert empty.returncode == 2 and "question: must not be empty" in empty.stderr
+    threshold = kb(database_url, "search", "refund", "--min-relevance", "2")
+    assert (
+        threshold.returncode == 2 and "min_relevance: must be between 0 and 1" in threshold.stderr
+    )
     unknown = kb(database_url, "reembed", "--model", "no-such-model")
     assert unknown.returncode == 2 and "model: must be one of" in unknown.stderr
     missing = kb(database_url, "ingest", str(folder / "nope.md"))

@@ -23,6 +23,7 @@ from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.knowledge.ingestion import active_model, documents_from_paths, ingest
 from afilo_db.rules import KNOWLEDGE_CONTENT_TYPES
 from afilo_db.services import conversations, knowledge
+from afilo_db.services.knowledge import RELEVANCE_THRESHOLD
 
 kb_app = typer.Typer(
     help="The chat bot's knowledge base: ingest, sync, search, ask, reembed.",
@@ -129,6 +130,18 @@ def sync_command(
         )
 
 
+MinRelevanceOption = Annotated[
+    float,
+    typer.Option(
+        help="Leave out passages whose relevance (0-1, the calibrated probability that the"
+        " passage answers the question) is below this; 0 shows every passage found."
+        f" Default: the threshold chosen on the labelled questions ({RELEVANCE_THRESHOLD}).",
+    ),
+]
+# The exit code when no passage reaches the threshold: "not found", as the README's table says.
+NO_GOOD_MATCH_EXIT = 3
+
+
 @kb_app.command("search")
 def search_command(
     question: Annotated[str, typer.Argument(help="What a buyer asks.")],
@@ -136,34 +149,57 @@ def search_command(
     limit: Annotated[int, typer.Option(help="How many passages.")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, fulltext or vector.")] = "hybrid",
     unpublished: Annotated[bool, typer.Option(help="Include unpublished passages.")] = False,
+    min_relevance: MinRelevanceOption = RELEVANCE_THRESHOLD,
     as_json: JsonOption = False,
 ) -> None:
-    """Hybrid search: full text and vector similarity fused by reciprocal rank fusion.
+    """Hybrid search: any-term full text, exact code-like tokens and vector similarity.
 
-    Shows each passage with its source, its fused score and its rank in each list.
+    Shows each passage with its relevance, its source, its fused score, what each list
+    contributed and its rank there. Exit code 3 ("no good match") when no passage reaches
+    --min-relevance; with --json the list is then empty.
     """
     with reported_errors(), _session() as session:
         passages = knowledge.search(
             session, question, types=types, limit=limit, mode=mode,
-            include_unpublished=unpublished,
+            include_unpublished=unpublished, min_relevance=min_relevance,
         )  # fmt: skip
         session.rollback()
     if as_json:
         _print_json([asdict(passage) for passage in passages])
+    else:
+        _print_passages(question, passages, min_relevance)
+    if not passages:
+        raise typer.Exit(NO_GOOD_MATCH_EXIT)
+
+
+def _print_passages(question: str, passages: list[knowledge.Passage], threshold: float) -> None:
+    if not passages:
+        console.print(
+            f"no good match for {question!r}: no passage reaches relevance {threshold}",
+            highlight=False,
+            markup=False,
+        )
         return
     table = Table(title=f"passages for {question!r}")
-    for column in ("#", "score", "text rank", "vector rank", "type", "title", "source"):
+    for column in ("#", "relevance", "score", "text", "code", "vector", "type", "title", "source"):
         table.add_column(column)
     for position, passage in enumerate(passages, 1):
         table.add_row(
-            str(position), f"{passage.score:.4f}", str(passage.fulltext_rank or "-"),
-            str(passage.vector_rank or "-"), passage.content_type, passage.title,
-            passage.source or "-",
+            str(position), f"{passage.relevance:.2f}", f"{passage.score:.4f}",
+            _contribution(passage.lexical_score, passage.fulltext_rank),
+            _contribution(passage.code_score, passage.code_rank),
+            _contribution(passage.vector_score, passage.vector_rank),
+            passage.content_type, passage.title, passage.source or "-",
         )  # fmt: skip
     console.print(table)
     for position, passage in enumerate(passages, 1):
         console.print(f"[bold][{position}] {passage.title}[/]", highlight=False)
         console.print(passage.content, highlight=False, markup=False)
+
+
+def _contribution(score: float, rank: int | None) -> str:
+    """A list's share of the fused score and the passage's rank there ("-": not found)."""
+    return "-" if rank is None else f"{score:.4f} (#{rank})"
 
 
 @kb_app.command("ask")
@@ -177,17 +213,20 @@ def ask_command(
     ] = None,
     budget: Annotated[int, typer.Option(help="Token budget of the context.")] = 1500,
     types: TypesOption = None,
+    min_relevance: MinRelevanceOption = RELEVANCE_THRESHOLD,
     as_json: JsonOption = False,
 ) -> None:
     """Print the context a bot would receive for QUESTION: recent turns and cited passages.
 
-    afilo-db does not generate the answer: that is the application's model's job.
+    afilo-db does not generate the answer: that is the application's model's job. When no
+    passage reaches --min-relevance nothing is cited, the context says there is no good match
+    ("no_good_match": true with --json) and the exit code is 3.
     """
     with reported_errors(), _session() as session:
         context = conversations.build_context(
             session, question, clerk_user_id=user,
             conversation_id=uuid.UUID(conversation) if conversation else None,
-            budget=budget, types=types,
+            budget=budget, types=types, min_relevance=min_relevance,
         )  # fmt: skip
         session.rollback()
     if as_json:
@@ -197,6 +236,7 @@ def ask_command(
                 "tokens": context.tokens,
                 "budget": context.budget,
                 "cited_ids": context.cited_ids,
+                "no_good_match": context.no_good_match,
                 "turns": [asdict(turn) for turn in context.turns],
                 "passages": [
                     {"citation": item.citation, **asdict(item.passage)} for item in context.passages
@@ -204,14 +244,21 @@ def ask_command(
                 "prompt": context.render(),
             }
         )
-        return
-    print(context.render())
-    console.print(
-        f"\n{context.tokens} of {context.budget} tokens; cited: "
-        + ", ".join(f"[{item.citation}] {item.passage.id}" for item in context.passages),
-        highlight=False,
-        markup=False,
-    )
+    else:
+        print(context.render())
+        console.print(
+            f"\n{context.tokens} of {context.budget} tokens; "
+            + (
+                "no good match: nothing cited"
+                if context.no_good_match
+                else "cited: "
+                + ", ".join(f"[{item.citation}] {item.passage.id}" for item in context.passages)
+            ),
+            highlight=False,
+            markup=False,
+        )
+    if context.no_good_match:
+        raise typer.Exit(NO_GOOD_MATCH_EXIT)
 
 
 @kb_app.command("reembed")

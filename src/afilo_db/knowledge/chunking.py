@@ -24,7 +24,7 @@ OVERLAP_TOKENS: Final = 30
 FORMATS: Final = {".md": "markdown", ".markdown": "markdown", ".txt": "text",
                   ".html": "html", ".htm": "html"}  # fmt: skip
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TITLE_LIMIT = 300
 
 
@@ -190,7 +190,7 @@ def _pieces(paragraph: str, budget: int) -> Iterator[str]:
     if count_tokens(paragraph) <= budget:
         yield paragraph
         return
-    for sentence in _SENTENCE_END.split(paragraph):
+    for sentence in SENTENCE_END.split(paragraph):
         if count_tokens(sentence) <= budget:
             yield sentence
             continue

@@ -33,6 +33,10 @@ MAX_PAGE: Final = 200
 DEFAULT_CONTEXT_TOKENS: Final = 1500
 # Of the context's budget, the share the recent turns may take; passages get the rest.
 TURNS_SHARE: Final = 0.35
+NO_GOOD_MATCH: Final = (
+    "Sources: none. No passage of the knowledge base is relevant enough to this question:"
+    " say so instead of answering from general knowledge."
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,13 @@ class BotContext:
     tokens: int
     budget: int
     cited_ids: list[uuid.UUID] = field(default_factory=list)
+    no_good_match: bool = False
+    """No passage reached the relevance threshold: the bot should say it does not know rather
+    than answer from unrelated passages."""
 
     def render(self) -> str:
         """The context as a bot's prompt reads it: sources numbered for citation."""
-        lines = ["Sources (cite as [n]):"]
+        lines = [NO_GOOD_MATCH if self.no_good_match else "Sources (cite as [n]):"]
         for cited in self.passages:
             lines.append(f"[{cited.citation}] {cited.passage.title}\n{cited.passage.content}")
         if self.turns:
@@ -232,10 +239,13 @@ def build_context(
     passages: int = 5,
     types: Sequence[str] | None = None,
     embedder: Embedder | None = None,
+    min_relevance: float = knowledge.RELEVANCE_THRESHOLD,
 ) -> BotContext:
     """What a bot needs to answer `question`: the conversation's recent turns (when a user and
     conversation are given, read as that user) and the best passages, within `budget` tokens
-    (words and punctuation marks), each passage numbered for citation."""
+    (words and punctuation marks), each passage numbered for citation. Passages below
+    `min_relevance` are never cited: when none reaches it, `no_good_match` is true and the
+    prompt says there is no source."""
     _check_text("question", question, knowledge.MAX_QUESTION_CHARS)
     if budget < 50:
         raise ValidationError({"budget": "must be at least 50 tokens"})
@@ -248,7 +258,14 @@ def build_context(
         kept = _fit(turn_budget, [f"{turn.role}: {turn.content}" for turn in recent])
         turns = list(reversed(recent[:kept]))
     used = count_tokens(question) + sum(count_tokens(f"{t.role}: {t.content}") for t in turns)
-    found = knowledge.search(session, question, types=types, limit=passages, embedder=embedder)
+    found = knowledge.search(
+        session,
+        question,
+        types=types,
+        limit=passages,
+        embedder=embedder,
+        min_relevance=min_relevance,
+    )
     cited: list[CitedPassage] = []
     for passage in found:
         size = count_tokens(f"[{len(cited) + 1}] {passage.title}\n{passage.content}")
@@ -263,6 +280,7 @@ def build_context(
         tokens=used,
         budget=budget,
         cited_ids=[item.passage.id for item in cited],
+        no_good_match=not found,
     )
 
 

@@ -1,10 +1,22 @@
-"""Knowledge search for the chat bot: full text and vector similarity, fused in one statement.
+"""Knowledge search for the chat bot: three ranked lists gathered in one statement, and a
+calibrated relevance that orders them and lets a caller say "no good match" instead of citing
+unrelated passages.
 
-Two ranked lists are built inside PostgreSQL: full text (`websearch_to_tsquery` on the weighted
-`searchable_text`, GIN, ranked by `ts_rank_cd`) and nearest neighbours by cosine distance
-(HNSW, only vectors of the question's model). Reciprocal rank fusion merges them: a passage's
-score is the sum over the lists it appears in of 1 / (k + its rank there), so a passage both
-lists agree on rises, and neither list's raw scores (incomparable units) need calibrating.
+The lists, built inside PostgreSQL:
+- lexical: every passage holding *any* of the question's terms (its lexemes, stop words
+  dropped, the question never parsed as search operators), scored like BM25 with binary term
+  frequency: the sum of the inverse document frequency of the terms it holds, terms in its title
+  counting `TITLE_BOOST` more. Chunks are of similar length, so length normalisation adds little.
+- codes: passages holding the question's code-like tokens (AF-E410, CLERK_SECRET_KEY,
+  tailwind.config.ts, SKUs) as exact phrases of the full-text index, wherever they stand in it.
+- vector: nearest neighbours by cosine distance (HNSW, only vectors of the question's model); a
+  long question is embedded as several windows, each passage keeping its best distance.
+
+Every candidate gets a reciprocal rank fusion score (each list's share reported) and a relevance
+in [0, 1]: a logistic model, fitted on labelled questions, of its cosine similarity, the share of
+the question's term weight it holds and the code-like tokens it holds or lacks. Results are
+ordered by relevance, ties by the fused score (more lists agreeing), never by a row id first;
+passages below `min_relevance` are dropped.
 
 What the caller may see is enforced twice: the statement keeps published passages only (unless
 `include_unpublished`, for operators), and row-level security shows the application role
@@ -13,10 +25,11 @@ nothing else whatever the statement says.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from sqlalchemy import text
@@ -25,11 +38,28 @@ from sqlalchemy.orm import Session
 from afilo_db import rules
 from afilo_db.errors import ValidationError
 from afilo_db.knowledge import ingestion
-from afilo_db.knowledge.embedders import Embedder, get_embedder, to_pgvector_text
+from afilo_db.knowledge.chunking import (
+    SENTENCE_END,
+    Document,
+    Section,
+    chunk_document,
+    count_tokens,
+)
+from afilo_db.knowledge.embedders import Embedder, Vectors, get_embedder, to_pgvector_text
 
 SEARCH_MODES: Final = ("hybrid", "fulltext", "vector")
-# The usual RRF constant (Cormack et al.): damps the weight of the very first ranks.
+# Reciprocal rank fusion, 1 / (RRF_K + rank) summed over the lists that found a passage: each
+# list's contribution is reported, and it breaks ties of relevance. Ordering by the relevance
+# model (below) beat every RRF weighting tried on the tune split (docs/knowledge-search.md).
 RRF_K: Final = 60
+# A question term in a passage's title counts this much more than one in its body: titles say
+# what a passage is about, bodies mention things in passing.
+TITLE_BOOST: Final = 0.5
+# A term's weight is BM25's inverse document frequency, ln(1 + (C - n + 0.5) / (n + 0.5)), with
+# n its passages counted up to C: counting stops there, so a word that every passage holds costs
+# one bounded index scan. Terms in C passages or more weigh little and select no candidates by
+# themselves (they still score the candidates that rarer terms select).
+COMMON_TERM_PASSAGES: Final = 1000
 # Each list contributes this many candidates per passage asked for (at least 40).
 CANDIDATES_PER_RESULT: Final = 4
 MIN_CANDIDATES: Final = 40
@@ -40,46 +70,139 @@ MIN_CANDIDATES: Final = 40
 EF_SEARCH: Final = 200
 MAX_QUESTION_CHARS: Final = 2000
 MAX_LIMIT: Final = 100
+# A question longer than this (in chunking's tokens: words and punctuation) is embedded as
+# windows of at most QUESTION_WINDOW_TOKENS (see question_windows), each searched, each passage
+# keeping its best distance: the model reads 256 WordPiece tokens.
+LONG_QUESTION_TOKENS: Final = 120
+QUESTION_WINDOW_TOKENS: Final = 60
+# The relevance: a logistic model of the probability that a passage answers the question, from
+# its cosine similarity to the question, the share of the question's term weight it holds, and
+# the share of the question's code-like tokens it holds (or that it holds none of them). It
+# orders the results. Fitted, the code-missing weight and the threshold (the best balanced
+# accuracy: answerable questions answered, the others refused) chosen, on the tune split of
+# tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune`.
+RELEVANCE_INTERCEPT: Final = -7.454
+RELEVANCE_PER_SIMILARITY: Final = 12.483
+RELEVANCE_PER_COVERAGE: Final = 1.996
+RELEVANCE_PER_CODE_FOUND: Final = 2.583
+RELEVANCE_PER_CODE_MISSING: Final = -4.0
+RELEVANCE_THRESHOLD: Final = 0.05
+# Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
+# between two characters, or a lower-to-upper case change (ThemeToggle). Surrounding quotes and
+# sentence punctuation are not part of the token.
+_TOKEN: Final = re.compile(r"\S+")
+_CODE_EDGES: Final = "\"'()[]{}<>,;:.!?"
+_HAS_LETTER: Final = re.compile(r"[A-Za-z]")
+_CODE_SHAPE: Final = re.compile(r"\d|_|\w[./:=@]\w|^/\w|[a-z][A-Z]")
 
 _SEARCH_SETTINGS = text(
     "SELECT set_config('hnsw.ef_search', :ef_search, true),"
     " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
 )
 
-SEARCH_SQL: Final = """
-WITH fulltext AS (
-  SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS position
-  FROM (
-    SELECT kb.id, ts_rank_cd(kb.searchable_text, query, 32) AS rank
-    FROM knowledge_base kb, websearch_to_tsquery('english', :question) AS query
-    WHERE kb.searchable_text @@ query
+_FILTERS = """
       AND (CAST(:types AS text[]) IS NULL OR kb.content_type = ANY(CAST(:types AS text[])))
-      AND (kb.is_published OR :include_unpublished)
-    ORDER BY rank DESC, kb.id
-    LIMIT :fulltext_candidates
+      AND (kb.is_published OR :include_unpublished)"""
+
+# The question's lexemes are quoted as tsquery literals (quotes and backslashes doubled), so no
+# word of it is ever read as an operator. `|| ':' || 'A'` restricts a term to titles (weight A);
+# written `':A'` it would read as a bind parameter.
+SEARCH_SQL: Final = f"""
+WITH terms AS (
+  SELECT CAST(quoted AS tsquery) AS term, CAST(quoted || ':' || 'A' AS tsquery) AS title_term,
+         quoted, ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
+         passages < :common_term_passages AS selective
+  FROM (
+    SELECT quoted, (SELECT count(*) FROM (
+             SELECT FROM knowledge_base kb WHERE kb.searchable_text @@ CAST(quoted AS tsquery)
+             LIMIT :common_term_passages) hits) AS passages
+    FROM (
+      SELECT '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
+      FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS lexeme
+      WHERE :lexical_candidates > 0
+    ) lexemes
+  ) counted
+),
+question AS (
+  SELECT CAST(string_agg(quoted, ' | ') FILTER (WHERE selective) AS tsquery) AS any_term,
+         sum(weight) AS total_weight
+  FROM terms
+),
+lexical AS (
+  SELECT id, weight, row_number() OVER (ORDER BY weight DESC, id) AS position
+  FROM (
+    SELECT kb.id, (SELECT sum(t.weight * (CAST(kb.searchable_text @@ t.term AS int)
+                              + :title_boost * CAST(kb.searchable_text @@ t.title_term AS int)))
+                   FROM terms t) AS weight
+    FROM knowledge_base kb, question q
+    WHERE kb.searchable_text @@ q.any_term{_FILTERS}
+    ORDER BY weight DESC, kb.id
+    LIMIT :lexical_candidates
+  ) matches
+),
+codes AS (
+  SELECT id, found, row_number() OVER (ORDER BY found DESC, density DESC, id) AS position
+  FROM (
+    SELECT kb.id, count(*) AS found, sum(ts_rank_cd(kb.searchable_text, code_query)) AS density
+    FROM unnest(CAST(:codes AS text[])) AS code,
+         LATERAL phraseto_tsquery('english', code) AS code_query,
+         knowledge_base kb
+    WHERE kb.searchable_text @@ code_query{_FILTERS}
+    GROUP BY kb.id
+    ORDER BY found DESC, density DESC, kb.id
+    LIMIT :code_candidates
   ) matches
 ),
 semantic AS (
-  SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS position
-  FROM (
-    SELECT kb.id, kb.embedding <=> CAST(:vector AS vector) AS distance
-    FROM knowledge_base kb
-    WHERE kb.embedding_model = :model
-      AND (CAST(:types AS text[]) IS NULL OR kb.content_type = ANY(CAST(:types AS text[])))
-      AND (kb.is_published OR :include_unpublished)
-    ORDER BY kb.embedding <=> CAST(:vector AS vector)
-    LIMIT :vector_candidates
-  ) nearest
+  SELECT id, row_number() OVER (ORDER BY min(distance), id) AS position
+  FROM unnest(CAST(:vectors AS vector[])) AS window_vector,
+       LATERAL (
+         SELECT kb.id, kb.embedding <=> window_vector AS distance
+         FROM knowledge_base kb
+         WHERE kb.embedding_model = :model{_FILTERS}
+         ORDER BY kb.embedding <=> window_vector
+         LIMIT :vector_candidates
+       ) nearest
+  GROUP BY id
+),
+fused AS (
+  SELECT id, l.position AS fulltext_rank, c.position AS code_rank, s.position AS vector_rank,
+         coalesce(c.found, 0) AS codes_found,
+         coalesce(1.0 / (:rrf_k + l.position), 0) AS lexical_score,
+         coalesce(1.0 / (:rrf_k + c.position), 0) AS code_score,
+         coalesce(1.0 / (:rrf_k + s.position), 0) AS vector_score
+  FROM lexical l
+  FULL JOIN codes c USING (id)
+  FULL JOIN semantic s USING (id)
+),
+evidence AS (
+  SELECT f.*, f.lexical_score + f.code_score + f.vector_score AS score,
+         (SELECT max(1 - (kb.embedding <=> window_vector))
+          FROM unnest(CAST(:vectors AS vector[])) AS window_vector
+          WHERE kb.embedding_model = :model) AS similarity,
+         coalesce((SELECT sum(t.weight) FILTER (WHERE kb.searchable_text @@ t.term) FROM terms t)
+                  / nullif(q.total_weight, 0), 0) AS coverage
+  FROM fused f
+  JOIN knowledge_base kb USING (id)
+  CROSS JOIN question q
 )
 SELECT kb.id, kb.content_type, kb.title, kb.content, kb.source, kb.source_url, kb.product_id,
-       kb.is_published,
-       coalesce(1.0 / (:rrf_k + f.position), 0) + coalesce(1.0 / (:rrf_k + s.position), 0)
-         AS score,
-       f.position AS fulltext_rank, s.position AS vector_rank, 1 - s.distance AS similarity
-FROM fulltext f
-FULL JOIN semantic s USING (id)
+       kb.is_published, r.relevance, r.score, r.lexical_score, r.code_score, r.vector_score,
+       r.fulltext_rank, r.code_rank, r.vector_rank, r.codes_found,
+       CAST(:codes_asked AS int) AS codes_asked, r.similarity, r.coverage
+FROM (
+  SELECT e.*, 1 / (1 + exp(-(
+           :relevance_intercept
+           + :relevance_per_similarity * coalesce(e.similarity, 0)
+           + :relevance_per_coverage * e.coverage
+           + CASE WHEN :codes_asked = 0 THEN 0
+                  WHEN e.codes_found = 0 THEN :relevance_per_code_missing
+                  ELSE :relevance_per_code_found * e.codes_found / :codes_asked END))) AS relevance
+  FROM evidence e
+) r
 JOIN knowledge_base kb USING (id)
-ORDER BY score DESC, kb.id
+WHERE r.relevance >= :min_relevance
+ORDER BY r.relevance DESC, r.score DESC, kb.id
 LIMIT :limit
 """
 
@@ -94,12 +217,24 @@ class Passage:
     source_url: str | None
     product_id: uuid.UUID | None
     is_published: bool
+    # The fused score (the ranking) and what each list contributed to it.
     score: float
+    lexical_score: float
+    code_score: float
+    vector_score: float
     # Its rank in each list (1 = best), None when that list did not find it.
     fulltext_rank: int | None
+    code_rank: int | None
     vector_rank: int | None
-    # Cosine similarity to the question, when the vector list found it.
+    # Cosine similarity to the question (its best window), None for vectors of another model.
     similarity: float | None
+    # The share of the question's term weight (inverse document frequency) the passage holds.
+    coverage: float
+    # How many of the question's code-like tokens it holds, of how many the question has.
+    codes_found: int
+    codes_asked: int
+    # The calibrated probability that it answers the question (see RELEVANCE_THRESHOLD).
+    relevance: float
 
 
 def active_model(session: Session) -> str:
@@ -109,7 +244,44 @@ def active_model(session: Session) -> str:
     return ingestion.active_model(driver)
 
 
-def _checked(question: str, types: Sequence[str] | None, limit: int, mode: str) -> str:
+def code_tokens(question: str) -> list[str]:
+    """The question's code-like tokens (error codes, settings, file and host names, SKUs), in
+    order, once each."""
+    found: dict[str, None] = {}
+    for raw in _TOKEN.findall(question):
+        token = raw.strip(_CODE_EDGES)
+        if _HAS_LETTER.search(token) and _CODE_SHAPE.search(token):
+            found[token] = None
+    return list(found)
+
+
+def question_windows(question: str) -> list[str]:
+    """What the model embeds of the question: all of it when short; else its questions (the
+    sentences ending with a question mark) and its last sentences, each packed into windows the
+    model reads whole. A long email's greeting and background would otherwise fill the model's
+    window (or pull the search towards what the background mentions) and its question, usually
+    at the end, would be cut off."""
+    if count_tokens(question) <= LONG_QUESTION_TOKENS:
+        return [question]
+    sentences = SENTENCE_END.split(question)
+    asked = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
+    last: list[str] = []
+    for sentence in reversed(sentences):
+        if last and count_tokens(" ".join([sentence, *last])) > QUESTION_WINDOW_TOKENS:
+            break
+        last.insert(0, sentence)
+    windows: dict[str, None] = {}
+    for part in (asked, last):
+        if part:
+            document = Document(title="", sections=[Section(headings=[], paragraphs=part)])
+            for chunk in chunk_document(document, budget=QUESTION_WINDOW_TOKENS, overlap=0):
+                windows[chunk.content] = None
+    return list(windows)
+
+
+def _checked(
+    question: str, types: Sequence[str] | None, limit: int, mode: str, min_relevance: float
+) -> str:
     problems: dict[str, str] = {}
     cleaned = " ".join(question.split())
     if not cleaned:
@@ -125,9 +297,51 @@ def _checked(question: str, types: Sequence[str] | None, limit: int, mode: str) 
         problems["limit"] = f"must be between 1 and {MAX_LIMIT}"
     if mode not in SEARCH_MODES:
         problems["mode"] = f"must be one of {', '.join(SEARCH_MODES)}"
+    if not 0 <= min_relevance <= 1:
+        problems["min_relevance"] = "must be between 0 and 1"
     if problems:
         raise ValidationError(problems)
     return cleaned
+
+
+def statement_parameters(
+    question: str,
+    window_vectors: Vectors,
+    *,
+    model_name: str,
+    types: Sequence[str] | None,
+    include_unpublished: bool,
+    lexical_candidates: int,
+    vector_candidates: int,
+    min_relevance: float,
+    limit: int,
+) -> dict[str, Any]:
+    """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
+    benchmark, which runs the statement prepared through psycopg). The code list follows the
+    lexical one: both are the full-text side."""
+    codes = code_tokens(question)
+    return {
+        "question": question,
+        "codes": codes,
+        "vectors": "{" + ",".join(f'"{to_pgvector_text(v)}"' for v in window_vectors) + "}",
+        "model": model_name,
+        "types": list(types) if types else None,
+        "include_unpublished": include_unpublished,
+        "common_term_passages": COMMON_TERM_PASSAGES,
+        "title_boost": TITLE_BOOST,
+        "lexical_candidates": lexical_candidates,
+        "code_candidates": lexical_candidates,
+        "vector_candidates": vector_candidates,
+        "rrf_k": RRF_K,
+        "codes_asked": len(codes),
+        "relevance_intercept": RELEVANCE_INTERCEPT,
+        "relevance_per_similarity": RELEVANCE_PER_SIMILARITY,
+        "relevance_per_coverage": RELEVANCE_PER_COVERAGE,
+        "relevance_per_code_found": RELEVANCE_PER_CODE_FOUND,
+        "relevance_per_code_missing": RELEVANCE_PER_CODE_MISSING,
+        "min_relevance": min_relevance,
+        "limit": limit,
+    }
 
 
 def search(
@@ -139,32 +353,34 @@ def search(
     embedder: Embedder | None = None,
     include_unpublished: bool = False,
     mode: str = "hybrid",
+    min_relevance: float = RELEVANCE_THRESHOLD,
 ) -> list[Passage]:
-    """The passages that best answer `question`, best first.
+    """The passages that best answer `question`, best first; none when no passage reaches
+    `min_relevance` (0 keeps every passage found).
 
     `types`: content types to keep (all when None). `embedder`: the model to embed the question
     with; by default the one the knowledge base's vectors were made with (so a `kb reembed`
-    switch takes effect for every caller at once). `mode`: `fulltext` or `vector` alone, for
-    comparison. Two statements: the HNSW settings (transaction-local), then the search.
+    switch takes effect for every caller at once). `mode`: `fulltext` (the lexical and code
+    lists) or `vector` alone, for comparison. Two statements: the HNSW settings
+    (transaction-local), then the search.
     """
-    cleaned = _checked(question, types, limit, mode)
+    cleaned = _checked(question, types, limit, mode, min_relevance)
     model = embedder or get_embedder(active_model(session))
     candidates = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * limit)
-    vector = to_pgvector_text(model.embed([cleaned])[0]) if mode != "fulltext" else None
     session.execute(_SEARCH_SETTINGS, {"ef_search": str(max(EF_SEARCH, candidates))})
     rows = session.execute(
         text(SEARCH_SQL),
-        {
-            "question": cleaned,
-            "vector": vector,
-            "model": model.model_name,
-            "types": list(types) if types else None,
-            "include_unpublished": include_unpublished,
-            "fulltext_candidates": candidates if mode != "vector" else 0,
-            "vector_candidates": candidates if mode != "fulltext" else 0,
-            "rrf_k": RRF_K,
-            "limit": limit,
-        },
+        statement_parameters(
+            cleaned,
+            model.embed(question_windows(cleaned)),
+            model_name=model.model_name,
+            types=types,
+            include_unpublished=include_unpublished,
+            lexical_candidates=candidates if mode != "vector" else 0,
+            vector_candidates=candidates if mode != "fulltext" else 0,
+            min_relevance=min_relevance,
+            limit=limit,
+        ),
     ).all()
     return [
         Passage(
@@ -177,9 +393,17 @@ def search(
             product_id=row.product_id,
             is_published=row.is_published,
             score=float(row.score),
+            lexical_score=float(row.lexical_score),
+            code_score=float(row.code_score),
+            vector_score=float(row.vector_score),
             fulltext_rank=row.fulltext_rank,
+            code_rank=row.code_rank,
             vector_rank=row.vector_rank,
             similarity=None if row.similarity is None else float(row.similarity),
+            coverage=float(row.coverage),
+            codes_found=row.codes_found,
+            codes_asked=row.codes_asked,
+            relevance=float(row.relevance),
         )
         for row in rows
     ]

@@ -44,6 +44,9 @@ class KnowledgeSearch(CustomView):
                         types=[chosen] if chosen else None,
                         limit=RESULTS,
                         include_unpublished=True,
+                        # The operator sees every candidate, each with its relevance, to judge
+                        # the passages the bot would refuse as well.
+                        min_relevance=0,
                     )
                 )
             except ValidationError as error:

@@ -1,0 +1,65 @@
+"""The labelled questions of `questions.json` and how a found passage is judged against them.
+
+Shared by the tests and by `bench.knowledge` (which reports recall by kind and split), so that
+both read the labels the same way. A label names a sample file (`file:refunds.md`), a product's
+description (`product:<title>`) or a product's licence terms (`licence:<title>`); a question
+with no label has no answer in the knowledge base.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+QUESTIONS_FILE = Path(__file__).parent / "questions.json"
+TUNE = "tune"
+HELD_OUT = "held-out"
+# The kind of the questions that the knowledge base cannot answer (they have no label).
+NO_ANSWER = "no-answer"
+
+
+@dataclass(frozen=True)
+class LabelledQuestion:
+    kind: str
+    split: str
+    question: str
+    expected: tuple[str, ...]
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.expected)
+
+
+class Found(Protocol):
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def source(self) -> str | None: ...
+
+
+def labelled_questions() -> list[LabelledQuestion]:
+    return [
+        LabelledQuestion(item["kind"], item["split"], item["question"], tuple(item["expected"]))
+        for item in json.loads(QUESTIONS_FILE.read_text())
+    ]
+
+
+def is_expected(passage: Found, label: str) -> bool:
+    kind, _, name = label.partition(":")
+    if kind == "file":
+        return (passage.source or "").endswith("/" + name)
+    title = name if kind == "product" else f"{name} licences"
+    return passage.content_type == kind and passage.title == title
+
+
+def first_hit(found: Sequence[Found], question: LabelledQuestion) -> int | None:
+    """The rank (1 = first) of the first passage that answers the question, None if none."""
+    for rank, passage in enumerate(found, 1):
+        if any(is_expected(passage, label) for label in question.expected):
+            return rank
+    return None

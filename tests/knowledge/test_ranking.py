@@ -1,0 +1,118 @@
+"""Ranking on small, controlled knowledge bases: ties broken by evidence, and a multilingual
+model plugged in through the Embedder interface (stand-ins whose vectors the test chooses)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from afilo_db.knowledge.chunking import Chunk
+from afilo_db.knowledge.embedders import Vectors, get_embedder, register_embedder
+from afilo_db.knowledge.ingestion import SourceDocument, ingest
+from afilo_db.rules import EMBEDDING_DIMENSIONS
+from afilo_db.services import knowledge
+
+
+def unit(*weights: tuple[int, float]) -> Vectors:
+    vector = np.zeros(EMBEDDING_DIMENSIONS, dtype=np.float32)
+    for dimension, weight in weights:
+        vector[dimension] = weight
+    normalised: Vectors = vector / np.linalg.norm(vector)
+    return normalised
+
+
+class ChosenVectors:
+    """Texts holding a key get its vector; anything else (the question) gets the first axis."""
+
+    model_name = "stand-in-chosen"
+
+    def __init__(self, vectors: dict[str, Vectors]) -> None:
+        self.vectors = vectors
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        question = unit((0, 1.0))
+        return np.stack(
+            [
+                next((v for key, v in self.vectors.items() if key in text), question)
+                for text in texts
+            ]
+        )
+
+
+def test_a_tie_in_the_fused_score_goes_to_the_stronger_evidence_not_the_older_row(
+    connection: psycopg.Connection[tuple[object, ...]], engine: Engine
+) -> None:
+    # The older passage holds both words of the question but means something else (cosine
+    # 0.3); the newer holds one word and says what the question asks (cosine 0.95). Each is
+    # first in one list and second in the other: the same fused score, to the last digit.
+    embedder = ChosenVectors(
+        {
+            "refund window rules": unit((0, 0.3), (1, 0.954)),
+            "refund details": unit((0, 0.95), (2, 0.312)),
+        }
+    )
+    for source, content in (("test:old", "refund window rules"), ("test:new", "refund details")):
+        document = SourceDocument(source, "faq", [Chunk(source.title(), content)])
+        ingest(connection, [document], embedder=embedder)
+        connection.commit()
+    with Session(engine) as session:
+        found = knowledge.search(session, "refund window", embedder=embedder, min_relevance=0)
+    old, new = sorted(found, key=lambda passage: passage.id)
+    assert (old.source, new.source) == ("test:old", "test:new")
+    assert (old.fulltext_rank, old.vector_rank, new.fulltext_rank, new.vector_rank) == (1, 2, 2, 1)
+    assert old.score == new.score
+    assert [passage.source for passage in found] == ["test:new", "test:old"]
+    assert new.relevance > old.relevance
+
+
+# A stand-in for a multilingual model: words of three languages mapped to shared concepts, as
+# a real multilingual model maps translations near each other.
+CONCEPTS = {
+    "refund": 0, "rückerstattung": 0, "remboursement": 0, "money": 0, "geld": 0, "argent": 0,
+    "cancel": 1, "kündigen": 1, "annuler": 1, "subscription": 1, "abo": 1, "abonnement": 1,
+    "invoice": 2, "rechnung": 2, "facture": 2,
+}  # fmt: skip
+MULTILINGUAL = "stand-in-multilingual"
+
+
+class ConceptEmbedder:
+    model_name = MULTILINGUAL
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        vectors = np.zeros((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
+        for row, text in enumerate(texts):
+            vectors[row, EMBEDDING_DIMENSIONS - 1] = 0.1  # no text is the zero vector
+            for word in re.findall(r"\w+", text.lower()):
+                if word in CONCEPTS:
+                    vectors[row, CONCEPTS[word]] += 1
+        normalised: Vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return normalised
+
+
+def test_a_multilingual_model_plugged_in_answers_german_and_french_questions(
+    connection: psycopg.Connection[tuple[object, ...]], engine: Engine
+) -> None:
+    register_embedder(MULTILINGUAL, ConceptEmbedder)
+    documents = [
+        SourceDocument("test:refunds", "policy", [Chunk("Refunds", "Ask for a refund.")]),
+        SourceDocument("test:cancel", "policy", [Chunk("Cancelling", "Cancel a subscription.")]),
+        SourceDocument("test:invoices", "faq", [Chunk("Invoices", "Every invoice is a PDF.")]),
+    ]
+    # Through the registry, as `kb reembed --model` would: the rows record the model's name.
+    ingest(connection, documents, embedder=get_embedder(MULTILINGUAL))
+    connection.commit()
+    with Session(engine) as session:
+        # No embedder given: the search embeds the question with the model the rows carry.
+        assert knowledge.active_model(session) == MULTILINGUAL
+        for question, source in (
+            ("Wie bekomme ich mein Geld zurück? Rückerstattung bitte", "test:refunds"),
+            ("Comment annuler mon abonnement ?", "test:cancel"),
+            ("Wo finde ich meine Rechnung?", "test:invoices"),
+        ):
+            found = knowledge.search(session, question)
+            assert found and found[0].source == source, question
