@@ -67,6 +67,13 @@ def external_id_rule(prefix: str) -> str:
     return f"must look like {prefix}_ followed by 6 to 64 letters or digits"
 
 
+def stripe_id_rule(prefix: str) -> str:
+    return (
+        f"must look like {prefix}_ followed by letters, digits or underscores,"
+        f" at most {rules.STRIPE_ID_MAX_LENGTH} characters in all"
+    )
+
+
 def strip_title(value: str) -> str:
     """A title as it is stored: without surrounding whitespace (rules.TEXT_WHITESPACE)."""
     return value.strip(rules.TEXT_WHITESPACE)
@@ -96,7 +103,7 @@ def sku_problem(value: str) -> str | None:
 def stripe_id_problem(kind: str, value: str) -> str | None:
     if _fullmatch(rules.stripe_id_pattern(kind), value):
         return None
-    return external_id_rule(rules.STRIPE_ID_PREFIXES[kind])
+    return stripe_id_rule(rules.STRIPE_ID_PREFIXES[kind])
 
 
 def clerk_user_id_problem(value: str) -> str | None:
