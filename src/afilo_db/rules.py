@@ -35,20 +35,22 @@ EXTERNAL_ID_BODY: Final = (
 # subscription item's `si_...`): the prefix, then letters, digits and underscores.
 STRIPE_ID_MAX_LENGTH: Final = 255
 STRIPE_ID_CHARACTER: Final = "[A-Za-z0-9_]"
-# Legacy Plans (`plan_...`) are prices to Stripe's Prices API, and subscriptions made before
-# prices existed still carry them.
-STRIPE_LEGACY_PREFIXES: Final = {"price": ("plan",)}
-
-
-def _stripe_prefixes(kind: str) -> str:
-    return "|".join((STRIPE_ID_PREFIXES[kind], *STRIPE_LEGACY_PREFIXES.get(kind, ())))
 
 
 def stripe_id_pattern(kind: str) -> str:
-    """The kind's prefix (or a legacy one), `_`, then letters, digits or underscores, at most
-    STRIPE_ID_MAX_LENGTH characters in all (the look-ahead bounds the whole id)."""
+    """The kind's prefix, `_`, then letters, digits or underscores, at most STRIPE_ID_MAX_LENGTH
+    characters in all (the look-ahead bounds the whole id)."""
     whole = rf"(?={STRIPE_ID_CHARACTER}{{1,{STRIPE_ID_MAX_LENGTH}}}$)"
-    return rf"^{whole}(?:{_stripe_prefixes(kind)})_{STRIPE_ID_CHARACTER}+$"
+    return rf"^{whole}{STRIPE_ID_PREFIXES[kind]}_{STRIPE_ID_CHARACTER}+$"
+
+
+# A subscription's price: a Stripe price id, or on subscriptions older than Stripe's Prices, the
+# legacy Plan's id, which its creator could choose (`gold21323`, `pro-monthly`): Stripe's Prices
+# API accepts those as price ids too. Any id a person could have chosen in letters, digits, `_`,
+# `-` and `.`, starting with a letter or digit.
+SUBSCRIPTION_PRICE_ID_PATTERN: Final = (
+    rf"^(?=.{{1,{STRIPE_ID_MAX_LENGTH}}}$)[A-Za-z0-9][A-Za-z0-9_.-]*$"
+)
 
 
 CLERK_USER_ID_PATTERN: Final = rf"^user_{EXTERNAL_ID_BODY}$"
@@ -212,7 +214,15 @@ def sql_stripe_id_check(column: str, kind: str) -> str:
     """stripe_id_pattern(kind) as a CHECK: the prefix, `_`, then letters, digits or underscores,
     at most STRIPE_ID_MAX_LENGTH characters in all."""
     return (
-        f"{sql_matches(column, f'^({_stripe_prefixes(kind)})_{STRIPE_ID_CHARACTER}+$')}"
+        f"{sql_matches(column, f'^{STRIPE_ID_PREFIXES[kind]}_{STRIPE_ID_CHARACTER}+$')}"
+        f" AND length({column}) <= {STRIPE_ID_MAX_LENGTH}"
+    )
+
+
+def sql_subscription_price_id_check(column: str) -> str:
+    """SUBSCRIPTION_PRICE_ID_PATTERN as a CHECK."""
+    return (
+        f"{sql_matches(column, '^[A-Za-z0-9][A-Za-z0-9_.-]*$')}"
         f" AND length({column}) <= {STRIPE_ID_MAX_LENGTH}"
     )
 

@@ -337,7 +337,7 @@ def test_a_legacy_plan_and_the_period_on_the_subscription_are_read(
     obj["current_period_start"] = item.pop("current_period_start")
     obj["current_period_end"] = item.pop("current_period_end")
     price = item.pop("price")
-    item["plan"] = {"id": "plan_starter_monthly", "object": "plan", "amount": 1900,
+    item["plan"] = {"id": "starter-monthly", "object": "plan", "amount": 1900,
                     "currency": "usd", "interval": "month", "metadata": price["metadata"]}  # fmt: skip
     assert post(client, sub_delivery("evt_legacy000001", "customer.subscription.created", 1,
                                      obj))[0] == 200  # fmt: skip
@@ -346,7 +346,7 @@ def test_a_legacy_plan_and_the_period_on_the_subscription_are_read(
         "SELECT stripe_price_id, tier, amount, extract(epoch FROM current_period_end)::bigint"
         " FROM user_subscriptions",
     )
-    assert stored == [("plan_starter_monthly", "starter", 19, obj["current_period_end"])]
+    assert stored == [("starter-monthly", "starter", 19, obj["current_period_end"])]
     assert tier(shop) == "starter"
 
 

@@ -32,7 +32,7 @@ PACKAGED_CHECKSUMS = {
     "0012_user_read_functions": "9128732a59cdab38fb0ccffec56d9e79cca165d4c8c1cc42f347e52262c17f43",
     "0013_user_read_functions_as_app": "72f66239cde396e4ea670fd455f1bd3477ff46e86253a0c42470305c745f61cc",
     "0014_product_lists_without_nulls": "0b6affa9520f65b1b13a9e1fb4c118efc4460731d68b3b132394d9ab7b7e79dd",
-    "0015_stripe_ids_event_outcomes": "995893dd37cbbecb6a8a07f3125c7ceeb00ca1b09252b0f46cdad740d2b754f8",
+    "0015_stripe_ids_event_outcomes": "9b620e27ba88ed9c99dc10596f73ad4c62e61005db597eed2452ef9cbaf81add",
 }
 
 

@@ -33,7 +33,7 @@ from afilo_db.billing.events import (
     text_field,
 )
 from afilo_db.errors import ValidationError
-from afilo_db.validation.checks import stripe_id_problem
+from afilo_db.validation.checks import stripe_id_problem, subscription_price_id_problem
 
 if TYPE_CHECKING:
     from afilo_db.billing.ingest import Delivery
@@ -211,7 +211,7 @@ def _subscription_state(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 def _price_id(price: Mapping[str, Any], path: str) -> str:
     price_id = price.get("id")
-    problem = stripe_id_problem("price", price_id) if isinstance(price_id, str) else "required"
+    problem = subscription_price_id_problem(price_id) if isinstance(price_id, str) else "required"
     if problem is not None:
         raise ValidationError({f"{path}.id": problem})
     return str(price_id)

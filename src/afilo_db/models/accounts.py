@@ -81,7 +81,8 @@ class UserSubscription(Base):
             name="stripe_subscription_id_format",
         ),
         CheckConstraint(
-            rules.sql_stripe_id_check("stripe_price_id", "price"), name="stripe_price_id_format"
+            rules.sql_subscription_price_id_check("stripe_price_id"),
+            name="stripe_price_id_format",
         ),
         CheckConstraint(rules.sql_in("tier", rules.SUBSCRIPTION_TIERS), name="tier_valid"),
         CheckConstraint(rules.sql_in("status", rules.SUBSCRIPTION_STATUSES), name="status_valid"),

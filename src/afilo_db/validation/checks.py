@@ -106,6 +106,17 @@ def stripe_id_problem(kind: str, value: str) -> str | None:
     return stripe_id_rule(rules.STRIPE_ID_PREFIXES[kind])
 
 
+SUBSCRIPTION_PRICE_ID_RULE = (
+    "must be a Stripe price id or a legacy plan's id: letters, digits, _, - or ., starting with"
+    f" a letter or digit, at most {rules.STRIPE_ID_MAX_LENGTH} characters"
+)
+
+
+def subscription_price_id_problem(value: str) -> str | None:
+    ok = _fullmatch(rules.SUBSCRIPTION_PRICE_ID_PATTERN, value)
+    return None if ok else SUBSCRIPTION_PRICE_ID_RULE
+
+
 def clerk_user_id_problem(value: str) -> str | None:
     return None if _fullmatch(rules.CLERK_USER_ID_PATTERN, value) else external_id_rule("user")
 

@@ -74,7 +74,10 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
         "stripe_subscription_id",
         _STRIPE["subscription"],
     ),
-    "ck_user_subscriptions_stripe_price_id_format": ("stripe_price_id", _STRIPE["price"]),
+    "ck_user_subscriptions_stripe_price_id_format": (
+        "stripe_price_id",
+        checks.SUBSCRIPTION_PRICE_ID_RULE,
+    ),
     "ck_user_subscriptions_tier_valid": ("tier", checks.one_of_rule(rules.SUBSCRIPTION_TIERS)),
     "ck_user_subscriptions_status_valid": (
         "status",

@@ -2,7 +2,8 @@
 
 - Stripe id CHECKs: the prefix, `_`, then letters, digits or underscores, at most 255 characters
   (Stripe's ids are opaque and may grow; a real Checkout Session id, `cs_test_a1YS...`, broke the
-  old rule of 6 to 64 letters or digits); a price may also be a legacy plan (`plan_...`). Each is replaced without blocking writers for a scan
+  old rule of 6 to 64 letters or digits); a subscription's price may also be a legacy Plan,
+  whose id its creator chose (`gold21323`). Each is replaced without blocking writers for a scan
   (added NOT VALID, validated, the old one dropped, the new one renamed), as in 0008.
 - `webhook_events.outcome` (applied, recorded, ignored, deferred, unresolved), `reason` (why it
   was ignored, deferred or is unresolved) and `attempts` (deliveries received: a deferred event
@@ -26,11 +27,10 @@ depends_on = None
 
 
 def _stripe_id(column: str, prefix: str) -> tuple[str, str]:
-    """(new check, old check) of a Stripe id column; a price may be a legacy plan."""
+    """(new check, old check) of a Stripe id column."""
     shortest, longest = len(prefix) + 1 + 6, len(prefix) + 1 + 64
-    accepted = "price|plan" if prefix == "price" else prefix
     return (
-        f"{column} ~ '^({accepted})_[A-Za-z0-9_]+$' AND length({column}) <= 255",
+        f"{column} ~ '^{prefix}_[A-Za-z0-9_]+$' AND length({column}) <= 255",
         f"{column} ~ '^{prefix}_[A-Za-z0-9]+$' AND length({column}) BETWEEN {shortest} AND {longest}",
     )
 
@@ -43,8 +43,10 @@ CHECKS = [
      *_stripe_id("stripe_price_id", "price")),
     ("user_profiles", "ck_user_profiles_stripe_customer_id_format",
      *_stripe_id("stripe_customer_id", "cus")),
+    # A subscription's price may be a legacy Plan with the id its creator chose (`gold21323`).
     ("user_subscriptions", "ck_user_subscriptions_stripe_price_id_format",
-     *_stripe_id("stripe_price_id", "price")),
+     "stripe_price_id ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' AND length(stripe_price_id) <= 255",
+     _stripe_id("stripe_price_id", "price")[1]),
     ("user_subscriptions", "ck_user_subscriptions_stripe_subscription_id_format",
      *_stripe_id("stripe_subscription_id", "sub")),
     ("purchases", "ck_purchases_stripe_checkout_session_id_format",
