@@ -21,6 +21,7 @@ from tests.billing.providers import (
     PRICE_IDS,
     checkout_session,
     clerk_delivery,
+    deliver_all,
     invoice,
     payment_intent,
     refund,
@@ -398,3 +399,24 @@ def test_the_unresolved_command_shows_the_parked_and_the_refused(
     refused = json.loads(afilo_db(shop, "webhooks", "refusals", "--json").stdout)
     assert [(r["provider"], r["status"], r["reason"], r["deliveries"]) for r in refused] == [
         ("stripe", 400, "stripe.signature", 1)]  # fmt: skip
+
+
+def test_a_delayed_checkout_and_its_payment_delivered_at_once_end_paid(
+    served: str, client: TestClient, shop: Shop
+) -> None:
+    signed_up(client)
+    pairs = []
+    for number in range(6):
+        checkout = checkout_session(f"cs_test_race{number:08d}", f"pi_race{number:08d}", ADA,
+                                    CUSTOMER)  # fmt: skip
+        checkout["payment_status"] = "unpaid"
+        pairs += [
+            stripe_delivery(f"evt_racecs{number:06d}", "checkout.session.completed", NOW - 60,
+                            checkout),
+            stripe_delivery(f"evt_racepi{number:06d}", "payment_intent.succeeded", NOW, {
+                "id": f"pi_race{number:08d}", "object": "payment_intent",
+                "amount_received": 4900, "currency": "eur", "customer": CUSTOMER,
+                "metadata": {}}),
+        ]  # fmt: skip
+    deliver_all(served, pairs, workers=2)
+    assert owner_rows(shop, "SELECT status, count(*) FROM purchases GROUP BY 1") == [("paid", 6)]

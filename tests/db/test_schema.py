@@ -14,7 +14,7 @@ EXPECTED_TABLES = {
     "knowledge_base", "bot_analytics", "events", "analytics_dirty_days", "analytics_rollup_state",
     "analytics_funnel_daily", "analytics_subscriptions_daily", "analytics_revenue_daily",
     "analytics_subscribers", "knowledge_sync_queue",
-    "webhook_events", "billing_settings",
+    "webhook_events", "webhook_refusals", "billing_settings",
 }  # fmt: skip
 
 # (table, a fragment the index definition must contain), as pg_indexes.indexdef prints it.

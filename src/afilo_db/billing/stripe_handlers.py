@@ -508,6 +508,16 @@ def _advance_purchase(
     )
 
 
+def _lock_payment(delivery: Delivery, payment_intent: str) -> None:
+    """Serialize the events of one payment for the rest of the transaction: a delayed payment's
+    Checkout Session and its PaymentIntent delivered at the same moment would each miss the
+    other (the purchase and the payment's event both still uncommitted) and leave it pending."""
+    delivery.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('stripe-payment:' || :pi, 0))"),
+        {"pi": payment_intent},
+    )
+
+
 def _payment_event_stored(delivery: Delivery, payment_intent: str) -> bool:
     """Whether Stripe's payment_intent.succeeded of this payment arrived already (a delayed
     payment method's success may come before the Checkout Session that started it)."""
@@ -540,6 +550,7 @@ def checkout_completed(delivery: Delivery) -> Result:
         {"payment_intent": payment_intent}, "payment_intent", "payment_intent",
         "data.object.payment_intent",
     )  # fmt: skip
+    _lock_payment(delivery, payment_intent)
     paid = obj.get("payment_status") == "paid" or _payment_event_stored(delivery, payment_intent)
     amount = _amount(field(obj, "amount_total"), "data.object.amount_total")
     return _record_purchase(delivery, obj, payment_intent, "paid" if paid else "pending", amount)
@@ -564,6 +575,7 @@ def payment_succeeded(delivery: Delivery) -> Result:
     purchase (a subscription's invoice) is recorded against its subscription or ignored."""
     obj = delivery.event.data
     payment_intent = _stripe_id(obj, "id", "payment_intent", "data.object.id")
+    _lock_payment(delivery, payment_intent)
     if _purchase_of(delivery, payment_intent) is not None:
         _advance_purchase(delivery, payment_intent, "paid")
         return APPLIED
