@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, SignatureError
+from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result
 from afilo_db.billing.ingest import defer, ingest
 from afilo_db.billing.verification import verify_clerk, verify_stripe
 from afilo_db.errors import AfiloError, ConflictError, ValidationError
@@ -130,9 +130,9 @@ def create_webhook_app(engine: Engine, secrets: WebhookSecrets) -> Starlette:
                 event = verify(body, request, secret)
                 result = await run_in_threadpool(apply_event, engine, event)
             except ValidationError as error:
-                # Before verification a bad body is the sender's; after, the event's content.
-                before = event is None and not isinstance(error, SignatureError)
-                status = 400 if isinstance(error, SignatureError) or before else 422
+                # Until the event is verified and parsed, the delivery is bad (a signature, a
+                # body that is no storable event); after, the event's content breaks a rule.
+                status = 400 if event is None else 422
                 response, reason = _refusal(status, error)
                 return await refused(status, reason, response)
             except ConflictError as error:
