@@ -3,8 +3,9 @@ input validation, so that the two cannot drift apart."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Final, Literal
 
 # Lowercase URL-safe slug: words of [a-z0-9] joined by single hyphens.
 HANDLE_PATTERN: Final = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -29,10 +30,27 @@ EXTERNAL_ID_CHARACTER: Final = "[A-Za-z0-9]"
 EXTERNAL_ID_BODY: Final = (
     rf"{EXTERNAL_ID_CHARACTER}{{{EXTERNAL_ID_MIN_LENGTH},{EXTERNAL_ID_MAX_LENGTH}}}"
 )
+# Stripe documents its ids as opaque strings of up to 255 characters that may grow, and issues
+# ids with more underscores than the prefix's (a Checkout Session's `cs_test_a1YS...`, a
+# subscription item's `si_...`): the prefix, then letters, digits and underscores.
+STRIPE_ID_MAX_LENGTH: Final = 255
+STRIPE_ID_CHARACTER: Final = "[A-Za-z0-9_]"
 
 
 def stripe_id_pattern(kind: str) -> str:
-    return rf"^{STRIPE_ID_PREFIXES[kind]}_{EXTERNAL_ID_BODY}$"
+    """The kind's prefix, `_`, then letters, digits or underscores, at most STRIPE_ID_MAX_LENGTH
+    characters in all (the look-ahead bounds the whole id)."""
+    whole = rf"(?={STRIPE_ID_CHARACTER}{{1,{STRIPE_ID_MAX_LENGTH}}}$)"
+    return rf"^{whole}{STRIPE_ID_PREFIXES[kind]}_{STRIPE_ID_CHARACTER}+$"
+
+
+# A subscription's price: a Stripe price id, or on subscriptions older than Stripe's Prices, the
+# legacy Plan's id, which its creator could choose (`gold21323`, `pro-monthly`): Stripe's Prices
+# API accepts those as price ids too. Any id a person could have chosen in letters, digits, `_`,
+# `-` and `.`, starting with a letter or digit.
+SUBSCRIPTION_PRICE_ID_PATTERN: Final = (
+    rf"^(?=.{{1,{STRIPE_ID_MAX_LENGTH}}}$)[A-Za-z0-9][A-Za-z0-9_.-]*$"
+)
 
 
 CLERK_USER_ID_PATTERN: Final = rf"^user_{EXTERNAL_ID_BODY}$"
@@ -61,20 +79,56 @@ SUBSCRIPTION_TIERS: Final = ("free", "starter", "professional", "enterprise")
 PAID_SUBSCRIPTION_TIERS: Final = SUBSCRIPTION_TIERS[1:]
 
 PRODUCT_STATUSES: Final = ("draft", "active", "archived")
-SUBSCRIPTION_STATUSES: Final = (
-    "incomplete",
-    "incomplete_expired",
-    "trialing",
-    "active",
-    "past_due",
-    "canceled",
-    "unpaid",
-    "paused",
+
+
+@dataclass(frozen=True)
+class SubscriptionStatus:
+    """One state of Stripe's subscription status machine, and what it means here."""
+
+    entitles: Literal["yes", "in_grace", "no"]
+    """Whether it grants its tier's downloads: always, only within the past_due grace after its
+    period ends (billing_settings.past_due_grace), or never."""
+    next: tuple[str, ...]
+    """The statuses Stripe can move it to; none: terminal (Stripe never changes it again)."""
+
+    @property
+    def terminal(self) -> bool:
+        return not self.next
+
+
+# Stripe's subscription statuses (docs.stripe.com/billing/subscriptions/overview): a first
+# payment that fails leaves `incomplete`, which becomes `incomplete_expired` after 23 hours;
+# `canceled` and `incomplete_expired` are final; `unpaid` and `paused` keep the subscription but
+# collect nothing and grant nothing.
+SUBSCRIPTION_MACHINE: Final[dict[str, SubscriptionStatus]] = {
+    "incomplete": SubscriptionStatus(
+        "no", ("active", "trialing", "incomplete_expired", "canceled")
+    ),
+    "incomplete_expired": SubscriptionStatus("no", ()),
+    "trialing": SubscriptionStatus("yes", ("active", "past_due", "unpaid", "paused", "canceled")),
+    "active": SubscriptionStatus("yes", ("trialing", "past_due", "unpaid", "paused", "canceled")),
+    "past_due": SubscriptionStatus("in_grace", ("active", "unpaid", "paused", "canceled")),
+    "canceled": SubscriptionStatus("no", ()),
+    "unpaid": SubscriptionStatus("no", ("active", "past_due", "canceled")),
+    "paused": SubscriptionStatus("no", ("active", "trialing", "canceled")),
+}
+SUBSCRIPTION_STATUSES: Final = tuple(SUBSCRIPTION_MACHINE)
+TERMINAL_SUBSCRIPTION_STATUSES: Final = tuple(
+    name for name, status in SUBSCRIPTION_MACHINE.items() if status.terminal
 )
 # Statuses under which a subscription grants its tier's downloads.
-ENTITLING_SUBSCRIPTION_STATUSES: Final = ("trialing", "active")
+ENTITLING_SUBSCRIPTION_STATUSES: Final = tuple(
+    name for name, status in SUBSCRIPTION_MACHINE.items() if status.entitles == "yes"
+)
+# The one status that entitles only within the grace period after its period ends.
+(GRACE_SUBSCRIPTION_STATUS,) = (
+    name for name, status in SUBSCRIPTION_MACHINE.items() if status.entitles == "in_grace"
+)
 # Statuses under which a subscription still gives the profile its tier (past_due: in its grace).
-TIER_HOLDING_SUBSCRIPTION_STATUSES: Final = ("trialing", "active", "past_due")
+TIER_HOLDING_SUBSCRIPTION_STATUSES: Final = (
+    *ENTITLING_SUBSCRIPTION_STATUSES,
+    GRACE_SUBSCRIPTION_STATUS,
+)
 # Statuses under which a subscription counts in MRR (Stripe Billing: trials are not revenue yet;
 # past_due is still owed).
 MRR_SUBSCRIPTION_STATUSES: Final = ("active", "past_due")
@@ -85,6 +139,15 @@ PAST_DUE_GRACE_MAX_DAYS: Final = 90
 PUBLISHED_PRODUCT_STATUS: Final = "active"
 
 WEBHOOK_PROVIDERS: Final = ("stripe", "clerk")
+# What became of a stored provider event: applied (it changed the mirror's state), recorded (a
+# payment, invoice or refund noted against what it belongs to, no state changed), ignored (a type
+# or an object afilo-db does not act on; the reason says which), deferred (it needs something not
+# received yet: answered 409 so that the provider retries), unresolved (still deferred after
+# WEBHOOK_DEFER_MAX_ATTEMPTS deliveries or WEBHOOK_DEFER_MAX_HOURS: answered 200 and parked for
+# `afilo-db webhooks unresolved`).
+WEBHOOK_OUTCOMES: Final = ("applied", "recorded", "ignored", "deferred", "unresolved")
+WEBHOOK_DEFER_MAX_ATTEMPTS: Final = 8
+WEBHOOK_DEFER_MAX_HOURS: Final = 24
 
 # Licence types of a digital product and what each allows.
 #   personal:   one seat, no redistribution, sold one at a time (no volume tiers)
@@ -157,7 +220,20 @@ def sql_external_id_check(column: str, prefix: str) -> str:
 
 
 def sql_stripe_id_check(column: str, kind: str) -> str:
-    return sql_external_id_check(column, STRIPE_ID_PREFIXES[kind])
+    """stripe_id_pattern(kind) as a CHECK: the prefix, `_`, then letters, digits or underscores,
+    at most STRIPE_ID_MAX_LENGTH characters in all."""
+    return (
+        f"{sql_matches(column, f'^{STRIPE_ID_PREFIXES[kind]}_{STRIPE_ID_CHARACTER}+$')}"
+        f" AND length({column}) <= {STRIPE_ID_MAX_LENGTH}"
+    )
+
+
+def sql_subscription_price_id_check(column: str) -> str:
+    """SUBSCRIPTION_PRICE_ID_PATTERN as a CHECK."""
+    return (
+        f"{sql_matches(column, '^[A-Za-z0-9][A-Za-z0-9_.-]*$')}"
+        f" AND length({column}) <= {STRIPE_ID_MAX_LENGTH}"
+    )
 
 
 def sql_event_type_check(column: str) -> str:

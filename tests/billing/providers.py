@@ -172,8 +172,8 @@ def _user_events(number: int, tag: str, start: int) -> list[Delivery]:
         stripe(2, "customer.subscription.created", state("trialing", trial)),
         stripe(3, "invoice.paid", invoice(f"in_{key}a", sub, customer, trial, 0)),
         stripe(4, "customer.subscription.updated", state("active", paid)),
-        stripe(5, "invoice.payment_failed", invoice(f"in_{key}b", sub, customer, paid, 0)),
-        stripe(6, "invoice.paid", invoice(f"in_{key}c", sub, customer, paid, 1900)),
+        stripe(5, "customer.subscription.updated", state("past_due", paid)),
+        stripe(6, "invoice.payment_failed", invoice(f"in_{key}b", sub, customer, paid, 0)),
         stripe(7, "customer.subscription.deleted", state("canceled", paid, canceled_at=at(7)))
         if number % 2 == 0
         else stripe(7, "customer.subscription.updated", state("active", paid)),
@@ -186,8 +186,8 @@ def _user_events(number: int, tag: str, start: int) -> list[Delivery]:
 
 def marketplace_events(users: int, tag: str = "m") -> list[Delivery]:
     """Ten events for each of `users` users, in the order they happened: sign-up and a profile
-    update (Clerk); a trial, its free invoice, activation, a failed and a paid renewal, then a
-    cancellation or a plan update (Stripe); a one-off checkout, then a refund or the payment's
+    update (Clerk); a trial, its free invoice, activation, past_due and its failed invoice, then
+    a cancellation or a recovery (Stripe); a one-off checkout, then a refund or the payment's
     own event. Signed now: post them within Stripe's and Svix's five minutes."""
     start = int(time.time()) - 40 * 86400
     return [event for number in range(users) for event in _user_events(number, tag, start)]

@@ -33,7 +33,8 @@ PACKAGED_CHECKSUMS = {
     "0013_user_read_functions_as_app": "72f66239cde396e4ea670fd455f1bd3477ff46e86253a0c42470305c745f61cc",
     "0014_product_lists_without_nulls": "0b6affa9520f65b1b13a9e1fb4c118efc4460731d68b3b132394d9ab7b7e79dd",
     "0017_buyer_text_and_scoped_reads": "3df7aac56b926c260c6187b11ab6f22006294b341aabd56b1bbbd68821a18b77",
-    "0016_analytics_from_billing": "aa2afd7f3e17445cadef3931655d82cac4dc59f976d2a04afb7b04736f5c0c37",
+    "0016_analytics_from_billing": "56a422a49926d904a92cea812129fa61990a88644f7728ce9bc37a16307516eb",
+    "0015_stripe_ids_event_outcomes": "9b620e27ba88ed9c99dc10596f73ad4c62e61005db597eed2452ef9cbaf81add",
 }
 
 

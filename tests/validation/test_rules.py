@@ -32,7 +32,7 @@ VARIANT_CASES = [
     ({"price": "-5.00"}, "variants[0].price", ("price", "-5.00"), "ck_product_variants_price_range"),
     ({"price": "5.001"}, "variants[0].price", ("price", "5.001"), "ck_product_variants_price_scale"),
     ({"currency": "XBT"}, "variants[0].currency", ("currency", "XBT"), "ck_product_variants_currency_valid"),
-    ({"stripe_price_id": "price_12"}, "variants[0].stripe_price_id", ("stripe_price_id", "price_12"), "ck_product_variants_stripe_price_id_format"),
+    ({"stripe_price_id": "price_1-2"}, "variants[0].stripe_price_id", ("stripe_price_id", "price_1-2"), "ck_product_variants_stripe_price_id_format"),
     ({"sku": "kit per"}, "variants[0].sku", ("sku", "kit per"), "ck_product_variants_sku_format"),
     ({"seats": 3}, "variants[0].seats", ("seats", 3), "ck_product_variants_seats_match_license"),
     ({"duration_days": 0}, "variants[0].duration_days", ("duration_days", 0), "ck_product_variants_duration_days_range"),
@@ -78,7 +78,7 @@ def test_variant_rule_in_python_and_in_the_database(
         ({"clerk_user_id": "usr_123"}, "clerk_user_id", "ck_user_profiles_clerk_user_id_format"),
         ({"email": "not-an-email"}, "email", "ck_user_profiles_email_format"),
         ({"subscription_tier": "gold"}, "subscription_tier", "ck_user_profiles_tier_valid"),
-        ({"stripe_customer_id": "cus_1"}, "stripe_customer_id", "ck_user_profiles_stripe_customer_id_format"),
+        ({"stripe_customer_id": "cus_1-2"}, "stripe_customer_id", "ck_user_profiles_stripe_customer_id_format"),
     ],
 )  # fmt: skip
 def test_user_rule_in_python_and_in_the_database(

@@ -2,18 +2,22 @@
 
 `verify_stripe` / `verify_clerk` check a delivery's signature with the providers' own libraries
 and give a `ProviderEvent`; `ingest` stores it once and applies it, in the caller's transaction,
-in the service context; `create_webhook_app` serves both as a small Starlette endpoint.
+in the service context, and gives its `Result` (outcome and reason); when it raises
+NotYetKnownError, `defer` (after a rollback) stores it as waiting, up to the bound;
+`create_webhook_app` serves both as a small Starlette endpoint.
 """
 
-from afilo_db.billing.events import NotYetKnownError, ProviderEvent, SignatureError
-from afilo_db.billing.ingest import Outcome, ingest
+from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, SignatureError
+from afilo_db.billing.ingest import defer, ingest
 from afilo_db.billing.verification import verify_clerk, verify_stripe
 
 __all__ = [
     "NotYetKnownError",
     "Outcome",
     "ProviderEvent",
+    "Result",
     "SignatureError",
+    "defer",
     "ingest",
     "verify_clerk",
     "verify_stripe",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from sqlalchemy import text
 
-from afilo_db.billing.events import field, from_unix_ms, text_field
+from afilo_db.billing.events import APPLIED, Result, field, from_unix_ms, ignored, text_field
 from afilo_db.data.erase import erase_user_in
 from afilo_db.errors import ValidationError
 from afilo_db.validation.checks import clerk_user_id_problem
@@ -73,12 +73,15 @@ def _display_name(data: Mapping[str, Any]) -> str | None:
     return name or (username if isinstance(username, str) and username else None)
 
 
-def user_written(delivery: Delivery) -> None:
+ALREADY_DELETED = ignored("the user was deleted in Clerk already (and erased)")
+
+
+def user_written(delivery: Delivery) -> Result:
     """user.created / user.updated."""
     data, event = delivery.event.data, delivery.event
     clerk_user_id = _clerk_user_id(data)
     if _lock_and_check_deleted(delivery, clerk_user_id):
-        return
+        return ALREADY_DELETED
     updated = data.get("updated_at", data.get("created_at"))
     as_of: datetime = from_unix_ms(updated, "data.updated_at") if updated else event.occurred_at
     values = {
@@ -100,7 +103,7 @@ def user_written(delivery: Delivery) -> None:
         delivery.link_user(created)
         delivery.log("profile.created", user_id=created, entity_type="user_profiles",
                      entity_id=created)  # fmt: skip
-        return
+        return APPLIED
     # Only a newer state than the one held: Clerk's updated_at, then the event id.
     profile, changed = delivery.session.execute(
         text(
@@ -118,9 +121,10 @@ def user_written(delivery: Delivery) -> None:
     if changed:
         delivery.log("profile.updated", user_id=profile, entity_type="user_profiles",
                      entity_id=profile)  # fmt: skip
+    return APPLIED
 
 
-def user_deleted(delivery: Delivery) -> None:
+def user_deleted(delivery: Delivery) -> Result:
     """user.deleted: erase the user's personal data (the rows stay, billing amounts with them)."""
     clerk_user_id = _clerk_user_id(delivery.event.data)
     _lock_and_check_deleted(delivery, clerk_user_id)
@@ -129,15 +133,17 @@ def user_deleted(delivery: Delivery) -> None:
         {"clerk": clerk_user_id},
     ).scalar_one_or_none()
     if user_id is None:
-        return
+        # Stored: a user.created or Stripe event of this user arriving later is ignored by it.
+        return ignored("no profile of this user (never created here, or erased already)")
     # Linked first, so that the erasure blanks this event's payload and subject too.
     delivery.link_user(user_id)
     connection = delivery.session.connection().connection.driver_connection
     assert isinstance(connection, psycopg.Connection)
     erase_user_in(connection, clerk_user_id, actor="clerk", event_id=delivery.event.event_id)
+    return APPLIED
 
 
-HANDLERS: dict[str, Callable[[Delivery], None]] = {
+HANDLERS: dict[str, Callable[[Delivery], Result]] = {
     "user.created": user_written,
     "user.updated": user_written,
     DELETED: user_deleted,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 
 from afilo_db.errors import ConflictError, ValidationError
@@ -23,6 +24,43 @@ class NotYetKnownError(ConflictError):
     """The event refers to something that has not arrived yet (a customer before its user, a
     refund before its payment). Nothing is written; the provider retries the delivery later, by
     when the event it depends on has usually arrived."""
+
+
+class Outcome(StrEnum):
+    """What a delivery came to (rules.WEBHOOK_OUTCOMES, and `duplicate`, which stores nothing)."""
+
+    APPLIED = "applied"
+    """Stored and applied to the mirror (which may have changed nothing: an older state than the
+    one held takes its place in the history)."""
+    RECORDED = "recorded"
+    """Stored and noted against what it belongs to (a subscription's invoice, payment or refund),
+    no state changed: Stripe's subscription events carry the state."""
+    IGNORED = "ignored"
+    """Stored; afilo-db does not act on it (the reason says why)."""
+    DUPLICATE = "duplicate"
+    """Stored before: nothing done."""
+    DEFERRED = "deferred"
+    """Stored as waiting: it needs something not received yet; answered 409 so that the
+    provider delivers it again."""
+    UNRESOLVED = "unresolved"
+    """Still waiting after the bound on retries: answered 200 and parked for an operator."""
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reason: str | None = None
+
+
+APPLIED = Result(Outcome.APPLIED)
+
+
+def ignored(reason: str) -> Result:
+    return Result(Outcome.IGNORED, reason)
+
+
+def recorded(reason: str) -> Result:
+    return Result(Outcome.RECORDED, reason)
 
 
 @dataclass(frozen=True)
@@ -63,15 +101,26 @@ def text_field(mapping: Mapping[str, Any], path: str) -> str:
     return value
 
 
+# The times Python's datetime and PostgreSQL's timestamptz both hold: years 1 to 9999.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EARLIEST_SECONDS = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds())
+_LATEST_SECONDS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds())
+
+
+def _from_seconds(value: Any, per_second: int, path: str, unit: str) -> datetime:
+    rule = f"must be a Unix time in {unit} between the years 1 and 9999"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError({path: rule})
+    if not _EARLIEST_SECONDS * per_second <= value <= _LATEST_SECONDS * per_second:
+        raise ValidationError({path: rule})
+    return _EPOCH + timedelta(microseconds=value * (1_000_000 // per_second))
+
+
 def from_unix(value: Any, path: str) -> datetime:
     """Stripe's times: whole seconds since the epoch."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError({path: "must be a Unix time in seconds"})
-    return datetime.fromtimestamp(value, UTC)
+    return _from_seconds(value, 1, path, "seconds")
 
 
 def from_unix_ms(value: Any, path: str) -> datetime:
     """Clerk's times: milliseconds since the epoch."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError({path: "must be a Unix time in milliseconds"})
-    return datetime.fromtimestamp(value / 1000, UTC)
+    return _from_seconds(value, 1000, path, "milliseconds")

@@ -1,8 +1,11 @@
 """Every event stored once and applied in the same transaction as the changes it causes.
 
-The event row goes in first (`INSERT ... ON CONFLICT DO NOTHING` on the provider's event id): a
-replay finds it there and is a no-op, and a replay delivered at the same moment waits on the
-unique index until the first commits, then finds it. Handlers then take a lock on what the event
+The event row goes in first (`INSERT ... ON CONFLICT` on the provider's event id): a replay finds
+it there and is a no-op, and a replay delivered at the same moment waits on the unique index until
+the first commits, then finds it. An event that waits for another (deferred) is stored as such
+in a transaction of its own and taken up again when its provider delivers it again, up to a bound
+(rules.WEBHOOK_DEFER_MAX_ATTEMPTS, WEBHOOK_DEFER_MAX_HOURS), after which it is parked as
+unresolved. Handlers then take a lock on what the event
 is about (the user's profile row, or the Clerk user id) so that two events of one user apply one
 after the other, each seeing what the other wrote.
 """
@@ -10,64 +13,102 @@ after the other, each seeing what the other wrote.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from afilo_db import rules
 from afilo_db.billing import clerk_handlers, stripe_handlers
 from afilo_db.billing.delivery import Delivery
-from afilo_db.billing.events import ProviderEvent
+from afilo_db.billing.events import Outcome, ProviderEvent, Result, ignored
 from afilo_db.security import service_context
 from afilo_db.services.transaction import translated_errors
 
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    """Stored and handled (which may have changed nothing: an older state than the one held)."""
-    DUPLICATE = "duplicate"
-    """Stored before: nothing done."""
-    IGNORED = "ignored"
-    """Stored; a type afilo-db does not handle."""
-
-
-Handler = Callable[[Delivery], None]
+Handler = Callable[[Delivery], Result]
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     **{("stripe", name): handler for name, handler in stripe_handlers.HANDLERS.items()},
     **{("clerk", name): handler for name, handler in clerk_handlers.HANDLERS.items()},
 }
 
+# A new event is inserted; a deferred one delivered again is taken up again (its delivery
+# counted); any other stored one is a duplicate (no row returned). The row lock taken by either
+# makes a concurrent delivery of the same event wait for this transaction's end.
 _STORE_SQL = text("""
 INSERT INTO webhook_events (provider, event_id, event_type, subject, payload, occurred_at)
 VALUES (:provider, :event_id, :event_type, :subject, :payload, :occurred_at)
-ON CONFLICT (provider, event_id) DO NOTHING
-RETURNING id
+ON CONFLICT (provider, event_id) DO UPDATE SET attempts = webhook_events.attempts + 1
+WHERE webhook_events.outcome = 'deferred'
+RETURNING id, attempts
+""")
+
+_OUTCOME_SQL = text("UPDATE webhook_events SET outcome = :outcome, reason = :reason WHERE id = :id")
+
+# The deferral bound: a deferred event delivered again that still waits becomes unresolved once
+# it has been delivered WEBHOOK_DEFER_MAX_ATTEMPTS times or first arrived WEBHOOK_DEFER_MAX_HOURS
+# ago (Stripe retries for three days, Svix for about a day: neither should exhaust its schedule,
+# which disables the endpoint).
+_DEFER_SQL = text(f"""
+INSERT INTO webhook_events (provider, event_id, event_type, subject, payload, occurred_at,
+                            outcome, reason)
+VALUES (:provider, :event_id, :event_type, :subject, :payload, :occurred_at, 'deferred', :reason)
+ON CONFLICT (provider, event_id) DO UPDATE SET
+  attempts = webhook_events.attempts + 1, reason = excluded.reason,
+  outcome = CASE WHEN webhook_events.attempts + 1 >= {rules.WEBHOOK_DEFER_MAX_ATTEMPTS}
+                   OR webhook_events.received_at
+                      < now() - interval '{rules.WEBHOOK_DEFER_MAX_HOURS} hours'
+            THEN 'unresolved' ELSE 'deferred' END
+WHERE webhook_events.outcome = 'deferred'
+RETURNING outcome
 """)
 
 
-def ingest(session: Session, event: ProviderEvent) -> Outcome:
+def _event_row(event: ProviderEvent) -> dict[str, Any]:
+    return {
+        "provider": event.provider,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "subject": event.subject,
+        "payload": event.payload,
+        "occurred_at": event.occurred_at,
+    }
+
+
+def ingest(session: Session, event: ProviderEvent) -> Result:
     """Store the event once and apply it, in the caller's transaction (the caller commits), in
-    the service context. Raises ValidationError for an event whose content breaks a rule, and
-    NotYetKnownError for one that refers to something not received yet; either way the caller rolls
-    back, so nothing of it is stored and the provider's retry can succeed later."""
+    the service context. Raises ValidationError for an event whose content breaks a rule (the
+    caller rolls back: nothing of it is stored), and NotYetKnownError for one that refers to
+    something not received yet (the caller rolls back and calls `defer`)."""
     with translated_errors():
         service_context(session)
-        row_id = session.execute(
-            _STORE_SQL,
-            {
-                "provider": event.provider,
-                "event_id": event.event_id,
-                "event_type": event.event_type,
-                "subject": event.subject,
-                "payload": event.payload,
-                "occurred_at": event.occurred_at,
-            },
-        ).scalar_one_or_none()
-        if row_id is None:
-            return Outcome.DUPLICATE
+        stored = session.execute(_STORE_SQL, _event_row(event)).one_or_none()
+        if stored is None:
+            return Result(Outcome.DUPLICATE)
         handler = HANDLERS.get((event.provider, event.event_type))
         if handler is None:
-            return Outcome.IGNORED
-        handler(Delivery(session, event, row_id))
-        return Outcome.APPLIED
+            result = ignored(f"afilo-db does not act on {event.provider} {event.event_type}")
+        else:
+            result = handler(Delivery(session, event, stored.id))
+        # Applied is the column's default: only a retried or not applied event is updated.
+        if result.outcome != Outcome.APPLIED or stored.attempts > 1:
+            session.execute(
+                _OUTCOME_SQL,
+                {"outcome": result.outcome.value, "reason": result.reason, "id": stored.id},
+            )
+        return result
+
+
+def defer(session: Session, event: ProviderEvent, reason: str) -> Result:
+    """Store an event that waits for something not received yet, in the caller's transaction
+    (after `ingest` raised NotYetKnownError and was rolled back): deferred (the provider is
+    answered 409 and delivers it again), or unresolved once past the bound (answered 200)."""
+    with translated_errors():
+        service_context(session)
+        outcome = session.execute(
+            _DEFER_SQL, {**_event_row(event), "reason": reason}
+        ).scalar_one_or_none()
+    if outcome is None:
+        # Applied by a concurrent delivery meanwhile.
+        return Result(Outcome.DUPLICATE)
+    return Result(Outcome(outcome), reason)

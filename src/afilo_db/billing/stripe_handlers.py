@@ -12,6 +12,7 @@ status only moves forward (pending -> paid -> refunded), whatever order the even
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -21,8 +22,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, text
 
 from afilo_db import rules
-from afilo_db.billing.events import NotYetKnownError, field, from_unix, text_field
+from afilo_db.billing.events import (
+    APPLIED,
+    NotYetKnownError,
+    Result,
+    field,
+    from_unix,
+    ignored,
+    recorded,
+    text_field,
+)
 from afilo_db.errors import ValidationError
+from afilo_db.validation.checks import stripe_id_problem, subscription_price_id_problem
 
 if TYPE_CHECKING:
     from afilo_db.billing.delivery import Delivery
@@ -45,9 +56,22 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
-def _locked_user(delivery: Delivery, obj: Mapping[str, Any]) -> uuid.UUID:
+_ERASED_USER = (
+    "user_profiles.clerk_user_id = 'user_erased' || replace(user_profiles.id::text, '-', '')"
+)
+ERASED = ignored("the user was deleted in Clerk and their personal data erased")
+
+
+def _locked_user(
+    delivery: Delivery,
+    obj: Mapping[str, Any],
+    *,
+    subscription_id: str | None = None,
+    payment_intent: str | None = None,
+) -> uuid.UUID | None:
     """The user the object belongs to, their profile row locked for the rest of the transaction
-    (events of one user apply one after the other)."""
+    (events of one user apply one after the other); None for a user deleted in Clerk and erased
+    (their late events are acknowledged, not applied). Nobody yet: NotYetKnownError."""
     clerk_user_id = _metadata(obj).get("clerk_user_id") or obj.get("client_reference_id")
     customer = obj.get("customer") if isinstance(obj.get("customer"), str) else None
     if clerk_user_id is None and customer is None:
@@ -61,9 +85,9 @@ def _locked_user(delivery: Delivery, obj: Mapping[str, Any]) -> uuid.UUID:
         {"clerk": clerk_user_id, "customer": customer},
     ).one_or_none()
     if row is None:
-        raise NotYetKnownError(
-            f"no user for Stripe customer {customer} / Clerk user {clerk_user_id} yet"
-        )
+        if _erased(delivery, clerk_user_id, subscription_id, payment_intent):
+            return None
+        raise NotYetKnownError("no user for this Stripe customer or Clerk user yet")
     user_id: uuid.UUID = row.id
     if customer is not None and row.stripe_customer_id is None:
         delivery.session.execute(
@@ -80,35 +104,117 @@ def _locked_user(delivery: Delivery, obj: Mapping[str, Any]) -> uuid.UUID:
     return user_id
 
 
-def _price_state(price: Mapping[str, Any], path: str, tier: Any) -> dict[str, Any]:
-    tier = _metadata(price).get("tier") or tier
-    if tier is None:
-        raise ValidationError({f"{path}.metadata.tier": "required: the tier this price sells"})
-    return {
-        "stripe_price_id": text_field(price, "id"),
-        "tier": tier,
-        "amount": _amount(field(price, "unit_amount"), f"{path}.unit_amount"),
-        "currency": text_field(price, "currency").upper(),
-    }
+def _erased(
+    delivery: Delivery,
+    clerk_user_id: Any,
+    subscription_id: str | None,
+    payment_intent: str | None,
+) -> bool:
+    """Whether the object's user was deleted in Clerk: a user.deleted of that Clerk id is stored,
+    or the subscription or payment belongs to an erased profile (its ids are erased with it)."""
+    return bool(
+        delivery.session.execute(
+            text(
+                "SELECT CAST(:clerk AS text) IS NOT NULL AND EXISTS (SELECT FROM webhook_events"
+                " WHERE provider = 'clerk' AND event_type = 'user.deleted' AND subject IN"
+                " (:clerk, 'sha256:' || encode(sha256(convert_to(:clerk, 'UTF8')), 'hex')))"
+                " OR EXISTS (SELECT FROM user_profiles WHERE " + _ERASED_USER + " AND id IN ("
+                "  SELECT user_id FROM user_subscriptions WHERE stripe_subscription_id = :sub"
+                "  UNION ALL SELECT user_id FROM purchases WHERE stripe_payment_intent_id = :pi))"
+            ),
+            {
+                "clerk": clerk_user_id if isinstance(clerk_user_id, str) else None,
+                "sub": subscription_id,
+                "pi": payment_intent,
+            },
+        ).scalar_one()
+    )
+
+
+def _price_of(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """An item's price: `price`, or on subscriptions older than Stripe's Prices, `plan`."""
+    for key in ("price", "plan"):
+        price = item.get(key)
+        if isinstance(price, Mapping):
+            return price
+    return None
+
+
+def _price_tier(price: Mapping[str, Any]) -> str | None:
+    tier = _metadata(price).get("tier")
+    return tier if isinstance(tier, str) else None
+
+
+def _tier_rank(tier: str | None) -> int:
+    return rules.SUBSCRIPTION_TIERS.index(tier) if tier in rules.SUBSCRIPTION_TIERS else -1
+
+
+def _tier_item(obj: Mapping[str, Any]) -> tuple[int, Mapping[str, Any], Mapping[str, Any]]:
+    """The item that sells the subscription's tier, with its index and price: the item whose
+    price names a tier (the highest, when several do), not item 0, which may be an add-on."""
+    items = field(obj, "items.data", required=False)
+    if items is None and isinstance(obj.get("plan"), Mapping):
+        items = [{"plan": obj["plan"]}]  # before subscription items, one plan per subscription
+    if not isinstance(items, list) or not items:
+        raise ValidationError({"data.object.items.data": "must hold the subscription's items"})
+    priced: list[tuple[int, Mapping[str, Any], Mapping[str, Any]]] = []
+    for index, item in enumerate(items):
+        price = _price_of(item) if isinstance(item, Mapping) else None
+        if price is None:
+            raise ValidationError(
+                {f"data.object.items.data.{index}.price": "required: the item's price or plan"}
+            )
+        priced.append((index, item, price))
+    return max(priced, key=lambda found: (_tier_rank(_price_tier(found[2])), -found[0]))
 
 
 def _subscription_state(obj: Mapping[str, Any]) -> dict[str, Any]:
-    items = field(obj, "items.data")
-    if not isinstance(items, list) or not items or not isinstance(items[0], Mapping):
-        raise ValidationError({"data.object.items.data": "must hold the subscription's item"})
-    item = items[0]
-    # Since Stripe's 2025-03 API the period is on the item; before, on the subscription.
+    index, item, price = _tier_item(obj)
+    path = f"data.object.items.data.{index}"
+    price_path = f"{path}.{'price' if 'price' in item else 'plan'}"
+    tier = _price_tier(price) or _metadata(obj).get("tier")
+    if tier not in rules.SUBSCRIPTION_TIERS:
+        raise ValidationError(
+            {f"{price_path}.metadata.tier": "required: the tier this price sells, one of "
+             + ", ".join(rules.SUBSCRIPTION_TIERS)}
+        )  # fmt: skip
+    status = text_field(obj, "status")
+    if status not in rules.SUBSCRIPTION_MACHINE:
+        raise ValidationError(
+            {"data.object.status": "must be one of " + ", ".join(rules.SUBSCRIPTION_STATUSES)}
+        )
+    # Since Stripe's 2025-03-31 API the period is on each item; before, on the subscription.
+    start_path, end_path = (
+        (f"{path}.current_period_start", f"{path}.current_period_end")
+        if "current_period_start" in item
+        else ("data.object.current_period_start", "data.object.current_period_end")
+    )
     start = item.get("current_period_start", obj.get("current_period_start"))
     end = item.get("current_period_end", obj.get("current_period_end"))
+    # A legacy plan states its amount as `amount`; a price as `unit_amount`.
+    amount_key = "unit_amount" if "unit_amount" in price else "amount"
     canceled_at = obj.get("canceled_at")
     return {
-        **_price_state(field(item, "price"), "items.data.0.price", _metadata(obj).get("tier")),
-        "status": text_field(obj, "status"),
-        "current_period_start": from_unix(start, "current_period_start"),
-        "current_period_end": from_unix(end, "current_period_end"),
+        "stripe_price_id": _price_id(price, price_path),
+        "tier": tier,
+        "amount": _amount(price.get(amount_key), f"{price_path}.{amount_key}"),
+        "currency": text_field(price, "currency").upper(),
+        "status": status,
+        "current_period_start": from_unix(start, start_path),
+        "current_period_end": from_unix(end, end_path),
         "cancel_at_period_end": bool(obj.get("cancel_at_period_end")),
-        "canceled_at": None if canceled_at is None else from_unix(canceled_at, "canceled_at"),
+        "canceled_at": None
+        if canceled_at is None
+        else from_unix(canceled_at, "data.object.canceled_at"),
     }
+
+
+def _price_id(price: Mapping[str, Any], path: str) -> str:
+    price_id = price.get("id")
+    problem = subscription_price_id_problem(price_id) if isinstance(price_id, str) else "required"
+    if problem is not None:
+        raise ValidationError({f"{path}.id": problem})
+    return str(price_id)
 
 
 _STATE_COLUMNS = (
@@ -121,22 +227,39 @@ def _sort_key(as_of: datetime | None, event_id: str | None) -> tuple[float, str]
     return (as_of.timestamp() if as_of is not None else float("-inf"), event_id or "")
 
 
+def _supersedes(
+    status: str, key: tuple[float, str], held_status: str, held_key: tuple[float, str]
+) -> bool:
+    """Whether a state supersedes the one held, by Stripe's status machine, then by time: nothing
+    follows a terminal status (canceled, incomplete_expired), and a terminal status reported in
+    the same second as another comes after it, whatever the event ids say."""
+    final = rules.SUBSCRIPTION_MACHINE[status].terminal
+    held_final = rules.SUBSCRIPTION_MACHINE[held_status].terminal
+    if held_final != final:
+        return final and key[0] >= held_key[0]
+    return key > held_key
+
+
 def _record_subscription_state(
     delivery: Delivery, user_id: uuid.UUID, subscription_id: str, state: Mapping[str, Any]
 ) -> None:
-    """Add this state to the subscription's history; it becomes current if it is the newest."""
+    """Add this state to the subscription's history; it becomes current if it supersedes the
+    current one."""
     session, event = delivery.session, delivery.event
     current = session.execute(
         text(
-            "SELECT id, user_id, state_as_of, state_event_id FROM user_subscriptions"
+            "SELECT id, user_id, status, state_as_of, state_event_id FROM user_subscriptions"
             " WHERE stripe_subscription_id = :sub AND is_current FOR UPDATE"
         ),
         {"sub": subscription_id},
     ).one_or_none()
     if current is not None and current.user_id != user_id:
         raise ValidationError({"data.object.customer": "the subscription belongs to another user"})
-    newest = current is None or _sort_key(event.occurred_at, event.event_id) > _sort_key(
-        current.state_as_of, current.state_event_id
+    newest = current is None or _supersedes(
+        state["status"],
+        _sort_key(event.occurred_at, event.event_id),
+        current.status,
+        _sort_key(current.state_as_of, current.state_event_id),
     )
     if newest and current is not None:
         session.execute(
@@ -195,86 +318,108 @@ def _refresh_tier(delivery: Delivery, user_id: uuid.UUID) -> None:
         )
 
 
-def subscription_changed(delivery: Delivery) -> None:
-    """customer.subscription.created / updated / deleted: the object is the whole state."""
+def subscription_changed(delivery: Delivery) -> Result:
+    """customer.subscription.*: the object is the whole state, placed by the event's time."""
     obj = delivery.event.data
-    user_id = _locked_user(delivery, obj)
+    subscription_id = _stripe_id(obj, "id", "subscription", "data.object.id")
+    state = _subscription_state(obj)
+    user_id = _locked_user(delivery, obj, subscription_id=subscription_id)
+    if user_id is None:
+        return ERASED
     delivery.link_user(user_id)
-    _record_subscription_state(delivery, user_id, text_field(obj, "id"), _subscription_state(obj))
+    _record_subscription_state(delivery, user_id, subscription_id, state)
+    return APPLIED
 
 
-def _invoice_subscription(obj: Mapping[str, Any]) -> str:
-    """The subscription an invoice bills (its place moved in Stripe's 2025-03 API)."""
+def _stripe_id(obj: Mapping[str, Any], key: str, kind: str, path: str) -> str:
+    value = text_field(obj, key)
+    problem = stripe_id_problem(kind, value)
+    if problem is not None:
+        raise ValidationError({path: problem})
+    return value
+
+
+def _invoice_subscription(obj: Mapping[str, Any]) -> str | None:
+    """The subscription an invoice bills (its place moved in Stripe's 2025-03-31 API), or None
+    for a one-off invoice."""
     found = obj.get("subscription") or field(
         obj, "parent.subscription_details.subscription", required=False
     )
     if isinstance(found, Mapping):
         found = found.get("id")
-    if not isinstance(found, str):
-        raise ValidationError({"data.object.subscription": "required: the invoice's subscription"})
-    return found
+    return found if isinstance(found, str) else None
 
 
-def _predecessor(delivery: Delivery, subscription_id: str) -> Row[Any]:
-    """The subscription's state just before this event. None received yet (the subscription's
-    own events come first in Stripe's time): NotYetKnownError, and Stripe retries."""
-    event = delivery.event
-    row = delivery.session.execute(
+def _record_against_subscription(
+    delivery: Delivery,
+    obj: Mapping[str, Any],
+    subscription_id: str,
+    action: str,
+    details: dict[str, Any],
+) -> Result:
+    """Note an invoice, payment or refund of a subscription in the audit trail, against the
+    subscription and its user (who must be known: else NotYetKnownError, as for any event of a
+    user). Stripe's subscription events carry its state: an invoice changes none of it."""
+    user_id = _locked_user(delivery, obj, subscription_id=subscription_id)
+    if user_id is None:
+        return ERASED
+    delivery.link_user(user_id)
+    delivery.log(
+        action,
+        user_id=user_id,
+        entity_type="user_subscriptions",
+        entity_id=subscription_id,
+        details=details,
+    )
+    return recorded(f"{action} against subscription {subscription_id}")
+
+
+def invoice_event(delivery: Delivery) -> Result:
+    """invoice.paid / invoice.payment_failed / ...: recorded against its subscription; the
+    subscription's status changes only by its own events (an `incomplete` one whose first
+    payment fails stays incomplete, a canceled one stays canceled, an upgrade invoice listing
+    the old price's proration first sets no tier)."""
+    obj, event = delivery.event.data, delivery.event
+    subscription_id = _invoice_subscription(obj)
+    if subscription_id is None:
+        return ignored("a one-off invoice: afilo-db sells one-off products through Checkout")
+    details = {
+        "invoice": obj.get("id"),
+        "billing_reason": obj.get("billing_reason"),
+        "amount_paid": obj.get("amount_paid"),
+        "amount_due": obj.get("amount_due"),
+        "currency": obj.get("currency"),
+    }
+    return _record_against_subscription(
+        delivery, obj, subscription_id, f"subscription.{event.event_type}", details
+    )
+
+
+def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | None:
+    """The subscription a stored invoice event bills (for a payment or refund that names only
+    its invoice)."""
+    if not isinstance(invoice_id, str):
+        return None
+    payload = delivery.session.execute(
         text(
-            f"SELECT user_id, {', '.join(_STATE_COLUMNS)} FROM user_subscriptions"
-            " WHERE stripe_subscription_id = :sub"
-            " AND (coalesce(state_as_of, '-infinity'), coalesce(state_event_id, ''))"
-            "     < (CAST(:as_of AS timestamptz), CAST(:event_id AS text))"
-            " ORDER BY coalesce(state_as_of, '-infinity') DESC, state_event_id DESC NULLS LAST"
-            " LIMIT 1"
+            "SELECT payload FROM webhook_events WHERE provider = 'stripe' AND subject = :invoice"
+            " ORDER BY occurred_at DESC LIMIT 1"
         ),
-        {"sub": subscription_id, "as_of": event.occurred_at, "event_id": event.event_id},
-    ).one_or_none()
-    if row is None:
-        raise NotYetKnownError(
-            f"no state of subscription {subscription_id} before this invoice yet"
-        )
-    return row
-
-
-def _invoice_handler(paid: bool) -> Callable[[Delivery], None]:
-    def handle(delivery: Delivery) -> None:
-        """invoice.paid -> active (a trial's free invoice leaves it trialing);
-        invoice.payment_failed -> past_due. The rest of the state is the invoice's (price,
-        period) where it says, else the subscription's state before it."""
-        obj = delivery.event.data
-        subscription_id = _invoice_subscription(obj)
-        user_id = _locked_user(delivery, obj)
-        before = _predecessor(delivery, subscription_id)
-        state = {name: getattr(before, name) for name in _STATE_COLUMNS}
-        lines = field(obj, "lines.data", required=False)
-        line = (
-            lines[0] if isinstance(lines, list) and lines and isinstance(lines[0], Mapping) else {}
-        )
-        if isinstance(line.get("price"), Mapping):
-            state.update(_price_state(line["price"], "lines.data.0.price", state["tier"]))
-        period = line.get("period")
-        if isinstance(period, Mapping):
-            state["current_period_start"] = from_unix(
-                period.get("start"), "lines.data.0.period.start"
-            )
-            state["current_period_end"] = from_unix(period.get("end"), "lines.data.0.period.end")
-        free_trial_invoice = before.status == "trialing" and not obj.get("amount_paid")
-        if paid:
-            state["status"] = "trialing" if free_trial_invoice else "active"
-        else:
-            state["status"] = "past_due"
-        delivery.link_user(user_id)
-        _record_subscription_state(delivery, user_id, subscription_id, state)
-
-    return handle
+        {"invoice": invoice_id},
+    ).scalar_one_or_none()
+    if payload is None:
+        return None
+    obj = json.loads(payload).get("data", {}).get("object", {})
+    return _invoice_subscription(obj) if isinstance(obj, Mapping) else None
 
 
 def _record_purchase(
     delivery: Delivery, obj: Mapping[str, Any], payment_intent: str, status: str, amount: Decimal
-) -> None:
+) -> Result:
     session, event = delivery.session, delivery.event
-    user_id = _locked_user(delivery, obj)
+    user_id = _locked_user(delivery, obj, payment_intent=payment_intent)
+    if user_id is None:
+        return ERASED
     delivery.link_user(user_id)
     price_id = _metadata(obj).get("stripe_price_id")
     variant = session.execute(
@@ -306,8 +451,19 @@ def _record_purchase(
     if row is not None:
         delivery.log("purchase.recorded", user_id=user_id, entity_type="purchases",
                      entity_id=row, details={"status": status, "payment_intent": payment_intent})  # fmt: skip
-        return
+        return APPLIED
     _advance_purchase(delivery, payment_intent, status, checkout_session)
+    return APPLIED
+
+
+def _purchase_of(delivery: Delivery, payment_intent: str) -> Row[Any] | None:
+    return delivery.session.execute(
+        text(
+            "SELECT id, user_id, status, state_as_of, state_event_id, stripe_checkout_session_id"
+            " FROM purchases WHERE stripe_payment_intent_id = :pi FOR UPDATE"
+        ),
+        {"pi": payment_intent},
+    ).one_or_none()
 
 
 def _advance_purchase(
@@ -316,15 +472,9 @@ def _advance_purchase(
     """Move a purchase's status forward only (pending -> paid -> refunded); the newest event of
     the furthest status is the one that set it."""
     session, event = delivery.session, delivery.event
-    current = session.execute(
-        text(
-            "SELECT id, user_id, status, state_as_of, state_event_id, stripe_checkout_session_id"
-            " FROM purchases WHERE stripe_payment_intent_id = :pi FOR UPDATE"
-        ),
-        {"pi": payment_intent},
-    ).one_or_none()
+    current = _purchase_of(delivery, payment_intent)
     if current is None:
-        raise NotYetKnownError(f"no purchase for payment {payment_intent} yet")
+        raise NotYetKnownError("no purchase for this payment yet")
     delivery.link_user(current.user_id)
     if checkout_session is not None and current.stripe_checkout_session_id is None:
         session.execute(
@@ -358,52 +508,141 @@ def _advance_purchase(
     )
 
 
-def checkout_completed(delivery: Delivery) -> None:
-    """checkout.session.completed of a one-off payment (subscriptions arrive as their own
-    events): a purchase, paid when the session says so."""
+def _lock_payment(delivery: Delivery, payment_intent: str) -> None:
+    """Serialize the events of one payment for the rest of the transaction: a delayed payment's
+    Checkout Session and its PaymentIntent delivered at the same moment would each miss the
+    other (the purchase and the payment's event both still uncommitted) and leave it pending."""
+    delivery.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('stripe-payment:' || :pi, 0))"),
+        {"pi": payment_intent},
+    )
+
+
+def _payment_event_stored(delivery: Delivery, payment_intent: str) -> bool:
+    """Whether Stripe's payment_intent.succeeded of this payment arrived already (a delayed
+    payment method's success may come before the Checkout Session that started it)."""
+    return bool(
+        delivery.session.execute(
+            text(
+                "SELECT EXISTS (SELECT FROM webhook_events WHERE provider = 'stripe'"
+                " AND subject = :pi AND event_type = 'payment_intent.succeeded')"
+            ),
+            {"pi": payment_intent},
+        ).scalar_one()
+    )
+
+
+def checkout_completed(delivery: Delivery) -> Result:
+    """checkout.session.completed / async_payment_succeeded of a one-off payment: a purchase,
+    paid when the session or the payment's own stored event says so, else pending (a delayed
+    payment method: its async_payment_succeeded completes it)."""
     obj = delivery.event.data
     if obj.get("mode", "payment") != "payment":
-        return
-    payment_intent = text_field(obj, "payment_intent")
-    status = "paid" if obj.get("payment_status") == "paid" else "pending"
+        return ignored(
+            f"a Checkout in {obj.get('mode')} mode: the subscription's own events apply it"
+        )
+    payment_intent = obj.get("payment_intent")
+    if isinstance(payment_intent, Mapping):
+        payment_intent = payment_intent.get("id")
+    if payment_intent is None:
+        return ignored("a Checkout without a payment (nothing to pay): no purchase to record")
+    payment_intent = _stripe_id(
+        {"payment_intent": payment_intent}, "payment_intent", "payment_intent",
+        "data.object.payment_intent",
+    )  # fmt: skip
+    _lock_payment(delivery, payment_intent)
+    paid = obj.get("payment_status") == "paid" or _payment_event_stored(delivery, payment_intent)
     amount = _amount(field(obj, "amount_total"), "data.object.amount_total")
-    _record_purchase(delivery, obj, payment_intent, status, amount)
+    return _record_purchase(delivery, obj, payment_intent, "paid" if paid else "pending", amount)
 
 
-def payment_succeeded(delivery: Delivery) -> None:
-    """payment_intent.succeeded: the purchase is paid."""
+def checkout_payment_failed(delivery: Delivery) -> Result:
+    """checkout.session.async_payment_failed: the purchase stays pending, granting nothing."""
     obj = delivery.event.data
-    amount = _amount(field(obj, "amount_received"), "data.object.amount_received")
-    _record_purchase(delivery, obj, text_field(obj, "id"), "paid", amount)
+    payment_intent = obj.get("payment_intent")
+    purchase = _purchase_of(delivery, payment_intent) if isinstance(payment_intent, str) else None
+    if purchase is None:
+        return ignored("the delayed payment of a Checkout failed before any purchase was recorded")
+    delivery.link_user(purchase.user_id)
+    delivery.log("purchase.payment_failed", user_id=purchase.user_id, entity_type="purchases",
+                 entity_id=purchase.id, details={"payment_intent": payment_intent})  # fmt: skip
+    return recorded("the delayed payment failed: the purchase stays pending")
 
 
-def charge_refunded(delivery: Delivery) -> None:
-    """charge.refunded, fully: the purchase is refunded and grants nothing any more. A partial
-    refund is logged and leaves the purchase as it is."""
+def payment_succeeded(delivery: Delivery) -> Result:
+    """payment_intent.succeeded: its purchase is paid (a Checkout's delayed payment carries none
+    of the session's metadata: the purchase is found by its payment); a payment that is no
+    purchase (a subscription's invoice) is recorded against its subscription or ignored."""
     obj = delivery.event.data
-    payment_intent = text_field(obj, "payment_intent")
+    payment_intent = _stripe_id(obj, "id", "payment_intent", "data.object.id")
+    _lock_payment(delivery, payment_intent)
+    if _purchase_of(delivery, payment_intent) is not None:
+        _advance_purchase(delivery, payment_intent, "paid")
+        return APPLIED
+    if "stripe_price_id" in _metadata(obj):
+        amount = _amount(field(obj, "amount_received"), "data.object.amount_received")
+        return _record_purchase(delivery, obj, payment_intent, "paid", amount)
+    subscription_id = _stored_invoice_subscription(delivery, obj.get("invoice"))
+    if subscription_id is not None:
+        return _record_against_subscription(
+            delivery, obj, subscription_id, "subscription.payment_succeeded",
+            {"payment_intent": payment_intent, "amount_received": obj.get("amount_received")},
+        )  # fmt: skip
+    return ignored(
+        "not a one-off purchase (no metadata.stripe_price_id, no purchase with this payment):"
+        " a subscription's payment, recorded with its invoice"
+    )
+
+
+def charge_refunded(delivery: Delivery) -> Result:
+    """charge.refunded: a purchase refunded fully grants nothing any more (a partial refund is
+    logged and leaves it); a refund of a subscription's payment is recorded against the
+    subscription. A refund of a payment not received yet waits for it (409, bounded)."""
+    obj = delivery.event.data
+    payment_intent = obj.get("payment_intent")
+    if not isinstance(payment_intent, str):
+        return ignored("a refund of a charge without a payment intent: not an afilo-db sale")
+    current = _purchase_of(delivery, payment_intent)
+    if current is None:
+        subscription_id = _stored_invoice_subscription(delivery, obj.get("invoice"))
+        details = {"charge": obj.get("id"), "payment_intent": payment_intent,
+                   "amount_refunded": obj.get("amount_refunded")}  # fmt: skip
+        if subscription_id is not None:
+            return _record_against_subscription(
+                delivery, obj, subscription_id, "subscription.payment_refunded", details
+            )
+        if obj.get("invoice") is not None or _payment_event_stored(delivery, payment_intent):
+            # The payment arrived and was no purchase: a subscription's, or not afilo-db's.
+            delivery.log("payment.refunded", user_id=None, entity_type="payment_intents",
+                         entity_id=payment_intent, details=details)  # fmt: skip
+            return recorded("a refund of a payment that is not a one-off purchase")
+        raise NotYetKnownError("no purchase for this payment yet")
     if obj.get("refunded") is True:
         _advance_purchase(delivery, payment_intent, "refunded")
-        return
-    current = delivery.session.execute(
-        text("SELECT id, user_id FROM purchases WHERE stripe_payment_intent_id = :pi"),
-        {"pi": payment_intent},
-    ).one_or_none()
-    if current is None:
-        raise NotYetKnownError(f"no purchase for payment {payment_intent} yet")
+        return APPLIED
     delivery.link_user(current.user_id)
     delivery.log("purchase.partially_refunded", user_id=current.user_id,
                  entity_type="purchases", entity_id=current.id,
                  details={"amount_refunded": obj.get("amount_refunded")})  # fmt: skip
+    return recorded("a partial refund: the purchase still grants its downloads")
 
 
-HANDLERS: dict[str, Callable[[Delivery], None]] = {
+HANDLERS: dict[str, Callable[[Delivery], Result]] = {
     "customer.subscription.created": subscription_changed,
     "customer.subscription.updated": subscription_changed,
     "customer.subscription.deleted": subscription_changed,
-    "invoice.paid": _invoice_handler(paid=True),
-    "invoice.payment_failed": _invoice_handler(paid=False),
+    "customer.subscription.paused": subscription_changed,
+    "customer.subscription.resumed": subscription_changed,
+    "customer.subscription.pending_update_applied": subscription_changed,
+    "customer.subscription.pending_update_expired": subscription_changed,
+    "customer.subscription.trial_will_end": subscription_changed,
+    "invoice.paid": invoice_event,
+    "invoice.payment_succeeded": invoice_event,
+    "invoice.payment_failed": invoice_event,
+    "invoice.payment_action_required": invoice_event,
     "checkout.session.completed": checkout_completed,
+    "checkout.session.async_payment_succeeded": checkout_completed,
+    "checkout.session.async_payment_failed": checkout_payment_failed,
     "payment_intent.succeeded": payment_succeeded,
     "charge.refunded": charge_refunded,
 }

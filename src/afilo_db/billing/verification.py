@@ -1,9 +1,11 @@
 """Signatures checked with the providers' own libraries, within their tolerance windows
-(five minutes for both), before anything is parsed or stored."""
+(five minutes either way for both), before anything is parsed or stored; then the body's shape:
+JSON, an object, nested at most MAX_NESTING deep, every string storable as PostgreSQL text."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,13 +19,49 @@ from afilo_db.validation.checks import stripe_id_problem, svix_message_id_proble
 STRIPE_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 
 
+# A provider's event nests a dozen levels at most (an invoice's line's price's tiers); far deeper
+# is not an event, and Python's JSON parser would hit its recursion limit on it.
+MAX_NESTING = 64
+
+
+def _refuse_unstorable(document: Any) -> None:
+    """Every key and string of the document storable as PostgreSQL text and as UTF-8, and nested
+    at most MAX_NESTING deep: else a ValidationError naming the first JSON path that is not."""
+    pending: list[tuple[Any, str, int]] = [(document, "body", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if depth > MAX_NESTING:
+            raise ValidationError({path: f"nested more than {MAX_NESTING} levels deep"})
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}"
+                _refuse_unstorable_text(key, child)
+                pending.append((item, child, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}.{index}", depth + 1) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _refuse_unstorable_text(value, path)
+
+
+def _refuse_unstorable_text(value: str, path: str) -> None:
+    if "\x00" in value:
+        raise ValidationError({path: "must not contain the NUL character (\\u0000)"})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValidationError({path: "must not contain a lone UTF-16 surrogate"}) from error
+
+
 def _json_object(payload: str) -> dict[str, Any]:
     try:
         document = json.loads(payload)
+    except RecursionError as error:
+        raise ValidationError({"body": f"nested more than {MAX_NESTING} levels deep"}) from error
     except ValueError as error:
         raise ValidationError({"body": f"not JSON: {error}"}) from error
     if not isinstance(document, dict):
         raise ValidationError({"body": "must be a JSON object"})
+    _refuse_unstorable(document)
     return document
 
 
@@ -32,6 +70,15 @@ def _decoded(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValidationError({"body": "not UTF-8"}) from error
+
+
+def _refuse_future_signature(signature_header: str) -> None:
+    """Stripe's library refuses a signature older than the tolerance but not one dated later than
+    it (Svix refuses both): a header signed ahead of time is refused here, as Svix does."""
+    for element in signature_header.split(","):
+        name, _, value = element.strip().partition("=")
+        if name == "t" and value.isdigit() and int(value) > time.time() + STRIPE_TOLERANCE_SECONDS:
+            raise SignatureError("stripe", "timestamp too new: later than the tolerance from now")
 
 
 def verify_stripe(body: bytes, signature_header: str | None, secret: str) -> ProviderEvent:
@@ -44,6 +91,7 @@ def verify_stripe(body: bytes, signature_header: str | None, secret: str) -> Pro
         )
     except stripe.SignatureVerificationError as error:
         raise SignatureError("stripe", str(error.user_message or error)) from error
+    _refuse_future_signature(signature_header or "")
     document = _json_object(payload)
     event_id = str(field(document, "id"))
     problem = stripe_id_problem("event", event_id)

@@ -1,14 +1,19 @@
-"""`afilo-db webhooks serve`: the Stripe and Clerk webhook endpoint."""
+"""`afilo-db webhooks serve`: the Stripe and Clerk webhook endpoint; `webhooks unresolved` and
+`webhooks refusals`: what it could not finish and what it refused."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 import uvicorn
+from rich.table import Table
+from sqlalchemy.orm import Session
 
 from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
-from afilo_db.cli.common import console, errors, reported_errors
+from afilo_db.billing.parked import refusal_counts, waiting_events
+from afilo_db.cli.common import JsonOption, console, errors, reported_errors
 from afilo_db.config import get_settings
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
@@ -59,3 +64,68 @@ def serve(
             uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             engine.dispose()
+
+
+WAITING = ("provider", "event_id", "event_type", "outcome", "attempts", "received_at", "reason")
+REFUSAL = ("provider", "status", "reason", "deliveries", "first_at", "last_at")
+
+
+def _print(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row[name] is None else str(row[name]) for name in columns))
+    console.print(table)
+
+
+@webhooks_app.command("unresolved")
+def unresolved(
+    deferred: Annotated[
+        bool,
+        typer.Option(
+            "--deferred", help="Also list the events still deferred (waiting for a retry)."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The events parked as unresolved: each waited for something that never arrived (a user,
+    a purchase) through the bound on retries, was answered 200 so that its provider stopped
+    retrying, and is kept with its payload and the reason. Exit code 0: none; 1: some (listed)."""
+    with reported_errors():
+        engine = create_app_engine(resolve_target().direct_url)
+        try:
+            with Session(engine) as session:
+                rows = [
+                    {name: getattr(event, name) for name in WAITING}
+                    for event in waiting_events(session, with_deferred=deferred)
+                ]
+        finally:
+            engine.dispose()
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        _print("unresolved events" + (" and deferred ones" if deferred else ""), rows, WAITING)
+    if any(row["outcome"] == "unresolved" for row in rows):
+        raise typer.Exit(1)
+
+
+@webhooks_app.command("refusals")
+def refusals(as_json: JsonOption = False) -> None:
+    """Deliveries refused before anything was stored (bad or expired signature, body too large,
+    not an event, content breaking a rule), counted by provider, HTTP status and reason: a wrong
+    signing secret or a flood of forgeries shows here. Exit code 0."""
+    with reported_errors():
+        engine = create_app_engine(resolve_target().direct_url)
+        try:
+            with Session(engine) as session:
+                rows = [
+                    {name: getattr(refusal, name) for name in REFUSAL}
+                    for refusal in refusal_counts(session)
+                ]
+        finally:
+            engine.dispose()
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        _print("refused deliveries", rows, REFUSAL)

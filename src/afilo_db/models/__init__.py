@@ -9,6 +9,7 @@ from afilo_db.models.accounts import (
     UserProfile,
     UserSubscription,
     WebhookEvent,
+    WebhookRefusal,
 )
 from afilo_db.models.analytics import (
     AnalyticsDirtyDay,
@@ -58,4 +59,5 @@ __all__ = [
     "UserProfile",
     "UserSubscription",
     "WebhookEvent",
+    "WebhookRefusal",
 ]

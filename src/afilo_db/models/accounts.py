@@ -92,7 +92,8 @@ class UserSubscription(Base):
             name="stripe_subscription_id_format",
         ),
         CheckConstraint(
-            rules.sql_stripe_id_check("stripe_price_id", "price"), name="stripe_price_id_format"
+            rules.sql_subscription_price_id_check("stripe_price_id"),
+            name="stripe_price_id_format",
         ),
         CheckConstraint(rules.sql_in("tier", rules.SUBSCRIPTION_TIERS), name="tier_valid"),
         CheckConstraint(rules.sql_in("status", rules.SUBSCRIPTION_STATUSES), name="status_valid"),
@@ -271,9 +272,17 @@ class WebhookEvent(Base):
     __table_args__ = (
         CheckConstraint(rules.sql_in("provider", rules.WEBHOOK_PROVIDERS), name="provider_valid"),
         CheckConstraint("length(event_id) BETWEEN 1 AND 255", name="event_id_length"),
+        CheckConstraint(rules.sql_in("outcome", rules.WEBHOOK_OUTCOMES), name="outcome_valid"),
+        CheckConstraint("attempts > 0", name="attempts_positive"),
         UniqueConstraint("provider", "event_id"),
         Index("ix_webhook_events_user_id", "user_id"),
         Index("ix_webhook_events_subject_event_type", "subject", "event_type"),
+        # `afilo-db webhooks unresolved` reads the few events still waiting for a dependency.
+        Index(
+            "ix_webhook_events_waiting",
+            "received_at",
+            postgresql_where=text("outcome IN ('deferred', 'unresolved')"),
+        ),
     )
 
     id: Mapped[UuidPk]
@@ -295,6 +304,35 @@ class WebhookEvent(Base):
     payload: Mapped[str] = mapped_column(info=personal("'{}'"))
     occurred_at: Mapped[datetime]
     received_at: Mapped[CreatedAt]
+    # rules.WEBHOOK_OUTCOMES; the reason says why an event was ignored, deferred or is unresolved
+    # (in words naming no person: the payload holds the ids).
+    outcome: Mapped[str] = mapped_column(server_default="applied")
+    reason: Mapped[str | None]
+    # Deliveries received: a deferred event counts its provider's retries up to the bound.
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class WebhookRefusal(Base):
+    """Deliveries refused before anything of them was stored (bad signature, too large, not an
+    event, content breaking a rule), counted by provider, HTTP status and reason, as dj-stripe
+    keeps its failed webhook triggers: a flood of forgeries or a wrong secret shows here."""
+
+    __tablename__ = "webhook_refusals"
+    __table_args__ = (
+        CheckConstraint(rules.sql_in("provider", rules.WEBHOOK_PROVIDERS), name="provider_valid"),
+        CheckConstraint("status BETWEEN 400 AND 599", name="status_http_error"),
+        CheckConstraint("deliveries > 0", name="deliveries_positive"),
+        UniqueConstraint("provider", "status", "reason"),
+    )
+
+    id: Mapped[UuidPk]
+    provider: Mapped[str]
+    status: Mapped[int] = mapped_column(Integer)
+    # The kind of refusal (the field and the rule, without the values sent).
+    reason: Mapped[str]
+    deliveries: Mapped[int] = mapped_column(Integer, server_default="1")
+    first_at: Mapped[CreatedAt]
+    last_at: Mapped[UpdatedAt]
 
 
 class BillingSettings(Base):

@@ -55,6 +55,8 @@ CURRENT_USER: Final = (
 OWN_ROWS: Final = f"user_id = {CURRENT_USER}"
 _TIERS_LOWEST_FIRST = "ARRAY[" + ", ".join(f"'{tier}'" for tier in rules.SUBSCRIPTION_TIERS) + "]"
 
+_GRACE = rules.sql_literal(rules.GRACE_SUBSCRIPTION_STATUS)
+
 PUBLISHED: Final = f"status = {rules.sql_literal(rules.PUBLISHED_PRODUCT_STATUS)}"
 
 # The one entitlement rule: why this user may download this product now (no row: they may not).
@@ -67,7 +69,7 @@ LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
   SELECT format('%s subscription %s, tier %s', s.status, s.stripe_subscription_id, s.tier),
          s.id, NULL::uuid,
-         s.current_period_end + CASE WHEN s.status = 'past_due' THEN b.past_due_grace
+         s.current_period_end + CASE WHEN s.status = {_GRACE} THEN b.past_due_grace
                                      ELSE interval '0' END
   FROM public.products p
   JOIN public.user_subscriptions s ON s.user_id = download_entitlements.user_id AND s.is_current
@@ -79,7 +81,7 @@ BEGIN ATOMIC
         >= array_position({_TIERS_LOWEST_FIRST}, p.included_in_tier)
     AND (s.{rules.sql_in("status", rules.ENTITLING_SUBSCRIPTION_STATUSES)}
            AND s.current_period_end > now()
-         OR s.status = 'past_due' AND s.current_period_end + b.past_due_grace > now())
+         OR s.status = {_GRACE} AND s.current_period_end + b.past_due_grace > now())
   UNION ALL
   SELECT format('paid purchase %s', coalesce(pu.stripe_payment_intent_id, pu.id::text)),
          NULL::uuid, pu.id, NULL::timestamptz
@@ -253,6 +255,7 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     TableSecurity("events", service=("SELECT", "INSERT"), service_redacts=True),
     # Provider events (webhooks): the application never sees them.
     TableSecurity("webhook_events", service=("SELECT", "INSERT", "UPDATE")),
+    TableSecurity("webhook_refusals", service=("SELECT", "INSERT", "UPDATE"), private=False),
     # Read by the entitlement rule as whoever calls it; changed by the owner.
     TableSecurity(
         "billing_settings",

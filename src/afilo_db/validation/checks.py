@@ -71,6 +71,13 @@ def external_id_rule(prefix: str) -> str:
     return f"must look like {prefix}_ followed by 6 to 64 letters or digits"
 
 
+def stripe_id_rule(prefix: str) -> str:
+    return (
+        f"must look like {prefix}_ followed by letters, digits or underscores,"
+        f" at most {rules.STRIPE_ID_MAX_LENGTH} characters in all"
+    )
+
+
 def strip_title(value: str) -> str:
     """A title as it is stored: without surrounding whitespace (rules.TEXT_WHITESPACE)."""
     return value.strip(rules.TEXT_WHITESPACE)
@@ -117,7 +124,18 @@ def sku_problem(value: str) -> str | None:
 def stripe_id_problem(kind: str, value: str) -> str | None:
     if _fullmatch(rules.stripe_id_pattern(kind), value):
         return None
-    return external_id_rule(rules.STRIPE_ID_PREFIXES[kind])
+    return stripe_id_rule(rules.STRIPE_ID_PREFIXES[kind])
+
+
+SUBSCRIPTION_PRICE_ID_RULE = (
+    "must be a Stripe price id or a legacy plan's id: letters, digits, _, - or ., starting with"
+    f" a letter or digit, at most {rules.STRIPE_ID_MAX_LENGTH} characters"
+)
+
+
+def subscription_price_id_problem(value: str) -> str | None:
+    ok = _fullmatch(rules.SUBSCRIPTION_PRICE_ID_PATTERN, value)
+    return None if ok else SUBSCRIPTION_PRICE_ID_RULE
 
 
 def clerk_user_id_problem(value: str) -> str | None:

@@ -12,9 +12,7 @@ from afilo_db import rules
 from afilo_db.errors import AfiloError, ConflictError, NotFoundError, ValidationError
 from afilo_db.validation import checks
 
-_STRIPE = {
-    kind: checks.external_id_rule(prefix) for kind, prefix in rules.STRIPE_ID_PREFIXES.items()
-}
+_STRIPE = {kind: checks.stripe_id_rule(prefix) for kind, prefix in rules.STRIPE_ID_PREFIXES.items()}
 
 # Every CHECK and EXCLUDE constraint (and the tier trigger) of the schema: the field it guards and
 # the rule in words. tests/validation/test_database_errors.py fails when one is missing here.
@@ -79,7 +77,10 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
         "stripe_subscription_id",
         _STRIPE["subscription"],
     ),
-    "ck_user_subscriptions_stripe_price_id_format": ("stripe_price_id", _STRIPE["price"]),
+    "ck_user_subscriptions_stripe_price_id_format": (
+        "stripe_price_id",
+        checks.SUBSCRIPTION_PRICE_ID_RULE,
+    ),
     "ck_user_subscriptions_tier_valid": ("tier", checks.one_of_rule(rules.SUBSCRIPTION_TIERS)),
     "ck_user_subscriptions_status_valid": (
         "status",
@@ -136,6 +137,14 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
     ),
     "ck_webhook_events_provider_valid": ("provider", checks.one_of_rule(("stripe", "clerk"))),
     "ck_webhook_events_event_id_length": ("event_id", "must be 1 to 255 characters"),
+    "ck_webhook_events_outcome_valid": ("outcome", checks.one_of_rule(rules.WEBHOOK_OUTCOMES)),
+    "ck_webhook_events_attempts_positive": ("attempts", "must be 1 or more"),
+    "ck_webhook_refusals_provider_valid": (
+        "provider",
+        checks.one_of_rule(rules.WEBHOOK_PROVIDERS),
+    ),
+    "ck_webhook_refusals_status_http_error": ("status", "must be an HTTP error, 400 to 599"),
+    "ck_webhook_refusals_deliveries_positive": ("deliveries", "must be 1 or more"),
     "ck_billing_settings_one_row": ("singleton", "there is one row of billing settings"),
     "ck_billing_settings_past_due_grace_range": (
         "past_due_grace",

@@ -18,7 +18,7 @@ corrections, and behaviour events that name only users and products that exist.
 Frozen: SQL written here, nothing imported from afilo_db.
 
 Revision ID: 0016_analytics_from_billing
-Revises: 0014_product_lists_without_nulls
+Revises: 0015_stripe_ids_event_outcomes
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_analytics_from_billing"
-down_revision = "0014_product_lists_without_nulls"
+down_revision = "0015_stripe_ids_event_outcomes"
 branch_labels = None
 depends_on = None
 
