@@ -26,7 +26,7 @@ def _require_embedded() -> None:
     if not get_settings().uses_embedded_server:
         raise OperationError(
             "DATABASE_URL is set: point-in-time recovery of a hosted database is the host's job"
-            " (Neon: point-in-time restore and branches, see README)"
+            " (Neon: point-in-time restore and branches, see docs/backups.md)"
         )
 
 

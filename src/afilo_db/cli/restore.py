@@ -123,7 +123,7 @@ def _recover_to_time(to_time: str, into_dir: Path | None) -> None:
     if not get_settings().uses_embedded_server:
         raise OperationError(
             "point-in-time recovery here is for the embedded server; on Neon use its own"
-            " point-in-time restore or a branch at that time (see README)"
+            " point-in-time restore or a branch at that time (see docs/backups.md)"
         )
     target = pitr.parse_target_time(to_time)
     server = embedded_server()
