@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from afilo_db.backups.create import DEFAULT_JOBS, create_backup
@@ -23,6 +24,7 @@ from afilo_db.backups.verify import verify_backup
 from afilo_db.cli.common import JsonOption, console, errors, progress_bar, reported_errors
 from afilo_db.db.programs import Progress
 from afilo_db.db.target import resolve_target
+from afilo_db.errors import OperationError
 
 backup_app = typer.Typer(
     help="Logical backups (pg_dump) with a manifest: create, list, prune, verify.",
@@ -171,9 +173,11 @@ def verify(
         assert verification is not None
         if not verification.ok:
             for problem in verification.problems:
-                errors.print(f"[bold red]problem:[/] {problem}", highlight=False)
-            errors.print(f"[bold red]backup {backup_id} FAILED verification[/]")
-            raise typer.Exit(1)
+                errors.print(f"[bold red]problem:[/] {escape(problem)}", highlight=False)
+            raise OperationError(
+                f"backup {backup_id} failed verification ({len(verification.problems)} "
+                "problem(s), listed above); it is marked failed in its manifest"
+            )
         console.print(
             f"backup {backup_id} verified: files intact, {len(manifest.tables)} tables restored"
             f" identical, amcheck {verification.amcheck} ({verification.duration_seconds:.1f}s)"

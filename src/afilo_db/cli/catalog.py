@@ -53,9 +53,9 @@ def import_command(
             except ValidationError as rejected:
                 if as_json:
                     print(json.dumps({"written": False, "problems": rejected.problems}))
-                    raise typer.Exit(rejected.exit_code) from rejected
-                for where, problem in rejected.problems.items():
-                    errors.print(f"{where}: {problem}", highlight=False, markup=False)
+                else:
+                    for where, problem in rejected.problems.items():
+                        errors.print(f"{where}: {problem}", highlight=False, markup=False)
                 bad_lines = sum(1 for where in rejected.problems if where.startswith("line "))
                 raise ValidationError(
                     {"file": f"{bad_lines} bad line(s); nothing was written"}

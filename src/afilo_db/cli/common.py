@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import traceback
 from collections.abc import Iterator
@@ -17,10 +18,23 @@ from rich.table import Table
 
 from afilo_db.cli import debugging
 from afilo_db.cli.failures import explain, first_line
+from afilo_db.errors import ConflictError
 
 console = Console()
 # Progress bars and errors go to stderr so that stdout stays clean for scripts.
 errors = Console(stderr=True)
+
+# What a command raises to end with a code or a usage message that Typer prints itself: Typer's
+# own classes (it vendors Click from 0.22 on, so they are not Click's) and Click's.
+_ENDINGS_FOR_TYPER: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    typer.exceptions.TyperException,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    click.ClickException,
+    SystemExit,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -40,10 +54,24 @@ def reported_errors() -> Iterator[None]:
     """Turn any error into one line on stderr and the README's exit code (see cli.failures)."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+    except _ENDINGS_FOR_TYPER:
         raise
     except BaseException as error:  # Ctrl-C too: one line, code 130
         raise typer.Exit(report_failure(error)) from error
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on before a server prints URLs or a token it would
+    never serve (uvicorn binds with SO_REUSEADDR too: TIME-WAIT does not count)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConflictError(
+                f"{host}:{port} is in use by another program ({error.strerror}): stop it, or "
+                "choose another port with --port"
+            ) from None
 
 
 def progress_bar(label: str) -> Progress:

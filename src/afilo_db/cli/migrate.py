@@ -13,7 +13,7 @@ from rich.table import Table
 
 from afilo_db.cli.common import JsonOption, console, errors, reported_errors
 from afilo_db.db.target import resolve_target
-from afilo_db.errors import ValidationError
+from afilo_db.errors import OperationError, ValidationError
 from afilo_db.migrate import checklist, rehearsal, review
 from afilo_db.migrate.docs import DOCS_DIRECTORY
 from afilo_db.migrate.revisions import deploy, new_revision
@@ -118,7 +118,7 @@ def migrate_review(
     else:
         _print_review(result)
     if not result.passed:
-        raise typer.Exit(1)
+        raise OperationError("the review found errors (listed above): fix them before applying")
 
 
 def _print_review(result: review.Review) -> None:
@@ -186,7 +186,9 @@ def migrate_test(as_json: JsonOption = False) -> None:
                 console.print(f"[bold red]failed:[/] {escape(result.failure)}")
             console.print("passed" if result.passed else "[bold red]FAILED[/]")
     if not result.passed:
-        raise typer.Exit(1)
+        raise OperationError(
+            "the rehearsal on a copy failed (see above); the database itself is unchanged"
+        )
 
 
 @migrate_app.command("apply")

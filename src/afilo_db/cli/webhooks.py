@@ -8,7 +8,7 @@ import typer
 import uvicorn
 
 from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
-from afilo_db.cli.common import console, errors, reported_errors
+from afilo_db.cli.common import console, errors, reported_errors, require_free_port
 from afilo_db.config import get_settings
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
@@ -35,6 +35,7 @@ def serve(
     back end, or in development with `stripe listen --forward-to 127.0.0.1:8787/webhooks/stripe`.
     """
     with reported_errors():
+        require_free_port(host, port)
         settings = get_settings()
         secrets = WebhookSecrets(
             stripe=settings.stripe_webhook_secret.get_secret_value()
