@@ -21,7 +21,14 @@ from afilo_db.backups.manifest import (
     prune_backups,
 )
 from afilo_db.backups.verify import verify_backup
-from afilo_db.cli.common import JsonOption, console, errors, progress_bar, reported_errors
+from afilo_db.cli.common import (
+    JsonOption,
+    console,
+    errors,
+    print_json,
+    progress_bar,
+    reported_errors,
+)
 from afilo_db.db.programs import Progress
 from afilo_db.db.target import resolve_target
 from afilo_db.errors import OperationError
@@ -70,16 +77,26 @@ def create(
     label: Annotated[str | None, typer.Option(help="A note to find it by.")] = None,
     directory: DirectoryOption = None,
     jobs: JobsOption = DEFAULT_JOBS,
+    as_json: JsonOption = False,
 ) -> None:
     """Back up the database: pg_dump in directory format, in parallel, with a manifest (file
     checksums, row count and content checksum per table, Alembic revision, server version, size,
-    duration). The last line printed is the new backup's id."""
+    duration). The last line printed is the new backup's id (with --json: the manifest and its
+    path)."""
     with reported_errors():
         url = resolve_target().direct_url
         with phase_progress() as progress:
             manifest = create_backup(
                 url, label=label, directory=directory, jobs=jobs, progress=progress
             )
+        if as_json:
+            print_json(
+                {
+                    **manifest.model_dump(mode="json"),
+                    "path": str(backup_path(manifest.id, directory)),
+                }
+            )
+            return
         console.print(
             f"backed up {len(manifest.tables)} tables "
             f"({sum(t.rows for t in manifest.tables.values()):,} rows), "
@@ -158,6 +175,7 @@ def verify(
             " restore completes, at about twice the time."
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Prove a backup: check every file's checksum, restore its tables into a scratch database,
     compare every table's row count and content checksum with the manifest, run pg_amcheck on
@@ -171,6 +189,8 @@ def verify(
             )
         verification = manifest.verification
         assert verification is not None
+        if as_json:
+            print_json(manifest.model_dump(mode="json"))
         if not verification.ok:
             for problem in verification.problems:
                 errors.print(f"[bold red]problem:[/] {escape(problem)}", highlight=False)
@@ -178,6 +198,8 @@ def verify(
                 f"backup {backup_id} failed verification ({len(verification.problems)} "
                 "problem(s), listed above); it is marked failed in its manifest"
             )
+        if as_json:
+            return
         console.print(
             f"backup {backup_id} verified: files intact, {len(manifest.tables)} tables restored"
             f" identical, amcheck {verification.amcheck} ({verification.duration_seconds:.1f}s)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import traceback
@@ -20,9 +21,22 @@ from afilo_db.cli import debugging
 from afilo_db.cli.failures import explain, first_line
 from afilo_db.errors import ConflictError
 
-console = Console()
+# Off a terminal (a pipe, a file, a CI log) there is no window to fit: Rich's default of 80
+# columns would truncate numbers in tables and split paths and error lines, so nothing is wrapped
+# or cut there. Rich turns colour off itself off a terminal and when NO_COLOR is set.
+UNWRAPPED_WIDTH = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+console = _console(stderr=False)
 # Progress bars and errors go to stderr so that stdout stays clean for scripts.
-errors = Console(stderr=True)
+errors = _console(stderr=True)
 
 # What a command raises to end with a code or a usage message that Typer prints itself: Typer's
 # own classes (it vendors Click from 0.22 on, so they are not Click's) and Click's.
@@ -83,6 +97,12 @@ def progress_bar(label: str) -> Progress:
         console=errors,
         transient=True,
     )
+
+
+def print_json(document: object) -> None:
+    """One JSON document on stdout, on one line, for a script (`--json`); dates, decimals and
+    ids as strings."""
+    print(json.dumps(document, default=str))
 
 
 def print_counts(counts: dict[str, int]) -> None:

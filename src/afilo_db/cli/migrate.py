@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from afilo_db.cli.common import JsonOption, console, errors, reported_errors
+from afilo_db.cli.common import JsonOption, console, errors, print_json, reported_errors
 from afilo_db.db.target import resolve_target
 from afilo_db.errors import OperationError, ValidationError
 from afilo_db.migrate import checklist, rehearsal, review
@@ -31,10 +31,13 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 @migrate_app.command("deploy")
-def migrate_deploy() -> None:
+def migrate_deploy(as_json: JsonOption = False) -> None:
     """Apply every pending migration (safe to run concurrently: an advisory lock serializes runs)."""
     with reported_errors():
         applied = deploy(resolve_target().direct_url)
+        if as_json:
+            print_json({"applied": applied})
+            return
         console.print(
             f"applied: {', '.join(applied)}" if applied else "nothing to apply: at head",
             soft_wrap=True,
