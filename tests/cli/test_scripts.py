@@ -106,6 +106,10 @@ def test_every_reporting_command_prints_json_off_a_terminal(shop: Shop) -> None:
     verified = shop.json("backup", "verify", created["id"], "--dir", backups, "--json")
     assert verified["verification"]["ok"] is True
     assert shop.json("backup", "list", "--dir", backups, "--json")[0]["id"] == created["id"]
+    pruned = shop.json(
+        "backup", "prune", "--keep-last", "1", "--dry-run", "--dir", backups, "--json"
+    )
+    assert pruned == {"dry_run": True, "removed": []}
     copy = f"scripts_copy_{os.getpid()}"
     try:
         restored = shop.json("restore", created["id"], "--into", copy, "--dir", backups, "--json")

@@ -150,6 +150,7 @@ def prune(
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Say what would go; delete nothing.")] = False,
     directory: DirectoryOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete old backups: those neither among the --keep-last newest nor younger than
     --keep-days. The newest verified backup is always kept."""
@@ -157,6 +158,9 @@ def prune(
         removed = prune_backups(
             keep_last=keep_last, keep_days=keep_days, directory=directory, dry_run=dry_run
         )
+        if as_json:
+            print_json({"dry_run": dry_run, "removed": [manifest.id for manifest in removed]})
+            return
         verb = "would remove" if dry_run else "removed"
         for manifest in removed:
             console.print(f"{verb} {manifest.id} {manifest.label or ''}".rstrip())
