@@ -10,6 +10,7 @@ Nothing of a refused delivery is written.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,31 +56,44 @@ def create_webhook_app(engine: Engine, secrets: WebhookSecrets) -> Starlette:
     def endpoint(
         provider: str, secret: str | None, verify: Callable[[bytes, Request, str], ProviderEvent]
     ) -> Callable[[Request], object]:
-        async def receive(request: Request) -> JSONResponse:
+        async def answer(request: Request) -> tuple[JSONResponse, str]:
+            """The response, and what the delivery was in words for the log (never its body)."""
             if secret is None:
                 return JSONResponse(
                     {"error": f"no signing secret configured for {provider}"}, status_code=503
-                )
+                ), "refused: no signing secret"
             length = request.headers.get("content-length", "0")
             if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                return JSONResponse({"error": "body too large"}, status_code=413)
+                return JSONResponse({"error": "body too large"}, status_code=413), "body too large"
             body = await request.body()
             try:
                 event = verify(body, request, secret)
-                outcome = await run_in_threadpool(apply_event, engine, event)
             except SignatureError as error:
-                return _error(400, error)
+                return _error(400, error), "signature refused"
+            except ValidationError as error:
+                return _error(400 if "body" in error.problems else 422, error), "not an event"
+            delivery = f"{event.event_type} {event.event_id}"
+            try:
+                outcome = await run_in_threadpool(apply_event, engine, event)
             except ValidationError as error:
                 # Before verification a bad body is the sender's; after, the event's content.
-                return _error(400 if "body" in error.problems else 422, error)
+                return _error(400 if "body" in error.problems else 422, error), delivery
             except ConflictError as error:
-                return _error(409, error)
+                return _error(409, error), delivery
             except AfiloError as error:
-                return _error(500, error)
+                return _error(500, error), delivery
             except Exception:
                 logger.exception("%s event could not be applied", provider)
-                return JSONResponse({"error": "internal error"}, status_code=500)
-            return JSONResponse({"status": outcome.value, "event_id": event.event_id})
+                return JSONResponse({"error": "internal error"}, status_code=500), delivery
+            response = JSONResponse({"status": outcome.value, "event_id": event.event_id})
+            return response, f"{delivery}: {outcome.value}"
+
+        async def receive(request: Request) -> JSONResponse:
+            started = time.monotonic()
+            response, delivery = await answer(request)
+            elapsed_ms = (time.monotonic() - started) * 1000
+            logger.info("%s %d %s (%.0f ms)", provider, response.status_code, delivery, elapsed_ms)
+            return response
 
         return receive
 
