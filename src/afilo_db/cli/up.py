@@ -17,6 +17,7 @@ from afilo_db.cli.common import (
     progress_bar,
     reported_errors,
 )
+from afilo_db.config import get_settings
 from afilo_db.data.up import UpProgress, bring_up
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
@@ -63,6 +64,7 @@ def up(as_json: JsonOption = False) -> None:
     Each phase is printed on stderr as it begins (starting the server, migrating N revisions,
     seeding, embedding the passages), with a progress bar where the work is counted."""
     with reported_errors():
+        get_settings()  # a bad setting is refused in its one line, before any phase is printed
         with phases() as progress:
             progress("starting the database server", 0, None)
             target = resolve_target()
