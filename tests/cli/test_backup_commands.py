@@ -58,7 +58,10 @@ def test_verify_failure_exits_non_zero_naming_the_file(home: Path) -> None:
     toc.write_bytes(bytes(data))
     result = afilo_db(home, "backup", "verify", backup_id, check=False)
     assert result.returncode == 1
-    assert "file dump/toc.dat" in result.stderr and "FAILED" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "file dump/toc.dat" in result.stderr
+    assert lines[-1].startswith(f"error: backup {backup_id} failed verification"), lines
+    assert [line for line in lines if line.startswith("error:")] == [lines[-1]]
 
 
 def test_export_and_erase_a_user(home: Path, tmp_path: Path) -> None:

@@ -3,8 +3,10 @@ README's exit code, no traceback (unless --debug or AFILO_DEBUG=1 asks for it)."
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,9 +53,37 @@ def _failing_revision(situation: Situation) -> tuple[dict[str, str], list[str]]:
     }, ["migrate", "deploy"]
 
 
+def _held_port(*command: str) -> Scenario:
+    """`command --port P` where P is a port another program already listens on."""
+
+    def scenario(situation: Situation) -> tuple[dict[str, str], list[str]]:
+        env = {"DATABASE_URL": situation.database_url, "STRIPE_WEBHOOK_SECRET": "whsec_test"}
+        return env, [*command, "--port", str(situation.silent_port)]
+
+    return scenario
+
+
+def _bad_catalog_as_json(situation: Situation) -> tuple[dict[str, str], list[str]]:
+    bad = situation.tmp_path / "bad.jsonl"
+    bad.write_text('{"handle": "Not A Handle"}\n')
+    return {"DATABASE_URL": situation.database_url}, ["catalog", "import", str(bad), "--json"]
+
+
 CASES: dict[str, tuple[Scenario, int, str]] = {
     "connection refused": (with_url(_set(port=1)), 6, "nothing accepts connections at 127.0.0.1:1"),
-    "wrong password": (with_url(_set(password="not-the-password")), 5, "refused the login"),
+    "wrong password": (
+        with_url(_set(password="not-the-password")),
+        5,
+        "check the user and password in DATABASE_URL",
+    ),
+    "a socket folder named like TLS where nothing listens": (
+        lambda s: with_url(_set(host=str(s.tmp_path / "tls-ssl-sockets"), port=1))(s),
+        6,
+        "nothing accepts connections on socket",
+    ),
+    "webhooks serve on a held port": (_held_port("webhooks", "serve"), 4, "is in use"),
+    "studio on a held port": (_held_port("studio"), 4, "is in use"),
+    "a bad catalog file, with --json": (_bad_catalog_as_json, 2, "nothing was written"),
     "unknown host": (with_url(_set(host="no-such-host.invalid")), 6, "could not be resolved"),
     "TLS required, server without TLS": (
         with_url(lambda url: url + "?sslmode=require"),
@@ -111,6 +141,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, words: 
     assert "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert words.lower() in lines[0].lower(), lines[0]
+    assert not lines[0].startswith("error: unexpected") and " in check " not in lines[0], lines[0]
     assert result.returncode == code, (result.returncode, result.stderr)
 
 
@@ -121,6 +152,34 @@ def test_each_failure_is_one_line_with_its_exit_code(situation: Situation, kind:
     assert_one_line(
         run({"AFILO_HOME": str(situation.tmp_path / "home"), **env}, *arguments), code, words
     )
+
+
+NEEDS_THE_SCHEMA: dict[str, list[str]] = {
+    "report": ["report", "revenue", "--no-refresh"],
+    "analytics refresh": ["analytics", "refresh"],
+    "user show": ["user", "show", "user_2abcdefghijklmnopqrstuvwxyz"],
+    "kb search": ["kb", "search", "licence", "--mode", "fulltext"],
+    "export user": ["export", "user", "user_2abcdefghijklmnopqrstuvwxyz", "--out", "user.json"],
+}
+
+
+@pytest.mark.parametrize("command", list(NEEDS_THE_SCHEMA))
+def test_a_never_migrated_database_says_so(
+    empty_database_url: str, tmp_path: Path, command: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "afilo_db", *NEEDS_THE_SCHEMA[command]],
+        env={
+            **os.environ,
+            "AFILO_HOME": str(tmp_path / "home"),
+            "DATABASE_URL": empty_database_url,
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert_one_line(result, 1, "database not migrated: run `afilo-db up` (or `migrate deploy`)")
 
 
 def test_a_password_never_appears_in_the_message(situation: Situation) -> None:

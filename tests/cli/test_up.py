@@ -188,7 +188,13 @@ def test_user_show(home: Path) -> None:
                                     " WHERE p.status = 'paid' ORDER BY 1 LIMIT 1")  # fmt: skip
     document = json.loads(afilo_db(home, "user", "show", clerk_user_id, "--json").stdout)
     assert document["profile"]["clerk_user_id"] == clerk_user_id
-    assert set(document) == {"profile", "subscriptions", "purchases", "entitlements"}
+    assert set(document) == {
+        "profile",
+        "subscriptions",
+        "purchases",
+        "entitlements",
+        "subscriptions_granting_nothing",
+    }
     expected = psql(owner_url, "SELECT count(*) FROM products p, user_profiles u,"
                                " download_entitlements(u.id, p.id)"
                                f" WHERE u.clerk_user_id = '{clerk_user_id}'")  # fmt: skip
@@ -239,7 +245,11 @@ def test_webhooks_serve_needs_a_secret_and_serves_on_loopback(home: Path) -> Non
         assert stripe.status_code == 503
     finally:
         served.terminate()
-        served.wait(timeout=30)
+        _, logged = served.communicate(timeout=30)
+    # One line per delivery, without its body.
+    assert "clerk msg_cliserve0001 user.created: 200 applied in " in logged, logged
+    assert "stripe delivery refused: 503 no signing secret configured" in logged, logged
+    assert "serve@example.com" not in logged
     owner_url = afilo_db(home, "db", "url").stdout.strip()
     assert psql(owner_url, "SELECT email FROM user_profiles"
                            " WHERE clerk_user_id = 'user_cliserve001'") == "serve@example.com"  # fmt: skip

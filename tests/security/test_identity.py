@@ -1,7 +1,7 @@
 """A Clerk session token in, a Session acting for its user out: checked against keys published
 as a JWKS (served here on a loopback port, as Clerk serves them), cached; anything but a valid,
 current token signed by those keys for this issuer is refused with the forbidden error. The
-FastAPI example of the README runs as written."""
+FastAPI example of docs/security.md runs as written."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from afilo_db.security.identity import ClerkTokenVerifier, user_session
 from tests.security.conftest import Marketplace, app_engine
 
 ISSUER = "https://clerk.afilo.test"
-README = Path(__file__).parents[2] / "README.md"
+SECURITY_PAGE = Path(__file__).parents[2] / "docs" / "security.md"
 
 
 @dataclass
@@ -179,15 +179,17 @@ def test_anything_else_is_forbidden(
         user_session(engine, FORGED[name](keys), verifier)
 
 
-def _readme_fastapi_example() -> str:
+def _documented_fastapi_example() -> str:
     found = re.search(
-        r"<!-- fastapi-example -->\s*```python\n(.*?)```", README.read_text(), re.DOTALL
+        r"<!-- fastapi-example -->\s*```python\n(.*?)```", SECURITY_PAGE.read_text(), re.DOTALL
     )
-    assert found is not None, "the README's FastAPI example is marked <!-- fastapi-example -->"
+    assert found is not None, (
+        "docs/security.md's FastAPI example is marked <!-- fastapi-example -->"
+    )
     return found.group(1)
 
 
-def test_the_readme_fastapi_example(
+def test_the_documented_fastapi_example(
     keys: Keys, marketplace: Marketplace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fastapi.testclient import TestClient
@@ -199,7 +201,7 @@ def test_the_readme_fastapi_example(
     dispose_engine()
     namespace: dict[str, Any] = {}
     try:
-        exec(compile(_readme_fastapi_example(), "README.md", "exec"), namespace)  # noqa: S102
+        exec(compile(_documented_fastapi_example(), "docs/security.md", "exec"), namespace)  # noqa: S102
         with TestClient(namespace["app"]) as client:
             alice = client.get("/cart", headers={"Authorization": f"Bearer {token(keys)}"})
             assert alice.status_code == 200

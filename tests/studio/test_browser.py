@@ -3,14 +3,21 @@ view as a user, the dashboard, the Health page, read-only, and the login and CSR
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from sqlalchemy.orm import Session
 
 from afilo_db.analytics.reports import REPORTS
+from afilo_db.data.catalog_import import import_catalog
+from afilo_db.db.engine import create_app_engine
+from afilo_db.services import catalog
 from tests.studio.conftest import Studio, log_in, screenshot
 
 
@@ -336,3 +343,60 @@ def test_the_health_page_shows_a_bad_verdict_until_it_is_fixed(page: Page, studi
             owner.execute("ALTER TABLE purchases FORCE ROW LEVEL SECURITY")
     page.reload()
     expect(page.locator(ROW_SECURITY_BAD)).to_have_count(0)
+
+
+def _product_without_stripe_ids(handle: str) -> dict[str, Any]:
+    return {
+        "handle": handle,
+        "title": f"{handle} kit",
+        "status": "active",
+        "variants": [
+            {"sku": f"{handle.upper()}-P", "title": "Personal", "license_type": "personal",
+             "price": "25.00"}
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("made_by", ["catalog import", "the Python API"])
+def test_rows_without_stripe_ids_are_edited_and_saved(
+    page: Page, studio: Studio, tmp_path: Path, made_by: str
+) -> None:
+    handle = "no-stripe-import" if made_by == "catalog import" else "no-stripe-api"
+    if made_by == "catalog import":
+        path = tmp_path / "catalog.jsonl"
+        path.write_text(json.dumps(_product_without_stripe_ids(handle)) + "\n")
+        with psycopg.connect(studio.owner_url) as connection:
+            import_catalog(connection, path, workers=0)
+            connection.commit()
+    else:
+        engine = create_app_engine(studio.owner_url)
+        try:
+            with Session(engine) as session:
+                catalog.create_product(session, _product_without_stripe_ids(handle))
+                session.commit()
+        finally:
+            engine.dispose()
+    product_id, variant_id = _query(
+        studio,
+        """SELECT p.id, v.id FROM products p JOIN product_variants v ON v.product_id = p.id
+           WHERE p.handle = %s AND p.stripe_product_id IS NULL AND v.stripe_price_id IS NULL""",
+        handle,
+    )[0]
+
+    page.goto(f"{studio.url}/products/edit?pk={product_id}")
+    expect(page.locator("input[name=stripe_product_id]")).to_have_value("")
+    page.fill("input[name=title]", f"{handle} kit, edited")
+    _save(page)
+    expect(page).to_have_url(re.compile(r"/products/list"))
+    assert _query(
+        studio, "SELECT title, stripe_product_id FROM products WHERE id = %s", product_id
+    ) == [(f"{handle} kit, edited", None)]
+
+    page.goto(f"{studio.url}/product_variants/edit?pk={variant_id}")
+    expect(page.locator("input[name=stripe_price_id]")).to_have_value("")
+    page.fill("input[name=price]", "30.00")
+    _save(page)
+    expect(page).to_have_url(re.compile(r"/product_variants/list"))
+    assert _query(
+        studio, "SELECT price, stripe_price_id FROM product_variants WHERE id = %s", variant_id
+    ) == [(Decimal("30.00"), None)]

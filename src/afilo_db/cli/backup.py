@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from afilo_db.backups.create import DEFAULT_JOBS, create_backup
@@ -18,8 +19,16 @@ from afilo_db.backups.manifest import (
     prune_backups,
 )
 from afilo_db.backups.verify import verify_backup
-from afilo_db.cli.common import JsonOption, console, errors, phase_progress, reported_errors
+from afilo_db.cli.common import (
+    JsonOption,
+    console,
+    errors,
+    phase_progress,
+    print_json,
+    reported_errors,
+)
 from afilo_db.db.target import resolve_target
+from afilo_db.errors import OperationError
 
 backup_app = typer.Typer(
     help="Logical backups (pg_dump) with a manifest: create, list, prune, verify.",
@@ -53,16 +62,26 @@ def create(
     label: Annotated[str | None, typer.Option(help="A note to find it by.")] = None,
     directory: DirectoryOption = None,
     jobs: JobsOption = DEFAULT_JOBS,
+    as_json: JsonOption = False,
 ) -> None:
     """Back up the database: pg_dump in directory format, in parallel, with a manifest (file
     checksums, row count and content checksum per table, Alembic revision, server version, size,
-    duration). The last line printed is the new backup's id."""
+    duration). The last line printed is the new backup's id (with --json: the manifest and its
+    path)."""
     with reported_errors():
         url = resolve_target().direct_url
         with phase_progress() as progress:
             manifest = create_backup(
                 url, label=label, directory=directory, jobs=jobs, progress=progress
             )
+        if as_json:
+            print_json(
+                {
+                    **manifest.model_dump(mode="json"),
+                    "path": str(backup_path(manifest.id, directory)),
+                }
+            )
+            return
         console.print(
             f"backed up {len(manifest.tables)} tables "
             f"({sum(t.rows for t in manifest.tables.values()):,} rows), "
@@ -116,6 +135,7 @@ def prune(
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Say what would go; delete nothing.")] = False,
     directory: DirectoryOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete old backups: those neither among the --keep-last newest nor younger than
     --keep-days. The newest verified backup is always kept."""
@@ -123,6 +143,9 @@ def prune(
         removed = prune_backups(
             keep_last=keep_last, keep_days=keep_days, directory=directory, dry_run=dry_run
         )
+        if as_json:
+            print_json({"dry_run": dry_run, "removed": [manifest.id for manifest in removed]})
+            return
         verb = "would remove" if dry_run else "removed"
         for manifest in removed:
             console.print(f"{verb} {manifest.id} {manifest.label or ''}".rstrip())
@@ -141,6 +164,7 @@ def verify(
             " restore completes, at about twice the time."
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Prove a backup: check every file's checksum, restore its tables into a scratch database,
     compare every table's row count and content checksum with the manifest, run pg_amcheck on
@@ -154,11 +178,17 @@ def verify(
             )
         verification = manifest.verification
         assert verification is not None
+        if as_json:
+            print_json(manifest.model_dump(mode="json"))
         if not verification.ok:
             for problem in verification.problems:
-                errors.print(f"[bold red]problem:[/] {problem}", highlight=False)
-            errors.print(f"[bold red]backup {backup_id} FAILED verification[/]")
-            raise typer.Exit(1)
+                errors.print(f"[bold red]problem:[/] {escape(problem)}", highlight=False)
+            raise OperationError(
+                f"backup {backup_id} failed verification ({len(verification.problems)} "
+                "problem(s), listed above); it is marked failed in its manifest"
+            )
+        if as_json:
+            return
         console.print(
             f"backup {backup_id} verified: files intact, {len(manifest.tables)} tables restored"
             f" identical, amcheck {verification.amcheck} ({verification.duration_seconds:.1f}s)"

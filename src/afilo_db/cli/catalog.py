@@ -53,12 +53,12 @@ def import_command(
             except ValidationError as rejected:
                 if as_json:
                     print(json.dumps({"written": False, "problems": rejected.problems}))
-                    raise typer.Exit(rejected.exit_code) from rejected
                 bad_lines = sum(1 for where in rejected.problems if where.startswith("line "))
                 if not bad_lines:
                     raise  # a problem of the whole file: its own one line
-                for where, problem in rejected.problems.items():
-                    errors.print(f"{where}: {problem}", highlight=False, markup=False)
+                if not as_json:
+                    for where, problem in rejected.problems.items():
+                        errors.print(f"{where}: {problem}", highlight=False, markup=False)
                 raise ValidationError(
                     {"file": f"{bad_lines} bad line(s); nothing was written"}
                 ) from rejected

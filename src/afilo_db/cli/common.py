@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
 import traceback
 from collections.abc import Iterator
@@ -18,10 +20,36 @@ from rich.table import Table
 from afilo_db.cli.debug import debugging
 from afilo_db.cli.failures import explain, first_line
 from afilo_db.db import programs
+from afilo_db.errors import ConflictError
 
-console = Console()
+# Off a terminal (a pipe, a file, a CI log) there is no window to fit: Rich's default of 80
+# columns would truncate numbers in tables and split paths and error lines, so nothing is wrapped
+# or cut there. Rich turns colour off itself off a terminal and when NO_COLOR is set.
+UNWRAPPED_WIDTH = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+console = _console(stderr=False)
 # Progress bars and errors go to stderr so that stdout stays clean for scripts.
-errors = Console(stderr=True)
+errors = _console(stderr=True)
+
+# What a command raises to end with a code or a usage message that Typer prints itself: Typer's
+# own classes (it vendors Click from 0.22 on, so they are not Click's) and Click's.
+_ENDINGS_FOR_TYPER: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    typer.exceptions.TyperException,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    click.ClickException,
+    SystemExit,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -41,17 +69,24 @@ def reported_errors() -> Iterator[None]:
     """Turn any error into one line on stderr and the README's exit code (see cli.failures)."""
     try:
         yield
-    # typer's Exit is its own class since typer 0.16, not click's.
-    except (
-        typer.Exit,
-        click.exceptions.Exit,
-        click.exceptions.Abort,
-        click.ClickException,
-        SystemExit,
-    ):
+    except _ENDINGS_FOR_TYPER:
         raise
     except BaseException as error:  # Ctrl-C too: one line, code 130
         raise typer.Exit(report_failure(error)) from error
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on before a server prints URLs or a token it would
+    never serve (uvicorn binds with SO_REUSEADDR too: TIME-WAIT does not count)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConflictError(
+                f"{host}:{port} is in use by another program ({error.strerror}): stop it, or "
+                "choose another port with --port"
+            ) from None
 
 
 def progress_bar(label: str) -> Progress:
@@ -75,6 +110,12 @@ def phase_progress() -> Iterator[programs.Progress]:
             bar.update(task, description=phase, completed=done, total=total)
 
         yield report
+
+
+def print_json(document: object) -> None:
+    """One JSON document on stdout, on one line, for a script (`--json`); dates, decimals and
+    ids as strings."""
+    print(json.dumps(document, default=str))
 
 
 def print_counts(counts: dict[str, int]) -> None:

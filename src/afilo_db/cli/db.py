@@ -13,6 +13,7 @@ from afilo_db.cli.common import (
     console,
     errors,
     print_counts,
+    print_json,
     progress_bar,
     reported_errors,
 )
@@ -145,6 +146,7 @@ def seed_command(
         int | None, typer.Option("--seed", help="Same seed, same data. Default: the demo's.")
     ] = None,
     reset: Annotated[bool, typer.Option(help="Delete all existing data first.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Fill the database with a catalog of SCALE products and matching users, billing, carts,
     chats and events, with COPY. Refuses a database that has data, unless --reset."""
@@ -179,6 +181,15 @@ def seed_command(
                     progress=report,
                 )
             connection.commit()
+            if as_json:
+                print_json(
+                    {
+                        "products": counts.products,
+                        "users": counts.users,
+                        "rows": up.table_counts(connection),
+                    }
+                )
+                return
             console.print(f"seeded {counts.products:,} products and {counts.users:,} users")
             print_counts(up.table_counts(connection))
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from afilo_db.cli.common import console, print_counts, reported_errors
+from afilo_db.cli.common import JsonOption, console, print_counts, print_json, reported_errors
 from afilo_db.data.erase import erase_user
 from afilo_db.db.target import resolve_target
 from afilo_db.errors import ValidationError
@@ -18,6 +18,7 @@ erase_app = typer.Typer(help="Erase a user's personal data.", no_args_is_help=Tr
 def user(
     clerk_user_id: Annotated[str, typer.Argument(metavar="CLERK_USER_ID")],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Blank or replace every personal field (declared on the models) in every row that belongs
     to the user; keep billing records (subscriptions, purchases) with their amounts; record the
@@ -26,5 +27,8 @@ def user(
         if not yes:
             raise ValidationError({"yes": "erasure cannot be undone: add --yes"})
         erasure = erase_user(resolve_target().direct_url, clerk_user_id)
+        if as_json:
+            print_json({"user_id": erasure.user_id, "rows": erasure.rows})
+            return
         print_counts(erasure.rows)
         console.print(f"erased the personal data of user {erasure.user_id}")

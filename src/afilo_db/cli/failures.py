@@ -28,7 +28,12 @@ from afilo_db.errors import (
 _SERVER = re.compile(
     r'connection to server (?:at "(?P<host>[^"]+)"(?: \([^)]*\))?, port (?P<port>\d+)|on socket "(?P<socket>[^"]+)")'
 )
-_CHECK_URL = "check DATABASE_URL (or DIRECT_URL), or unset it to use the embedded server"
+_URL = "DATABASE_URL (or DIRECT_URL)"
+_CHECK_URL = f"check {_URL}, or unset it to use the embedded server"
+# Quoted parts of libpq's messages are names (hosts, databases, users): a host called
+# "ssl-primary" must not read as a TLS failure.
+_QUOTED = re.compile(r'"[^"]*"')
+_NOT_MIGRATED = "database not migrated: run `afilo-db up` (or `migrate deploy`) ({reason})"
 
 # libpq reports a connection that never opened without an SQLSTATE: recognised by its words.
 _CONNECTION_MESSAGES: tuple[tuple[tuple[str, ...], type[AfiloError], str], ...] = (
@@ -56,13 +61,13 @@ _CONNECTION_MESSAGES: tuple[tuple[tuple[str, ...], type[AfiloError], str], ...] 
     (
         ("timeout expired", "timed out"),
         UnavailableError,
-        "the database did not answer in time ({reason}): is the host reachable from here? {url}",
+        "the database did not answer in time ({reason}): is the host reachable from here? {check}",
     ),
     (
         ("connection refused", "no such file or directory", "could not connect"),
         UnavailableError,
         "nothing accepts connections {where} ({reason}): start the server "
-        "(`afilo-db db start`) or {url}",
+        "(`afilo-db db start`) or {check}",
     ),
     (
         (
@@ -213,11 +218,17 @@ def _from_psycopg(error: Any) -> AfiloError | None:
     if sqlstate[:2] in _SQLSTATE_CLASSES:
         kind, template = _SQLSTATE_CLASSES[sqlstate[:2]]
         return kind(template.format(reason=reason))
+    if sqlstate in ("42P01", "42883"):  # undefined table or function: the schema is missing
+        return OperationError(_NOT_MIGRATED.format(reason=reason))
     if not sqlstate or isinstance(error, psycopg.OperationalError):
-        lowered = message.lower()
+        lowered = _QUOTED.sub('""', message).lower()
         for words, kind, template in _CONNECTION_MESSAGES:
             if any(word in lowered for word in words):
-                return kind(template.format(reason=reason, where=_where(message), url=_CHECK_URL))
+                return kind(
+                    template.format(
+                        reason=reason, where=_where(message), url=_URL, check=_CHECK_URL
+                    )
+                )
     if isinstance(error, psycopg.OperationalError):
         return UnavailableError(f"the database connection failed ({reason}): {_CHECK_URL}")
     state = f" (SQLSTATE {sqlstate})" if sqlstate else ""

@@ -11,9 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from afilo_db.cli.common import JsonOption, console, errors, reported_errors
+from afilo_db.cli.common import JsonOption, console, errors, print_json, reported_errors
 from afilo_db.db.target import resolve_target
-from afilo_db.errors import ValidationError
+from afilo_db.errors import OperationError, ValidationError
 from afilo_db.migrate import checklist, rehearsal, review
 from afilo_db.migrate.docs import DOCS_DIRECTORY
 from afilo_db.migrate.revisions import deploy, new_revision
@@ -31,10 +31,13 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 @migrate_app.command("deploy")
-def migrate_deploy() -> None:
+def migrate_deploy(as_json: JsonOption = False) -> None:
     """Apply every pending migration (safe to run concurrently: an advisory lock serializes runs)."""
     with reported_errors():
         applied = deploy(resolve_target().direct_url)
+        if as_json:
+            print_json({"applied": applied})
+            return
         console.print(
             f"applied: {', '.join(applied)}" if applied else "nothing to apply: at head",
             soft_wrap=True,
@@ -122,7 +125,7 @@ def migrate_review(
     else:
         _print_review(result)
     if not result.passed:
-        raise typer.Exit(1)
+        raise OperationError("the review found errors (listed above): fix them before applying")
 
 
 def _print_review(result: review.Review) -> None:
@@ -213,7 +216,9 @@ def migrate_test(as_json: JsonOption = False) -> None:
                 console.print(f"[bold red]failed:[/] {escape(result.failure)}")
             console.print("passed" if result.passed else "[bold red]FAILED[/]")
     if not result.passed:
-        raise typer.Exit(1)
+        raise OperationError(
+            "the rehearsal on a copy failed (see above); the database itself is unchanged"
+        )
 
 
 @migrate_app.command("apply")

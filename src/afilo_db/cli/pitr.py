@@ -11,7 +11,7 @@ from rich.table import Table
 
 from afilo_db.backups import pitr
 from afilo_db.cli.backup import human_size
-from afilo_db.cli.common import JsonOption, console, phase_progress, reported_errors
+from afilo_db.cli.common import JsonOption, console, phase_progress, print_json, reported_errors
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server
 from afilo_db.errors import OperationError
@@ -26,12 +26,12 @@ def _require_embedded() -> None:
     if not get_settings().uses_embedded_server:
         raise OperationError(
             "DATABASE_URL is set: point-in-time recovery of a hosted database is the host's job"
-            " (Neon: point-in-time restore and branches, see README)"
+            " (Neon: point-in-time restore and branches, see docs/backups.md)"
         )
 
 
 @pitr_app.command()
-def enable() -> None:
+def enable(as_json: JsonOption = False) -> None:
     """Turn on WAL archiving into $AFILO_HOME/wal (restarting the server if needed) and take a
     first base backup."""
     with reported_errors():
@@ -39,17 +39,28 @@ def enable() -> None:
         server = embedded_server()
         with phase_progress() as progress:
             base = pitr.enable(server, progress=progress)
+        if as_json:
+            print_json(
+                {
+                    "wal_archive": pitr.wal_archive_directory(server),
+                    "base_backup": base.model_dump(mode="json"),
+                }
+            )
+            return
         console.print(f"WAL archiving on, into {pitr.wal_archive_directory(server)}")
         console.print(f"base backup {base.id} ({human_size(base.size_bytes)})")
 
 
 @pitr_app.command("base-backup")
-def base_backup() -> None:
+def base_backup(as_json: JsonOption = False) -> None:
     """Take another base backup (recoveries start from the newest one before their target)."""
     with reported_errors():
         _require_embedded()
         with phase_progress() as progress:
             base = pitr.take_base_backup(embedded_server(), progress=progress)
+        if as_json:
+            print_json(base.model_dump(mode="json"))
+            return
         console.print(f"base backup {base.id} ({human_size(base.size_bytes)})")
         print(base.id)
 
@@ -85,6 +96,7 @@ def prune_command(
         float | None, typer.Option(min=0, help="Also keep every base backup younger than this.")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Say what would go; delete nothing.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete older base backups and the archived WAL before the oldest one kept: recovery can
     then reach any moment since the oldest base backup kept, and no earlier."""
@@ -93,6 +105,9 @@ def prune_command(
         plan = pitr.prune(
             embedded_server(), keep_last=keep_last, keep_days=keep_days, dry_run=dry_run
         )
+        if as_json:
+            print_json({"dry_run": dry_run, **asdict(plan)})
+            return
         verb = "would delete" if dry_run else "deleted"
         console.print(f"{verb} base backups: {', '.join(plan.deleted) or 'none'}")
         console.print(f"kept: {', '.join(plan.kept) or 'none'}")

@@ -13,7 +13,14 @@ from afilo_db.backups import pitr
 from afilo_db.backups.create import DEFAULT_JOBS
 from afilo_db.backups.restore import RestoreResult, restore_in_place, restore_into
 from afilo_db.cli.backup import DirectoryOption, JobsOption
-from afilo_db.cli.common import console, errors, phase_progress, reported_errors
+from afilo_db.cli.common import (
+    JsonOption,
+    console,
+    errors,
+    phase_progress,
+    print_json,
+    reported_errors,
+)
 from afilo_db.config import get_settings
 from afilo_db.db.target import embedded_server, resolve_target
 from afilo_db.db.urls import redacted
@@ -68,6 +75,7 @@ def restore(
             "verify` marked it failed.",
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Restore a backup.
 
@@ -87,7 +95,7 @@ def restore(
                 raise ValidationError(
                     {"to_time": "recovers the server from WAL: use --into-dir or --in-place, no ID"}
                 )
-            _recover_to_time(to_time, into_dir)
+            _recover_to_time(to_time, into_dir, as_json=as_json)
             return
         if backup_id is None:
             raise ValidationError({"id": "which backup? (`afilo-db backup list`)"})
@@ -109,6 +117,20 @@ def restore(
                 result = restore_in_place(
                     backup_id, url, directory=directory, jobs=jobs, progress=progress, force=force
                 )
+        _report_revision(result, in_place)
+        if as_json:
+            print_json(
+                {
+                    "backup_id": backup_id,
+                    "database": result.database,
+                    "url": redacted(result.url),
+                    "safety_backup_id": result.safety_backup_id,
+                    "not_restored": result.notes,
+                    "revision": result.revision,
+                    "revision_state": result.revision_state,
+                }
+            )
+            return
         if result.safety_backup_id is not None:
             console.print(f"the replaced database was backed up first: {result.safety_backup_id}")
         for note in result.notes:
@@ -116,14 +138,13 @@ def restore(
         console.print(
             f"restored {backup_id} into database {result.database}: {redacted(result.url)}"
         )
-        _report_revision(result, in_place)
 
 
-def _recover_to_time(to_time: str, into_dir: Path | None) -> None:
+def _recover_to_time(to_time: str, into_dir: Path | None, *, as_json: bool) -> None:
     if not get_settings().uses_embedded_server:
         raise OperationError(
             "point-in-time recovery here is for the embedded server; on Neon use its own"
-            " point-in-time restore or a branch at that time (see README)"
+            " point-in-time restore or a branch at that time (see docs/backups.md)"
         )
     target = pitr.parse_target_time(to_time)
     server = embedded_server()
@@ -132,6 +153,17 @@ def _recover_to_time(to_time: str, into_dir: Path | None) -> None:
             recovered = pitr.recover_to_directory(server, target, into_dir, progress=progress)
         else:
             recovered = pitr.recover_in_place(server, target, progress=progress)
+    if as_json:
+        print_json(
+            {
+                "recovered_to": target.isoformat(),
+                "base_backup_id": recovered.base_backup_id,
+                "home": None if recovered.replaced_data_directory else str(recovered.home),
+                "replaced_data_directory": recovered.replaced_data_directory,
+                "url": redacted(recovered.url),
+            }
+        )
+        return
     console.print(f"recovered to {target.isoformat()} from base backup {recovered.base_backup_id}")
     if recovered.replaced_data_directory is not None:
         console.print(f"the replaced data directory is kept in {recovered.replaced_data_directory}")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Annotated
 
 import typer
 import uvicorn
 
-from afilo_db.cli.common import console, errors, reported_errors
+from afilo_db.cli.common import console, errors, reported_errors, require_free_port
 from afilo_db.config import get_settings
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
-from afilo_db.errors import ConflictError, OperationError
+from afilo_db.errors import OperationError
 from afilo_db.security import login
 from afilo_db.studio import StudioOptions, create_studio, new_token
 from afilo_db.studio.app import BASE_PATH
@@ -20,20 +19,6 @@ from afilo_db.studio.app import BASE_PATH
 studio_app = typer.Typer()
 
 LOOPBACK = "127.0.0.1"
-
-
-def _require_free(host: str, port: int) -> None:
-    """Refuse a port another program listens on before a token is printed for a studio that
-    would never serve (uvicorn binds with SO_REUSEADDR too: TIME-WAIT does not count)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ConflictError(
-                f"{host}:{port} is in use by another program ({error.strerror}): stop it, or "
-                "choose another port with --port"
-            ) from None
 
 
 @studio_app.callback(invoke_without_command=True)
@@ -54,7 +39,7 @@ def studio(
     "View as a user" reads through the application role with row-level security.
     """
     with reported_errors():
-        _require_free(host, port)
+        require_free_port(host, port)
         target = resolve_target()
         password = get_settings().afilo_studio_password
         secret = password.get_secret_value() if password is not None else new_token()

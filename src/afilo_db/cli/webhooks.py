@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -11,9 +13,10 @@ import uvicorn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from afilo_db.billing import endpoint
 from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
 from afilo_db.billing.parked import refusal_counts, waiting_events
-from afilo_db.cli.common import JsonOption, console, errors, reported_errors
+from afilo_db.cli.common import JsonOption, console, errors, reported_errors, require_free_port
 from afilo_db.config import get_settings
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
@@ -23,6 +26,16 @@ from afilo_db.security import login
 webhooks_app = typer.Typer(help="Stripe and Clerk webhooks.", no_args_is_help=True)
 
 LOOPBACK = "127.0.0.1"
+
+
+def _log_each_delivery() -> None:
+    """One line on stderr per delivery: provider, HTTP status, event type and id, outcome, time
+    (never a body or a secret)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    delivery_log = logging.getLogger(endpoint.__name__)
+    delivery_log.addHandler(handler)
+    delivery_log.setLevel(logging.INFO)
 
 
 @webhooks_app.command("serve")
@@ -38,8 +51,10 @@ def serve(
     Signatures are checked with STRIPE_WEBHOOK_SECRET and CLERK_WEBHOOK_SECRET (at least one
     must be set; the other provider's deliveries are refused with 503). Forward to it from your
     back end, or in development with `stripe listen --forward-to 127.0.0.1:8787/webhooks/stripe`.
+    Each delivery is logged on stderr in one line: provider, status, event type and id, outcome.
     """
     with reported_errors():
+        require_free_port(host, port)
         settings = get_settings()
         secrets = WebhookSecrets(
             stripe=settings.stripe_webhook_secret.get_secret_value()
@@ -61,6 +76,7 @@ def serve(
                 console.print(f"{provider}: http://{host}:{port}/webhooks/{provider}{state}")
             if host != LOOPBACK:
                 errors.print(f"[bold yellow]warning:[/] listening on {host}, not only this machine")
+            _log_each_delivery()
             uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from afilo_db.data import seed as seeding
 from afilo_db.db.databases import admin_connection
 from afilo_db.knowledge.catalog import drain_queue
 from afilo_db.knowledge.embedders import get_embedder
-from afilo_db.migrate.revisions import deploy
+from afilo_db.migrate.revisions import deploy, pending_revisions
 from afilo_db.models import Base
 
 
@@ -55,17 +56,40 @@ class UpResult:
     counts: dict[str, int]
 
 
-def bring_up(url: str) -> UpResult:
+UpProgress = Callable[[str, int, int | None], None]
+"""progress(phase, done, total or None when not known beforehand), phases in the order run."""
+
+
+def bring_up(url: str, progress: UpProgress = lambda _phase, _done, _total: None) -> UpResult:
     """Migrate to head and, if the database holds no data at all, fill it with the demo data."""
+    pending = len(pending_revisions(url))
+    progress(f"migrating: {pending} pending revision(s)", 0, pending or None)
     applied = deploy(url)
+    progress(f"migrating: {pending} pending revision(s)", len(applied), pending or None)
     with admin_connection(url) as connection:
         seeded = False
         # Serialize concurrent `up` runs so the emptiness check and the seed are one decision.
         connection.execute("SELECT pg_advisory_xact_lock(hashtext('afilo-db up'))")
         if is_empty(connection):
-            seeding.seed(connection, products=seeding.DEMO_PRODUCTS)
+            tables_done = 0
+
+            def seeding_progress(_table: str, _rows: int, done: bool) -> None:
+                nonlocal tables_done
+                tables_done += int(done)
+                progress("seeding the demo data (tables)", tables_done, len(seeding.SEED_TABLES))
+
+            seeding.seed(connection, products=seeding.DEMO_PRODUCTS, progress=seeding_progress)
             # The demo catalog is small: its passages are embedded now, not left queued.
-            drain_queue(connection, embedder=get_embedder())
+            embedded = 0
+
+            def embedding_progress(chunks: int) -> None:
+                nonlocal embedded
+                embedded += chunks
+                progress("embedding the catalog's passages", embedded, None)
+
+            progress("loading the embedding model", 0, None)
+            embedder = get_embedder()
+            drain_queue(connection, embedder=embedder, progress=embedding_progress)
             seeded = True
         connection.commit()
         return UpResult(applied=applied, seeded=seeded, counts=table_counts(connection))

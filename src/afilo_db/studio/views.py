@@ -326,8 +326,20 @@ class StudioModelView(ModelView):
         except AfiloError as error:
             raise self._form_errors(request, error) from error
 
+    def _empty_as_null(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A form sends an optional field left empty as "": that is no value (NULL), not a
+        value that must look like a Stripe id or an email. Rows that `catalog import` or the
+        Python API wrote without Stripe ids are saved as they are."""
+        nullable = {column.key for column in self.table.columns if column.nullable}
+        return {
+            name: None
+            if name in nullable and isinstance(value, str) and not value.strip()
+            else value
+            for name, value in data.items()
+        }
+
     async def create(self, request: Request, data: dict[str, Any]) -> Any:
-        data = await self._arrange_data(request, data)
+        data = self._empty_as_null(await self._arrange_data(request, data))
 
         def write(session: Session) -> Any:
             record = self.writer.create(session, self.model, data)
@@ -344,7 +356,7 @@ class StudioModelView(ModelView):
         return await self._in_thread(request, write)
 
     async def edit(self, request: Request, pk: Any, data: dict[str, Any]) -> Any:
-        data = await self._arrange_data(request, data, True)
+        data = self._empty_as_null(await self._arrange_data(request, data, True))
         record = await self.find_by_pk(request, pk)
         current = {column.key: getattr(record, column.key) for column in self.table.columns}
         changes = {
