@@ -21,9 +21,12 @@ from tests.analytics.conftest import Shop
 pytestmark = pytest.mark.embedded_only("the replica is a pg_basebackup of the embedded server")
 
 FEB_MAR = DateRange(date(2026, 2, 1), date(2026, 3, 31))
+# month, currency, at start, new, expansion, contraction, churn, reactivation, net new, MRR,
+# customers, ARPU (the shop of conftest.py)
+D = Decimal
 MRR_BY_MONTH = [
-    ("2026-02", "USD", Decimal(70), Decimal(0), Decimal(0), Decimal(0), Decimal(70), Decimal(70)),
-    ("2026-03", "USD", Decimal(100), Decimal(20), Decimal(20), Decimal(30), Decimal(70), Decimal(140)),
+    ("2026-02", "USD", 0, D(70), 0, 0, 0, 0, D(70), D(70), 3, D("23.33")),
+    ("2026-03", "USD", D(70), D(100), D(20), D(20), D(30), 0, D(70), D(140), 3, D("46.67")),
 ]  # fmt: skip
 
 

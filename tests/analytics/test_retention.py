@@ -11,13 +11,15 @@ import pytest
 from afilo_db.analytics import partitions, rollups
 from afilo_db.analytics.events import ingest
 from afilo_db.errors import ValidationError
+from tests.analytics.conftest import insert
 
 TODAY = date(2026, 6, 10)
+PRODUCT = "0194f0b2-7c1e-7d3a-9f00-1a2b3c4d5e70"
 
 
 def _viewed(day: date, time: str = "12:00") -> dict[str, Any]:
     hour, minute = map(int, time.split(":"))
-    return {"name": "product.viewed", "product_id": "0194f0b2-7c1e-7d3a-9f00-1a2b3c4d5e70",
+    return {"name": "product.viewed", "product_id": PRODUCT,
             "session_id": f"s{day.isoformat()}",
             "occurred_at": datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)}  # fmt: skip
 
@@ -28,6 +30,7 @@ def _months(connection: psycopg.Connection[Any]) -> set[date]:
 
 def test_retention_drops_only_whole_months_older_than_the_bound(database_url: str) -> None:
     with psycopg.connect(database_url) as connection:
+        insert(connection, "products", id=PRODUCT, handle="viewed", title="Viewed", status="draft")
         partitions.ensure_ahead(connection, 0, also=(date(2025, 11, 1), date(2025, 12, 1),
                                                       date(2026, 1, 1), date(2026, 2, 1),
                                                       date(2026, 3, 1)))  # fmt: skip

@@ -297,21 +297,10 @@ def _clerk_user_created(clerk_id: str, email: str, first: str, last: str, joined
     return json.dumps({"object": "event", "type": "user.created", "timestamp": at, "data": data})
 
 
-def _stripe_invoice_paid(
-    event_id: str,
-    invoice_id: str,
-    subscription: str,
-    customer: str | None,
-    amount: Decimal,
-    paid: datetime,
-) -> str:
-    """The body of Stripe's invoice.paid event for a seeded subscription's invoice."""
-    at = int(paid.timestamp())
-    invoice = {"id": invoice_id, "object": "invoice", "customer": customer,
-               "subscription": subscription, "amount_paid": int(amount * 100), "currency": "usd",
-               "status_transitions": {"paid_at": at}}  # fmt: skip
-    return json.dumps({"id": event_id, "object": "event", "type": "invoice.paid", "created": at,
-                       "data": {"object": invoice}})  # fmt: skip
+def _stripe_event(event_id: str, event_type: str, obj: dict[str, Any], at: datetime) -> str:
+    """The body of a Stripe event about `obj`, created at `at`."""
+    return json.dumps({"id": event_id, "object": "event", "type": event_type,
+                       "created": int(at.timestamp()), "data": {"object": obj}})  # fmt: skip
 
 
 def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> None:
@@ -361,11 +350,13 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
             # the seed stays as it was.
             billing = _rng(seed_value, "billing", index)
             event_id = _external_id("evt", billing, 24)
+            invoice = {"id": _external_id("in", billing, 14), "object": "invoice",
+                       "customer": customer, "subscription": stripe_subscription,
+                       "amount_paid": int(TIER_PRICES[tier] * 100), "currency": "usd",
+                       "status_transitions": {"paid_at": int(start.timestamp())}}  # fmt: skip
             webhook_rows.append((deterministic_uuid7(start, billing), "stripe", event_id,
                                  "invoice.paid", stripe_subscription, user_id,
-                                 _stripe_invoice_paid(event_id, _external_id("in", billing, 14),
-                                                      stripe_subscription, customer,
-                                                      TIER_PRICES[tier], start),
+                                 _stripe_event(event_id, "invoice.paid", invoice, start),
                                  start, start))  # fmt: skip
 
         bought: set[int] = set()
@@ -378,9 +369,20 @@ def _seed_users(writer: _Writer, seed_value: int, users: int, products: int) -> 
             variant = plan.variants[0]
             at = joined + timedelta(days=rng.randint(1, 60))
             purchase_id = deterministic_uuid7(at, rng)
+            payment_intent = _external_id("pi", rng, 24)
             purchase_rows.append((purchase_id, user_id, plan.id, variant.column("id"), 1,
-                                  variant.price, "USD", "paid", _external_id("pi", rng, 24),
+                                  variant.price, "USD", "paid", payment_intent,
                                   _external_id("cs", rng, 24), at))  # fmt: skip
+            # Stripe's event for the payment (the revenue report reads what its trigger
+            # records), from a stream of its own so that the rest of the seed stays as it was.
+            payments = _rng(seed_value, f"payment {product_index}", index)
+            event_id = _external_id("evt", payments, 24)
+            payment = {"id": payment_intent, "object": "payment_intent", "customer": customer,
+                       "amount_received": int(variant.price * 100), "currency": "usd"}  # fmt: skip
+            webhook_rows.append((deterministic_uuid7(at, payments), "stripe", event_id,
+                                 "payment_intent.succeeded", payment_intent, user_id,
+                                 _stripe_event(event_id, "payment_intent.succeeded", payment, at),
+                                 at, at))  # fmt: skip
             download_rows.append((deterministic_uuid7(at, rng), user_id, plan.id, None,
                                   purchase_id, "203.0.113.7", at + timedelta(minutes=5)))  # fmt: skip
             event_rows.append((deterministic_uuid7(at, rng), at, "checkout.completed", user_id,
