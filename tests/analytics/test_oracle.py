@@ -108,8 +108,10 @@ def add_customer(script: Script, rng: random.Random, key: str, clock: int, now: 
                    "subscription": sub,
                    "status_transitions": {"paid_at": paid_at}}  # fmt: skip
         if paid_at < now:
+            if trial:  # Stripe ends a trial by updating the subscription; the invoice is money
+                stripe(paid_at, "customer.subscription.updated", state("active", cents, paid_at))
             stripe(paid_at + 5, "invoice.paid", invoice)
-            record(paid_at + 5, "active", cents)
+            record(paid_at, "active", cents)
             script.payments.append(("recurring", paid_at, Decimal(cents) / 100, currency.upper()))
         moment = paid_at + 10 + rng.randrange(0, 40 * 86_400)
         if rng.random() < 0.5 and moment < now:
