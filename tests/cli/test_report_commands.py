@@ -144,6 +144,7 @@ def test_retention_dry_run_then_for_real(shop: Shop) -> None:
     assert "day(s) aggregated" in refreshed.stdout
 
 
+@pytest.mark.embedded_only("the replica is a pg_basebackup of the embedded server in AFILO_HOME")
 def test_db_replica_start_status_stop(server: EmbeddedServer) -> None:
     environment = {"AFILO_HOME": str(server.home)}
     environment_without_urls = {key: value for key, value in os.environ.items()
