@@ -32,6 +32,7 @@ from afilo_db.db.hot import relay, shapes
 from afilo_db.knowledge import embedders
 from afilo_db.knowledge.embedders import CachedEmbedder, Vectors
 from afilo_db.migrate.review import access
+from afilo_db.once import once_per_arguments
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 from afilo_db.security import context, identity, reads
 from afilo_db.services import catalog
@@ -179,3 +180,13 @@ def test_a_cache_of_values_gives_every_thread_the_same_value(name: str) -> None:
     function.cache_clear()  # type: ignore[attr-defined]
     alone = [function(*arguments(number)) for number in range(THREADS * 4)]
     assert concurrent == alone
+
+
+def test_making_one_object_may_ask_for_another() -> None:
+    """An embedder that wraps the default one asks for it while being made (no deadlock)."""
+
+    @once_per_arguments
+    def made(name: str) -> str:
+        return name if name == "inner" else f"{name} around {made('inner')}"
+
+    assert at_once(lambda _: made("outer")) == ["outer around inner"] * THREADS

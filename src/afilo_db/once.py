@@ -20,7 +20,8 @@ class once_per_arguments(Generic[P, R]):  # noqa: N801 (used as a decorator, lik
     def __init__(self, function: Callable[P, R]) -> None:
         self._made: dict[Hashable, R] = {}
         self._function = function
-        self._lock = threading.Lock()
+        # Reentrant: making one object may ask for another (an embedder wrapping the default one).
+        self._lock = threading.RLock()
         functools.update_wrapper(self, function)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
