@@ -38,7 +38,8 @@ def cycles(graph: grimp.ImportGraph) -> list[list[str]]:
 
 
 def test_no_import_cycles_in_afilo_db() -> None:
-    assert cycles(grimp.build_graph("afilo_db")) == []
+    # As the import contracts: a type named under TYPE_CHECKING imports nothing at run time.
+    assert cycles(grimp.build_graph("afilo_db", exclude_type_checking_imports=True)) == []
 
 
 def test_a_planted_cycle_is_found() -> None:

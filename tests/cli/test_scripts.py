@@ -92,6 +92,7 @@ def test_up_prints_its_phases_and_two_users_to_try(shop: Shop) -> None:
 def test_every_reporting_command_prints_json_off_a_terminal(shop: Shop) -> None:
     first, second = _clerk_ids(shop)[:2]
     out = shop.home / "out"
+    out.mkdir(exist_ok=True)  # export refuses a folder that does not exist
     backups = str(shop.home / "backups")
     assert shop.json("migrate", "deploy", "--json") == {"applied": []}
     assert shop.json("up", "--json")["seeded"] is False

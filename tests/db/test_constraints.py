@@ -91,7 +91,7 @@ def test_variant_constraints(
     ("sql", "constraint"),
     [
         (
-            "INSERT INTO products (handle, title, stripe_product_id) VALUES ('a-b', 'A', 'prod_x')",
+            "INSERT INTO products (handle, title, stripe_product_id) VALUES ('a-b', 'A', 'prod_x-y')",
             "ck_products_stripe_product_id_format",
         ),
         (

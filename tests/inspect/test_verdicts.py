@@ -126,17 +126,26 @@ def replica(server: EmbeddedServer) -> Iterator[EmbeddedReplica]:
 
 
 def _replica_database_url(replica: EmbeddedReplica, primary_url: str) -> str:
-    """The replica's URL of the primary's database, once it has replayed its creation."""
+    """The replica's URL of the primary's database, once it has replayed everything the primary
+    wrote until now (the database's creation, and what the test made in it since)."""
+    with psycopg.connect(primary_url, autocommit=True) as primary:
+        written = primary.execute("SELECT pg_current_wal_lsn()").fetchone()
     url = replica.url(database_name(primary_url))
     deadline = time.monotonic() + 30
     while True:
         try:
-            psycopg.connect(url, connect_timeout=2).close()
-            return url
+            with psycopg.connect(url, connect_timeout=2, autocommit=True) as standby:
+                replayed = standby.execute(
+                    "SELECT pg_last_wal_replay_lsn() >= %s", written
+                ).fetchone()
+            if replayed == (True,):
+                return url
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the replica did not replay the primary's writes in 30 s")
+        time.sleep(0.1)
 
 
 def test_a_lagging_replica(replica: EmbeddedReplica, inspected_url: str, session: Session) -> None:

@@ -19,6 +19,10 @@ def models_without_description() -> MetaData:
         table.to_metadata(metadata)
     products = metadata.tables["products"]
     products._columns.remove(products.c.description)  # the developer deleted the attribute
+    # ... and the rule on it (dropping the column drops its CHECK)
+    description_rules = [c for c in products.constraints if "description" in str(c.name)]
+    for rule in description_rules:
+        products.constraints.remove(rule)
     return metadata
 
 

@@ -19,12 +19,13 @@ from typing import Any
 from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from sqlalchemy import CheckConstraint, Index, Table, text
+from sqlalchemy import CheckConstraint, Index, MetaData, Table, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 
 _TABLE_CONSTRAINTS = text(
     """
-    SELECT con.conname, con.contype
+    SELECT con.conname, con.contype,
+           CASE con.contype WHEN 'c' THEN pg_get_expr(con.conbin, con.conrelid) END
     FROM pg_constraint con
     JOIN pg_class rel ON rel.oid = con.conrelid
     JOIN pg_namespace nsp ON nsp.oid = rel.relnamespace
@@ -60,7 +61,7 @@ def compare_check_and_exclude_constraints(
     rows = autogen_context.connection.execute(
         _TABLE_CONSTRAINTS, {"table": table_name, "schema": schema}
     ).all()
-    in_database = {str(name): str(kind) for name, kind in rows}
+    in_database = {str(name): (str(kind), expression) for name, kind, expression in rows}
     declared = {
         str(constraint.name): constraint
         for constraint in metadata_table.constraints
@@ -69,12 +70,17 @@ def compare_check_and_exclude_constraints(
     for name, constraint in sorted(declared.items()):
         if name not in in_database:
             modify_table_ops.ops.append(ops.AddConstraintOp.from_constraint(constraint))
-    for name, kind in sorted(in_database.items()):
-        if name not in declared:
-            type_ = "check" if kind == "c" else None
-            modify_table_ops.ops.append(
-                ops.DropConstraintOp(name, table_name, type_=type_, schema=schema)
-            )
+    for name, (kind, expression) in sorted(in_database.items()):
+        if name in declared:
+            continue
+        if kind == "c":
+            # With the rule it drops, so that the revision's downgrade (which Alembic writes
+            # by reversing each operation) can put it back.
+            check = CheckConstraint(text(expression), name=name)
+            Table(table_name, MetaData(), schema=schema).append_constraint(check)
+            modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(check))
+        else:
+            modify_table_ops.ops.append(ops.DropConstraintOp(name, table_name, schema=schema))
 
 
 def _declared_method(index: Index) -> str:
