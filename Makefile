@@ -28,7 +28,7 @@ system-packages:
 	scripts/system-packages.sh
 
 # Three workers on two cores: most of a test's time is spent waiting on PostgreSQL, a browser or a
-# subprocess (two workers kept the cores half idle: 8m13s; three: 7m05s).
+# subprocess; two kept the cores half idle, five contended for them (timings: docs/benchmarks.md).
 # A scratch folder of this checkout's own: pytest prunes old runs in the shared one, which
 # would pull the data directory from under another checkout's running test server.
 test: lint system-packages
