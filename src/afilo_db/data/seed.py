@@ -235,10 +235,13 @@ def seed(
     *,
     products: int,
     seed_value: int = DEMO_SEED,
+    users: int | None = None,
     progress: ProgressCallback = lambda _table, _rows, _done: None,
 ) -> SeedCounts:
     """Write a catalog of `products` products and the users, billing, carts, chats and events that
-    go with it, in the caller's transaction."""
+    go with it, in the caller's transaction. `users`: how many (by default one per 20 products,
+    at least 8); none for a catalog whose customers come another way (the demo shop's, through
+    the webhooks)."""
     writer = _Writer(connection, progress)
 
     def plans() -> Iterator[ProductPlan]:
@@ -254,7 +257,7 @@ def seed(
     writer.copy("product_pricing_tiers", TIER_COLUMNS,
                 (t for plan in plans() for v in plan.variants for t in v.tiers))  # fmt: skip
     _seed_collections(writer, seed_value, products)
-    users = _users_for(products)
+    users = _users_for(products) if users is None else users
     _seed_users(writer, seed_value, users, products)
     _seed_knowledge_base(connection, seed_value, progress)
     return SeedCounts(products=products, users=users)
