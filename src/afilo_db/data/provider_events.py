@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -94,12 +94,22 @@ def clerk_user(
     }  # fmt: skip
 
 
-def price(price_id: str, unit_amount: int, currency: str, tier: str) -> dict[str, Any]:
-    """A monthly recurring price that sells `tier` (its metadata says which)."""
+def price(
+    price_id: str,
+    unit_amount: int,
+    currency: str,
+    tier: str,
+    *,
+    interval: str = "month",
+    interval_count: int = 1,
+) -> dict[str, Any]:
+    """A recurring price that sells `tier` (its metadata says which), billed every
+    `interval_count` `interval`s (day, week, month or year)."""
     return {
         "id": price_id, "object": "price", "active": True, "currency": currency,
         "unit_amount": unit_amount, "type": "recurring", "billing_scheme": "per_unit",
-        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
+        "recurring": {"interval": interval, "interval_count": interval_count,
+                      "usage_type": "licensed"},
         "metadata": {"tier": tier},
     }  # fmt: skip
 
@@ -214,7 +224,3 @@ def refunded_charge(
         "refunded": refunded == amount, "currency": currency, "paid": True,
         "status": "succeeded",
     }  # fmt: skip
-
-
-def now_unix() -> int:
-    return int(datetime.now(UTC).timestamp())
