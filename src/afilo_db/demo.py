@@ -44,6 +44,7 @@ def populate(session: Session, progress: UpProgress) -> None:
     connection.execute("SELECT ensure_event_partitions(%s, %s)", (shop.opened.date(), EVENT_MONTHS))
     secret = "whsec_" + secrets.token_hex(24)
     phase = "delivering the demo shop's webhooks"
+    progress(phase, 0, len(shop.messages))
     with service_context(session):
         for done, message in enumerate(shop.messages, 1):
             ingest(session, verified(message.signed(secret, now), secret))
