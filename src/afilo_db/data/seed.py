@@ -2,7 +2,8 @@
 
 Every row is derived from (seed, kind, index) alone, so a table can be generated in its own pass
 without holding the catalog in memory, and the same seed always gives the same data (ids and
-timestamps included). The demo data of `afilo-db up` is the same generator at a small scale.
+timestamps included). `afilo-db up` takes its catalog at a small scale, without customers: the
+demo shop's customers come through the webhooks (`data.demo_shop`, `afilo_db.demo`).
 """
 
 from __future__ import annotations
