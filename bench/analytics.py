@@ -8,7 +8,8 @@ of the same rows, each report's latency from its pre-aggregate, and the refresh 
   batch time (goal >= 0.8). Both pay the events table's indexes and its dirty-day trigger.
 - Reports: every report run on the batch database after a full refresh, p50 and p99 over
   `--rounds` runs (goal p50 < 200 ms); the money reports over a billing history of one
-  subscription per user (upgrades, cancellations, three currencies).
+  subscription per user (upgrades, cancellations, three currencies) and its payments (monthly
+  invoices, one-off purchases, refunds), as the webhook handlers and their trigger record them.
 - Refresh: 100,000 new events (today), then `rollups.refresh`; against it, rebuilding every day.
 
 Default 1,000,000 events (a few minutes on a shared two-core machine); `--events 10000000` for
@@ -85,6 +86,29 @@ def _stock(connection: psycopg.Connection[Any], seed: int, first_day: datetime) 
         WHERE s.step = 1 OR (s.step = 2 AND n %% 3 = 0) OR (s.step = 3 AND n %% 5 = 0)
         """,
         (users, first_day, first_day, first_day),
+    )
+    # What the Stripe trigger would have recorded for that history: each month's invoice while
+    # the subscription lasts (the upgraded price after the upgrade), a one-off purchase of every
+    # fourth user and a refund of every twentieth.
+    connection.execute(
+        """
+        INSERT INTO analytics_payments (kind, reference, amount, currency, occurred_at,
+                                        stripe_event_id)
+        SELECT 'recurring', 'in_b' || n || '_' || k,
+               CASE WHEN n %% 3 = 0 AND at >= s + interval '40 days' THEN 49.00 ELSE 19.00 END,
+               (ARRAY['USD', 'EUR', 'GBP'])[1 + n %% 3], at, 'evt_bi' || n || '_' || k
+        FROM unnest(%s::uuid[]) WITH ORDINALITY AS t(u, n),
+        LATERAL (SELECT %s::timestamptz + (n %% 300) * interval '1 day') AS start(s),
+        LATERAL generate_series(s, CASE WHEN n %% 5 = 0 THEN s + interval '90 days' ELSE now() END,
+                                interval '1 month') WITH ORDINALITY AS g(at, k)
+        UNION ALL
+        SELECT kind, kind || '_b' || n, 29.00, (ARRAY['USD', 'EUR', 'GBP'])[1 + n %% 3],
+               %s::timestamptz + (n %% 300 + offset_days) * interval '1 day', 'evt_bo' || n || kind
+        FROM unnest(%s::uuid[]) WITH ORDINALITY AS t(u, n),
+        LATERAL (VALUES ('one_off', 10), ('refund', 14)) AS o(kind, offset_days)
+        WHERE n %% 4 = 0 AND (kind = 'one_off' OR n %% 20 = 0)
+        """,
+        (users, first_day, first_day, users),
     )
 
 
@@ -194,7 +218,12 @@ def main() -> None:
             batch.commit()
             sizes = {
                 table: batch.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-                for table in ("events", "analytics_funnel_daily", "user_subscriptions")
+                for table in (
+                    "events",
+                    "analytics_funnel_daily",
+                    "user_subscriptions",
+                    "analytics_payments",
+                )
             }
     figures = {
         "events": total,

@@ -1,41 +1,27 @@
-"""Events as Stripe and Clerk send them, signed locally exactly as they sign them: Stripe with
-its own `generate_signature_header` (HMAC-SHA256 of `timestamp.body`), Clerk with Svix's own
-`Webhook.sign` (HMAC-SHA256 of `id.timestamp.body`, base64, `v1,` prefix)."""
+"""Events as Stripe and Clerk send them, signed locally exactly as they sign them (by
+`afilo_db.data.provider_events`, which the demo shop uses too), with this run's secrets."""
 
 from __future__ import annotations
 
 import base64
 import itertools
-import json
 import queue
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
 import psycopg
-import stripe
-from svix.webhooks import Webhook
+
+from afilo_db.data import provider_events
+from afilo_db.data.provider_events import Delivery as Delivery  # the tests' type, re-exported
 
 STRIPE_SECRET = "whsec_" + secrets.token_hex(16)
 CLERK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 PRICE_IDS = {"starter": "price_starter000001", "professional": "price_pro000001"}
 ONE_OFF_PRICE = "price_oneoff000001"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    provider: str
-    event_id: str
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def path(self) -> str:
-        return f"/webhooks/{self.provider}"
 
 
 def stripe_delivery(
@@ -47,14 +33,10 @@ def stripe_delivery(
     signed_at: int | None = None,
     secret: str = STRIPE_SECRET,
 ) -> Delivery:
-    body = json.dumps({
-        "id": event_id, "object": "event", "type": event_type, "created": created,
-        "api_version": "2025-10-29.clover", "livemode": False, "data": {"object": obj},
-    })  # fmt: skip
-    header = stripe.WebhookSignature.generate_signature_header(
-        body, secret, signed_at if signed_at is not None else int(time.time())
-    )
-    return Delivery("stripe", event_id, body.encode(), {"Stripe-Signature": header})
+    return provider_events.stripe_delivery(
+        event_id, event_type, created, obj, secret=secret,
+        signed_at=signed_at if signed_at is not None else int(time.time()),
+    )  # fmt: skip
 
 
 def clerk_delivery(
@@ -66,16 +48,10 @@ def clerk_delivery(
     signed_at: datetime | None = None,
     secret: str = CLERK_SECRET,
 ) -> Delivery:
-    body = json.dumps({"object": "event", "type": event_type, "timestamp": timestamp_ms,
-                       "data": data, "instance_id": "ins_test000001"})  # fmt: skip
-    moment = signed_at or datetime.now(UTC)
-    signature = Webhook(secret).sign(message_id, moment, body)
-    headers = {
-        "svix-id": message_id,
-        "svix-timestamp": str(int(moment.timestamp())),
-        "svix-signature": signature,
-    }
-    return Delivery("clerk", message_id, body.encode(), headers)
+    return provider_events.clerk_delivery(
+        message_id, event_type, timestamp_ms, data, secret=secret,
+        signed_at=signed_at or datetime.now(UTC),
+    )  # fmt: skip
 
 
 def clerk_user(

@@ -35,6 +35,7 @@ PACKAGED_CHECKSUMS = {
     "0017_buyer_text_and_scoped_reads": "3df7aac56b926c260c6187b11ab6f22006294b341aabd56b1bbbd68821a18b77",
     "0016_analytics_from_billing": "56a422a49926d904a92cea812129fa61990a88644f7728ce9bc37a16307516eb",
     "0015_stripe_ids_event_outcomes": "9b620e27ba88ed9c99dc10596f73ad4c62e61005db597eed2452ef9cbaf81add",
+    "0019_mrr_by_billing_interval": "d93634388ef2025351e3a21b69040d51098bfabceb29129cb98f7480dd84f852",
 }
 
 

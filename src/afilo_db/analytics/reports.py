@@ -437,7 +437,9 @@ months AS (
 )"""
 
 # Each amount in the reporting currency when one is asked (REPORTING_RATES), else as it is: the
-# reports below read amounts and currencies through this.
+# reports below read amounts and currencies through this. A subscription state's amount is its
+# monthly amount: the price over the months it bills for (a yearly price a twelfth, as
+# ChartMogul normalises).
 CONVERTED = """
 rates AS (
   SELECT * FROM unnest(%(rate_currencies)s::text[], %(rates)s::numeric[]) AS r(currency, rate)
@@ -448,7 +450,7 @@ rates AS (
 ), converted_states AS (
   SELECT s.user_id, s.stripe_subscription_id, s.status, s.state_event_id, s.state_as_of,
          s.created_at, coalesce(%(reporting_currency)s, s.currency) AS currency,
-         round(s.amount * r.rate, 2) AS amount
+         round(s.amount * r.rate / s.interval_months, 2) AS amount
   FROM user_subscriptions s JOIN rates r USING (currency)
 )"""
 

@@ -22,6 +22,7 @@ from afilo_db.data.up import UpProgress, bring_up
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
 from afilo_db.db.urls import redacted
+from afilo_db.demo import populate
 from afilo_db.security import login
 from afilo_db.services.accounts import list_users
 
@@ -68,7 +69,7 @@ def up(as_json: JsonOption = False) -> None:
         with phases() as progress:
             progress("starting the database server", 0, None)
             target = resolve_target()
-            result = bring_up(target.direct_url, progress)
+            result = bring_up(target.direct_url, populate, progress)
             if target.embedded is not None:
                 progress("setting the application role's login", 0, None)
                 login.app_url(target)

@@ -2,7 +2,8 @@
 
 Every row is derived from (seed, kind, index) alone, so a table can be generated in its own pass
 without holding the catalog in memory, and the same seed always gives the same data (ids and
-timestamps included). The demo data of `afilo-db up` is the same generator at a small scale.
+timestamps included). `afilo-db up` takes its catalog at a small scale, without customers: the
+demo shop's customers come through the webhooks (`data.demo_shop`, `afilo_db.demo`).
 """
 
 from __future__ import annotations
@@ -235,10 +236,13 @@ def seed(
     *,
     products: int,
     seed_value: int = DEMO_SEED,
+    users: int | None = None,
     progress: ProgressCallback = lambda _table, _rows, _done: None,
 ) -> SeedCounts:
     """Write a catalog of `products` products and the users, billing, carts, chats and events that
-    go with it, in the caller's transaction."""
+    go with it, in the caller's transaction. `users`: how many (by default one per 20 products,
+    at least 8); none for a catalog whose customers come another way (the demo shop's, through
+    the webhooks)."""
     writer = _Writer(connection, progress)
 
     def plans() -> Iterator[ProductPlan]:
@@ -254,7 +258,7 @@ def seed(
     writer.copy("product_pricing_tiers", TIER_COLUMNS,
                 (t for plan in plans() for v in plan.variants for t in v.tiers))  # fmt: skip
     _seed_collections(writer, seed_value, products)
-    users = _users_for(products)
+    users = _users_for(products) if users is None else users
     _seed_users(writer, seed_value, users, products)
     _seed_knowledge_base(connection, seed_value, progress)
     return SeedCounts(products=products, users=users)

@@ -7,7 +7,8 @@ CREATE / REPLACE for the ones that differ, DROP for the ones in the database nob
 with alembic-utils' operations, so revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
-0006_data_rules, 0011_variant_product_status, 0016_analytics_from_billing) on purpose: a revision is a frozen snapshot of
+0006_data_rules, 0011_variant_product_status, 0016_analytics_from_billing,
+0019_mrr_by_billing_interval) on purpose: a revision is a frozen snapshot of
 history, this module is the schema as it should be now.
 """
 
@@ -369,6 +370,43 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   UNION ALL
   SELECT 'product_id', x FROM unnest(products) AS x
   WHERE NOT EXISTS (SELECT FROM products p WHERE p.id = x)
+$$
+""",
+    )
+]
+# Revision 0019: the months a subscription state's price bills for, from its Stripe event.
+FUNCTIONS += [
+    _function(statement)
+    for statement in (
+        """CREATE FUNCTION subscription_interval_months(subscription jsonb, price_id text) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce((
+    SELECT CASE coalesce(r ->> 'interval', '')
+             WHEN 'month' THEN 1 WHEN 'year' THEN 12
+             WHEN 'week' THEN 12 / 52.0 WHEN 'day' THEN 12 / 365.0 END
+           * CASE WHEN jsonb_typeof(r -> 'interval_count') = 'number'
+                       AND (r ->> 'interval_count')::numeric > 0
+                  THEN (r ->> 'interval_count')::numeric ELSE 1 END
+    FROM jsonb_array_elements(CASE
+           WHEN jsonb_typeof(subscription #> '{items,data}') = 'array'
+           THEN subscription #> '{items,data}'
+           ELSE jsonb_build_array(jsonb_build_object('plan', subscription -> 'plan')) END) AS item,
+         LATERAL (SELECT CASE WHEN jsonb_typeof(item #> '{price,recurring}') = 'object'
+                              THEN item #> '{price,recurring}' ELSE item -> 'plan' END) AS p(r)
+    WHERE coalesce(item #>> '{price,id}', item #>> '{plan,id}') = price_id
+      AND jsonb_typeof(r) = 'object'
+    LIMIT 1), 1)
+$$
+""",
+        """CREATE FUNCTION user_subscriptions_set_interval_months() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  SELECT subscription_interval_months(e.payload::jsonb #> '{data,object}', NEW.stripe_price_id)
+  INTO NEW.interval_months
+  FROM webhook_events e WHERE e.provider = 'stripe' AND e.event_id = NEW.state_event_id;
+  NEW.interval_months := coalesce(NEW.interval_months, 1);
+  RETURN NEW;
+END
 $$
 """,
     )

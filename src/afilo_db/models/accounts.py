@@ -103,6 +103,7 @@ class UserSubscription(Base):
         ),
         CheckConstraint(rules.sql_in("currency", rules.CURRENCIES), name="currency_valid"),
         CheckConstraint("current_period_end > current_period_start", name="period_order"),
+        CheckConstraint("interval_months > 0", name="interval_months_positive"),
         Index("ix_user_subscriptions_user_id_status", "user_id", "status"),
         Index(
             "uq_user_subscriptions_current",
@@ -125,6 +126,10 @@ class UserSubscription(Base):
     tier: Mapped[str]
     status: Mapped[str]
     amount: Mapped[Decimal] = mapped_column(Numeric)
+    """What the price charges for each billing interval."""
+    interval_months: Mapped[Decimal] = mapped_column(Numeric, server_default="1")
+    """The months the price bills for (a year 12, a week 12/52): MRR is amount / interval_months.
+    Set from the state's Stripe event by a trigger (revision 0019); 1 without one."""
     currency: Mapped[Currency]
     current_period_start: Mapped[datetime]
     current_period_end: Mapped[datetime]
