@@ -56,10 +56,13 @@ RRF_K: Final = 60
 # what a passage is about, bodies mention things in passing.
 TITLE_BOOST: Final = 0.5
 # A term's weight is BM25's inverse document frequency, ln(1 + (C - n + 0.5) / (n + 0.5)), with
-# n its passages counted up to C: counting stops there, so a word that every passage holds costs
-# one bounded index scan. Terms in C passages or more weigh little and select no candidates by
-# themselves (they still score the candidates that rarer terms select).
+# n its published passages (knowledge_terms) capped at C. Terms in C passages or more weigh next
+# to nothing and select no candidates; they still count in a passage's coverage.
 COMMON_TERM_PASSAGES: Final = 1000
+# Candidates of the lexical list come from the question's rarest terms, taken rarest first while
+# their passages add up to at most this many: a long question of many fairly common words reads
+# a bounded number of passages. The sample knowledge base's questions stay well under it.
+SELECTED_POSTINGS: Final = 2000
 # Each list contributes this many candidates per passage asked for (at least 40).
 CANDIDATES_PER_RESULT: Final = 4
 MIN_CANDIDATES: Final = 40
@@ -106,37 +109,44 @@ _FILTERS = """
 
 # The question's lexemes are quoted as tsquery literals (quotes and backslashes doubled), so no
 # word of it is ever read as an operator. `|| ':' || 'A'` restricts a term to titles (weight A);
-# written `':A'` it would read as a bind parameter.
+# written `':A'` it would read as a bind parameter. A term's passages come from knowledge_terms
+# (kept by a trigger on knowledge_base), not from the GIN index, which would read every passage
+# of a common word to count them. Candidates come from the rarest terms only, at most
+# :selected_postings passages in all, so that a question of common words reads few passages.
 SEARCH_SQL: Final = f"""
 WITH terms AS (
   SELECT CAST(quoted AS tsquery) AS term, CAST(quoted || ':' || 'A' AS tsquery) AS title_term,
          quoted, ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
-         passages < :common_term_passages AS selective
+         passages < :common_term_passages
+           AND sum(passages) OVER (ORDER BY passages, quoted) <= :selected_postings AS selective
   FROM (
-    SELECT quoted, (SELECT count(*) FROM (
-             SELECT FROM knowledge_base kb WHERE kb.searchable_text @@ CAST(quoted AS tsquery)
-             LIMIT :common_term_passages) hits) AS passages
+    SELECT lexemes.quoted, least(coalesce(kt.passages, 0), :common_term_passages) AS passages
     FROM (
-      SELECT '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
+      SELECT lexeme, '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
       FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS lexeme
       WHERE :lexical_candidates > 0
     ) lexemes
+    LEFT JOIN knowledge_terms kt ON kt.lexeme = lexemes.lexeme
   ) counted
 ),
 question AS (
-  SELECT CAST(string_agg(quoted, ' | ') FILTER (WHERE selective) AS tsquery) AS any_term,
-         sum(weight) AS total_weight
-  FROM terms
+  SELECT sum(weight) AS total_weight FROM terms
 ),
 lexical AS (
   SELECT id, weight, row_number() OVER (ORDER BY weight DESC, id) AS position
   FROM (
-    SELECT kb.id, (SELECT sum(t.weight * (CAST(kb.searchable_text @@ t.term AS int)
-                              + :title_boost * CAST(kb.searchable_text @@ t.title_term AS int)))
-                   FROM terms t) AS weight
-    FROM knowledge_base kb, question q
-    WHERE kb.searchable_text @@ q.any_term{_FILTERS}
-    ORDER BY weight DESC, kb.id
+    SELECT postings.id,
+           sum(t.weight * (1 + :title_boost * CAST(postings.in_title AS int))) AS weight
+    FROM terms t
+    CROSS JOIN LATERAL (
+      SELECT kb.id, kb.searchable_text @@ t.title_term AS in_title
+      FROM knowledge_base kb
+      WHERE kb.searchable_text @@ t.term{_FILTERS}
+      LIMIT :common_term_passages
+    ) postings
+    WHERE t.selective
+    GROUP BY postings.id
+    ORDER BY weight DESC, postings.id
     LIMIT :lexical_candidates
   ) matches
 ),
@@ -328,6 +338,7 @@ def statement_parameters(
         "types": list(types) if types else None,
         "include_unpublished": include_unpublished,
         "common_term_passages": COMMON_TERM_PASSAGES,
+        "selected_postings": SELECTED_POSTINGS,
         "title_boost": TITLE_BOOST,
         "lexical_candidates": lexical_candidates,
         "code_candidates": lexical_candidates,
