@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -98,6 +98,30 @@ _CODE_EDGES: Final = "\"'()[]{}<>,;:.!?"
 _HAS_LETTER: Final = re.compile(r"[A-Za-z]")
 _CODE_SHAPE: Final = re.compile(r"\d|_|\w[./:=@]\w|^/\w|[a-z][A-Z]")
 
+# Spelling: a question word (an alphabetic lexeme of at least MIN_CORRECTED_LETTERS) that no
+# published passage holds is read as the nearest lexeme that some passage holds, by optimal
+# string alignment distance (a swapped pair of adjacent letters counts one edit): one edit for
+# words of up to LONG_WORD_LETTERS - 1 letters, two beyond. Shorter words are left alone: one
+# edit from a four-letter word reaches too many real ones ("tall" is one from "tabl", "feed" from
+# "fee"). Candidates share the word's first two letters (slips seldom hit them, and the primary
+# key then reads a short range) and are within two letters of its length; ties go to the lexeme
+# more passages hold. Codes are never corrected: they hold digits or punctuation, and a code the
+# base does not hold must stay unknown.
+MIN_CORRECTED_LETTERS: Final = 5
+LONG_WORD_LETTERS: Final = 7
+_SPELLING_CANDIDATES = text(
+    """
+SELECT unknown, kt.lexeme, kt.passages
+FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS unknown
+JOIN knowledge_terms kt
+  ON kt.lexeme >= left(unknown, 2) AND kt.lexeme < left(unknown, 2) || 'zzzz'
+ AND left(kt.lexeme, 2) = left(unknown, 2)
+ AND length(kt.lexeme) BETWEEN length(unknown) - 2 AND length(unknown) + 2
+WHERE unknown ~ :correctable
+  AND NOT EXISTS (SELECT FROM knowledge_terms known WHERE known.lexeme = unknown)
+"""
+)
+
 _SEARCH_SETTINGS = text(
     "SELECT set_config('hnsw.ef_search', :ef_search, true),"
     " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
@@ -122,9 +146,15 @@ WITH terms AS (
   FROM (
     SELECT lexemes.quoted, least(coalesce(kt.passages, 0), :common_term_passages) AS passages
     FROM (
-      SELECT lexeme, '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
-      FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS lexeme
-      WHERE :lexical_candidates > 0
+      SELECT DISTINCT lexeme,
+             '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
+      FROM (
+        SELECT coalesce(spelling.correction, asked) AS lexeme
+        FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
+        LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
+          AS spelling(misspelt, correction) ON spelling.misspelt = asked
+        WHERE :lexical_candidates > 0
+      ) corrected
     ) lexemes
     LEFT JOIN knowledge_terms kt ON kt.lexeme = lexemes.lexeme
   ) counted
@@ -185,7 +215,7 @@ fused AS (
   FULL JOIN codes c USING (id)
   FULL JOIN semantic s USING (id)
 ),
-evidence AS (
+evidence AS MATERIALIZED (
   SELECT f.*, f.lexical_score + f.code_score + f.vector_score AS score,
          (SELECT max(1 - (kb.embedding <=> window_vector))
           FROM unnest(CAST(:vectors AS vector[])) AS window_vector
@@ -289,6 +319,38 @@ def question_windows(question: str) -> list[str]:
     return list(windows)
 
 
+def edit_distance(first: str, second: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+    adjacent letters, one edit each ("refnud" is one edit from "refund")."""
+    previous2: list[int] = []
+    previous = list(range(len(second) + 1))
+    for i, letter in enumerate(first, 1):
+        current = [i]
+        for j, other in enumerate(second, 1):
+            best = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (letter != other))
+            if i > 1 and j > 1 and letter == second[j - 2] and first[i - 2] == other:
+                best = min(best, previous2[j - 2] + 1)
+            current.append(best)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def spelling_corrections(session: Session, question: str) -> dict[str, str]:
+    """The question's misspelt lexemes, each with the lexeme of the knowledge base it is read as
+    (see MIN_CORRECTED_LETTERS); lexemes no passage holds and nothing is near stay as they are."""
+    candidates: dict[str, list[tuple[int, int, str]]] = {}
+    rows = session.execute(
+        _SPELLING_CANDIDATES,
+        {"question": question, "correctable": f"^[a-z]{{{MIN_CORRECTED_LETTERS},}}$"},
+    )
+    for unknown, lexeme, passages in rows:
+        allowed = 2 if len(unknown) >= LONG_WORD_LETTERS else 1
+        distance = edit_distance(unknown, lexeme)
+        if distance <= allowed:
+            candidates.setdefault(unknown, []).append((distance, -passages, lexeme))
+    return {unknown: min(found)[2] for unknown, found in candidates.items()}
+
+
 def _checked(
     question: str, types: Sequence[str] | None, limit: int, mode: str, min_relevance: float
 ) -> str:
@@ -325,11 +387,14 @@ def statement_parameters(
     vector_candidates: int,
     min_relevance: float,
     limit: int,
+    corrections: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
     benchmark, which runs the statement prepared through psycopg). The code list follows the
-    lexical one: both are the full-text side."""
+    lexical one: both are the full-text side. `corrections`: misspelt lexeme -> the lexeme the
+    lexical list reads instead (spelling_corrections)."""
     codes = code_tokens(question)
+    misspelt = sorted(corrections or {})
     return {
         "question": question,
         "codes": codes,
@@ -337,6 +402,8 @@ def statement_parameters(
         "model": model_name,
         "types": list(types) if types else None,
         "include_unpublished": include_unpublished,
+        "misspelt": misspelt,
+        "corrections": [(corrections or {})[lexeme] for lexeme in misspelt],
         "common_term_passages": COMMON_TERM_PASSAGES,
         "selected_postings": SELECTED_POSTINGS,
         "title_boost": TITLE_BOOST,
@@ -391,6 +458,7 @@ def search(
             vector_candidates=candidates if mode != "fulltext" else 0,
             min_relevance=min_relevance,
             limit=limit,
+            corrections=spelling_corrections(session, cleaned) if mode != "vector" else None,
         ),
     ).all()
     return [
