@@ -275,3 +275,5 @@ def test_edit_distance_counts_a_swap_of_adjacent_letters_as_one(
 ) -> None:
     assert knowledge.edit_distance(first, second) == edits
     assert knowledge.edit_distance(second, first) == edits
+    # Bounded: the same answer up to the bound, bound + 1 beyond it.
+    assert knowledge.edit_distance(first, second, at_most=1) == min(edits, 2)

@@ -109,18 +109,33 @@ _CODE_SHAPE: Final = re.compile(r"\d|_|\w[./:=@]\w|^/\w|[a-z][A-Z]")
 # base does not hold must stay unknown.
 MIN_CORRECTED_LETTERS: Final = 5
 LONG_WORD_LETTERS: Final = 7
-_SPELLING_CANDIDATES = text(
-    """
-SELECT unknown, kt.lexeme, kt.passages
-FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS unknown
-JOIN knowledge_terms kt
-  ON kt.lexeme >= left(unknown, 2) AND kt.lexeme < left(unknown, 2) || 'zzzz'
- AND left(kt.lexeme, 2) = left(unknown, 2)
- AND length(kt.lexeme) BETWEEN length(unknown) - 2 AND length(unknown) + 2
-WHERE unknown ~ :correctable
-  AND NOT EXISTS (SELECT FROM knowledge_terms known WHERE known.lexeme = unknown)
+# At most MAX_CORRECTED_WORDS words of a question (its longest unknown ones) are corrected,
+# each against at most SPELLING_CANDIDATES lexemes (the ones most passages hold): the distance
+# is computed here, in Python, so the work must stay bounded whatever the vocabulary (a
+# vocabulary can hold tens of thousands of lexemes under one two-letter prefix).
+MAX_CORRECTED_WORDS: Final = 4
+SPELLING_CANDIDATES: Final = 100
+SPELLING_SQL: Final = """
+SELECT unknown, candidate.lexeme, candidate.passages
+FROM (
+  SELECT unknown
+  FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS unknown
+  WHERE unknown ~ :correctable
+    AND NOT EXISTS (SELECT FROM knowledge_terms known WHERE known.lexeme = unknown)
+  ORDER BY length(unknown) DESC, unknown
+  LIMIT :max_corrected_words
+) misspelt
+CROSS JOIN LATERAL (
+  SELECT kt.lexeme, kt.passages
+  FROM knowledge_terms kt
+  WHERE kt.lexeme >= left(unknown, 2) AND kt.lexeme < left(unknown, 2) || 'zzzz'
+    AND left(kt.lexeme, 2) = left(unknown, 2)
+    AND length(kt.lexeme) BETWEEN length(unknown) - 2 AND length(unknown) + 2
+    AND kt.lexeme ~ '^[a-z]+$'
+  ORDER BY kt.passages DESC, kt.lexeme
+  LIMIT :spelling_candidates
+) candidate
 """
-)
 
 _SEARCH_SETTINGS = text(
     "SELECT set_config('hnsw.ef_search', :ef_search, true),"
@@ -319,9 +334,10 @@ def question_windows(question: str) -> list[str]:
     return list(windows)
 
 
-def edit_distance(first: str, second: str) -> int:
+def edit_distance(first: str, second: str, at_most: int | None = None) -> int:
     """Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
-    adjacent letters, one edit each ("refnud" is one edit from "refund")."""
+    adjacent letters, one edit each ("refnud" is one edit from "refund"). With `at_most`, any
+    distance beyond it is returned as at_most + 1, as soon as it is certain."""
     previous2: list[int] = []
     previous = list(range(len(second) + 1))
     for i, letter in enumerate(first, 1):
@@ -331,6 +347,9 @@ def edit_distance(first: str, second: str) -> int:
             if i > 1 and j > 1 and letter == second[j - 2] and first[i - 2] == other:
                 best = min(best, previous2[j - 2] + 1)
             current.append(best)
+        # A swap reaches back two rows, so both must exceed the bound.
+        if at_most is not None and min(current) > at_most and min(previous) > at_most:
+            return at_most + 1
         previous2, previous = previous, current
     return previous[-1]
 
@@ -338,17 +357,30 @@ def edit_distance(first: str, second: str) -> int:
 def spelling_corrections(session: Session, question: str) -> dict[str, str]:
     """The question's misspelt lexemes, each with the lexeme of the knowledge base it is read as
     (see MIN_CORRECTED_LETTERS); lexemes no passage holds and nothing is near stay as they are."""
-    candidates: dict[str, list[tuple[int, int, str]]] = {}
-    rows = session.execute(
-        _SPELLING_CANDIDATES,
-        {"question": question, "correctable": f"^[a-z]{{{MIN_CORRECTED_LETTERS},}}$"},
-    )
-    for unknown, lexeme, passages in rows:
+    rows = session.execute(text(SPELLING_SQL), spelling_parameters(question))
+    return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
+
+
+def spelling_parameters(question: str) -> dict[str, Any]:
+    """SPELLING_SQL's parameters (shared with the benchmark)."""
+    return {
+        "question": question,
+        "correctable": f"^[a-z]{{{MIN_CORRECTED_LETTERS},}}$",
+        "max_corrected_words": MAX_CORRECTED_WORDS,
+        "spelling_candidates": SPELLING_CANDIDATES,
+    }
+
+
+def nearest_lexemes(candidates: Sequence[tuple[str, str, int]]) -> dict[str, str]:
+    """From (unknown lexeme, known lexeme, its passages) rows, each unknown lexeme's nearest
+    known one within the edits allowed, ties to the one more passages hold."""
+    nearest: dict[str, tuple[int, int, str]] = {}
+    for unknown, lexeme, passages in candidates:
         allowed = 2 if len(unknown) >= LONG_WORD_LETTERS else 1
-        distance = edit_distance(unknown, lexeme)
+        distance = edit_distance(unknown, lexeme, at_most=allowed)
         if distance <= allowed:
-            candidates.setdefault(unknown, []).append((distance, -passages, lexeme))
-    return {unknown: min(found)[2] for unknown, found in candidates.items()}
+            nearest[unknown] = min(nearest.get(unknown, (3, 0, "")), (distance, -passages, lexeme))
+    return {unknown: lexeme for unknown, (_, _, lexeme) in nearest.items()}
 
 
 def _checked(
