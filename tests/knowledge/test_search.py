@@ -255,13 +255,17 @@ def test_a_misspelt_question_reads_the_words_the_base_holds(
     assert best.fulltext_rank == 1
 
 
-def test_only_unknown_words_of_five_letters_or_more_are_corrected(demo_engine: Engine) -> None:
+def test_only_misspelt_words_of_five_letters_or_more_are_corrected(demo_engine: Engine) -> None:
     with Session(demo_engine) as session:
         corrected = knowledge.spelling_corrections(
-            session, "cancle my subscripton, how tall, set REDIS_URL, error AF-E423, refund"
+            session,
+            "cancle my subscripton, how tall, set REDIS_URL, error AF-E423, refund, anything,"
+            " a receipt that could contain what he complains about",
         )
-    # "tall" is one edit from "tabl" (table) but a word of its own; codes stay unknown; words
-    # the base holds ("refund") are never touched.
+    # "tall" is one edit from "tabl" (table) but too short to tell; codes stay unknown; words
+    # the base holds ("refund") are never touched; nor are English words it does not hold
+    # ("anything" is one edit from "another", "receipt" two from "receive", "contain" two from
+    # "contact"), inflected ones ("complains") included.
     assert corrected == {"cancl": "cancel", "subscripton": "subscript"}
 
 

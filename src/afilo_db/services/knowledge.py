@@ -3,10 +3,11 @@ calibrated relevance that orders them and lets a caller say "no good match" inst
 unrelated passages.
 
 The lists, built inside PostgreSQL:
-- lexical: every passage holding *any* of the question's terms (its lexemes, stop words
-  dropped, the question never parsed as search operators), scored like BM25 with binary term
-  frequency: the sum of the inverse document frequency of the terms it holds, terms in its title
-  counting `TITLE_BOOST` more. Chunks are of similar length, so length normalisation adds little.
+- lexical: the passages holding any of the question's rarest terms (its lexemes, stop words
+  dropped, misspelt words read as the nearest word the base holds, the question never parsed as
+  search operators), scored like BM25 with binary term frequency: the sum of the inverse
+  document frequency (from `knowledge_terms`) of the terms it holds, terms in its title counting
+  `TITLE_BOOST` more. Chunks are of similar length, so length normalisation adds little.
 - codes: passages holding the question's code-like tokens (AF-E410, CLERK_SECRET_KEY,
   tailwind.config.ts, SKUs) as exact phrases of the full-text index, wherever they stand in it.
 - vector: nearest neighbours by cosine distance (HNSW, only vectors of the question's model); a
@@ -45,7 +46,13 @@ from afilo_db.knowledge.chunking import (
     chunk_document,
     count_tokens,
 )
-from afilo_db.knowledge.embedders import Embedder, Vectors, get_embedder, to_pgvector_text
+from afilo_db.knowledge.embedders import (
+    Embedder,
+    Vectors,
+    english_words,
+    get_embedder,
+    to_pgvector_text,
+)
 
 SEARCH_MODES: Final = ("hybrid", "fulltext", "vector")
 # Reciprocal rank fusion, 1 / (RRF_K + rank) summed over the lists that found a passage: each
@@ -106,8 +113,12 @@ _CODE_SHAPE: Final = re.compile(r"\d|_|\w[./:=@]\w|^/\w|[a-z][A-Z]")
 # "fee"). Candidates share the word's first two letters (slips seldom hit them, and the primary
 # key then reads a short range) and are within two letters of its length; ties go to the lexeme
 # more passages hold. Codes are never corrected: they hold digits or punctuation, and a code the
-# base does not hold must stay unknown.
+# base does not hold must stay unknown. Nor are English words (`english_words`, the model's
+# word list): "receipt" or "anything" is a word the base does not use, not a slip.
 MIN_CORRECTED_LETTERS: Final = 5
+# Endings of English inflections the word list leaves to its word pieces ("complain" + "s"). Not
+# a bare "d": "corruptd" is a slip for "corrupted", not an inflection of "corrupt".
+INFLECTION_ENDINGS: Final = ("s", "es", "ed", "ing", "ly")
 LONG_WORD_LETTERS: Final = 7
 # At most MAX_CORRECTED_WORDS words of a question (its longest unknown ones) are corrected,
 # each against at most SPELLING_CANDIDATES lexemes (the ones most passages hold): the distance
@@ -122,6 +133,7 @@ FROM (
   FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS unknown
   WHERE unknown ~ :correctable
     AND NOT EXISTS (SELECT FROM knowledge_terms known WHERE known.lexeme = unknown)
+    AND unknown <> ALL (tsvector_to_array(to_tsvector('english', :english)))
   ORDER BY length(unknown) DESC, unknown
   LIMIT :max_corrected_words
 ) misspelt
@@ -152,6 +164,7 @@ _FILTERS = """
 # (kept by a trigger on knowledge_base), not from the GIN index, which would read every passage
 # of a common word to count them. Candidates come from the rarest terms only, at most
 # :selected_postings passages in all, so that a question of common words reads few passages.
+# `evidence` is MATERIALIZED: inlined, its similarity subquery ran once per reference to it.
 SEARCH_SQL: Final = f"""
 WITH terms AS (
   SELECT CAST(quoted AS tsquery) AS term, CAST(quoted || ':' || 'A' AS tsquery) AS title_term,
@@ -351,7 +364,7 @@ def edit_distance(first: str, second: str, at_most: int | None = None) -> int:
         if at_most is not None and min(current) > at_most and min(previous) > at_most:
             return at_most + 1
         previous2, previous = previous, current
-    return previous[-1]
+    return previous[-1] if at_most is None else min(previous[-1], at_most + 1)
 
 
 def spelling_corrections(session: Session, question: str) -> dict[str, str]:
@@ -365,10 +378,23 @@ def spelling_parameters(question: str) -> dict[str, Any]:
     """SPELLING_SQL's parameters (shared with the benchmark)."""
     return {
         "question": question,
+        "english": " ".join(
+            word for word in re.findall(r"[A-Za-z]+", question.lower()) if is_english(word)
+        ),
         "correctable": f"^[a-z]{{{MIN_CORRECTED_LETTERS},}}$",
         "max_corrected_words": MAX_CORRECTED_WORDS,
         "spelling_candidates": SPELLING_CANDIDATES,
     }
+
+
+def is_english(word: str) -> bool:
+    """Whether the model's word list holds `word` (lower-case), or holds it without an
+    inflection's ending: the list has "complain", not "complains"."""
+    words = english_words()
+    return word in words or any(
+        word.endswith(ending) and word.removesuffix(ending) in words
+        for ending in INFLECTION_ENDINGS
+    )
 
 
 def nearest_lexemes(candidates: Sequence[tuple[str, str, int]]) -> dict[str, str]:
