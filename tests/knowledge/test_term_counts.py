@@ -63,6 +63,10 @@ def test_the_counts_follow_inserts_updates_publishing_and_deletes(connection: Co
     connection.execute("DELETE FROM knowledge_base WHERE title = 'Draft'")
     assert kept(connection) == {}
 
+    add(connection, "Refunds", "Refunds within 14 days")
+    connection.execute("TRUNCATE knowledge_base")
+    assert kept(connection) == {}
+
 
 def test_the_application_role_reads_the_counts_but_cannot_write_them(
     connection: Connection, engine: Engine

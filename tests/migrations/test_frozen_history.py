@@ -35,7 +35,7 @@ PACKAGED_CHECKSUMS = {
     "0017_buyer_text_and_scoped_reads": "3df7aac56b926c260c6187b11ab6f22006294b341aabd56b1bbbd68821a18b77",
     "0016_analytics_from_billing": "56a422a49926d904a92cea812129fa61990a88644f7728ce9bc37a16307516eb",
     "0015_stripe_ids_event_outcomes": "9b620e27ba88ed9c99dc10596f73ad4c62e61005db597eed2452ef9cbaf81add",
-    "0020_knowledge_term_counts": "0eb389b5f9a6b0c36bce9b1f5f835bdd558fb7c0afe3d2ba0cbdbf239f9a4cf8",
+    "0020_knowledge_term_counts": "121b32dbbc45995c6746c27c3da22b2df935a9392b0db5ac1ff2d7b270dc3a19",
 }
 
 

@@ -378,7 +378,10 @@ DECLARE
   _lexemes text[];
   _changes integer[];
 BEGIN
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM public.knowledge_terms;
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
     SELECT array_agg(lexeme ORDER BY lexeme), array_agg(change ORDER BY lexeme)
     INTO _lexemes, _changes
     FROM (SELECT lexeme, count(*)::integer AS change

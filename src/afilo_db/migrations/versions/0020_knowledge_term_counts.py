@@ -34,7 +34,10 @@ DECLARE
   _lexemes text[];
   _changes integer[];
 BEGIN
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM public.knowledge_terms;
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
     SELECT array_agg(lexeme ORDER BY lexeme), array_agg(change ORDER BY lexeme)
     INTO _lexemes, _changes
     FROM (SELECT lexeme, count(*)::integer AS change
@@ -88,6 +91,8 @@ TRIGGERS = (
     "CREATE TRIGGER count_knowledge_terms_delete AFTER DELETE ON knowledge_base"
     " REFERENCING OLD TABLE AS removed_rows"
     " FOR EACH STATEMENT EXECUTE FUNCTION count_knowledge_terms()",
+    "CREATE TRIGGER count_knowledge_terms_truncate AFTER TRUNCATE ON knowledge_base"
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_knowledge_terms()",
 )
 
 SECURITY_UP = (
@@ -122,7 +127,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for event in ("insert", "update", "delete"):
+    for event in ("insert", "update", "delete", "truncate"):
         op.execute(f"DROP TRIGGER count_knowledge_terms_{event} ON knowledge_base")
     op.execute("DROP FUNCTION count_knowledge_terms()")
     op.drop_table("knowledge_terms")
