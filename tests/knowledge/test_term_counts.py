@@ -85,20 +85,33 @@ def test_the_application_role_reads_the_counts_but_cannot_write_them(
             app.exec_driver_sql("UPDATE knowledge_terms SET passages = 99")
 
 
-def test_search_weighs_a_rare_word_above_a_common_one(
+def lexical_ranks(engine: Engine, question: str) -> dict[str, tuple[int, float]]:
+    """Title -> (rank in the lexical list, coverage: the share of the question's weight held)."""
+    with Session(engine) as session:
+        found = knowledge.search(session, question, mode="fulltext", min_relevance=0, limit=10)
+    return {p.title: (p.fulltext_rank, p.coverage) for p in found if p.fulltext_rank}
+
+
+def test_search_weighs_words_by_the_counts_of_knowledge_terms(
     connection: Connection, engine: Engine
 ) -> None:
-    # "licence" is in every passage, "wombat" in one: the question holds both, and the passage
-    # with the rare word comes first in the lexical list whatever the row order.
+    # "licence" is in every passage, "wombat" in one: the passage with the rare word is first,
+    # and "wombat" is most of the question's weight.
     for number in range(6):
         add(connection, f"Licence {number}", f"Licence terms, part {number}")
     add(connection, "Wombat", "The wombat licence")
     connection.commit()
-    with Session(engine) as session:
-        found = knowledge.search(
-            session, "wombat licence", mode="fulltext", min_relevance=0, limit=10
-        )
-    by_rank = sorted(
-        (passage for passage in found if passage.fulltext_rank), key=lambda p: p.fulltext_rank or 0
+    ranks = lexical_ranks(engine, "wombat licence")
+    assert ranks["Wombat"] == (1, 1.0)
+    assert ranks["Licence 0"][1] < 0.5
+
+    # The weights are the table's, not a count of the index: told that "wombat" is common, the
+    # search weighs it next to nothing.
+    connection.execute(
+        "UPDATE knowledge_terms SET passages = %s WHERE lexeme = 'wombat'",
+        (knowledge.COMMON_TERM_PASSAGES,),
     )
-    assert by_rank[0].title == "Wombat"
+    connection.commit()
+    ranks = lexical_ranks(engine, "wombat licence")
+    assert len(ranks) == 7
+    assert ranks["Licence 0"][1] > 0.99
