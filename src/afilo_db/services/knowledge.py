@@ -91,10 +91,10 @@ QUESTION_WINDOW_TOKENS: Final = 60
 # orders the results. Fitted, the code-missing weight and the threshold (the best balanced
 # accuracy: answerable questions answered, the others refused) chosen, on the tune split of
 # tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune`.
-RELEVANCE_INTERCEPT: Final = -7.454
-RELEVANCE_PER_SIMILARITY: Final = 12.483
-RELEVANCE_PER_COVERAGE: Final = 1.996
-RELEVANCE_PER_CODE_FOUND: Final = 2.583
+RELEVANCE_INTERCEPT: Final = -7.455
+RELEVANCE_PER_SIMILARITY: Final = 11.956
+RELEVANCE_PER_COVERAGE: Final = 2.495
+RELEVANCE_PER_CODE_FOUND: Final = 2.547
 RELEVANCE_PER_CODE_MISSING: Final = -4.0
 RELEVANCE_THRESHOLD: Final = 0.05
 # Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
