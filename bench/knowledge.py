@@ -61,7 +61,10 @@ from afilo_db.services import knowledge
 from afilo_db.services.knowledge import (
     EF_SEARCH,
     SEARCH_SQL,
+    SPELLING_SQL,
+    nearest_lexemes,
     question_windows,
+    spelling_parameters,
     statement_parameters,
 )
 from bench.common import fresh_database, report, scratch_server, summary, timed
@@ -78,8 +81,9 @@ SCHEMA_HNSW: dict[str, int] = next(
     for index in KnowledgeBase.__table__.indexes  # type: ignore[attr-defined]
     if index.name == "ix_knowledge_base_embedding"
 )
-# The service's statement with psycopg's placeholders: the same SQL, prepared once.
+# The service's statements with psycopg's placeholders: the same SQL, prepared once.
 STATEMENT = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SQL)
+SPELLING = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SPELLING_SQL)
 NEIGHBOURS = """
 SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT %s
 """
@@ -171,11 +175,24 @@ def build_index(connection: psycopg.Connection[Any], m: int, ef_construction: in
     return seconds
 
 
-def params(question: str, vectors: Vectors, fulltext: int, semantic: int) -> dict[str, Any]:
+def params(
+    question: str,
+    vectors: Vectors,
+    fulltext: int,
+    semantic: int,
+    corrections: dict[str, str] | None = None,
+) -> dict[str, Any]:
     return statement_parameters(
         question, vectors, model_name=MINILM_MODEL, types=None, include_unpublished=False,
         lexical_candidates=fulltext, vector_candidates=semantic, min_relevance=0, limit=K,
+        corrections=corrections,
     )  # fmt: skip
+
+
+def corrections(connection: psycopg.Connection[Any], question: str) -> dict[str, str]:
+    """The service's spelling round trip (it precedes the search when the full-text side runs)."""
+    rows = connection.execute(SPELLING, spelling_parameters(question), prepare=True).fetchall()
+    return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
 
 
 def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
@@ -189,7 +206,8 @@ def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
 def search_latencies(
     connection: psycopg.Connection[Any], questions: list[tuple[str, Vectors]]
 ) -> dict[str, dict[str, float]]:
-    """The hybrid statement and each half alone, interleaved question by question."""
+    """The hybrid statement and each half alone, interleaved question by question; with the
+    full-text side, the spelling statement before it, timed with it (two round trips)."""
     variants = {
         "hybrid": (CANDIDATES, CANDIDATES),
         "fulltext_only": (CANDIDATES, 0),
@@ -200,8 +218,9 @@ def search_latencies(
         for question, vector in questions:
             for name, (fulltext, semantic) in variants.items():
                 started = time.perf_counter()
+                corrected = corrections(connection, question) if fulltext else None
                 connection.execute(
-                    STATEMENT, params(question, vector, fulltext, semantic), prepare=True
+                    STATEMENT, params(question, vector, fulltext, semantic, corrected), prepare=True
                 ).fetchall()
                 if round_number:  # the first round warms the caches and prepares
                     samples[name].append(time.perf_counter() - started)

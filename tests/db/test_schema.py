@@ -12,7 +12,7 @@ EXPECTED_TABLES = {
     "product_collection_products", "user_profiles", "user_subscriptions", "user_activity_log",
     "cart_items", "downloads", "purchases", "chat_conversations", "chat_messages",
     "knowledge_base", "bot_analytics", "events", "analytics_dirty_days", "analytics_rollup_state",
-    "analytics_funnel_daily", "analytics_payments", "knowledge_sync_queue",
+    "analytics_funnel_daily", "analytics_payments", "knowledge_sync_queue", "knowledge_terms",
     "webhook_events", "webhook_refusals", "billing_settings",
 }  # fmt: skip
 

@@ -234,3 +234,50 @@ def test_a_question_without_an_answer_gets_no_passage(demo_engine: Engine, quest
     assert "Sources: none" in context.render()
     # The passages exist, they are just not relevant: each carries its low relevance.
     assert candidates and max(p.relevance for p in candidates) < knowledge.RELEVANCE_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("cancle my subscripton", "policy/subscription-cancellation.md"),
+        ("paymnet declined", "troubleshooting/payment-failed.md"),
+        ("studnet discount", "faq/education-discount.md"),
+    ],
+)
+def test_a_misspelt_question_reads_the_words_the_base_holds(
+    demo_engine: Engine, question: str, source: str
+) -> None:
+    # The lexical side alone: before, a misspelt word matched no passage, and these questions
+    # found nothing by their words.
+    with Session(demo_engine) as session:
+        best = knowledge.search(session, question, mode="fulltext", min_relevance=0)[0]
+    assert best.source == f"sample:{source}"
+    assert best.fulltext_rank == 1
+
+
+def test_only_misspelt_words_of_five_letters_or_more_are_corrected(demo_engine: Engine) -> None:
+    with Session(demo_engine) as session:
+        corrected = knowledge.spelling_corrections(
+            session,
+            "cancle my subscripton, how tall, set REDIS_URL, error AF-E423, refund, anything,"
+            " a receipt that could contain what he complains about",
+        )
+    # "tall" is one edit from "tabl" (table) but too short to tell; codes stay unknown; words
+    # the base holds ("refund") are never touched; nor are English words it does not hold
+    # ("anything" is one edit from "another", "receipt" two from "receive", "contain" two from
+    # "contact"), inflected ones ("complains") included.
+    assert corrected == {"cancl": "cancel", "subscripton": "subscript"}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "edits"),
+    [("refnud", "refund", 1), ("cancl", "cancel", 1), ("chnage", "chang", 2), ("abc", "abc", 0),
+     ("", "abc", 3), ("emial", "email", 1), ("dragon", "drawn", 2)],
+)  # fmt: skip
+def test_edit_distance_counts_a_swap_of_adjacent_letters_as_one(
+    first: str, second: str, edits: int
+) -> None:
+    assert knowledge.edit_distance(first, second) == edits
+    assert knowledge.edit_distance(second, first) == edits
+    # Bounded: the same answer up to the bound, bound + 1 beyond it.
+    assert knowledge.edit_distance(first, second, at_most=1) == min(edits, 2)

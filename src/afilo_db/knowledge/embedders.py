@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -70,6 +71,16 @@ def installed_file(distribution: str, relative_path: str, sha256: str) -> Path:
             f"{path} has sha256 {digest}, expected {sha256}: refusing an unknown model file"
         )
     return path
+
+
+@once_per_arguments
+def english_words() -> frozenset[str]:
+    """The whole English words of MiniLM's WordPiece vocabulary (lower-case, letters only: about
+    22,000): a word list that ships with the model, which knowledge search reads to tell a
+    misspelt word ("recieve") from a real one the knowledge base does not hold ("receipt")."""
+    vocabulary = installed_file(_TOKENIZER_DISTRIBUTION, _TOKENIZER_FILE, _TOKENIZER_SHA256)
+    tokens = json.loads(vocabulary.read_text(encoding="utf-8"))["model"]["vocab"]
+    return frozenset(token for token in tokens if token.isascii() and token.isalpha())
 
 
 class MiniLMEmbedder:

@@ -8,7 +8,7 @@ with alembic-utils' operations, so revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
 0006_data_rules, 0011_variant_product_status, 0016_analytics_from_billing,
-0019_mrr_by_billing_interval) on purpose: a revision is a frozen snapshot of
+0019_mrr_by_billing_interval, 0020_knowledge_term_counts) on purpose: a revision is a frozen snapshot of
 history, this module is the schema as it should be now.
 """
 
@@ -370,6 +370,60 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   UNION ALL
   SELECT 'product_id', x FROM unnest(products) AS x
   WHERE NOT EXISTS (SELECT FROM products p WHERE p.id = x)
+$$
+""",
+        # Revision 0020: the lexeme counts knowledge search weighs words by.
+        """CREATE FUNCTION count_knowledge_terms() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path TO 'pg_catalog', 'public' AS $$
+DECLARE
+  _lexemes text[];
+  _changes integer[];
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM public.knowledge_terms;
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    SELECT array_agg(lexeme ORDER BY lexeme), array_agg(change ORDER BY lexeme)
+    INTO _lexemes, _changes
+    FROM (SELECT lexeme, count(*)::integer AS change
+          FROM added_rows a CROSS JOIN LATERAL unnest(tsvector_to_array(a.searchable_text)) AS lexeme
+          WHERE a.is_published GROUP BY lexeme) changes;
+  ELSIF TG_OP = 'DELETE' THEN
+    SELECT array_agg(lexeme ORDER BY lexeme), array_agg(change ORDER BY lexeme)
+    INTO _lexemes, _changes
+    FROM (SELECT lexeme, -count(*)::integer AS change
+          FROM removed_rows r CROSS JOIN LATERAL unnest(tsvector_to_array(r.searchable_text)) AS lexeme
+          WHERE r.is_published GROUP BY lexeme) changes;
+  ELSE
+    SELECT array_agg(lexeme ORDER BY lexeme), array_agg(change ORDER BY lexeme)
+    INTO _lexemes, _changes
+    FROM (SELECT lexeme, sum(change)::integer AS change
+          FROM (SELECT a.searchable_text AS added, a.is_published AS added_published,
+                       r.searchable_text AS removed, r.is_published AS removed_published
+                FROM added_rows a JOIN removed_rows r USING (id)
+                WHERE a.searchable_text IS DISTINCT FROM r.searchable_text
+                   OR a.is_published IS DISTINCT FROM r.is_published) changed
+          CROSS JOIN LATERAL (
+            SELECT lexeme, 1 AS change FROM unnest(tsvector_to_array(changed.added)) AS lexeme
+            WHERE changed.added_published
+            UNION ALL
+            SELECT lexeme, -1 FROM unnest(tsvector_to_array(changed.removed)) AS lexeme
+            WHERE changed.removed_published) moved
+          GROUP BY lexeme HAVING sum(change) <> 0) changes;
+  END IF;
+  IF _lexemes IS NULL THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO public.knowledge_terms (lexeme, passages)
+  SELECT lexeme, 0 FROM unnest(_lexemes) AS lexeme
+  ON CONFLICT (lexeme) DO NOTHING;
+  PERFORM FROM public.knowledge_terms t WHERE t.lexeme = ANY (_lexemes) ORDER BY t.lexeme FOR UPDATE;
+  UPDATE public.knowledge_terms t SET passages = greatest(0, t.passages + c.change)
+  FROM unnest(_lexemes, _changes) AS c(lexeme, change)
+  WHERE t.lexeme = c.lexeme;
+  DELETE FROM public.knowledge_terms t WHERE t.lexeme = ANY (_lexemes) AND t.passages = 0;
+  RETURN NULL;
+END
 $$
 """,
     )

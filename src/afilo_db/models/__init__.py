@@ -32,6 +32,7 @@ from afilo_db.models.chat import (
     ChatMessage,
     KnowledgeBase,
     KnowledgeSyncQueue,
+    KnowledgeTerm,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "Event",
     "KnowledgeBase",
     "KnowledgeSyncQueue",
+    "KnowledgeTerm",
     "Product",
     "ProductCollection",
     "ProductCollectionProduct",

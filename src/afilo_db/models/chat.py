@@ -156,6 +156,19 @@ class KnowledgeSyncQueue(Base):
     queued_at: Mapped[CreatedAt]
 
 
+class KnowledgeTerm(Base):
+    """How many published passages hold each lexeme of `searchable_text`: the document
+    frequencies knowledge search weighs a question's words by, read by primary key instead of
+    counted through the GIN index on every search. Kept by a statement trigger on knowledge_base
+    (revision 0020); lexemes no passage holds have no row."""
+
+    __tablename__ = "knowledge_terms"
+    __table_args__ = (CheckConstraint("passages >= 0", name="passages_not_negative"),)
+
+    lexeme: Mapped[str] = mapped_column(primary_key=True)
+    passages: Mapped[int]
+
+
 class BotAnalytics(Base):
     """Per conversation and day: how the bot did."""
 

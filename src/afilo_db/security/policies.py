@@ -304,6 +304,14 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
     ),
     # Filled by triggers (SECURITY DEFINER), drained by `kb sync`: back-end work only.
     TableSecurity("knowledge_sync_queue", private=False),
+    # Kept by a trigger on knowledge_base (SECURITY DEFINER), counting published passages only:
+    # read by knowledge search, written by nobody else.
+    TableSecurity(
+        "knowledge_terms",
+        app=(AppRule("SELECT", using="true"),),
+        service=("SELECT",),
+        private=False,
+    ),
 )
 
 PRIVATE_TABLES: Final = tuple(table.table for table in TABLES if table.private)

@@ -3,10 +3,11 @@ calibrated relevance that orders them and lets a caller say "no good match" inst
 unrelated passages.
 
 The lists, built inside PostgreSQL:
-- lexical: every passage holding *any* of the question's terms (its lexemes, stop words
-  dropped, the question never parsed as search operators), scored like BM25 with binary term
-  frequency: the sum of the inverse document frequency of the terms it holds, terms in its title
-  counting `TITLE_BOOST` more. Chunks are of similar length, so length normalisation adds little.
+- lexical: the passages holding any of the question's rarest terms (its lexemes, stop words
+  dropped, misspelt words read as the nearest word the base holds, the question never parsed as
+  search operators), scored like BM25 with binary term frequency: the sum of the inverse
+  document frequency (from `knowledge_terms`) of the terms it holds, terms in its title counting
+  `TITLE_BOOST` more. Chunks are of similar length, so length normalisation adds little.
 - codes: passages holding the question's code-like tokens (AF-E410, CLERK_SECRET_KEY,
   tailwind.config.ts, SKUs) as exact phrases of the full-text index, wherever they stand in it.
 - vector: nearest neighbours by cosine distance (HNSW, only vectors of the question's model); a
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,7 +46,13 @@ from afilo_db.knowledge.chunking import (
     chunk_document,
     count_tokens,
 )
-from afilo_db.knowledge.embedders import Embedder, Vectors, get_embedder, to_pgvector_text
+from afilo_db.knowledge.embedders import (
+    Embedder,
+    Vectors,
+    english_words,
+    get_embedder,
+    to_pgvector_text,
+)
 
 SEARCH_MODES: Final = ("hybrid", "fulltext", "vector")
 # Reciprocal rank fusion, 1 / (RRF_K + rank) summed over the lists that found a passage: each
@@ -56,10 +63,13 @@ RRF_K: Final = 60
 # what a passage is about, bodies mention things in passing.
 TITLE_BOOST: Final = 0.5
 # A term's weight is BM25's inverse document frequency, ln(1 + (C - n + 0.5) / (n + 0.5)), with
-# n its passages counted up to C: counting stops there, so a word that every passage holds costs
-# one bounded index scan. Terms in C passages or more weigh little and select no candidates by
-# themselves (they still score the candidates that rarer terms select).
+# n its published passages (knowledge_terms) capped at C. Terms in C passages or more weigh next
+# to nothing and select no candidates; they still count in a passage's coverage.
 COMMON_TERM_PASSAGES: Final = 1000
+# Candidates of the lexical list come from the question's rarest terms, taken rarest first while
+# their passages add up to at most this many: a long question of many fairly common words reads
+# a bounded number of passages. The sample knowledge base's questions stay well under it.
+SELECTED_POSTINGS: Final = 2000
 # Each list contributes this many candidates per passage asked for (at least 40).
 CANDIDATES_PER_RESULT: Final = 4
 MIN_CANDIDATES: Final = 40
@@ -81,10 +91,10 @@ QUESTION_WINDOW_TOKENS: Final = 60
 # orders the results. Fitted, the code-missing weight and the threshold (the best balanced
 # accuracy: answerable questions answered, the others refused) chosen, on the tune split of
 # tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune`.
-RELEVANCE_INTERCEPT: Final = -7.454
-RELEVANCE_PER_SIMILARITY: Final = 12.483
-RELEVANCE_PER_COVERAGE: Final = 1.996
-RELEVANCE_PER_CODE_FOUND: Final = 2.583
+RELEVANCE_INTERCEPT: Final = -7.455
+RELEVANCE_PER_SIMILARITY: Final = 11.956
+RELEVANCE_PER_COVERAGE: Final = 2.495
+RELEVANCE_PER_CODE_FOUND: Final = 2.547
 RELEVANCE_PER_CODE_MISSING: Final = -4.0
 RELEVANCE_THRESHOLD: Final = 0.05
 # Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
@@ -94,6 +104,50 @@ _TOKEN: Final = re.compile(r"\S+")
 _CODE_EDGES: Final = "\"'()[]{}<>,;:.!?"
 _HAS_LETTER: Final = re.compile(r"[A-Za-z]")
 _CODE_SHAPE: Final = re.compile(r"\d|_|\w[./:=@]\w|^/\w|[a-z][A-Z]")
+
+# Spelling: a question word (an alphabetic lexeme of at least MIN_CORRECTED_LETTERS) that no
+# published passage holds is read as the nearest lexeme that some passage holds, by optimal
+# string alignment distance (a swapped pair of adjacent letters counts one edit): one edit for
+# words of up to LONG_WORD_LETTERS - 1 letters, two beyond. Shorter words are left alone: one
+# edit from a four-letter word reaches too many real ones ("tall" is one from "tabl", "feed" from
+# "fee"). Candidates share the word's first two letters (slips seldom hit them, and the primary
+# key then reads a short range) and are within two letters of its length; ties go to the lexeme
+# more passages hold. Codes are never corrected: they hold digits or punctuation, and a code the
+# base does not hold must stay unknown. Nor are English words (`english_words`, the model's
+# word list): "receipt" or "anything" is a word the base does not use, not a slip.
+MIN_CORRECTED_LETTERS: Final = 5
+# Endings of English inflections the word list leaves to its word pieces ("complain" + "s"). Not
+# a bare "d": "corruptd" is a slip for "corrupted", not an inflection of "corrupt".
+INFLECTION_ENDINGS: Final = ("s", "es", "ed", "ing", "ly")
+LONG_WORD_LETTERS: Final = 7
+# At most MAX_CORRECTED_WORDS words of a question (its longest unknown ones) are corrected,
+# each against at most SPELLING_CANDIDATES lexemes (the ones most passages hold): the distance
+# is computed here, in Python, so the work must stay bounded whatever the vocabulary (a
+# vocabulary can hold tens of thousands of lexemes under one two-letter prefix).
+MAX_CORRECTED_WORDS: Final = 4
+SPELLING_CANDIDATES: Final = 100
+SPELLING_SQL: Final = """
+SELECT unknown, candidate.lexeme, candidate.passages
+FROM (
+  SELECT unknown
+  FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS unknown
+  WHERE unknown ~ :correctable
+    AND NOT EXISTS (SELECT FROM knowledge_terms known WHERE known.lexeme = unknown)
+    AND unknown <> ALL (tsvector_to_array(to_tsvector('english', :english)))
+  ORDER BY length(unknown) DESC, unknown
+  LIMIT :max_corrected_words
+) misspelt
+CROSS JOIN LATERAL (
+  SELECT kt.lexeme, kt.passages
+  FROM knowledge_terms kt
+  WHERE kt.lexeme >= left(unknown, 2) AND kt.lexeme < left(unknown, 2) || 'zzzz'
+    AND left(kt.lexeme, 2) = left(unknown, 2)
+    AND length(kt.lexeme) BETWEEN length(unknown) - 2 AND length(unknown) + 2
+    AND kt.lexeme ~ '^[a-z]+$'
+  ORDER BY kt.passages DESC, kt.lexeme
+  LIMIT :spelling_candidates
+) candidate
+"""
 
 _SEARCH_SETTINGS = text(
     "SELECT set_config('hnsw.ef_search', :ef_search, true),"
@@ -106,37 +160,51 @@ _FILTERS = """
 
 # The question's lexemes are quoted as tsquery literals (quotes and backslashes doubled), so no
 # word of it is ever read as an operator. `|| ':' || 'A'` restricts a term to titles (weight A);
-# written `':A'` it would read as a bind parameter.
+# written `':A'` it would read as a bind parameter. A term's passages come from knowledge_terms
+# (kept by a trigger on knowledge_base), not from the GIN index, which would read every passage
+# of a common word to count them. Candidates come from the rarest terms only, at most
+# :selected_postings passages in all, so that a question of common words reads few passages.
+# `evidence` is MATERIALIZED: inlined, its similarity subquery ran once per reference to it.
 SEARCH_SQL: Final = f"""
 WITH terms AS (
   SELECT CAST(quoted AS tsquery) AS term, CAST(quoted || ':' || 'A' AS tsquery) AS title_term,
          quoted, ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
-         passages < :common_term_passages AS selective
+         passages < :common_term_passages
+           AND sum(passages) OVER (ORDER BY passages, quoted) <= :selected_postings AS selective
   FROM (
-    SELECT quoted, (SELECT count(*) FROM (
-             SELECT FROM knowledge_base kb WHERE kb.searchable_text @@ CAST(quoted AS tsquery)
-             LIMIT :common_term_passages) hits) AS passages
+    SELECT lexemes.quoted, least(coalesce(kt.passages, 0), :common_term_passages) AS passages
     FROM (
-      SELECT '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
-      FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS lexeme
-      WHERE :lexical_candidates > 0
+      SELECT DISTINCT lexeme,
+             '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
+      FROM (
+        SELECT coalesce(spelling.correction, asked) AS lexeme
+        FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
+        LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
+          AS spelling(misspelt, correction) ON spelling.misspelt = asked
+        WHERE :lexical_candidates > 0
+      ) corrected
     ) lexemes
+    LEFT JOIN knowledge_terms kt ON kt.lexeme = lexemes.lexeme
   ) counted
 ),
 question AS (
-  SELECT CAST(string_agg(quoted, ' | ') FILTER (WHERE selective) AS tsquery) AS any_term,
-         sum(weight) AS total_weight
-  FROM terms
+  SELECT sum(weight) AS total_weight FROM terms
 ),
 lexical AS (
   SELECT id, weight, row_number() OVER (ORDER BY weight DESC, id) AS position
   FROM (
-    SELECT kb.id, (SELECT sum(t.weight * (CAST(kb.searchable_text @@ t.term AS int)
-                              + :title_boost * CAST(kb.searchable_text @@ t.title_term AS int)))
-                   FROM terms t) AS weight
-    FROM knowledge_base kb, question q
-    WHERE kb.searchable_text @@ q.any_term{_FILTERS}
-    ORDER BY weight DESC, kb.id
+    SELECT postings.id,
+           sum(t.weight * (1 + :title_boost * CAST(postings.in_title AS int))) AS weight
+    FROM terms t
+    CROSS JOIN LATERAL (
+      SELECT kb.id, kb.searchable_text @@ t.title_term AS in_title
+      FROM knowledge_base kb
+      WHERE kb.searchable_text @@ t.term{_FILTERS}
+      LIMIT :common_term_passages
+    ) postings
+    WHERE t.selective
+    GROUP BY postings.id
+    ORDER BY weight DESC, postings.id
     LIMIT :lexical_candidates
   ) matches
 ),
@@ -175,7 +243,7 @@ fused AS (
   FULL JOIN codes c USING (id)
   FULL JOIN semantic s USING (id)
 ),
-evidence AS (
+evidence AS MATERIALIZED (
   SELECT f.*, f.lexical_score + f.code_score + f.vector_score AS score,
          (SELECT max(1 - (kb.embedding <=> window_vector))
           FROM unnest(CAST(:vectors AS vector[])) AS window_vector
@@ -279,6 +347,68 @@ def question_windows(question: str) -> list[str]:
     return list(windows)
 
 
+def edit_distance(first: str, second: str, at_most: int | None = None) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+    adjacent letters, one edit each ("refnud" is one edit from "refund"). With `at_most`, any
+    distance beyond it is returned as at_most + 1, as soon as it is certain."""
+    previous2: list[int] = []
+    previous = list(range(len(second) + 1))
+    for i, letter in enumerate(first, 1):
+        current = [i]
+        for j, other in enumerate(second, 1):
+            best = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (letter != other))
+            if i > 1 and j > 1 and letter == second[j - 2] and first[i - 2] == other:
+                best = min(best, previous2[j - 2] + 1)
+            current.append(best)
+        # A swap reaches back two rows, so both must exceed the bound.
+        if at_most is not None and min(current) > at_most and min(previous) > at_most:
+            return at_most + 1
+        previous2, previous = previous, current
+    return previous[-1] if at_most is None else min(previous[-1], at_most + 1)
+
+
+def spelling_corrections(session: Session, question: str) -> dict[str, str]:
+    """The question's misspelt lexemes, each with the lexeme of the knowledge base it is read as
+    (see MIN_CORRECTED_LETTERS); lexemes no passage holds and nothing is near stay as they are."""
+    rows = session.execute(text(SPELLING_SQL), spelling_parameters(question))
+    return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
+
+
+def spelling_parameters(question: str) -> dict[str, Any]:
+    """SPELLING_SQL's parameters (shared with the benchmark)."""
+    return {
+        "question": question,
+        "english": " ".join(
+            word for word in re.findall(r"[A-Za-z]+", question.lower()) if is_english(word)
+        ),
+        "correctable": f"^[a-z]{{{MIN_CORRECTED_LETTERS},}}$",
+        "max_corrected_words": MAX_CORRECTED_WORDS,
+        "spelling_candidates": SPELLING_CANDIDATES,
+    }
+
+
+def is_english(word: str) -> bool:
+    """Whether the model's word list holds `word` (lower-case), or holds it without an
+    inflection's ending: the list has "complain", not "complains"."""
+    words = english_words()
+    return word in words or any(
+        word.endswith(ending) and word.removesuffix(ending) in words
+        for ending in INFLECTION_ENDINGS
+    )
+
+
+def nearest_lexemes(candidates: Sequence[tuple[str, str, int]]) -> dict[str, str]:
+    """From (unknown lexeme, known lexeme, its passages) rows, each unknown lexeme's nearest
+    known one within the edits allowed, ties to the one more passages hold."""
+    nearest: dict[str, tuple[int, int, str]] = {}
+    for unknown, lexeme, passages in candidates:
+        allowed = 2 if len(unknown) >= LONG_WORD_LETTERS else 1
+        distance = edit_distance(unknown, lexeme, at_most=allowed)
+        if distance <= allowed:
+            nearest[unknown] = min(nearest.get(unknown, (3, 0, "")), (distance, -passages, lexeme))
+    return {unknown: lexeme for unknown, (_, _, lexeme) in nearest.items()}
+
+
 def _checked(
     question: str, types: Sequence[str] | None, limit: int, mode: str, min_relevance: float
 ) -> str:
@@ -315,11 +445,14 @@ def statement_parameters(
     vector_candidates: int,
     min_relevance: float,
     limit: int,
+    corrections: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
     benchmark, which runs the statement prepared through psycopg). The code list follows the
-    lexical one: both are the full-text side."""
+    lexical one: both are the full-text side. `corrections`: misspelt lexeme -> the lexeme the
+    lexical list reads instead (spelling_corrections)."""
     codes = code_tokens(question)
+    misspelt = sorted(corrections or {})
     return {
         "question": question,
         "codes": codes,
@@ -327,7 +460,10 @@ def statement_parameters(
         "model": model_name,
         "types": list(types) if types else None,
         "include_unpublished": include_unpublished,
+        "misspelt": misspelt,
+        "corrections": [(corrections or {})[lexeme] for lexeme in misspelt],
         "common_term_passages": COMMON_TERM_PASSAGES,
+        "selected_postings": SELECTED_POSTINGS,
         "title_boost": TITLE_BOOST,
         "lexical_candidates": lexical_candidates,
         "code_candidates": lexical_candidates,
@@ -380,6 +516,7 @@ def search(
             vector_candidates=candidates if mode != "fulltext" else 0,
             min_relevance=min_relevance,
             limit=limit,
+            corrections=spelling_corrections(session, cleaned) if mode != "vector" else None,
         ),
     ).all()
     return [
