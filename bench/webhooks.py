@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import queue
 import socket
 import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -293,7 +295,14 @@ def _serve(service_url: str, port: int, secrets: WebhookSecrets) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-def _endpoint(service_url: str, events: list[Delivery], port: int) -> tuple[float, int]:
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _endpoint(service_url: str, events: list[Delivery], port: int) -> tuple[float, int, float]:
+    """Seconds, posts, and the endpoint process's CPU seconds an event."""
     server = multiprocessing.get_context("spawn").Process(
         target=_serve, args=(service_url, port, WebhookSecrets(STRIPE_SECRET, CLERK_SECRET))
     )
@@ -307,9 +316,12 @@ def _endpoint(service_url: str, events: list[Delivery], port: int) -> tuple[floa
                 if not server.is_alive():
                     raise RuntimeError("the endpoint's server ended before it listened") from None
                 time.sleep(0.05)
+        assert server.pid is not None
+        cpu_before = _cpu_seconds(server.pid)
         started = time.perf_counter()
         posts = deliver_all(f"http://127.0.0.1:{port}", events, workers=SENDERS)
-        return time.perf_counter() - started, posts
+        elapsed = time.perf_counter() - started
+        return elapsed, posts, (_cpu_seconds(server.pid) - cpu_before) / len(events)
     finally:
         server.terminate()
         server.join()
@@ -344,9 +356,10 @@ def main() -> None:
             elif name == "library":
                 timings[name] = _library(service_url, events)
             else:
-                timings[name], figures["endpoint_posts"] = _endpoint(
+                timings[name], figures["endpoint_posts"], cpu = _endpoint(
                     service_url, events, options.port
                 )
+                figures["endpoint_process_cpu_ms_per_event"] = round(cpu * 1000, 2)
             with psycopg.connect(url) as check:
                 stored = check.execute(
                     "SELECT (SELECT count(*) FROM webhook_events),"
