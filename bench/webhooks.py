@@ -115,6 +115,10 @@ _PURCHASE = (
     " FROM user_profiles u, product_variants v WHERE u.clerk_user_id = %s"
     " AND v.stripe_price_id = %s ON CONFLICT (stripe_payment_intent_id) DO NOTHING"
 )
+_CONFIRM = (
+    "UPDATE purchases SET state_event_id = %s, state_as_of = to_timestamp(%s)"
+    " WHERE stripe_payment_intent_id = %s"
+)
 _REFUND = (
     "UPDATE purchases SET status = 'refunded', state_event_id = %s, state_as_of = to_timestamp(%s)"
     " WHERE stripe_payment_intent_id = %s AND status <> 'refunded'"
@@ -124,7 +128,9 @@ _REFUND = (
 def _clerk_user(obj: dict[str, Any]) -> str:
     user = obj.get("metadata", {}).get("clerk_user_id") or obj.get("client_reference_id")
     if user is None:  # the bench's charges and invoices name their user by their ids' key
-        user = "user_" + str(obj["customer" if "customer" in obj else "payment_intent"])[3:]
+        user = (
+            "user_" + str(obj["customer" if "customer" in obj else "payment_intent"]).split("_")[1]
+        )
     return str(user)
 
 
@@ -220,8 +226,12 @@ def _raw_writes(delivery: Delivery) -> list[Write]:
             (_REFUND, (evt, created, obj["payment_intent"])),
             log("purchase.refunded", "purchases", obj["payment_intent"]),
         ]
-    # payment_intent.succeeded of a purchase its Checkout Session recorded as paid: stored only.
-    return [(_EVENT, row)]
+    # payment_intent.succeeded of a purchase its Checkout Session recorded as paid: confirmed.
+    return [
+        (_EVENT, row),
+        (_CONFIRM, (evt, created, obj["id"])),
+        log("purchase.confirmed", "purchases", obj["id"]),
+    ]
 
 
 def _in_order_of_occurrence(events: list[Delivery]) -> list[Delivery]:
