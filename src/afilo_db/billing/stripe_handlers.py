@@ -416,7 +416,7 @@ def _record_purchase(
         raise ValidationError(
             {"data.object.metadata.stripe_price_id": "must be the Stripe price of a variant"}
         )
-    quantity = _metadata(obj).get("quantity") or 1
+    quantity = _quantity(obj)
     checkout_session = obj["id"] if str(obj.get("id", "")).startswith("cs_") else None
     row = delivery.value(
         "INSERT INTO purchases (user_id, product_id, variant_id, quantity, amount, currency,"
@@ -426,7 +426,7 @@ def _record_purchase(
             " ON CONFLICT (stripe_payment_intent_id) DO NOTHING RETURNING id",
         {
             "user": user_id, "product": variant.product_id, "variant": variant.id,
-            "quantity": int(quantity), "amount": amount,
+            "quantity": quantity, "amount": amount,
             "currency": text_field(obj, "currency").upper(), "status": status,
             "pi": payment_intent, "cs": checkout_session, "event_id": event.event_id,
             "as_of": event.occurred_at,
@@ -438,6 +438,21 @@ def _record_purchase(
         return APPLIED
     _advance_purchase(delivery, payment_intent, status, checkout_session)
     return APPLIED
+
+
+def _quantity(obj: Mapping[str, Any]) -> int:
+    """`metadata.quantity`, 1 when absent. Stripe's metadata values are strings: anything but a
+    whole number within the cart's bound is the event's fault (422), not the endpoint's (500)."""
+    value = _metadata(obj).get("quantity")
+    if value is None:
+        return 1
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= rules.CART_MAX_QUANTITY:
+        raise ValidationError({
+            "data.object.metadata.quantity": "must be a whole number from 1 to "
+            f"{rules.CART_MAX_QUANTITY}",
+        })  # fmt: skip
+    return int(text)
 
 
 def _purchase_of(delivery: Delivery, payment_intent: str) -> Any:
