@@ -17,15 +17,15 @@ events.
   costs without HTTP and without concurrency).
 
 The events go out in the order they happened (each user's sign-up, then everybody's next step):
-the users' lifecycles interleave as a marketplace's do. `--by-user` posts each user's ten events
-one after another instead, so that up to eight events of one user are in flight at once and wait
-for each other (and some for an earlier one: 409, delivered again).
+the users' lifecycles interleave as a marketplace's do. (Posting each user's ten events one after
+another, as this benchmark did before, puts up to eight events of one user in flight at once:
+the endpoint defers those that come before their predecessor, which no raw baseline can mirror.)
 
 The baseline and the endpoint alternate for `--rounds` rounds (3), each round on fresh databases
 and freshly signed events, so that a shared machine's load moves both alike; each round's ratio
 is its endpoint's events a second over its baseline's (the goal: at least 0.5).
 
-`python -m bench.webhooks [--users N] [--rounds R] [--by-user]` (default 100 users = 1,000
+`python -m bench.webhooks [--users N] [--rounds R]` (default 100 users = 1,000
 events a run). Results go to bench/results/webhooks.json.
 """
 
@@ -377,16 +377,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=18787)
-    parser.add_argument(
-        "--by-user", action="store_true", help="Post each user's events one after another."
-    )
     options = parser.parse_args()
     if options.users < 4 * SENDERS:
         # Fewer, and the senders would post one user's next steps before the last one is
         # applied: the endpoint defers them (409), the baseline's plain writes would collide.
         parser.error(f"--users: at least {4 * SENDERS}")
     figures: dict[str, Any] = {"users": options.users, "senders": SENDERS}
-    figures["order"] = "by user" if options.by_user else "as they happened"
     rates: dict[str, list[float]] = {"baseline": [], "endpoint": [], "library": []}
     ratios: list[float] = []
     with scratch_server("webhooks") as server:
@@ -400,9 +396,7 @@ def main() -> None:
         plan = [*(["baseline", "endpoint"] * options.rounds), "library"]
         for name in plan:
             # Events are signed when made: each run gets its own, inside the five minutes.
-            events = marketplace_events(options.users)
-            if not options.by_user:
-                events = _in_order_of_occurrence(events)
+            events = _in_order_of_occurrence(marketplace_events(options.users))
             seconds, extra = _measure(server, name, events, options.port)
             rates[name].append(len(events) / seconds)
             if name == "endpoint":
