@@ -4,10 +4,12 @@ same table contents as the same events applied once, in order."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
 import psycopg
+from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
 from afilo_db.billing.endpoint import create_webhook_app
@@ -84,3 +86,20 @@ def test_shuffled_concurrent_duplicated_deliveries_end_like_the_ordered_run(
         "user_profiles": 20, "user_subscriptions": 80, "purchases": 20, "webhook_events": 200}  # fmt: skip
     for table in CONTENTS:
         assert concurrent[table] == expected[table], table
+
+
+def test_a_burst_of_deliveries_uses_no_more_connections_than_the_pool_keeps(
+    shop: Shop, service_engine: Engine, served: str
+) -> None:
+    # More senders than the pool keeps connections: beyond the pool's size each delivery would
+    # open an overflow connection (a login) that the pool closes again when it comes back.
+    opened = itertools.count()
+    event.listen(service_engine, "connect", lambda *_: next(opened))
+    pool_size = service_engine.pool.size()  # type: ignore[attr-defined]
+    # Step by step (the ids end with the step), the users interleaved, as they happened.
+    events = sorted(marketplace_events(6, tag="b"), key=lambda delivery: delivery.event_id[-3:])
+    deliver_all(served, events, workers=pool_size + 3)
+    assert next(opened) <= pool_size
+    with psycopg.connect(shop.owner_url) as owner:
+        stored = owner.execute("SELECT count(*) FROM webhook_events").fetchone()
+    assert stored == (len(events),)

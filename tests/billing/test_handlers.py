@@ -16,11 +16,15 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
+from afilo_db.billing import ingest, verify_clerk
+from afilo_db.db.engine import create_app_engine
 from afilo_db.db.urls import sqlalchemy_url
+from afilo_db.errors import ForbiddenError
 from afilo_db.security import as_user
 from afilo_db.services.entitlements import entitlements
 from tests.billing.conftest import Shop, post
 from tests.billing.providers import (
+    CLERK_SECRET,
     checkout_session,
     clerk_delivery,
     clerk_user,
@@ -297,3 +301,20 @@ def test_an_event_breaking_a_rule_writes_nothing(
         (0,)
     ]
     assert owner_rows(shop, "SELECT count(*) FROM user_subscriptions") == [(0,)]
+
+
+def test_ingest_on_the_application_roles_login_is_forbidden_and_writes_nothing(
+    shop: Shop,
+) -> None:
+    # The service context goes in one round trip with the event's row: PostgreSQL's refusal of
+    # the role switch must still surface as ForbiddenError, before anything is stored.
+    delivery = clerk_delivery("msg_forbidden0001", "user.created", NOW * 1000,
+                              clerk_user(ADA, "ada@example.com", NOW * 1000))  # fmt: skip
+    event = verify_clerk(delivery.body, delivery.headers, CLERK_SECRET)
+    engine = create_app_engine(shop.app_url)
+    try:
+        with Session(engine) as session, pytest.raises(ForbiddenError, match="service"):
+            ingest(session, event)
+    finally:
+        engine.dispose()
+    assert owner_rows(shop, "SELECT count(*) FROM webhook_events") == [(0,)]

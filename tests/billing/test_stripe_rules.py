@@ -100,6 +100,32 @@ def test_an_id_breaking_stripes_rule_is_refused_naming_the_field(
     assert owner_rows(shop, "SELECT count(*) FROM purchases") == [(0,)]
 
 
+@pytest.mark.parametrize("quantity", ["two", "2.5", "0", "-1", "", "1001", "²"])
+def test_a_quantity_that_is_no_whole_number_is_refused_naming_the_field(
+    client: TestClient, shop: Shop, quantity: str
+) -> None:
+    # Stripe's metadata values are strings: a bad one is the event's fault (422), never a 500.
+    signed_up(client)
+    checkout = checkout_session("cs_test_qty0000001", "pi_qty0000000001", ADA, CUSTOMER)
+    checkout["metadata"]["quantity"] = quantity
+    status, body = post(client, stripe_delivery("evt_qty000000001", "checkout.session.completed",
+                                                NOW, checkout))  # fmt: skip
+    assert status == 422
+    assert body["problems"] == {
+        "data.object.metadata.quantity": f"must be a whole number from 1 to {rules.CART_MAX_QUANTITY}"
+    }
+    assert owner_rows(shop, "SELECT count(*) FROM purchases") == [(0,)]
+
+
+def test_a_purchase_keeps_the_quantity_its_metadata_names(client: TestClient, shop: Shop) -> None:
+    signed_up(client)
+    checkout = checkout_session("cs_test_qty0000002", "pi_qty0000000002", ADA, CUSTOMER)
+    checkout["metadata"]["quantity"] = "3"
+    assert post(client, stripe_delivery("evt_qty000000002", "checkout.session.completed", NOW,
+                                        checkout))[0] == 200  # fmt: skip
+    assert owner_rows(shop, "SELECT quantity, status FROM purchases") == [(3, "paid")]
+
+
 def test_an_incomplete_subscription_whose_first_payment_fails_never_entitles(
     client: TestClient, shop: Shop
 ) -> None:

@@ -12,9 +12,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from sqlalchemy import text
-
 from afilo_db.billing.events import APPLIED, Result, field, from_unix_ms, ignored, text_field
 from afilo_db.data.erase import erase_user_in
 from afilo_db.errors import ValidationError
@@ -37,20 +34,17 @@ def _clerk_user_id(data: Mapping[str, Any]) -> str:
 def _lock_and_check_deleted(delivery: Delivery, clerk_user_id: str) -> bool:
     """Serialize the events of one Clerk user (the profile may not exist yet, so the lock is on
     the id); True when a user.deleted of theirs is stored already."""
-    session = delivery.session
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended('clerk:' || :clerk, 0))"),
+    delivery.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('clerk:' || %(clerk)s, 0))",
         {"clerk": clerk_user_id},
     )
     return bool(
-        session.execute(
-            text(
-                "SELECT EXISTS (SELECT FROM webhook_events WHERE provider = 'clerk'"
-                " AND event_type = :deleted AND id <> :row AND subject IN (:clerk,"
-                " 'sha256:' || encode(sha256(convert_to(:clerk, 'UTF8')), 'hex')))"
-            ),
+        delivery.value(
+            "SELECT EXISTS (SELECT FROM webhook_events WHERE provider = 'clerk'"
+            " AND event_type = %(deleted)s AND id <> %(row)s AND subject IN (%(clerk)s,"
+            " 'sha256:' || encode(sha256(convert_to(%(clerk)s, 'UTF8')), 'hex')))",
             {"clerk": clerk_user_id, "deleted": DELETED, "row": delivery.row_id},
-        ).scalar_one()
+        )
     )
 
 
@@ -91,32 +85,28 @@ def user_written(delivery: Delivery) -> Result:
         "event_id": event.event_id,
         "as_of": as_of,
     }
-    created = delivery.session.execute(
-        text(
-            "INSERT INTO user_profiles (clerk_user_id, email, display_name, state_event_id,"
-            " state_as_of) VALUES (:clerk, :email, :name, :event_id, :as_of)"
-            " ON CONFLICT (clerk_user_id) DO NOTHING RETURNING id"
-        ),
+    created = delivery.value(
+        "INSERT INTO user_profiles (clerk_user_id, email, display_name, state_event_id,"
+        " state_as_of) VALUES (%(clerk)s, %(email)s, %(name)s, %(event_id)s, %(as_of)s)"
+        " ON CONFLICT (clerk_user_id) DO NOTHING RETURNING id",
         values,
-    ).scalar_one_or_none()
+    )
     if created is not None:
         delivery.link_user(created)
         delivery.log("profile.created", user_id=created, entity_type="user_profiles",
                      entity_id=created)  # fmt: skip
         return APPLIED
     # Only a newer state than the one held: Clerk's updated_at, then the event id.
-    profile, changed = delivery.session.execute(
-        text(
-            "WITH changed AS (UPDATE user_profiles SET email = :email, display_name = :name,"
-            " state_event_id = :event_id, state_as_of = :as_of"
-            " WHERE clerk_user_id = :clerk"
-            " AND (coalesce(state_as_of, '-infinity'), coalesce(state_event_id, ''))"
-            "     < (CAST(:as_of AS timestamptz), CAST(:event_id AS text))"
-            " RETURNING id)"
-            " SELECT id, EXISTS (SELECT FROM changed) FROM user_profiles WHERE clerk_user_id = :clerk"
-        ),
+    profile, changed = delivery.row(
+        "WITH changed AS (UPDATE user_profiles SET email = %(email)s, display_name = %(name)s,"
+        " state_event_id = %(event_id)s, state_as_of = %(as_of)s"
+        " WHERE clerk_user_id = %(clerk)s"
+        " AND (coalesce(state_as_of, '-infinity'), coalesce(state_event_id, ''))"
+        "     < (CAST(%(as_of)s AS timestamptz), CAST(%(event_id)s AS text))"
+        " RETURNING id)"
+        " SELECT id, EXISTS (SELECT FROM changed) FROM user_profiles WHERE clerk_user_id = %(clerk)s",
         values,
-    ).one()
+    )
     delivery.link_user(profile)
     if changed:
         delivery.log("profile.updated", user_id=profile, entity_type="user_profiles",
@@ -128,18 +118,19 @@ def user_deleted(delivery: Delivery) -> Result:
     """user.deleted: erase the user's personal data (the rows stay, billing amounts with them)."""
     clerk_user_id = _clerk_user_id(delivery.event.data)
     _lock_and_check_deleted(delivery, clerk_user_id)
-    user_id = delivery.session.execute(
-        text("SELECT id FROM user_profiles WHERE clerk_user_id = :clerk"),
+    user_id = delivery.value(
+        "SELECT id FROM user_profiles WHERE clerk_user_id = %(clerk)s",
         {"clerk": clerk_user_id},
-    ).scalar_one_or_none()
+    )
     if user_id is None:
         # Stored: a user.created or Stripe event of this user arriving later is ignored by it.
         return ignored("no profile of this user (never created here, or erased already)")
     # Linked first, so that the erasure blanks this event's payload and subject too.
     delivery.link_user(user_id)
-    connection = delivery.session.connection().connection.driver_connection
-    assert isinstance(connection, psycopg.Connection)
-    erase_user_in(connection, clerk_user_id, actor="clerk", event_id=delivery.event.event_id)
+    delivery.write()
+    erase_user_in(
+        delivery.connection, clerk_user_id, actor="clerk", event_id=delivery.event.event_id
+    )
     return APPLIED
 
 

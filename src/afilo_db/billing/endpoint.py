@@ -12,13 +12,17 @@ count in `webhook_refusals`. One log line per delivery: provider, event id, type
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -32,6 +36,8 @@ from afilo_db.errors import AfiloError, ConflictError, ValidationError
 from afilo_db.security import service_context
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A provider's body is a few kilobytes; refuse what cannot be an event while reading it, whatever
 # the headers say (a chunked body has no Content-Length).
@@ -102,13 +108,24 @@ def _refusal(status: int, error: AfiloError) -> tuple[JSONResponse, str]:
 
 
 def create_webhook_app(engine: Engine, secrets: WebhookSecrets) -> Starlette:
+    """The two routes on `engine` (the service role's login). At most as many deliveries use
+    the database at once as the engine's pool keeps connections: the others wait their turn in
+    the event loop, holding neither a thread nor a connection. Beyond the pool's size each would
+    open an overflow connection that the pool closes again when it comes back, a login and its
+    prepared statements lost per burst (`bench.webhooks`)."""
+    slots = asyncio.Semaphore(engine.pool.size()) if isinstance(engine.pool, QueuePool) else None
+
+    async def in_thread(work: Callable[..., T], *arguments: Any) -> T:
+        async with slots or contextlib.nullcontext():
+            return await run_in_threadpool(work, *arguments)
+
     def endpoint(
         provider: str, secret: str | None, verify: Callable[[bytes, Request, str], ProviderEvent]
     ) -> Callable[[Request], object]:
         async def refused(status: int, reason: str, response: JSONResponse) -> JSONResponse:
             logger.warning("%s delivery refused: %d %s", provider, status, reason)
             try:
-                await run_in_threadpool(record_refusal, engine, provider, status, reason)
+                await in_thread(record_refusal, engine, provider, status, reason)
             except Exception:
                 logger.exception("%s refusal could not be recorded", provider)
             return response
@@ -128,7 +145,7 @@ def create_webhook_app(engine: Engine, secrets: WebhookSecrets) -> Starlette:
             event: ProviderEvent | None = None
             try:
                 event = verify(body, request, secret)
-                result = await run_in_threadpool(apply_event, engine, event)
+                result = await in_thread(apply_event, engine, event)
             except ValidationError as error:
                 # Until the event is verified and parsed, the delivery is bad (a signature, a
                 # body that is no storable event); after, the event's content breaks a rule.

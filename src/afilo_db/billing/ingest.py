@@ -15,14 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import text
+import psycopg
 from sqlalchemy.orm import Session
 
 from afilo_db import rules
 from afilo_db.billing import clerk_handlers, stripe_handlers
-from afilo_db.billing.delivery import Delivery
+from afilo_db.billing.delivery import Delivery, driver_connection
 from afilo_db.billing.events import Outcome, ProviderEvent, Result, ignored
-from afilo_db.security import service_context
+from afilo_db.security.context import SERVICE_CONTEXT, context_forbidden
+from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
 
 Handler = Callable[[Delivery], Result]
@@ -35,24 +36,23 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 # A new event is inserted; a deferred one delivered again is taken up again (its delivery
 # counted); any other stored one is a duplicate (no row returned). The row lock taken by either
 # makes a concurrent delivery of the same event wait for this transaction's end.
-_STORE_SQL = text("""
+_STORE_SQL = """
 INSERT INTO webhook_events (provider, event_id, event_type, subject, payload, occurred_at)
-VALUES (:provider, :event_id, :event_type, :subject, :payload, :occurred_at)
+VALUES (%(provider)s, %(event_id)s, %(event_type)s, %(subject)s, %(payload)s, %(occurred_at)s)
 ON CONFLICT (provider, event_id) DO UPDATE SET attempts = webhook_events.attempts + 1
 WHERE webhook_events.outcome = 'deferred'
 RETURNING id, attempts
-""")
-
-_OUTCOME_SQL = text("UPDATE webhook_events SET outcome = :outcome, reason = :reason WHERE id = :id")
+"""
 
 # The deferral bound: a deferred event delivered again that still waits becomes unresolved once
 # it has been delivered WEBHOOK_DEFER_MAX_ATTEMPTS times or first arrived WEBHOOK_DEFER_MAX_HOURS
 # ago (Stripe retries for three days, Svix for about a day: neither should exhaust its schedule,
 # which disables the endpoint).
-_DEFER_SQL = text(f"""
+_DEFER_SQL = f"""
 INSERT INTO webhook_events (provider, event_id, event_type, subject, payload, occurred_at,
                             outcome, reason)
-VALUES (:provider, :event_id, :event_type, :subject, :payload, :occurred_at, 'deferred', :reason)
+VALUES (%(provider)s, %(event_id)s, %(event_type)s, %(subject)s, %(payload)s, %(occurred_at)s,
+        'deferred', %(reason)s)
 ON CONFLICT (provider, event_id) DO UPDATE SET
   attempts = webhook_events.attempts + 1, reason = excluded.reason,
   outcome = CASE WHEN webhook_events.attempts + 1 >= {rules.WEBHOOK_DEFER_MAX_ATTEMPTS}
@@ -61,7 +61,7 @@ ON CONFLICT (provider, event_id) DO UPDATE SET
             THEN 'unresolved' ELSE 'deferred' END
 WHERE webhook_events.outcome = 'deferred'
 RETURNING outcome
-""")
+"""
 
 
 def _event_row(event: ProviderEvent) -> dict[str, Any]:
@@ -80,35 +80,44 @@ def ingest(session: Session, event: ProviderEvent) -> Result:
     the service context. Raises ValidationError for an event whose content breaks a rule (the
     caller rolls back: nothing of it is stored), and NotYetKnownError for one that refers to
     something not received yet (the caller rolls back and calls `defer`)."""
-    with translated_errors():
-        service_context(session)
-        stored = session.execute(_STORE_SQL, _event_row(event)).one_or_none()
-        if stored is None:
-            return Result(Outcome.DUPLICATE)
-        handler = HANDLERS.get((event.provider, event.event_type))
-        if handler is None:
-            result = ignored(f"afilo-db does not act on {event.provider} {event.event_type}")
-        else:
-            result = handler(Delivery(session, event, stored.id))
-        # Applied is the column's default: only a retried or not applied event is updated.
-        if result.outcome != Outcome.APPLIED or stored.attempts > 1:
-            session.execute(
-                _OUTCOME_SQL,
-                {"outcome": result.outcome.value, "reason": result.reason, "id": stored.id},
-            )
-        return result
+    connection = driver_connection(session)
+    # The context and the event's row in one round trip: the row's lock is what makes a
+    # concurrent delivery of the same event wait, so it comes before anything else.
+    try:
+        with translated_errors(), connection.pipeline():
+            connection.execute(*SERVICE_CONTEXT)
+            stored = connection.execute(_STORE_SQL, _event_row(event)).fetchone()
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise context_forbidden(SERVICE_ROLE) from error
+    if stored is None:
+        return Result(Outcome.DUPLICATE)
+    row_id, attempts = stored
+    delivery = Delivery(session, event, row_id)
+    handler = HANDLERS.get((event.provider, event.event_type))
+    if handler is None:
+        result = ignored(f"afilo-db does not act on {event.provider} {event.event_type}")
+    else:
+        result = handler(delivery)
+    # Applied is the column's default: an event applied at its first delivery that changed
+    # nothing to record needs no more.
+    if delivery.pending or result.outcome != Outcome.APPLIED or attempts > 1:
+        delivery.write(result)
+    return result
 
 
 def defer(session: Session, event: ProviderEvent, reason: str) -> Result:
     """Store an event that waits for something not received yet, in the caller's transaction
     (after `ingest` raised NotYetKnownError and was rolled back): deferred (the provider is
     answered 409 and delivers it again), or unresolved once past the bound (answered 200)."""
-    with translated_errors():
-        service_context(session)
-        outcome = session.execute(
-            _DEFER_SQL, {**_event_row(event), "reason": reason}
-        ).scalar_one_or_none()
-    if outcome is None:
+    connection = driver_connection(session)
+    try:
+        with translated_errors(), connection.pipeline():
+            connection.execute(*SERVICE_CONTEXT)
+            found = connection.execute(_DEFER_SQL, {**_event_row(event), "reason": reason})
+            stored = found.fetchone()
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise context_forbidden(SERVICE_ROLE) from error
+    if stored is None:
         # Applied by a concurrent delivery meanwhile.
         return Result(Outcome.DUPLICATE)
-    return Result(Outcome(outcome), reason)
+    return Result(Outcome(stored[0]), reason)

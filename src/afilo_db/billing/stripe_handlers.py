@@ -19,8 +19,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, text
-
 from afilo_db import rules
 from afilo_db.billing.events import (
     APPLIED,
@@ -76,22 +74,20 @@ def _locked_user(
     customer = obj.get("customer") if isinstance(obj.get("customer"), str) else None
     if clerk_user_id is None and customer is None:
         raise ValidationError({"data.object.customer": "required (or metadata.clerk_user_id)"})
-    row = delivery.session.execute(
-        text(
-            "SELECT id, stripe_customer_id FROM user_profiles"
-            " WHERE clerk_user_id = :clerk OR stripe_customer_id = :customer"
-            " ORDER BY clerk_user_id = :clerk DESC LIMIT 1 FOR UPDATE"
-        ),
+    row = delivery.row(
+        "SELECT id, stripe_customer_id FROM user_profiles"
+        " WHERE clerk_user_id = %(clerk)s OR stripe_customer_id = %(customer)s"
+        " ORDER BY clerk_user_id = %(clerk)s DESC LIMIT 1 FOR UPDATE",
         {"clerk": clerk_user_id, "customer": customer},
-    ).one_or_none()
+    )
     if row is None:
         if _erased(delivery, clerk_user_id, subscription_id, payment_intent):
             return None
         raise NotYetKnownError("no user for this Stripe customer or Clerk user yet")
     user_id: uuid.UUID = row.id
     if customer is not None and row.stripe_customer_id is None:
-        delivery.session.execute(
-            text("UPDATE user_profiles SET stripe_customer_id = :customer WHERE id = :id"),
+        delivery.execute(
+            "UPDATE user_profiles SET stripe_customer_id = %(customer)s WHERE id = %(id)s",
             {"customer": customer, "id": user_id},
         )
         delivery.log(
@@ -113,21 +109,19 @@ def _erased(
     """Whether the object's user was deleted in Clerk: a user.deleted of that Clerk id is stored,
     or the subscription or payment belongs to an erased profile (its ids are erased with it)."""
     return bool(
-        delivery.session.execute(
-            text(
-                "SELECT CAST(:clerk AS text) IS NOT NULL AND EXISTS (SELECT FROM webhook_events"
-                " WHERE provider = 'clerk' AND event_type = 'user.deleted' AND subject IN"
-                " (:clerk, 'sha256:' || encode(sha256(convert_to(:clerk, 'UTF8')), 'hex')))"
-                " OR EXISTS (SELECT FROM user_profiles WHERE " + _ERASED_USER + " AND id IN ("
-                "  SELECT user_id FROM user_subscriptions WHERE stripe_subscription_id = :sub"
-                "  UNION ALL SELECT user_id FROM purchases WHERE stripe_payment_intent_id = :pi))"
-            ),
+        delivery.value(
+            "SELECT CAST(%(clerk)s AS text) IS NOT NULL AND EXISTS (SELECT FROM webhook_events"
+            " WHERE provider = 'clerk' AND event_type = 'user.deleted' AND subject IN"
+            " (%(clerk)s, 'sha256:' || encode(sha256(convert_to(%(clerk)s, 'UTF8')), 'hex')))"
+            " OR EXISTS (SELECT FROM user_profiles WHERE " + _ERASED_USER + " AND id IN ("
+            "  SELECT user_id FROM user_subscriptions WHERE stripe_subscription_id = %(sub)s"
+            "  UNION ALL SELECT user_id FROM purchases WHERE stripe_payment_intent_id = %(pi)s))",
             {
                 "clerk": clerk_user_id if isinstance(clerk_user_id, str) else None,
                 "sub": subscription_id,
                 "pi": payment_intent,
             },
-        ).scalar_one()
+        )
     )
 
 
@@ -245,14 +239,12 @@ def _record_subscription_state(
 ) -> None:
     """Add this state to the subscription's history; it becomes current if it supersedes the
     current one."""
-    session, event = delivery.session, delivery.event
-    current = session.execute(
-        text(
-            "SELECT id, user_id, status, state_as_of, state_event_id FROM user_subscriptions"
-            " WHERE stripe_subscription_id = :sub AND is_current FOR UPDATE"
-        ),
+    event = delivery.event
+    current = delivery.row(
+        "SELECT id, user_id, status, state_as_of, state_event_id FROM user_subscriptions"
+        " WHERE stripe_subscription_id = %(sub)s AND is_current FOR UPDATE",
         {"sub": subscription_id},
-    ).one_or_none()
+    )
     if current is not None and current.user_id != user_id:
         raise ValidationError({"data.object.customer": "the subscription belongs to another user"})
     newest = current is None or _supersedes(
@@ -262,18 +254,16 @@ def _record_subscription_state(
         _sort_key(current.state_as_of, current.state_event_id),
     )
     if newest and current is not None:
-        session.execute(
-            text("UPDATE user_subscriptions SET is_current = false WHERE id = :id"),
+        delivery.execute(
+            "UPDATE user_subscriptions SET is_current = false WHERE id = %(id)s",
             {"id": current.id},
         )
     columns = ", ".join(_STATE_COLUMNS)
-    values = ", ".join(f":{name}" for name in _STATE_COLUMNS)
-    row_id = session.execute(
-        text(
-            f"INSERT INTO user_subscriptions (user_id, stripe_subscription_id, {columns},"
-            " is_current, state_event_id, state_as_of)"
-            f" VALUES (:user, :sub, {values}, :newest, :event_id, :as_of) RETURNING id"
-        ),
+    values = ", ".join(f"%({name})s" for name in _STATE_COLUMNS)
+    row_id = delivery.value(
+        f"INSERT INTO user_subscriptions (user_id, stripe_subscription_id, {columns},"
+        " is_current, state_event_id, state_as_of)"
+        f" VALUES (%(user)s, %(sub)s, {values}, %(newest)s, %(event_id)s, %(as_of)s) RETURNING id",
         {
             **{name: state[name] for name in _STATE_COLUMNS},
             "user": user_id,
@@ -282,7 +272,7 @@ def _record_subscription_state(
             "event_id": event.event_id,
             "as_of": event.occurred_at,
         },
-    ).scalar_one()
+    )
     delivery.log(
         "subscription.state_recorded" if newest else "subscription.late_state_recorded",
         user_id=user_id,
@@ -297,17 +287,15 @@ def _record_subscription_state(
 def _refresh_tier(delivery: Delivery, user_id: uuid.UUID) -> None:
     """The profile's tier: the highest of the user's subscriptions still in force, else free."""
     holding = rules.sql_in("s.status", rules.TIER_HOLDING_SUBSCRIPTION_STATUSES)
-    tier = delivery.session.execute(
-        text(
-            "UPDATE user_profiles u SET subscription_tier = t.tier FROM (SELECT coalesce(("
-            " SELECT s.tier FROM user_subscriptions s"
-            f" WHERE s.user_id = :user AND s.is_current AND {holding}"
-            f" ORDER BY array_position({_TIERS_LOWEST_FIRST}, s.tier) DESC LIMIT 1), 'free') AS tier"
-            ") t WHERE u.id = :user AND u.subscription_tier IS DISTINCT FROM t.tier"
-            " RETURNING u.subscription_tier"
-        ),
+    tier = delivery.value(
+        "UPDATE user_profiles u SET subscription_tier = t.tier FROM (SELECT coalesce(("
+        " SELECT s.tier FROM user_subscriptions s"
+        f" WHERE s.user_id = %(user)s AND s.is_current AND {holding}"
+        f" ORDER BY array_position({_TIERS_LOWEST_FIRST}, s.tier) DESC LIMIT 1), 'free') AS tier"
+        ") t WHERE u.id = %(user)s AND u.subscription_tier IS DISTINCT FROM t.tier"
+        " RETURNING u.subscription_tier",
         {"user": user_id},
-    ).scalar_one_or_none()
+    )
     if tier is not None:
         delivery.log(
             "profile.tier_changed",
@@ -400,13 +388,11 @@ def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | N
     its invoice)."""
     if not isinstance(invoice_id, str):
         return None
-    payload = delivery.session.execute(
-        text(
-            "SELECT payload FROM webhook_events WHERE provider = 'stripe' AND subject = :invoice"
-            " ORDER BY occurred_at DESC LIMIT 1"
-        ),
+    payload = delivery.value(
+        "SELECT payload FROM webhook_events WHERE provider = 'stripe' AND subject = %(invoice)s"
+        " ORDER BY occurred_at DESC LIMIT 1",
         {"invoice": invoice_id},
-    ).scalar_one_or_none()
+    )
     if payload is None:
         return None
     obj = json.loads(payload).get("data", {}).get("object", {})
@@ -416,38 +402,36 @@ def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | N
 def _record_purchase(
     delivery: Delivery, obj: Mapping[str, Any], payment_intent: str, status: str, amount: Decimal
 ) -> Result:
-    session, event = delivery.session, delivery.event
+    event = delivery.event
     user_id = _locked_user(delivery, obj, payment_intent=payment_intent)
     if user_id is None:
         return ERASED
     delivery.link_user(user_id)
     price_id = _metadata(obj).get("stripe_price_id")
-    variant = session.execute(
-        text("SELECT id, product_id FROM product_variants WHERE stripe_price_id = :price"),
+    variant = delivery.row(
+        "SELECT id, product_id FROM product_variants WHERE stripe_price_id = %(price)s",
         {"price": price_id},
-    ).one_or_none()
+    )
     if variant is None:
         raise ValidationError(
             {"data.object.metadata.stripe_price_id": "must be the Stripe price of a variant"}
         )
-    quantity = _metadata(obj).get("quantity") or 1
+    quantity = _quantity(obj)
     checkout_session = obj["id"] if str(obj.get("id", "")).startswith("cs_") else None
-    row = session.execute(
-        text(
-            "INSERT INTO purchases (user_id, product_id, variant_id, quantity, amount, currency,"
+    row = delivery.value(
+        "INSERT INTO purchases (user_id, product_id, variant_id, quantity, amount, currency,"
             " status, stripe_payment_intent_id, stripe_checkout_session_id, state_event_id,"
-            " state_as_of) VALUES (:user, :product, :variant, :quantity, :amount, :currency,"
-            " :status, :pi, :cs, :event_id, :as_of)"
-            " ON CONFLICT (stripe_payment_intent_id) DO NOTHING RETURNING id"
-        ),
+            " state_as_of) VALUES (%(user)s, %(product)s, %(variant)s, %(quantity)s, %(amount)s, %(currency)s,"
+            " %(status)s, %(pi)s, %(cs)s, %(event_id)s, %(as_of)s)"
+            " ON CONFLICT (stripe_payment_intent_id) DO NOTHING RETURNING id",
         {
             "user": user_id, "product": variant.product_id, "variant": variant.id,
-            "quantity": int(quantity), "amount": amount,
+            "quantity": quantity, "amount": amount,
             "currency": text_field(obj, "currency").upper(), "status": status,
             "pi": payment_intent, "cs": checkout_session, "event_id": event.event_id,
             "as_of": event.occurred_at,
         },
-    ).scalar_one_or_none()  # fmt: skip
+    )  # fmt: skip
     if row is not None:
         delivery.log("purchase.recorded", user_id=user_id, entity_type="purchases",
                      entity_id=row, details={"status": status, "payment_intent": payment_intent})  # fmt: skip
@@ -456,14 +440,27 @@ def _record_purchase(
     return APPLIED
 
 
-def _purchase_of(delivery: Delivery, payment_intent: str) -> Row[Any] | None:
-    return delivery.session.execute(
-        text(
-            "SELECT id, user_id, status, state_as_of, state_event_id, stripe_checkout_session_id"
-            " FROM purchases WHERE stripe_payment_intent_id = :pi FOR UPDATE"
-        ),
+def _quantity(obj: Mapping[str, Any]) -> int:
+    """`metadata.quantity`, 1 when absent. Stripe's metadata values are strings: anything but a
+    whole number within the cart's bound is the event's fault (422), not the endpoint's (500)."""
+    value = _metadata(obj).get("quantity")
+    if value is None:
+        return 1
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= rules.CART_MAX_QUANTITY:
+        raise ValidationError({
+            "data.object.metadata.quantity": "must be a whole number from 1 to "
+            f"{rules.CART_MAX_QUANTITY}",
+        })  # fmt: skip
+    return int(text)
+
+
+def _purchase_of(delivery: Delivery, payment_intent: str) -> Any:
+    return delivery.row(
+        "SELECT id, user_id, status, state_as_of, state_event_id, stripe_checkout_session_id"
+        " FROM purchases WHERE stripe_payment_intent_id = %(pi)s FOR UPDATE",
         {"pi": payment_intent},
-    ).one_or_none()
+    )
 
 
 def _advance_purchase(
@@ -471,14 +468,14 @@ def _advance_purchase(
 ) -> None:
     """Move a purchase's status forward only (pending -> paid -> refunded); the newest event of
     the furthest status is the one that set it."""
-    session, event = delivery.session, delivery.event
+    event = delivery.event
     current = _purchase_of(delivery, payment_intent)
     if current is None:
         raise NotYetKnownError("no purchase for this payment yet")
     delivery.link_user(current.user_id)
     if checkout_session is not None and current.stripe_checkout_session_id is None:
-        session.execute(
-            text("UPDATE purchases SET stripe_checkout_session_id = :cs WHERE id = :id"),
+        delivery.execute(
+            "UPDATE purchases SET stripe_checkout_session_id = %(cs)s WHERE id = %(id)s",
             {"cs": checkout_session, "id": current.id},
         )
         delivery.log("purchase.checkout_linked", user_id=current.user_id,
@@ -491,11 +488,9 @@ def _advance_purchase(
     )
     if mine <= theirs:
         return
-    session.execute(
-        text(
-            "UPDATE purchases SET status = :status, state_event_id = :event_id,"
-            " state_as_of = :as_of WHERE id = :id"
-        ),
+    delivery.execute(
+        "UPDATE purchases SET status = %(status)s, state_event_id = %(event_id)s,"
+            " state_as_of = %(as_of)s WHERE id = %(id)s",
         {"status": status, "event_id": event.event_id, "as_of": event.occurred_at,
          "id": current.id},
     )  # fmt: skip
@@ -512,8 +507,8 @@ def _lock_payment(delivery: Delivery, payment_intent: str) -> None:
     """Serialize the events of one payment for the rest of the transaction: a delayed payment's
     Checkout Session and its PaymentIntent delivered at the same moment would each miss the
     other (the purchase and the payment's event both still uncommitted) and leave it pending."""
-    delivery.session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended('stripe-payment:' || :pi, 0))"),
+    delivery.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('stripe-payment:' || %(pi)s, 0))",
         {"pi": payment_intent},
     )
 
@@ -522,13 +517,11 @@ def _payment_event_stored(delivery: Delivery, payment_intent: str) -> bool:
     """Whether Stripe's payment_intent.succeeded of this payment arrived already (a delayed
     payment method's success may come before the Checkout Session that started it)."""
     return bool(
-        delivery.session.execute(
-            text(
-                "SELECT EXISTS (SELECT FROM webhook_events WHERE provider = 'stripe'"
-                " AND subject = :pi AND event_type = 'payment_intent.succeeded')"
-            ),
+        delivery.value(
+            "SELECT EXISTS (SELECT FROM webhook_events WHERE provider = 'stripe'"
+            " AND subject = %(pi)s AND event_type = 'payment_intent.succeeded')",
             {"pi": payment_intent},
-        ).scalar_one()
+        )
     )
 
 

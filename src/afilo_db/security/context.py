@@ -74,11 +74,7 @@ class TransactionContext:
         except ProgrammingError as error:
             if not isinstance(error.orig, psycopg.errors.InsufficientPrivilege):
                 raise
-            raise ForbiddenError(
-                f"this connection may not act as {role}: the service context needs the service "
-                "role's own login (SERVICE_DATABASE_URL, `afilo-db db url --service`), and user "
-                "contexts the application role's"
-            ) from error
+            raise context_forbidden(role) from error
         self._previous = {"role": row[0], "clerk_user_id": row[1]}
 
     def __enter__(self) -> None:
@@ -210,6 +206,21 @@ def user_context(clerk_user_id: str) -> tuple[str, dict[str, str]]:
     Raises ValidationError (field `clerk_user_id`) for a malformed id."""
     _check_clerk_user_id(clerk_user_id)
     return USER_CONTEXT_SQL, {"role": APP_ROLE, "clerk_user_id": clerk_user_id}
+
+
+def context_forbidden(role: str) -> ForbiddenError:
+    """The error for a login that may not act as `role` (PostgreSQL refused the switch)."""
+    return ForbiddenError(
+        f"this connection may not act as {role}: the service context needs the service "
+        "role's own login (SERVICE_DATABASE_URL, `afilo-db db url --service`), and user "
+        "contexts the application role's"
+    )
+
+
+# `service_context` as a statement for a caller that sends it with others in one round trip
+# (a pipeline): it holds for the rest of the transaction. On a login that may not act as the
+# service role it fails with InsufficientPrivilege: raise `context_forbidden(SERVICE_ROLE)`.
+SERVICE_CONTEXT: Final = (USER_CONTEXT_SQL, {"role": SERVICE_ROLE, "clerk_user_id": ""})
 
 
 def service_context(executor: Executor) -> TransactionContext:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -16,10 +17,11 @@ from afilo_db.validation.database_errors import translate
 
 @contextmanager
 def translated_errors() -> Iterator[None]:
-    """Raise constraint violations as afilo errors (ValidationError, ConflictError, ...)."""
+    """Raise constraint violations as afilo errors (ValidationError, ConflictError, ...), from
+    SQLAlchemy or from a psycopg connection used directly."""
     try:
         yield
-    except DBAPIError as error:
+    except (DBAPIError, psycopg.Error) as error:
         translated = translate(error)
         if translated is None:
             raise
