@@ -19,9 +19,12 @@ import pytest
 from sqlalchemy import Engine
 
 from afilo_db.config import get_settings
+from afilo_db.data import seed
 from afilo_db.db import databases
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
+from afilo_db.knowledge.catalog import drain_queue
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate.revisions import deploy
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
 from tests.external_server import EXTERNAL_SERVER_VARIABLE, ExternalServer
@@ -87,13 +90,50 @@ def template_database(server: EmbeddedServer) -> Iterator[str]:
     drop_database(server, TEMPLATE_DATABASE)
 
 
+@pytest.fixture(scope="session")
+def seeded_template(server: EmbeddedServer, template_database: str) -> Iterator[str]:
+    """The demo data (`afilo-db up`'s seed) written once per test process, as a template: the
+    seed embeds the sample knowledge base with the real model, too slow to repeat per module."""
+    name = f"afilo_seeded_{os.getpid()}"
+    drop_database(server, name)
+    url = create_database(server, name, template=template_database)
+    with psycopg.connect(url) as connection:
+        seed.seed(connection, products=seed.DEMO_PRODUCTS)
+    yield name
+    drop_database(server, name)
+
+
+@pytest.fixture(scope="session")
+def demo_template(server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
+    """What `afilo-db up` builds (the seed, then the products' passages embedded and synced),
+    once per test process, as a template."""
+    name = f"afilo_demo_{os.getpid()}"
+    drop_database(server, name)
+    url = create_database(server, name, template=seeded_template)
+    with psycopg.connect(url) as connection:
+        drain_queue(connection, embedder=get_embedder())
+    yield name
+    drop_database(server, name)
+
+
+def database_copy(server: EmbeddedServer, template: str, prefix: str) -> Iterator[str]:
+    """A database of the caller's own, copied from `template`, dropped when the caller is done."""
+    name = f"{prefix}_{os.getpid()}_{next(_database_numbers)}"
+    url = create_database(server, name, template=template)
+    yield url
+    drop_database(server, name)
+
+
 @pytest.fixture
 def database_url(server: EmbeddedServer, template_database: str) -> Iterator[str]:
     """A migrated, empty database of this test's own."""
-    name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    url = create_database(server, name, template=template_database)
-    yield url
-    drop_database(server, name)
+    yield from database_copy(server, template_database, "test")
+
+
+@pytest.fixture
+def demo_seeded_url(server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
+    """The demo data (`afilo-db up`'s seed) in a database of this test's own."""
+    yield from database_copy(server, seeded_template, "seeded")
 
 
 @pytest.fixture
