@@ -31,10 +31,27 @@ from tests.external_server import EXTERNAL_SERVER_VARIABLE, ExternalServer
 
 # One per test process: the xdist workers share an external server (AFILO_TEST_DATABASE_URL).
 TEMPLATE_DATABASE = f"afilo_template_{os.getpid()}"
-# The folders whose files take longest (servers of their own, subprocesses, a browser), heaviest
-# first. xdist hands whole files to workers in collection order (--dist loadfile), so a long file
+# The folders and files (under tests/) that take longest (servers of their own, subprocesses, a
+# browser, a large catalog), heaviest first, by the per-file times of a profiled `make test`.
+# xdist hands whole files to workers in collection order (--dist loadfile), so a long file
 # collected last would run alone at the end of `make test` while the other workers idle.
-LONG_RUNNING_FIRST = ("cli", "faults", "studio", "backups", "data", "migrate")
+LONG_RUNNING_FIRST = (
+    "cli",
+    "faults",
+    "studio",
+    "backups",
+    "data",
+    "services/test_product_query.py",
+    "migrate",
+    "db/test_versions.py",
+    "db/test_migrations.py",
+    "billing/test_stripe_rules.py",
+    "validation/test_text_and_sellable.py",
+    "migrations/test_frozen_history.py",
+    "validation/test_properties.py",
+    "knowledge/test_search.py",
+)
+TESTS_FOLDER = Path(__file__).parent
 # Durability is worth nothing for throw-away test data; speed is.
 TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _database_numbers = itertools.count()
@@ -186,12 +203,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 reason = marker.args[0] if marker.args else "needs the embedded server"
                 item.add_marker(pytest.mark.skip(reason=f"{EXTERNAL_SERVER_VARIABLE}: {reason}"))
 
-    def weight(item: pytest.Item) -> int:
-        folder = item.path.parent.name
-        return (
-            LONG_RUNNING_FIRST.index(folder)
-            if folder in LONG_RUNNING_FIRST
-            else len(LONG_RUNNING_FIRST)
-        )
+    items.sort(key=lambda item: long_running_rank(item.path))  # stable: files keep their order
 
-    items.sort(key=weight)  # stable: each file keeps its own order
+
+def long_running_rank(path: Path) -> int:
+    """Where the file at `path` comes in LONG_RUNNING_FIRST; after all of them if it is not there."""
+    where = path.relative_to(TESTS_FOLDER).as_posix()
+    return next(
+        (
+            rank
+            for rank, heavy in enumerate(LONG_RUNNING_FIRST)
+            if where == heavy or where.startswith(f"{heavy}/")
+        ),
+        len(LONG_RUNNING_FIRST),
+    )
