@@ -19,19 +19,39 @@ import pytest
 from sqlalchemy import Engine
 
 from afilo_db.config import get_settings
+from afilo_db.data import seed
 from afilo_db.db import databases
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
+from afilo_db.knowledge.catalog import drain_queue
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate.revisions import deploy
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
 from tests.external_server import EXTERNAL_SERVER_VARIABLE, ExternalServer
 
 # One per test process: the xdist workers share an external server (AFILO_TEST_DATABASE_URL).
 TEMPLATE_DATABASE = f"afilo_template_{os.getpid()}"
-# The folders whose files take longest (servers of their own, subprocesses, a browser), heaviest
-# first. xdist hands whole files to workers in collection order (--dist loadfile), so a long file
+# The folders and files (under tests/) that take longest (servers of their own, subprocesses, a
+# browser, a large catalog), heaviest first, by the per-file times of a profiled `make test`.
+# xdist hands whole files to workers in collection order (--dist loadfile), so a long file
 # collected last would run alone at the end of `make test` while the other workers idle.
-LONG_RUNNING_FIRST = ("cli", "faults", "studio", "backups", "data", "migrate")
+LONG_RUNNING_FIRST = (
+    "cli",
+    "faults",
+    "studio",
+    "backups",
+    "data",
+    "services/test_product_query.py",
+    "migrate",
+    "db/test_versions.py",
+    "db/test_migrations.py",
+    "billing/test_stripe_rules.py",
+    "validation/test_text_and_sellable.py",
+    "migrations/test_frozen_history.py",
+    "validation/test_properties.py",
+    "knowledge/test_search.py",
+)
+TESTS_FOLDER = Path(__file__).parent
 # Durability is worth nothing for throw-away test data; speed is.
 TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _database_numbers = itertools.count()
@@ -87,13 +107,50 @@ def template_database(server: EmbeddedServer) -> Iterator[str]:
     drop_database(server, TEMPLATE_DATABASE)
 
 
+@pytest.fixture(scope="session")
+def seeded_template(server: EmbeddedServer, template_database: str) -> Iterator[str]:
+    """The demo data (`afilo-db up`'s seed) written once per test process, as a template: the
+    seed embeds the sample knowledge base with the real model, too slow to repeat per module."""
+    name = f"afilo_seeded_{os.getpid()}"
+    drop_database(server, name)
+    url = create_database(server, name, template=template_database)
+    with psycopg.connect(url) as connection:
+        seed.seed(connection, products=seed.DEMO_PRODUCTS)
+    yield name
+    drop_database(server, name)
+
+
+@pytest.fixture(scope="session")
+def demo_template(server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
+    """What `afilo-db up` builds (the seed, then the products' passages embedded and synced),
+    once per test process, as a template."""
+    name = f"afilo_demo_{os.getpid()}"
+    drop_database(server, name)
+    url = create_database(server, name, template=seeded_template)
+    with psycopg.connect(url) as connection:
+        drain_queue(connection, embedder=get_embedder())
+    yield name
+    drop_database(server, name)
+
+
+def database_copy(server: EmbeddedServer, template: str, prefix: str) -> Iterator[str]:
+    """A database of the caller's own, copied from `template`, dropped when the caller is done."""
+    name = f"{prefix}_{os.getpid()}_{next(_database_numbers)}"
+    url = create_database(server, name, template=template)
+    yield url
+    drop_database(server, name)
+
+
 @pytest.fixture
 def database_url(server: EmbeddedServer, template_database: str) -> Iterator[str]:
     """A migrated, empty database of this test's own."""
-    name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    url = create_database(server, name, template=template_database)
-    yield url
-    drop_database(server, name)
+    yield from database_copy(server, template_database, "test")
+
+
+@pytest.fixture
+def demo_seeded_url(server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
+    """The demo data (`afilo-db up`'s seed) in a database of this test's own."""
+    yield from database_copy(server, seeded_template, "seeded")
 
 
 @pytest.fixture
@@ -146,12 +203,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 reason = marker.args[0] if marker.args else "needs the embedded server"
                 item.add_marker(pytest.mark.skip(reason=f"{EXTERNAL_SERVER_VARIABLE}: {reason}"))
 
-    def weight(item: pytest.Item) -> int:
-        folder = item.path.parent.name
-        return (
-            LONG_RUNNING_FIRST.index(folder)
-            if folder in LONG_RUNNING_FIRST
-            else len(LONG_RUNNING_FIRST)
-        )
+    items.sort(key=lambda item: long_running_rank(item.path))  # stable: files keep their order
 
-    items.sort(key=weight)  # stable: each file keeps its own order
+
+def long_running_rank(path: Path) -> int:
+    """Where the file at `path` comes in LONG_RUNNING_FIRST; after all of them if it is not there."""
+    where = path.relative_to(TESTS_FOLDER).as_posix()
+    return next(
+        (
+            rank
+            for rank, heavy in enumerate(LONG_RUNNING_FIRST)
+            if where == heavy or where.startswith(f"{heavy}/")
+        ),
+        len(LONG_RUNNING_FIRST),
+    )

@@ -3,22 +3,15 @@ module, and an embedder that counts what it embeds."""
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Iterator, Sequence
 
-import psycopg
 import pytest
 
-from afilo_db.data import seed
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.knowledge.catalog import drain_queue
 from afilo_db.knowledge.embedders import Embedder, Vectors, get_embedder
-from tests.conftest import create_database, drop_database
+from tests.conftest import database_copy
 
 __all__ = ["CountingEmbedder"]
-
-_numbers = itertools.count()
 
 
 class CountingEmbedder:
@@ -38,13 +31,7 @@ class CountingEmbedder:
 
 
 @pytest.fixture(scope="module")
-def demo_url(server: EmbeddedServer, template_database: str) -> Iterator[str]:
+def demo_url(server: EmbeddedServer, demo_template: str) -> Iterator[str]:
     """What `afilo-db up` builds: the demo catalog, the sample knowledge base, the products'
-    passages synced."""
-    name = f"kb_{os.getpid()}_{next(_numbers)}"
-    url = create_database(server, name, template=template_database)
-    with psycopg.connect(url) as connection:
-        seed.seed(connection, products=seed.DEMO_PRODUCTS)
-        drain_queue(connection, embedder=get_embedder())
-    yield url
-    drop_database(server, name)
+    passages synced; a copy of the module's own."""
+    yield from database_copy(server, demo_template, "kb")

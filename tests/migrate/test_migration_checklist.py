@@ -207,6 +207,35 @@ def test_a_policy_dropped_changed_or_added_by_hand_is_put_right_by_a_new_revisio
     assert qual is not None and qual[0] != "true"
 
 
+def test_a_function_dropped_changed_or_added_by_hand_is_put_right_by_a_new_revision(
+    database_url: str, versions_dir: Path
+) -> None:
+    with psycopg.connect(database_url) as connection:
+        connection.execute("DROP FUNCTION analytics_unknown_references(uuid[], uuid[])")
+        connection.execute(
+            "CREATE OR REPLACE FUNCTION current_clerk_user_id() RETURNS text"
+            " LANGUAGE sql STABLE AS $$ SELECT 'user_anyone' $$"
+        )
+        connection.execute("CREATE FUNCTION stray() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        connection.commit()
+    differences = {(item[0], item[1]) for item in revisions.model_differences(database_url)}
+    assert differences == {
+        (
+            "create_entity",
+            "PGFunction: public.analytics_unknown_references(users uuid[], products uuid[])",
+        ),
+        ("replace_or_revert_entity", "PGFunction: public.current_clerk_user_id()"),
+        ("drop_entity", "PGFunction: public.stray()"),
+    }
+
+    path = revisions.new_revision(database_url, "put the functions right")
+    assert path is not None
+    source = path.read_text()
+    assert all(f"op.{operation}_entity(" in source for operation in ("create", "replace", "drop"))
+    revisions.deploy(database_url)
+    assert revisions.model_differences(database_url) == []
+
+
 def test_apply_refuses_an_untested_revision(database_url: str, versions_dir: Path) -> None:
     revision = write_revision(
         versions_dir,

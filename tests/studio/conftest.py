@@ -3,8 +3,6 @@ database of the module's own, and a headless Chromium (Debian's) to drive it."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import socket
 import threading
 import time
@@ -12,18 +10,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from sqlalchemy import Engine
 
-from afilo_db.data.seed import DEMO_PRODUCTS, seed
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.security import APP_ROLE
 from afilo_db.studio import StudioOptions, create_studio
-from tests.conftest import create_database, drop_database
+from tests.conftest import database_copy
 
 PASSWORD = "correct horse battery staple"
 LOGIN = "operator"
@@ -37,7 +33,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "studio"
-_numbers = itertools.count()
 
 
 @dataclass
@@ -54,14 +49,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def seeded_database(server: EmbeddedServer, template_database: str) -> Iterator[str]:
-    """The demo data (`afilo-db up`'s), in a database of this module's own."""
-    name = f"studio_{os.getpid()}_{next(_numbers)}"
-    url = create_database(server, name, template=template_database)
-    with psycopg.connect(url) as connection:
-        seed(connection, products=DEMO_PRODUCTS)
-    yield url
-    drop_database(server, name)
+def seeded_database(server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
+    """The demo data (`afilo-db up`'s seed), in a database of this module's own."""
+    yield from database_copy(server, seeded_template, "studio")
 
 
 class ServedApp:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from afilo_db.analytics import overview
-from afilo_db.data.seed import DEMO_PRODUCTS, seed
+from afilo_db.data.seed import DEMO_PRODUCTS
 from afilo_db.db.engine import create_app_engine
 from afilo_db.models import Base
 from afilo_db.studio import records
@@ -18,10 +17,8 @@ from afilo_db.studio.views import model_views
 
 
 @pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    with psycopg.connect(database_url) as connection:
-        seed(connection, products=DEMO_PRODUCTS)
-    engine = create_app_engine(database_url)
+def session(demo_seeded_url: str) -> Iterator[Session]:
+    engine = create_app_engine(demo_seeded_url)
     with Session(engine) as owner:
         yield owner
     engine.dispose()
