@@ -11,6 +11,7 @@ reporting and the exit codes are the same code either way.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def in_process(
     # Text over bytes, as a pipe is: a command may write bytes to sys.stdout.buffer (a chart).
     out, err = (io.TextIOWrapper(io.BytesIO(), write_through=True) for _ in range(2))
     saved_argv = sys.argv
+    # main() sets up the root logger as a process's start would; the test's process keeps its own.
+    saved_handlers = list(logging.root.handlers)
     sys.argv = ["afilo-db", *args]
     code: int | str | None = 0
     try:
@@ -65,10 +68,8 @@ def in_process(
         code = ended.code
     finally:
         sys.argv = saved_argv
-    if isinstance(code, str):  # sys.exit("message"): printed, and 1, as Python does
-        err.write(code + "\n")
-        code = 1
-    return subprocess.CompletedProcess(["afilo-db", *args], code or 0, _text(out), _text(err))
+        logging.root.handlers[:] = saved_handlers
+    return subprocess.CompletedProcess(["afilo-db", *args], int(code or 0), _text(out), _text(err))
 
 
 def _text(stream: io.TextIOWrapper) -> str:
