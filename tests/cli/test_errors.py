@@ -1,12 +1,12 @@
 """Every kind of failure a user can meet, through the command line: one line on stderr, the
-README's exit code, no traceback (unless --debug or AFILO_DEBUG=1 asks for it)."""
+README's exit code, no traceback (unless --debug or AFILO_DEBUG=1 asks for it). The kinds run in
+the test's process (tests/cli/invoke.py); what a process alone shows (everything it prints, the
+traceback under --debug) runs as a process of its own."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from afilo_db.cli.failures import explain
 from afilo_db.db.embedded import EmbeddedServer
+from tests.cli.invoke import as_a_process, in_process
 from tests.cli.test_migrate_commands import run, write_revision
 
 
@@ -167,17 +168,10 @@ NEEDS_THE_SCHEMA: dict[str, list[str]] = {
 def test_a_never_migrated_database_says_so(
     empty_database_url: str, tmp_path: Path, command: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "afilo_db", *NEEDS_THE_SCHEMA[command]],
-        env={
-            **os.environ,
-            "AFILO_HOME": str(tmp_path / "home"),
-            "DATABASE_URL": empty_database_url,
-        },
+    result = in_process(
+        {"AFILO_HOME": str(tmp_path / "home"), "DATABASE_URL": empty_database_url},
+        *NEEDS_THE_SCHEMA[command],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
     )
     assert_one_line(result, 1, "database not migrated: run `afilo-db up` (or `migrate deploy`)")
 
@@ -185,7 +179,8 @@ def test_a_never_migrated_database_says_so(
 def test_a_password_never_appears_in_the_message(situation: Situation) -> None:
     password = make_url(situation.database_url).password
     env, arguments = with_url(_set(port=1))(situation)
-    result = run({"AFILO_HOME": str(situation.tmp_path / "home"), **env}, *arguments)
+    # A process of its own: all it prints, Python's and the libraries' own output included.
+    result = as_a_process({"AFILO_HOME": str(situation.tmp_path / "home"), **env}, *arguments)
     assert password and password not in result.stderr + result.stdout
 
 
@@ -197,7 +192,8 @@ def test_debug_shows_the_traceback(situation: Situation, how: str) -> None:
         arguments = ["--debug", *arguments]
     else:
         env["AFILO_DEBUG"] = "1"
-    result = run(env, *arguments)
+    # A process of its own: the traceback is the one a user sees on the console script.
+    result = as_a_process(env, *arguments)
     assert "Traceback (most recent call last)" in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith("error: nothing accepts connections")
     assert result.returncode == 6

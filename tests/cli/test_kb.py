@@ -1,22 +1,19 @@
-"""`afilo-db kb ...` as an operator runs it, against a test database (DATABASE_URL)."""
+"""`afilo-db kb ...` as an operator runs it, against a test database (DATABASE_URL); in the
+test's process, so that the embedding model loads once (tests/cli/invoke.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli.invoke import in_process
+
 
 def kb(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "afilo_db", "kb", *args],
-        env=environment, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    return in_process({"DATABASE_URL": database_url}, "kb", *args)
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,16 +14,12 @@ from afilo_db.config import get_settings
 from afilo_db.data.seed import seed
 from afilo_db.migrate import revisions
 from afilo_db.migrate.log import Step, record
+from tests.cli.invoke import as_a_process, in_process
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "afilo_db", *args],
-        env={**os.environ, "COLUMNS": "200", **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """The command in this process (tests/cli/invoke.py): its output and exit code."""
+    return in_process({"COLUMNS": "200", **env}, *args)
 
 
 def write_revision(directory: Path, revision: str, statement: str, undo: str) -> None:
@@ -132,8 +126,9 @@ def test_two_concurrent_applies_apply_once(
     for step in (Step.REVIEWED, Step.TESTED):
         record(database_url, "0002_add_note", step, revisions.revision_checksum("0002_add_note"))
 
+    # Two processes of their own: the commands race for the database, not for this process.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda _: run(env, "migrate", "apply"), range(2)))
+        results = list(pool.map(lambda _: as_a_process(env, "migrate", "apply"), range(2)))
 
     assert [result.returncode for result in results] == [0, 0], [r.stderr for r in results]
     outputs = sorted(result.stdout for result in results)

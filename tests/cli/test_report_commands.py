@@ -7,7 +7,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.replica import EmbeddedReplica
 from tests.analytics.conftest import Shop, shop
+from tests.cli.invoke import as_a_process, in_process
 
 __all__ = ["shop"]
 
@@ -22,15 +22,12 @@ FEB_MAR = ("--from", "2026-02-01", "--to", "2026-03-31")
 
 
 def afilo_db(
-    *args: str, environment: dict[str, str], check: bool = True
+    *args: str, environment: dict[str, str], check: bool = True, own_process: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "afilo_db", *args],
-        env={**os.environ, "COLUMNS": "200", **environment},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """The command in this process, or in `own_process` for what only a process shows (what it
+    prints into a pipe of a terminal's width): tests/cli/invoke.py."""
+    run = as_a_process if own_process else in_process
+    result = run({"COLUMNS": "200", **environment}, *args)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -83,7 +80,7 @@ def test_a_report_in_one_reporting_currency(shop: Shop) -> None:
 
 def test_a_table_off_a_terminal_never_cuts_a_figure(shop: Shop) -> None:
     narrow = on(shop, COLUMNS="40")
-    table = afilo_db("report", "mrr", *FEB_MAR, environment=narrow).stdout
+    table = afilo_db("report", "mrr", *FEB_MAR, environment=narrow, own_process=True).stdout
     assert "…" not in table
     assert "46.67" in table and "mrr_at_start" in table
     assert "2026-02-01 to 2026-03-31" in table

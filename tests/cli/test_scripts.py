@@ -1,7 +1,8 @@
 """`afilo-db` in scripts and pipes, and a new user finding their way: off a terminal every
 command that reports a result prints one JSON document with --json; nothing is wrapped or cut;
 `up` prints its phases and two users to try; `user list` finds people a page at a time; `user
-show` says why a subscription grants nothing. One `up` for the module, on a database of its own."""
+show` says why a subscription grants nothing. One `up` for the module, on a database of its own;
+the commands in the test's process (tests/cli/invoke.py), the ones about wrapping in their own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from afilo_db.db.embedded import EmbeddedServer
+from tests.cli.invoke import as_a_process, in_process
 from tests.conftest import create_database, drop_database
 
 _numbers = itertools.count()
@@ -30,22 +31,16 @@ class Shop:
     home: Path
     up: subprocess.CompletedProcess[str]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, own_process: bool = False) -> subprocess.CompletedProcess[str]:
         """The command as a script runs it: stdout and stderr are pipes, not a terminal; no
-        COLUMNS to hint a width."""
-        environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        environment.update({"DATABASE_URL": self.url, "AFILO_HOME": str(self.home)})
-        return subprocess.run(
-            [sys.executable, "-m", "afilo_db", *args],
-            env=environment,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        COLUMNS to hint a width. In this process, or in `own_process` (tests/cli/invoke.py)."""
+        environment = {"COLUMNS": None, "LINES": None, "DATABASE_URL": self.url,
+                       "AFILO_HOME": str(self.home)}  # fmt: skip
+        run = as_a_process if own_process else in_process
+        return run(environment, *args, cwd=self.home)
 
-    def json(self, *args: str) -> Any:
-        result = self.run(*args)
+    def json(self, *args: str, own_process: bool = False) -> Any:
+        result = self.run(*args, own_process=own_process)
         assert result.returncode == 0, (args, result.stderr)
         return json.loads(result.stdout)
 
@@ -123,14 +118,15 @@ def test_every_reporting_command_prints_json_off_a_terminal(shop: Shop) -> None:
 
 
 def test_tables_and_errors_are_not_wrapped_or_cut_off_a_terminal(shop: Shop) -> None:
-    listed = shop.run("user", "list")
+    # Processes of their own: whether output is a terminal is decided as a process starts.
+    listed = shop.run("user", "list", own_process=True)
     assert listed.returncode == 0, listed.stderr
     users = shop.json("user", "list", "--json")["users"]
     for user in users:
         line = next(line for line in listed.stdout.splitlines() if user["clerk_user_id"] in line)
         assert user["email"] in line and "…" not in line
     long_name = "x" * 150
-    missing = shop.run("user", "show", f"user_{long_name}")
+    missing = shop.run("user", "show", f"user_{long_name}", own_process=True)
     assert missing.returncode == 3
     assert missing.stderr.count("\n") == 1 and long_name in missing.stderr
 

@@ -60,3 +60,11 @@ def test_the_analytics_commands_load_their_machinery_only_when_run(
 def test_db_replica_loads_no_models_nor_charts() -> None:
     loaded = modules_loaded_by("db", "replica", "status", "--help")
     assert not loaded & {"sqlalchemy", "alembic", "starlette", "pglast", "matplotlib"}
+
+
+@pytest.mark.parametrize("arguments", [("backup", "--help"), ("restore", "--help")])
+def test_backup_and_restore_load_alembic_only_to_restore(arguments: tuple[str, ...]) -> None:
+    # `backup create`, `verify`, `list` and `prune` need neither Alembic nor the models: only a
+    # restore compares the backup's revision with the code's.
+    loaded = modules_loaded_by(*arguments)
+    assert not loaded & {"sqlalchemy", "alembic", "pglast", "matplotlib"}

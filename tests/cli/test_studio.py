@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.invoke import in_process
 from tests.studio.conftest import free_port
 
 LOOPBACK_HEX = "0100007F"
@@ -96,12 +97,8 @@ def test_studio_listens_on_loopback_and_asks_for_the_token(database_url: str) ->
 def test_a_busy_port_is_a_conflict_before_any_token(database_url: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        env = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "200"}
-        env.pop("AFILO_STUDIO_PASSWORD", None)
-        result = subprocess.run(
-            [sys.executable, "-m", "afilo_db", "studio", "--port", str(port)],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        env = {"DATABASE_URL": database_url, "COLUMNS": "200", "AFILO_STUDIO_PASSWORD": None}
+        result = in_process(env, "studio", "--port", str(port))
     assert result.returncode == 4, result.stderr
     assert "token" not in result.stdout and result.stdout.strip() == ""
     assert result.stderr.startswith(f"error: 127.0.0.1:{port} is in use")

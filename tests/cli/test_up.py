@@ -1,4 +1,6 @@
-"""`afilo-db` as a user runs it: a fresh AFILO_HOME, the embedded server, `up` twice, psql."""
+"""`afilo-db` as a user runs it: a fresh AFILO_HOME, the embedded server, `up` twice, psql. The
+commands run in the test's process (tests/cli/invoke.py); the second `up`, the webhook server and
+the application's engine in processes of their own."""
 
 from __future__ import annotations
 
@@ -13,21 +15,18 @@ import pytest
 
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.programs import pg_binary
+from tests.cli.invoke import as_a_process, in_process
 from tests.db.test_schema import EXPECTED_INDEXES, EXPECTED_TABLES
 
 pytestmark = pytest.mark.embedded_only("`up` starts the embedded server in a fresh home")
 
 
-def afilo_db(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    environment.update({"AFILO_HOME": str(home), "COLUMNS": "200"})
-    result = subprocess.run(
-        [sys.executable, "-m", "afilo_db", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def afilo_db(
+    home: Path, *args: str, check: bool = True, own_process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The command on `home` in this process, or in `own_process` (tests/cli/invoke.py)."""
+    run = as_a_process if own_process else in_process
+    result = run({"DATABASE_URL": None, "AFILO_HOME": str(home), "COLUMNS": "200"}, *args)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -46,7 +45,8 @@ def test_up_on_an_empty_home_then_again(home: Path) -> None:
     assert "demo data: seeded" in first.stdout
     assert "│ products " in first.stdout
 
-    second = afilo_db(home, "up")
+    # Once as a process of its own, as a user starts it: the console script end to end.
+    second = afilo_db(home, "up", own_process=True)
     assert "migrations: already at head" in second.stdout
     assert "demo data: present, left unchanged" in second.stdout
     # Same counts, table by table.
@@ -98,11 +98,8 @@ def test_seed_with_reset(home: Path) -> None:
 
 
 def test_server_commands_refuse_when_database_url_is_set(home: Path) -> None:
-    environment = {**os.environ, "AFILO_HOME": str(home), "DATABASE_URL": "postgresql://x@h/db"}
-    result = subprocess.run(
-        [sys.executable, "-m", "afilo_db", "db", "stop"],
-        env=environment, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    environment = {"AFILO_HOME": str(home), "DATABASE_URL": "postgresql://x@h/db"}
+    result = in_process(environment, "db", "stop")
     assert result.returncode == 1
     assert "DATABASE_URL is set" in result.stderr
 

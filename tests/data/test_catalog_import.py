@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from afilo_db.data import catalog_import, seed
 from afilo_db.data.catalog_import import ImportReport, import_catalog
 from afilo_db.data.up import table_counts
 from afilo_db.errors import ConflictError, ValidationError
+from tests.cli.invoke import as_a_process, in_process
 
 
 def records(count: int, start: int = 0) -> list[dict[str, Any]]:
@@ -70,13 +70,8 @@ def test_the_command_names_the_line_and_exits_non_zero(
     rows = list(ten_thousand)
     rows[1233] = {**rows[1233], "handle": "Bad Handle"}
     path = write_jsonl(tmp_path / "catalog.jsonl", rows)
-    result = subprocess.run(
-        [sys.executable, "-m", "afilo_db", "catalog", "import", str(path)],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # One run as a process of its own, as an operator starts it; the others in this process.
+    result = as_a_process({"DATABASE_URL": database_url}, "catalog", "import", str(path))
     assert result.returncode == 2
     assert "line 1234: handle: must be a lowercase URL-safe slug" in result.stderr
     assert "nothing was written" in result.stderr
@@ -387,13 +382,8 @@ BAD_LINE_KINDS = [
 
 
 def run_cli(*arguments: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "afilo_db", "catalog", "import", *arguments],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """`afilo-db catalog import` in this process (tests/cli/invoke.py)."""
+    return in_process({"DATABASE_URL": database_url}, "catalog", "import", *arguments)
 
 
 @pytest.mark.parametrize("kind", BAD_LINE_KINDS)

@@ -26,8 +26,10 @@ TEMPLATE = "faults_template"
 _numbers = itertools.count()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def crash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """One per test process, shared by the faults' files: each test works on a database of its
+    own, and a test that kills the server leaves it running again (fault_db)."""
     server = EmbeddedServer(tmp_path_factory.mktemp("faults") / "home")
     server.start(settings=TEST_SERVER_SETTINGS)
     databases.create_database(server.url("postgres"), TEMPLATE)

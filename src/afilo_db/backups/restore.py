@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from alembic.script import ScriptDirectory
-from alembic.script.revision import ResolutionError
-
 from afilo_db.backups.cluster import restore_cluster_objects
 from afilo_db.backups.create import DEFAULT_JOBS, create_backup
 from afilo_db.backups.manifest import (
@@ -28,7 +25,6 @@ from afilo_db.db.databases import create_database, drop_database, replace_databa
 from afilo_db.db.programs import Progress, list_archive, no_progress, start_restore
 from afilo_db.db.urls import database_name
 from afilo_db.errors import ConflictError, OperationError
-from afilo_db.migrations.support import alembic_config
 
 RevisionState = Literal["current", "older", "newer"]
 
@@ -69,6 +65,13 @@ def restore_archive(
 
 def revision_state(revision: str | None) -> RevisionState:
     """Where a database's Alembic revision stands against the code's head."""
+    # Imported here, not at the top: Alembic, the migrations' support and the models they load
+    # are needed by a restore alone, and `backup create`, `verify` and `list` import this module.
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import ResolutionError
+
+    from afilo_db.migrations.support import alembic_config
+
     script = ScriptDirectory.from_config(alembic_config("postgresql://"))
     if revision == script.get_current_head():
         return "current"
