@@ -73,7 +73,8 @@ def test_up_prints_its_phases_and_two_users_to_try(shop: Shop) -> None:
     for phase in (
         "starting the database server",
         "migrating: 0 pending revision(s)",
-        "seeding the demo data",
+        "seeding the demo catalog",
+        "delivering the demo shop's webhooks",
         "embedding the catalog's passages",
     ):
         assert phase in phases, phases

@@ -92,6 +92,10 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
         "current_period_end",
         "must be after current_period_start",
     ),
+    "ck_user_subscriptions_interval_months_positive": (
+        "interval_months",
+        "must be more than 0 (the months one billing period spans)",
+    ),
     "ck_purchases_status_valid": ("status", checks.one_of_rule(rules.PURCHASE_STATUSES)),
     "ck_purchases_quantity_positive": ("quantity", "must be 1 or more"),
     "ck_purchases_amount_valid": ("amount", checks.AMOUNT_RULE),
@@ -126,6 +130,7 @@ CONSTRAINT_RULES: dict[str, tuple[str, str]] = {
         "embedding_model",
         "is required with an embedding (and only with one)",
     ),
+    "ck_knowledge_terms_passages_not_negative": ("passages", "must be 0 or more"),
     "ck_bot_analytics_counts": ("answered", "counts are 0 or more and answered <= messages"),
     "ck_bot_analytics_latency_positive": ("avg_latency_ms", "must be 0 or more"),
     "ck_bot_analytics_satisfaction_range": ("satisfaction", "must be from 1 to 5"),
