@@ -13,7 +13,8 @@ of the same rows, each report's latency from its pre-aggregate, and the refresh 
 - Refresh: 100,000 new events (today), then `rollups.refresh`; against it, rebuilding every day.
 
 Default 1,000,000 events (a few minutes on a shared two-core machine); `--events 10000000` for
-the issue's scale. Figures go to bench/results/analytics.json.
+the issue's scale. The money reports read the billing history, not events: `--subscribers`
+(default 5,000) sizes it. Figures go to bench/results/analytics.json.
 """
 
 from __future__ import annotations
@@ -38,23 +39,25 @@ from bench.common import fresh_database, latencies, report, scratch_server, summ
 DEFAULT_EVENTS = 1_000_000
 CHUNKS = 10
 NEW_EVENTS = 100_000
-USERS = 50_000
-PRODUCTS = 5_000
+DEFAULT_SUBSCRIBERS = 5_000
+PRODUCTS = 500
 PEOPLE_SEED = 7
 
 
-def _people(seed: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+def _people(seed: int, subscribers: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     rng = random.Random(seed)
-    users = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(USERS // 10)]
-    products = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(PRODUCTS // 10)]
+    users = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(subscribers)]
+    products = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(PRODUCTS)]
     return users, products
 
 
-def _stock(connection: psycopg.Connection[Any], seed: int, first_day: datetime) -> None:
+def _stock(
+    connection: psycopg.Connection[Any], seed: int, first_day: datetime, subscribers: int
+) -> None:
     """The users and products the events name (`ingest` refuses unknown ones), and a billing
     history for the money reports: each user subscribes, about a third upgrade, a fifth cancel,
     as the Stripe handlers record it (one row per state)."""
-    users, products = _people(seed)
+    users, products = _people(seed, subscribers)
     connection.execute(
         "INSERT INTO user_profiles (id, clerk_user_id, email)"
         " SELECT u, 'user_bench' || lpad(n::text, 10, '0'), 'b' || n || '@example.com'"
@@ -112,9 +115,11 @@ def _stock(connection: psycopg.Connection[Any], seed: int, first_day: datetime) 
     )
 
 
-def _generate(count: int, seed: int, start: datetime, days: int) -> Iterator[dict[str, Any]]:
+def _generate(
+    count: int, seed: int, start: datetime, days: int, subscribers: int
+) -> Iterator[dict[str, Any]]:
     """A marketplace's behaviour: mostly product views, some carts and checkouts."""
-    users, products = _people(seed)
+    users, products = _people(seed, subscribers)
     span = days * 86_400
     for index in range(count):
         at = start + timedelta(seconds=span * index // count)
@@ -153,8 +158,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=DEFAULT_SUBSCRIBERS,
+        help="users with a billing history: what the money reports' cost grows with",
+    )
     arguments = parser.parse_args()
     total = arguments.events
+    subscribers = arguments.subscribers
     chunk = total // CHUNKS
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     first_day = (today - timedelta(days=330)).replace(day=1)
@@ -165,7 +177,7 @@ def main() -> None:
         batch_seconds = raw_seconds = 0.0
         with psycopg.connect(batch_url) as batch, psycopg.connect(raw_url) as raw:
             for connection in (batch, raw):
-                _stock(connection, PEOPLE_SEED, first_day)
+                _stock(connection, PEOPLE_SEED, first_day, subscribers)
                 connection.commit()
             for number in range(CHUNKS):
                 chunk_start = first_day + timedelta(days=days * number / CHUNKS)
@@ -173,7 +185,7 @@ def main() -> None:
                 # Alternate which goes first, so that drift hits both alike.
                 order = ("batch", "raw") if number % 2 == 0 else ("raw", "batch")
                 for side in order:
-                    events = _generate(chunk, PEOPLE_SEED, chunk_start, chunk_days)
+                    events = _generate(chunk, PEOPLE_SEED, chunk_start, chunk_days, subscribers)
                     started = time.perf_counter()
                     if side == "batch":
                         ingest(batch, events)
@@ -204,7 +216,7 @@ def main() -> None:
             batch.autocommit = False
 
             new_events = _generate(
-                NEW_EVENTS, PEOPLE_SEED, datetime.now(UTC) - timedelta(days=1), 1
+                NEW_EVENTS, PEOPLE_SEED, datetime.now(UTC) - timedelta(days=1), 1, subscribers
             )
             started = time.perf_counter()
             ingest(batch, new_events)
@@ -227,6 +239,7 @@ def main() -> None:
             }
     figures = {
         "events": total,
+        "subscribers": subscribers,
         "ingest": {
             "batch_seconds": round(batch_seconds, 2),
             "raw_copy_seconds": round(raw_seconds, 2),

@@ -156,6 +156,40 @@ def test_a_customer_who_returns_is_reactivation_and_their_churn_stays(
     ]  # fmt: skip
 
 
+def test_only_a_subscriptions_last_state_of_a_month_moves_mrr(
+    connection: psycopg.Connection[Any],
+) -> None:
+    # The reports compute MRR only in the months a subscription changed: an upgrade undone in
+    # the same month is no movement, and a subscription moved to another currency leaves the
+    # first (churn in USD) and starts in the second, without the customer churning.
+    z = user(connection, "Z")
+    subscription_state(connection, z, "Z", "starter", "active", "10", at("01-05"), current=False)
+    subscription_state(connection, z, "Z", "professional", "active", "30", at("02-03"),
+                       current=False, step=2)  # fmt: skip
+    subscription_state(connection, z, "Z", "starter", "active", "10", at("02-20"),
+                       current=False, step=3)  # fmt: skip
+    subscription_state(connection, z, "Z", "starter", "active", "12", at("03-10"),
+                       current=True, currency="EUR", step=4)  # fmt: skip
+    mrr = run(connection, "mrr")
+    assert [(r["month"], r["currency"], r["mrr_at_start"], r["new"], r["expansion"],
+             r["contraction"], r["churn"], r["mrr"], r["customers"]) for r in mrr.records()] == [
+        ("2026-01", "EUR", 0, 0, 0, 0, 0, 0, 0), ("2026-01", "USD", 0, D(10), 0, 0, 0, D(10), 1),
+        ("2026-02", "EUR", 0, 0, 0, 0, 0, 0, 0), ("2026-02", "USD", D(10), 0, 0, 0, 0, D(10), 1),
+        ("2026-03", "EUR", 0, D(12), 0, 0, 0, D(12), 1), ("2026-03", "USD", D(10), 0, 0, 0, D(10), 0, 0),
+        ("2026-04", "EUR", D(12), 0, 0, 0, 0, D(12), 1), ("2026-04", "USD", 0, 0, 0, 0, 0, 0, 0),
+    ]  # fmt: skip
+    churn = run(connection, "churn")
+    assert [(r["month"], r["customers_at_start"], r["new"], r["churned"], r["customers_at_end"])
+            for r in churn.records()] == [
+        ("2026-01", 0, 1, 0, 1), ("2026-02", 1, 0, 0, 1), ("2026-03", 1, 0, 0, 1),
+        ("2026-04", 1, 0, 0, 1),
+    ]  # fmt: skip
+    retention = run(connection, "retention")
+    assert [(r["months_since_start"], r["customers"], r["retained"]) for r in retention.records()] == [
+        (0, 1, 1), (1, 1, 1), (2, 1, 1), (3, 1, 1),
+    ]  # fmt: skip
+
+
 def test_trials_are_not_mrr_past_due_is_and_trial_conversion(
     connection: psycopg.Connection[Any],
 ) -> None:

@@ -463,7 +463,10 @@ WITH {MONTHS}, {CONVERTED}, payments AS (
   FROM converted_payments WHERE occurred_at >= %(start_at)s AND occurred_at < %(end_at)s
   GROUP BY 1, 2
 ), currencies AS (
-  SELECT DISTINCT currency FROM converted_payments WHERE occurred_at < %(end_at)s
+  -- From the stored rows, not converted ones: converting every payment ever made only to name
+  -- the currencies is most of the statement's work.
+  SELECT DISTINCT coalesce(%(reporting_currency)s, p.currency) AS currency
+  FROM analytics_payments p JOIN rates r USING (currency) WHERE p.occurred_at < %(end_at)s
 )
 SELECT to_char(month, 'YYYY-MM'), currency, coalesce(p.one_off, 0), coalesce(p.recurring, 0),
        coalesce(p.refunds, 0),
@@ -472,46 +475,64 @@ FROM months CROSS JOIN currencies LEFT JOIN payments p USING (month, currency)
 ORDER BY month, currency
 """
 
-# Each customer's MRR per currency at every month's end (the range's end for its last month),
-# from the first month of the history, and how it moved from the month before. A customer
-# appears from their first subscription state on, in every month after it (at 0 once gone).
-CUSTOMER_MRR = f"""
+# Each customer's MRR per currency at a month's end (the range's end for its last month) changes
+# only in the months where one of their subscriptions changed state, so it is computed at those
+# months alone and carried forward between them: the cost grows with the subscription states, not
+# with customers x months. A subscription's state at a month's end is the last it entered in that
+# month (in force until its next change); what it changed is that state's MRR against the one it
+# replaced, in the customer and currency of each.
+SUBSCRIPTION_CHANGES = f"""
 {CONVERTED}, states AS (
-  SELECT user_id, currency, at,
-         CASE WHEN status = ANY(%(mrr_statuses)s) THEN amount ELSE 0 END AS mrr,
-         lead(at) OVER (PARTITION BY stripe_subscription_id
-                        ORDER BY at, state_event_id NULLS FIRST) AS until
+  SELECT user_id, stripe_subscription_id AS subscription, currency, at, state_event_id,
+         date_trunc('month', at AT TIME ZONE 'UTC')::date AS month,
+         CASE WHEN status = ANY(%(mrr_statuses)s) THEN amount ELSE 0 END AS mrr
   FROM (SELECT *, coalesce(state_as_of, created_at) AS at FROM converted_states) s
   WHERE at < %(end_at)s
+), month_ends AS (
+  SELECT DISTINCT ON (subscription, month) user_id, subscription, currency, month, mrr
+  FROM states ORDER BY subscription, month, at DESC, state_event_id DESC NULLS LAST
+), changes AS (
+  SELECT c.user_id, c.currency, m.month, c.change
+  FROM (SELECT *, lag(user_id) OVER by_time AS user_before,
+               lag(currency) OVER by_time AS currency_before, lag(mrr) OVER by_time AS mrr_before
+        FROM month_ends WINDOW by_time AS (PARTITION BY subscription ORDER BY month)) m,
+       LATERAL (VALUES (m.user_id, m.currency, m.mrr),
+                       (m.user_before, m.currency_before, -m.mrr_before)) AS c(user_id, currency, change)
+  WHERE c.user_id IS NOT NULL
 ), history AS (
-  SELECT month::date, ((month + interval '1 month')::timestamp AT TIME ZONE 'UTC') AS next_at
-  FROM generate_series(
-    least(%(first_month)s::date,
-          (SELECT date_trunc('month', min(at) AT TIME ZONE 'UTC')::date FROM states)),
-    %(last_month)s::date, interval '1 month') AS month
-), customer_month AS (
-  -- Each subscription's state in force at the month's end: the one it entered before then and
-  -- had not left by then.
-  SELECT h.month, s.user_id, s.currency, sum(s.mrr) AS mrr
-  FROM history h JOIN states s ON s.at < h.next_at AND (s.until IS NULL OR s.until >= h.next_at)
-  GROUP BY 1, 2, 3
-), movements AS (
-  SELECT month, user_id, currency, mrr,
-         coalesce(lag(mrr) OVER by_customer, 0) AS mrr_before,
-         coalesce(bool_or(mrr > 0) OVER (by_customer ROWS BETWEEN UNBOUNDED PRECEDING
-                                                      AND 1 PRECEDING), false) AS paid_before
-  FROM customer_month
-  WINDOW by_customer AS (PARTITION BY user_id, currency ORDER BY month)
+  SELECT month::date
+  FROM generate_series(least(%(first_month)s::date, (SELECT min(month) FROM changes)),
+                       %(last_month)s::date, interval '1 month') AS month
 )"""
 
+
+def _movements(customer: str) -> str:
+    """Each customer's MRR (per `customer`: the user, or the user and currency) at the end of
+    each month it may have changed in, the MRR a month before, and whether it was ever non-zero
+    before: a customer appears from their first subscription state on."""
+    return f"""{SUBSCRIPTION_CHANGES}, customer_changes AS (
+  SELECT {customer}, month, sum(change) AS change,
+         sum(sum(change)) OVER (PARTITION BY {customer} ORDER BY month) AS mrr
+  FROM changes GROUP BY {customer}, month
+), movements AS (
+  SELECT {customer}, month, mrr, mrr - change AS mrr_before,
+         coalesce(bool_or(mrr > 0) OVER (PARTITION BY {customer} ORDER BY month
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                  false) AS paid_before
+  FROM customer_changes
+)"""
+
+
 # ChartMogul's movements: new (a first non-zero MRR), reactivation (non-zero again after zero),
-# expansion and contraction (up or down, still non-zero), churn (down to zero). Every month of
-# the range is present for every currency the history knows.
+# expansion and contraction (up or down, still non-zero), churn (down to zero). The MRR and the
+# customers paying are running sums of the months' movements from the history's first month, so
+# a month without movement carries the month before. Every month of the range is present for
+# every currency the history knows.
 MRR_FIGURES = f"""
-WITH {CUSTOMER_MRR}, currencies AS (
-  SELECT DISTINCT currency FROM customer_month
+WITH {_movements("user_id, currency")}, currencies AS (
+  SELECT DISTINCT currency FROM changes
 ), figures AS (
-  SELECT month, currency, sum(mrr_before) AS mrr_at_start,
+  SELECT month, currency,
     coalesce(sum(mrr) FILTER (WHERE mrr_before = 0 AND mrr > 0 AND NOT paid_before), 0) AS new,
     coalesce(sum(mrr - mrr_before) FILTER (WHERE mrr_before > 0 AND mrr > mrr_before), 0)
       AS expansion,
@@ -520,16 +541,23 @@ WITH {CUSTOMER_MRR}, currencies AS (
     coalesce(sum(mrr_before) FILTER (WHERE mrr_before > 0 AND mrr = 0), 0) AS churn,
     coalesce(sum(mrr) FILTER (WHERE mrr_before = 0 AND mrr > 0 AND paid_before), 0)
       AS reactivation,
-    sum(mrr) AS mrr, count(*) FILTER (WHERE mrr > 0) AS customers
+    sum(mrr - mrr_before) AS change,
+    count(*) FILTER (WHERE mrr_before = 0 AND mrr > 0)
+      - count(*) FILTER (WHERE mrr_before > 0 AND mrr = 0) AS customers_change
   FROM movements GROUP BY month, currency
-), report AS (
-  SELECT h.month, c.currency, coalesce(f.mrr_at_start, 0) AS mrr_at_start,
-         coalesce(f.new, 0) AS new, coalesce(f.expansion, 0) AS expansion,
-         coalesce(f.contraction, 0) AS contraction, coalesce(f.churn, 0) AS churn,
-         coalesce(f.reactivation, 0) AS reactivation, coalesce(f.mrr, 0) AS mrr,
-         coalesce(f.customers, 0) AS customers
+), running AS (
+  SELECT h.month, c.currency, coalesce(f.new, 0) AS new,
+         coalesce(f.expansion, 0) AS expansion, coalesce(f.contraction, 0) AS contraction,
+         coalesce(f.churn, 0) AS churn, coalesce(f.reactivation, 0) AS reactivation,
+         coalesce(f.change, 0) AS change,
+         sum(coalesce(f.change, 0)) OVER by_month AS mrr,
+         sum(coalesce(f.customers_change, 0)) OVER by_month AS customers
   FROM history h CROSS JOIN currencies c LEFT JOIN figures f USING (month, currency)
-  WHERE h.month >= %(first_month)s
+  WINDOW by_month AS (PARTITION BY c.currency ORDER BY h.month)
+), report AS (
+  SELECT month, currency, mrr - change AS mrr_at_start, new, expansion, contraction, churn,
+         reactivation, mrr, customers::bigint AS customers
+  FROM running WHERE month >= %(first_month)s
 )"""
 
 MRR = f"""{MRR_FIGURES}
@@ -550,45 +578,58 @@ SELECT to_char(month, 'YYYY-MM'), currency, mrr_at_start, churn, contraction, ex
 FROM report ORDER BY month, currency
 """
 
-# A customer is subscribed at a month's end when their MRR in some currency is not zero.
+# A customer is subscribed at a month's end when their MRR in some currency is not zero. The
+# customers paying at a month's end are the running sum of those who started and stopped.
 CUSTOMERS = f"""
-WITH {CUSTOMER_MRR}, customers AS (
-  SELECT month, user_id, sum(mrr) AS mrr, sum(mrr_before) AS mrr_before,
-         bool_or(paid_before) AS paid_before
-  FROM movements GROUP BY month, user_id
-)"""
+WITH {_movements("user_id")}"""
 
 CHURN = f"""{CUSTOMERS}, figures AS (
   SELECT month,
-         count(*) FILTER (WHERE mrr_before > 0) AS at_start,
          count(*) FILTER (WHERE mrr_before = 0 AND mrr > 0 AND NOT paid_before) AS new,
          count(*) FILTER (WHERE mrr_before = 0 AND mrr > 0 AND paid_before) AS reactivated,
          count(*) FILTER (WHERE mrr_before > 0 AND mrr = 0) AS churned
-  FROM customers GROUP BY month
+  FROM movements GROUP BY month
+), running AS (
+  SELECT h.month, coalesce(new, 0) AS new, coalesce(reactivated, 0) AS reactivated,
+         coalesce(churned, 0) AS churned,
+         (sum(coalesce(new + reactivated - churned, 0)) OVER (ORDER BY h.month))::bigint
+           AS at_end
+  FROM history h LEFT JOIN figures f USING (month)
 )
-SELECT to_char(h.month, 'YYYY-MM'), coalesce(at_start, 0), coalesce(new, 0),
-       coalesce(reactivated, 0), coalesce(churned, 0),
-       round(churned::numeric / nullif(at_start, 0), 4),
-       coalesce(at_start + new + reactivated - churned, 0)
-FROM history h LEFT JOIN figures f USING (month)
-WHERE h.month >= %(first_month)s ORDER BY h.month
+SELECT to_char(month, 'YYYY-MM'), at_end - new - reactivated + churned, new, reactivated,
+       churned, round(churned::numeric / nullif(at_end - new - reactivated + churned, 0), 4),
+       at_end
+FROM running WHERE month >= %(first_month)s ORDER BY month
 """
 
 # A customer's cohort is the month of their first non-zero MRR, for good: one who leaves and
-# returns is retained again in the months they pay, in that first cohort.
+# returns is retained again in the months they pay, in that first cohort. A cohort's customers
+# paying at a month's end are the running sum of its members who started and stopped paying.
 RETENTION = f"""{CUSTOMERS}, with_cohort AS (
-  SELECT month, mrr, min(month) FILTER (WHERE mrr > 0) OVER (PARTITION BY user_id) AS cohort
-  FROM customers
-), cells AS (
-  SELECT cohort, ((extract(year FROM month) - extract(year FROM cohort)) * 12
-                  + extract(month FROM month) - extract(month FROM cohort))::int AS k,
-         count(*) AS customers, count(*) FILTER (WHERE mrr > 0) AS retained
+  SELECT month, mrr, mrr_before,
+         min(month) FILTER (WHERE mrr > 0) OVER (PARTITION BY user_id) AS cohort
+  FROM movements
+), cohort_changes AS (
+  SELECT cohort, month, count(*) FILTER (WHERE month = cohort) AS joined,
+         count(*) FILTER (WHERE mrr_before = 0 AND mrr > 0)
+           - count(*) FILTER (WHERE mrr_before > 0 AND mrr = 0) AS change
   FROM with_cohort WHERE cohort >= %(first_month)s AND month >= cohort
-  GROUP BY 1, 2
+  GROUP BY cohort, month
+), cells AS (
+  SELECT c.cohort,
+         ((extract(year FROM h.month) - extract(year FROM c.cohort)) * 12
+          + extract(month FROM h.month) - extract(month FROM c.cohort))::int AS k,
+         sum(coalesce(f.joined, 0)) OVER by_month AS customers,
+         sum(coalesce(f.change, 0)) OVER by_month AS retained
+  FROM (SELECT DISTINCT cohort FROM cohort_changes) c JOIN history h ON h.month >= c.cohort
+       LEFT JOIN cohort_changes f ON f.cohort = c.cohort AND f.month = h.month
+  WINDOW by_month AS (PARTITION BY c.cohort ORDER BY h.month)
 )
-SELECT to_char(cohort, 'YYYY-MM'), k, customers, retained, round(retained::numeric / customers, 4)
+SELECT to_char(cohort, 'YYYY-MM'), k, customers::bigint, retained::bigint,
+       round(retained::numeric / customers, 4)
 FROM cells WHERE k <= %(max_cohort_months)s ORDER BY cohort, k
 """
+
 
 # Each state next to the one before it in the subscription's history.
 TRANSITIONS = """
