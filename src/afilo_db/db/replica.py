@@ -11,6 +11,7 @@ its password travels in the environment, never on a command line.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from afilo_db.errors import OperationError
 
 REPLICA_DIRECTORY = "replica"
 CLONE_TIMEOUT_SECONDS = 1800
+STREAMING_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,25 @@ class EmbeddedReplica:
         return self.server.initialized
 
     def start(self) -> ServerStatus:
-        """Clone the primary on first use, then start the replica (a no-op when running)."""
+        """Clone the primary on first use, then start the replica (a no-op when running) and
+        return once its WAL receiver streams: a replica that accepts connections but has not yet
+        reached the primary would answer reads from wherever its replay stopped."""
         self.primary.start()
         if not self.server.initialized:
             self._clone()
-        return self.server.start()
+        started = self.server.start()
+        self._wait_until_streaming()
+        return started
+
+    def _wait_until_streaming(self) -> None:
+        deadline = time.monotonic() + STREAMING_TIMEOUT_SECONDS
+        while not self.status().streaming:
+            if time.monotonic() > deadline:
+                raise OperationError(
+                    f"the replica in {self.server.home} started but has not reached the primary"
+                    f" within {STREAMING_TIMEOUT_SECONDS}s: see {self.server.log_file}"
+                )
+            time.sleep(0.1)
 
     def _clone(self) -> None:
         # A clone that did not finish is worth nothing: start it over.
