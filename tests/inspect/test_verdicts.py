@@ -129,7 +129,10 @@ def _replica_database_url(replica: EmbeddedReplica, primary_url: str) -> str:
     """The replica's URL of the primary's database, once it has replayed everything the primary
     wrote until now (the database's creation, and what the test made in it since)."""
     with psycopg.connect(primary_url, autocommit=True) as primary:
-        written = primary.execute("SELECT pg_current_wal_lsn()").fetchone()
+        # The insert position, not pg_current_wal_lsn(): with synchronous_commit off (the test
+        # server's) a commit can sit in WAL buffers behind the write position, and a replica that
+        # replayed up to that position may not have seen it yet.
+        written = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
     url = replica.url(database_name(primary_url))
     deadline = time.monotonic() + 30
     while True:
