@@ -188,15 +188,23 @@ def stock_catalog(owner_url: str) -> None:
             )
 
 
+RETRY_BACKOFF_SECONDS = 0.05
+RETRY_BACKOFF_CAP_SECONDS = 2.0
+
+
 def deliver_all(base_url: str, deliveries: list[Delivery], workers: int = 8) -> int:
     """Post every delivery from `workers` threads at once. One refused with 409 or 500 goes back
-    to the end of the queue, as Stripe and Svix retry later (here without their backoff).
+    to the end of the queue after a backoff that doubles with each retry of its event, as Stripe
+    and Svix retry later (theirs in hours, here in tenths of a second). Without it, the last few
+    deliveries of a run would be re-posted in a tight loop while the one they wait for is still
+    in flight, and reach the parking bound (rules.WEBHOOK_DEFER_MAX_ATTEMPTS) in milliseconds.
     Returns the number of posts."""
     pending: queue.Queue[Delivery] = queue.Queue()
     for delivery in deliveries:
         pending.put(delivery)
     posts = itertools.count()
     failures: list[tuple[str, int]] = []
+    retries: dict[str, int] = {}
 
     def work() -> None:
         with httpx2.Client(base_url=base_url, timeout=30) as client:
@@ -212,6 +220,9 @@ def deliver_all(base_url: str, deliveries: list[Delivery], workers: int = 8) -> 
                     failures.append((delivery.event_id, status))
                     return
                 if status in (409, 500):
+                    retried = retries.get(delivery.event_id, 0)
+                    retries[delivery.event_id] = retried + 1
+                    time.sleep(min(RETRY_BACKOFF_SECONDS * 2**retried, RETRY_BACKOFF_CAP_SECONDS))
                     pending.put(delivery)
                 elif status != 200:
                     failures.append((delivery.event_id, status))
