@@ -115,6 +115,20 @@ def test_amounts_convert_to_one_reporting_currency_at_the_documented_rates(
     assert "must be one of" in caught.value.problems["currency"]
 
 
+def test_a_payment_in_a_currency_without_a_rate_stays_in_its_own_currency(
+    connection: psycopg.Connection[Any],
+) -> None:
+    # Stripe settles in many more currencies than the rates table lists; none of it may vanish.
+    assert "MXN" not in USD_PER_UNIT
+    invoice_paid(connection, "in_M0000001", 45000, at("02-10"), "mxn")
+    invoice_paid(connection, "in_U0000001", 1000, at("02-11"))
+    for options in (None, ReportOptions(currency="EUR")):
+        revenue = run(connection, "revenue", options=options)
+        february = {r["currency"]: r["recurring"] for r in revenue.records()
+                    if r["month"] == "2026-02"}  # fmt: skip
+        assert february["MXN"] == D("450.00"), options
+
+
 def test_one_subscription_of_two_ending_is_contraction_and_the_last_is_churn(
     connection: psycopg.Connection[Any],
 ) -> None:

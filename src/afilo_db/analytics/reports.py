@@ -440,18 +440,24 @@ months AS (
 # reports below read amounts and currencies through this. A subscription state's amount is its
 # monthly amount: the price over the months it bills for (a yearly price a twelfth, as
 # ChartMogul normalises).
+# An amount in a currency with no rate (Stripe settles in many more than USD_PER_UNIT lists, and
+# analytics_payments takes what Stripe sent) stays in its own currency rather than vanish.
 CONVERTED = """
 rates AS (
   SELECT * FROM unnest(%(rate_currencies)s::text[], %(rates)s::numeric[]) AS r(currency, rate)
 ), converted_payments AS (
-  SELECT p.kind, p.occurred_at, coalesce(%(reporting_currency)s, p.currency) AS currency,
-         round(p.amount * r.rate, 2) AS amount
-  FROM analytics_payments p JOIN rates r USING (currency)
+  SELECT p.kind, p.occurred_at,
+         CASE WHEN r.rate IS NULL THEN p.currency
+              ELSE coalesce(%(reporting_currency)s, p.currency) END AS currency,
+         round(p.amount * coalesce(r.rate, 1), 2) AS amount
+  FROM analytics_payments p LEFT JOIN rates r USING (currency)
 ), converted_states AS (
   SELECT s.user_id, s.stripe_subscription_id, s.status, s.state_event_id, s.state_as_of,
-         s.created_at, coalesce(%(reporting_currency)s, s.currency) AS currency,
-         round(s.amount * r.rate / s.interval_months, 2) AS amount
-  FROM user_subscriptions s JOIN rates r USING (currency)
+         s.created_at,
+         CASE WHEN r.rate IS NULL THEN s.currency
+              ELSE coalesce(%(reporting_currency)s, s.currency) END AS currency,
+         round(s.amount * coalesce(r.rate, 1) / s.interval_months, 2) AS amount
+  FROM user_subscriptions s LEFT JOIN rates r USING (currency)
 )"""
 
 REVENUE = f"""
@@ -465,8 +471,9 @@ WITH {MONTHS}, {CONVERTED}, payments AS (
 ), currencies AS (
   -- From the stored rows, not converted ones: converting every payment ever made only to name
   -- the currencies is most of the statement's work.
-  SELECT DISTINCT coalesce(%(reporting_currency)s, p.currency) AS currency
-  FROM analytics_payments p JOIN rates r USING (currency) WHERE p.occurred_at < %(end_at)s
+  SELECT DISTINCT CASE WHEN r.rate IS NULL THEN p.currency
+                       ELSE coalesce(%(reporting_currency)s, p.currency) END AS currency
+  FROM analytics_payments p LEFT JOIN rates r USING (currency) WHERE p.occurred_at < %(end_at)s
 )
 SELECT to_char(month, 'YYYY-MM'), currency, coalesce(p.one_off, 0), coalesce(p.recurring, 0),
        coalesce(p.refunds, 0),
