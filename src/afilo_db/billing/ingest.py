@@ -75,20 +75,26 @@ def _event_row(event: ProviderEvent) -> dict[str, Any]:
     }
 
 
+def _in_service_context(session: Session, sql: str, values: dict[str, Any]) -> Any:
+    """The service context and one statement in one round trip (a pipeline); the statement's
+    first row, or None."""
+    connection = driver_connection(session)
+    try:
+        with translated_errors(), connection.pipeline():
+            connection.execute(*SERVICE_CONTEXT)
+            return connection.execute(sql, values).fetchone()
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise context_forbidden(SERVICE_ROLE) from error
+
+
 def ingest(session: Session, event: ProviderEvent) -> Result:
     """Store the event once and apply it, in the caller's transaction (the caller commits), in
     the service context. Raises ValidationError for an event whose content breaks a rule (the
     caller rolls back: nothing of it is stored), and NotYetKnownError for one that refers to
     something not received yet (the caller rolls back and calls `defer`)."""
-    connection = driver_connection(session)
-    # The context and the event's row in one round trip: the row's lock is what makes a
-    # concurrent delivery of the same event wait, so it comes before anything else.
-    try:
-        with translated_errors(), connection.pipeline():
-            connection.execute(*SERVICE_CONTEXT)
-            stored = connection.execute(_STORE_SQL, _event_row(event)).fetchone()
-    except psycopg.errors.InsufficientPrivilege as error:
-        raise context_forbidden(SERVICE_ROLE) from error
+    # The row's lock is what makes a concurrent delivery of the same event wait, so it comes
+    # before anything else.
+    stored = _in_service_context(session, _STORE_SQL, _event_row(event))
     if stored is None:
         return Result(Outcome.DUPLICATE)
     row_id, attempts = stored
@@ -109,14 +115,7 @@ def defer(session: Session, event: ProviderEvent, reason: str) -> Result:
     """Store an event that waits for something not received yet, in the caller's transaction
     (after `ingest` raised NotYetKnownError and was rolled back): deferred (the provider is
     answered 409 and delivers it again), or unresolved once past the bound (answered 200)."""
-    connection = driver_connection(session)
-    try:
-        with translated_errors(), connection.pipeline():
-            connection.execute(*SERVICE_CONTEXT)
-            found = connection.execute(_DEFER_SQL, {**_event_row(event), "reason": reason})
-            stored = found.fetchone()
-    except psycopg.errors.InsufficientPrivilege as error:
-        raise context_forbidden(SERVICE_ROLE) from error
+    stored = _in_service_context(session, _DEFER_SQL, {**_event_row(event), "reason": reason})
     if stored is None:
         # Applied by a concurrent delivery meanwhile.
         return Result(Outcome.DUPLICATE)
