@@ -6,14 +6,18 @@ transaction: through SQLAlchemy each statement cost more of the endpoint's CPU t
 spent running it (bench/webhooks.py). Prepared as the engine prepares (`prepare_threshold`, off
 behind a pooler that cannot keep them). What only records what happened (the audit entries, the
 event's user, its outcome) is held until the handler is done and written in one statement.
+
+A statement whose result the handler does not read (a lock, an UPDATE) is held too and sent with
+the next statement it reads, in the same round trip (a pipeline): each round trip is a wait for
+the server and, on a loaded machine, for a core; the server runs them in order, so a lock so
+taken holds for what follows.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
-from functools import cached_property
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -52,34 +56,59 @@ def driver_connection(session: Session) -> psycopg.Connection[Any]:
 
 
 class Delivery:
-    """What a handler gets: the session (in the service context), the event and its row."""
+    """What a handler gets: the transaction's psycopg connection (in the service context), the
+    event and its row."""
 
-    def __init__(self, session: Session, event: ProviderEvent, row_id: uuid.UUID) -> None:
-        self.session = session
+    def __init__(
+        self, connection: psycopg.Connection[Any], event: ProviderEvent, row_id: uuid.UUID
+    ) -> None:
+        self._connection = connection
         self.event = event
         self.row_id = row_id
         self._entries: list[dict[str, Any]] = []
         self._user_id: uuid.UUID | None = None
+        self._held: list[tuple[str, Mapping[str, Any] | None]] = []
 
-    @cached_property
+    @property
     def connection(self) -> psycopg.Connection[Any]:
-        return driver_connection(self.session)
+        """The transaction's psycopg connection, every statement held so far sent."""
+        self._send()
+        return self._connection
 
-    def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> psycopg.Cursor[Any]:
-        """Run one statement (psycopg placeholders, `%(name)s`) in the transaction; its rows
-        are named tuples. A constraint violation raises the afilo error naming it."""
-        cursor = self.connection.cursor(row_factory=namedtuple_row)
-        with translated_errors():
-            cursor.execute(sql, values)
+    def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None:
+        """Run one statement whose result is not read (psycopg placeholders, `%(name)s`) in the
+        transaction: sent with the next statement read (or `write`), before it. A constraint
+        violation raises the afilo error naming it, then."""
+        self._held.append((sql, values))
+
+    def _read(self, sql: str, values: Mapping[str, Any] | None) -> psycopg.Cursor[Any]:
+        """Run the statements held, then this one, in one round trip; its rows are named
+        tuples."""
+        cursor = self._connection.cursor(row_factory=namedtuple_row)
+        self._send(lambda: cursor.execute(sql, values))
         return cursor
+
+    def _send(self, last: Callable[[], object] | None = None) -> None:
+        """Send the statements held, and `last`'s, in one round trip."""
+        held, self._held = self._held, []
+        with translated_errors():
+            if not held:
+                if last is not None:
+                    last()
+                return
+            with self._connection.pipeline():
+                for sql, values in held:
+                    self._connection.execute(sql, values)
+                if last is not None:
+                    last()
 
     def row(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         """The statement's first row (a named tuple), or None when it has none."""
-        return self.execute(sql, values).fetchone()
+        return self._read(sql, values).fetchone()
 
     def value(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         """The first column of the statement's first row, or None when it has none."""
-        row = self.execute(sql, values).fetchone()
+        row = self._read(sql, values).fetchone()
         return None if row is None else row[0]
 
     def log(
@@ -107,23 +136,27 @@ class Delivery:
         """The event's row belongs to this user (an erasure blanks its payload)."""
         self._user_id = user_id
 
-    def write(self, result: Result | None = None) -> None:
-        """Write the audit entries and the user held so far, and `result` as the event's
-        outcome (None: not yet, the handler goes on)."""
-        self.execute(
-            _WRITE_SQL,
-            {
-                "entries": json.dumps(self._entries),
-                "user_id": self._user_id,
-                "outcome": None if result is None else result.outcome.value,
-                "reason": None if result is None else result.reason,
-                "id": self.row_id,
-            },
-        )
+    def write(self, result: Result | None = None, *, commit: bool = False) -> None:
+        """Write the statements, audit entries and user held so far, and `result` as the
+        event's outcome (None: not yet, the handler goes on); `commit`: and commit, in the
+        same round trip."""
+        values = {
+            "entries": json.dumps(self._entries),
+            "user_id": self._user_id,
+            "outcome": None if result is None else result.outcome.value,
+            "reason": None if result is None else result.reason,
+            "id": self.row_id,
+        }
         self._entries.clear()
         self._user_id = None
+        if not commit:
+            self._read(_WRITE_SQL, values)
+            return
+        self.execute(_WRITE_SQL, values)
+        # A statement in the pipeline: psycopg's commit() there would wait for one more sync.
+        self._send(lambda: self._connection.execute("COMMIT"))
 
     @property
     def pending(self) -> bool:
         """Whether anything is held that `write` has not written."""
-        return bool(self._entries) or self._user_id is not None
+        return bool(self._entries) or self._user_id is not None or bool(self._held)

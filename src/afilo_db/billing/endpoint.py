@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result
-from afilo_db.billing.ingest import defer, ingest
+from afilo_db.billing.events import Outcome, ProviderEvent
+from afilo_db.billing.ingest import apply
 from afilo_db.billing.verification import verify_clerk, verify_stripe
 from afilo_db.errors import AfiloError, ConflictError, ValidationError
 from afilo_db.security import service_context
@@ -57,17 +57,6 @@ DO UPDATE SET deliveries = webhook_refusals.deliveries + 1, last_at = now()
 class WebhookSecrets:
     stripe: str | None
     clerk: str | None
-
-
-def apply_event(engine: Engine, event: ProviderEvent) -> Result:
-    """Store and apply one verified event in a transaction of its own; one that waits for
-    something not received yet is stored as deferred (or unresolved) in another."""
-    try:
-        with Session(engine) as session, session.begin():
-            return ingest(session, event)
-    except NotYetKnownError as error:
-        with Session(engine) as session, session.begin():
-            return defer(session, event, str(error))
 
 
 def record_refusal(engine: Engine, provider: str, status: int, reason: str) -> None:
@@ -145,7 +134,7 @@ def create_webhook_app(engine: Engine, secrets: WebhookSecrets) -> Starlette:
             event: ProviderEvent | None = None
             try:
                 event = verify(body, request, secret)
-                result = await in_thread(apply_event, engine, event)
+                result = await in_thread(apply, engine, event)
             except ValidationError as error:
                 # Until the event is verified and parsed, the delivery is bad (a signature, a
                 # body that is no storable event); after, the event's content breaks a rule.

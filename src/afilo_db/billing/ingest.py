@@ -16,12 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from afilo_db import rules
 from afilo_db.billing import clerk_handlers, stripe_handlers
 from afilo_db.billing.delivery import Delivery, driver_connection
-from afilo_db.billing.events import Outcome, ProviderEvent, Result, ignored
+from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, ignored
+from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS
+from afilo_db.db.hot.shapes import TIMEOUT_SQL
 from afilo_db.security.context import SERVICE_CONTEXT, context_forbidden
 from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
@@ -75,16 +78,24 @@ def _event_row(event: ProviderEvent) -> dict[str, Any]:
     }
 
 
-def _in_service_context(session: Session, sql: str, values: dict[str, Any]) -> Any:
-    """The service context and one statement in one round trip (a pipeline); the statement's
-    first row, or None."""
-    connection = driver_connection(session)
+def _in_service_context(
+    connection: psycopg.Connection[Any],
+    sql: str,
+    values: dict[str, Any],
+    timeout_ms: int | None = None,
+) -> Any:
+    """The service context and one statement in one round trip after BEGIN (a pipeline),
+    behind the statement timeout `timeout_ms` if given; the statement's first row, or None."""
+    cursor = connection.cursor()
     try:
         with translated_errors(), connection.pipeline():
+            if timeout_ms:
+                connection.execute(TIMEOUT_SQL, (str(timeout_ms),))
             connection.execute(*SERVICE_CONTEXT)
-            return connection.execute(sql, values).fetchone()
+            cursor.execute(sql, values)
     except psycopg.errors.InsufficientPrivilege as error:
         raise context_forbidden(SERVICE_ROLE) from error
+    return cursor.fetchone()
 
 
 def ingest(session: Session, event: ProviderEvent) -> Result:
@@ -92,13 +103,56 @@ def ingest(session: Session, event: ProviderEvent) -> Result:
     the service context. Raises ValidationError for an event whose content breaks a rule (the
     caller rolls back: nothing of it is stored), and NotYetKnownError for one that refers to
     something not received yet (the caller rolls back and calls `defer`)."""
+    return _ingest(driver_connection(session), event, commit=False)
+
+
+def defer(session: Session, event: ProviderEvent, reason: str) -> Result:
+    """Store an event that waits for something not received yet, in the caller's transaction
+    (after `ingest` raised NotYetKnownError and was rolled back): deferred (the provider is
+    answered 409 and delivers it again), or unresolved once past the bound (answered 200)."""
+    return _defer(driver_connection(session), event, reason)
+
+
+def apply(engine: Engine, event: ProviderEvent) -> Result:
+    """`ingest` in a transaction of its own on a connection of `engine`'s pool, committed; an
+    event that waits for something not received yet is stored by `defer` in another. What the
+    endpoint runs: no Session, and the event's last writes go with the COMMIT."""
+    timeout_ms = PER_TRANSACTION_TIMEOUT_MS.get(engine)
+    pooled = engine.raw_connection()
+    try:
+        connection = pooled.driver_connection
+        assert isinstance(connection, psycopg.Connection), "psycopg only"
+        try:
+            return _ingest(connection, event, commit=True, timeout_ms=timeout_ms)
+        except NotYetKnownError as error:
+            connection.rollback()
+            result = _defer(connection, event, str(error), timeout_ms=timeout_ms)
+            connection.commit()
+            return result
+        except BaseException:
+            if not connection.closed:
+                connection.rollback()
+            raise
+    finally:
+        pooled.close()
+
+
+def _ingest(
+    connection: psycopg.Connection[Any],
+    event: ProviderEvent,
+    *,
+    commit: bool,
+    timeout_ms: int | None = None,
+) -> Result:
     # The row's lock is what makes a concurrent delivery of the same event wait, so it comes
     # before anything else.
-    stored = _in_service_context(session, _STORE_SQL, _event_row(event))
+    stored = _in_service_context(connection, _STORE_SQL, _event_row(event), timeout_ms)
     if stored is None:
+        if commit:
+            connection.commit()
         return Result(Outcome.DUPLICATE)
     row_id, attempts = stored
-    delivery = Delivery(session, event, row_id)
+    delivery = Delivery(connection, event, row_id)
     handler = HANDLERS.get((event.provider, event.event_type))
     if handler is None:
         result = ignored(f"afilo-db does not act on {event.provider} {event.event_type}")
@@ -107,15 +161,21 @@ def ingest(session: Session, event: ProviderEvent) -> Result:
     # Applied is the column's default: an event applied at its first delivery that changed
     # nothing to record needs no more.
     if delivery.pending or result.outcome != Outcome.APPLIED or attempts > 1:
-        delivery.write(result)
+        delivery.write(result, commit=commit)
+    elif commit:
+        connection.commit()
     return result
 
 
-def defer(session: Session, event: ProviderEvent, reason: str) -> Result:
-    """Store an event that waits for something not received yet, in the caller's transaction
-    (after `ingest` raised NotYetKnownError and was rolled back): deferred (the provider is
-    answered 409 and delivers it again), or unresolved once past the bound (answered 200)."""
-    stored = _in_service_context(session, _DEFER_SQL, {**_event_row(event), "reason": reason})
+def _defer(
+    connection: psycopg.Connection[Any],
+    event: ProviderEvent,
+    reason: str,
+    timeout_ms: int | None = None,
+) -> Result:
+    stored = _in_service_context(
+        connection, _DEFER_SQL, {**_event_row(event), "reason": reason}, timeout_ms
+    )
     if stored is None:
         # Applied by a concurrent delivery meanwhile.
         return Result(Outcome.DUPLICATE)

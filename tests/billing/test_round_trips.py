@@ -1,0 +1,130 @@
+"""How many times applying an event waits for the server: a statement whose result the handler
+does not read (a lock, an UPDATE) goes with the next one it reads, in one round trip. Counted
+from libpq's own trace of the messages the client sends."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from afilo_db.billing import verify_clerk, verify_stripe
+from afilo_db.billing.delivery import Delivery, driver_connection
+from afilo_db.billing.events import ProviderEvent
+from afilo_db.billing.ingest import apply
+from afilo_db.errors import ValidationError
+from afilo_db.security import service_context
+from tests.billing.providers import (
+    CLERK_SECRET,
+    STRIPE_SECRET,
+    clerk_delivery,
+    clerk_user,
+    stripe_delivery,
+    subscription,
+)
+from tests.billing.providers import Delivery as Sent
+
+NOW = int(time.time())
+ADA = "user_ada000000001"
+SUB = "sub_ada000000001"
+CUSTOMER = "cus_ada000000001"
+_SENT = re.compile(r"^F\t\d+\t(\w+)", re.MULTILINE)
+
+
+def _waits(trace: str) -> int:
+    """The points where the client waits for the server's answers: a Sync (the end of a
+    statement, or of a pipeline), a simple Query, a Flush that follows no Sync (a result read
+    inside a pipeline)."""
+    sent = _SENT.findall(trace)
+    return sum(
+        message in ("Sync", "Query") or (message == "Flush" and sent[i - 1 : i] != ["Sync"])
+        for i, message in enumerate(sent)
+    )
+
+
+@contextmanager
+def counted_round_trips(connection: psycopg.Connection[object]) -> Iterator[list[int]]:
+    """The round trips `connection` makes in the block (the list's one item, set at its end)."""
+    counted: list[int] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        connection.pgconn.trace(trace.fileno())
+        connection.pgconn.set_trace_flags(
+            psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+        )
+        try:
+            yield counted
+        finally:
+            connection.pgconn.untrace()
+        trace.seek(0, os.SEEK_SET)
+        counted.append(_waits(trace.read()))
+
+
+def verified(sent: Sent) -> ProviderEvent:
+    if sent.provider == "stripe":
+        return verify_stripe(sent.body, sent.headers["Stripe-Signature"], STRIPE_SECRET)
+    return verify_clerk(sent.body, sent.headers, CLERK_SECRET)
+
+
+def round_trips(engine: Engine, sent: Sent) -> int:
+    """The round trips the endpoint's `apply` of `sent` takes, its COMMIT included."""
+    pooled = engine.raw_connection()
+    connection = pooled.driver_connection
+    assert isinstance(connection, psycopg.Connection)
+    pooled.close()  # back to the pool, where `apply` takes it again (the only one open)
+    with counted_round_trips(connection) as counted:
+        apply(engine, verified(sent))
+    return counted[0]
+
+
+def subscription_event(number: int, event_type: str, status: str) -> Sent:
+    obj = subscription(SUB, ADA, status, "professional", NOW - 86400, NOW + 86400 * 29,
+                       customer=CUSTOMER)  # fmt: skip
+    return stripe_delivery(f"evt_ada{number:010d}", event_type, NOW - 100 + number, obj)
+
+
+def test_an_events_statements_go_in_as_few_round_trips_as_it_reads(
+    service_engine: Engine,
+) -> None:
+    signed_up = clerk_delivery("msg_ada000000001", "user.created", NOW * 1000,
+                               clerk_user(ADA, "ada@example.com", NOW * 1000))  # fmt: skip
+    # BEGIN with the service context and the event's row; the user's lock with the deleted
+    # check; the profile; the outcome; COMMIT.
+    assert round_trips(service_engine, signed_up) == 5
+    # ... the user's lock with the customer's id held from it; the subscription's lock; the
+    # customer's id with the new state; the tier; the outcome and audit; COMMIT.
+    created = subscription_event(1, "customer.subscription.created", "trialing")
+    assert round_trips(service_engine, created) == 7
+    # The current state's flag goes with the new state: one round trip fewer than statements.
+    updated = subscription_event(2, "customer.subscription.updated", "active")
+    assert round_trips(service_engine, updated) == 7
+
+
+def test_a_held_statement_is_sent_with_the_next_read_and_its_error_named_then(
+    service_engine: Engine,
+) -> None:
+    event = verified(clerk_delivery("msg_held00000001", "user.created", NOW * 1000,
+                                    clerk_user(ADA, "ada@example.com", NOW * 1000)))  # fmt: skip
+    with Session(service_engine) as session, session.begin():
+        service_context(session)
+        connection = driver_connection(session)
+        delivery = Delivery(connection, event, row_id=uuid.uuid4())
+        with counted_round_trips(connection) as held:
+            delivery.execute("SELECT pg_advisory_xact_lock(42)")
+            delivery.execute(
+                "INSERT INTO user_profiles (clerk_user_id, email) VALUES (%(clerk)s, %(email)s)",
+                {"clerk": "not a clerk id", "email": "ada@example.com"},
+            )
+        assert held == [0]
+        with counted_round_trips(connection) as read, pytest.raises(ValidationError) as error:
+            delivery.value("SELECT 1")
+        assert read == [1]
+        assert "clerk_user_id" in str(error.value)
