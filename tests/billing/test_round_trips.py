@@ -21,8 +21,10 @@ from afilo_db.billing import verify_clerk, verify_stripe
 from afilo_db.billing.delivery import Delivery, driver_connection
 from afilo_db.billing.events import ProviderEvent
 from afilo_db.billing.ingest import apply
+from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS, create_app_engine
 from afilo_db.errors import ValidationError
 from afilo_db.security import service_context
+from tests.billing.conftest import Shop
 from tests.billing.providers import (
     CLERK_SECRET,
     STRIPE_SECRET,
@@ -128,3 +130,31 @@ def test_a_held_statement_is_sent_with_the_next_read_and_its_error_named_then(
             delivery.value("SELECT 1")
         assert read == [1]
         assert "clerk_user_id" in str(error.value)
+
+
+def test_behind_a_pooler_the_statement_timeout_rides_the_first_round_trip(shop: Shop) -> None:
+    # Behind a transaction-mode pooler the timeout is set per transaction (db/engine.py): the
+    # endpoint, which takes its connection without a Session, must send it too, at no cost.
+    engine = create_app_engine(shop.service_url, pooled=True)
+    try:
+        timeout_ms = PER_TRANSACTION_TIMEOUT_MS[engine]
+        pooled = engine.raw_connection()
+        connection = pooled.driver_connection
+        assert isinstance(connection, psycopg.Connection)
+        pooled.close()
+        with tempfile.TemporaryFile("w+") as trace:
+            connection.pgconn.trace(trace.fileno())
+            connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            try:
+                apply(engine, verified(clerk_delivery(
+                    "msg_pooled000001", "user.created", NOW * 1000,
+                    clerk_user(ADA, "ada@example.com", NOW * 1000),
+                )))  # fmt: skip
+            finally:
+                connection.pgconn.untrace()
+            trace.seek(0, os.SEEK_SET)
+            sent = trace.read()
+    finally:
+        engine.dispose()
+    assert f"'{timeout_ms}'" in sent and "statement_timeout" in sent
+    assert _waits(sent) == 5
