@@ -98,16 +98,15 @@ def test_an_events_statements_go_in_as_few_round_trips_as_it_reads(
 ) -> None:
     signed_up = clerk_delivery("msg_ada000000001", "user.created", NOW * 1000,
                                clerk_user(ADA, "ada@example.com", NOW * 1000))  # fmt: skip
-    # BEGIN with the service context and the event's row; the user's lock with the deleted
-    # check; the profile; the outcome; COMMIT.
+    # BEGIN; the service context with the event's row; the user's lock with the check for a
+    # deletion; the profile; the outcome and audit with COMMIT.
     assert round_trips(service_engine, signed_up) == 5
-    # ... the user's lock with the customer's id held from it; the subscription's lock; the
-    # customer's id with the new state; the tier; the outcome and audit; COMMIT.
+    # ... the user's lock with the subscription's; the customer's id and the current state's
+    # flag with the new state and the tier; the outcome and audit with COMMIT.
     created = subscription_event(1, "customer.subscription.created", "trialing")
-    assert round_trips(service_engine, created) == 7
-    # The current state's flag goes with the new state: one round trip fewer than statements.
+    assert round_trips(service_engine, created) == 5
     updated = subscription_event(2, "customer.subscription.updated", "active")
-    assert round_trips(service_engine, updated) == 7
+    assert round_trips(service_engine, updated) == 5
 
 
 def test_a_held_statement_is_sent_with_the_next_read_and_its_error_named_then(

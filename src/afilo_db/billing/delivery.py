@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
@@ -55,6 +56,10 @@ def driver_connection(session: Session) -> psycopg.Connection[Any]:
     return connection
 
 
+Statement = tuple[str, Mapping[str, Any] | None]
+"""SQL with psycopg placeholders (`%(name)s`), and its values."""
+
+
 class Delivery:
     """What a handler gets: the transaction's psycopg connection (in the service context), the
     event and its row."""
@@ -67,12 +72,12 @@ class Delivery:
         self.row_id = row_id
         self._entries: list[dict[str, Any]] = []
         self._user_id: uuid.UUID | None = None
-        self._held: list[tuple[str, Mapping[str, Any] | None]] = []
+        self._held: list[Statement] = []
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
         """The transaction's psycopg connection, every statement held so far sent."""
-        self._send()
+        self._read()
         return self._connection
 
     def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None:
@@ -81,35 +86,36 @@ class Delivery:
         violation raises the afilo error naming it, then."""
         self._held.append((sql, values))
 
-    def _read(self, sql: str, values: Mapping[str, Any] | None) -> psycopg.Cursor[Any]:
-        """Run the statements held, then this one, in one round trip; its rows are named
-        tuples."""
-        cursor = self._connection.cursor(row_factory=namedtuple_row)
-        self._send(lambda: cursor.execute(sql, values))
-        return cursor
-
-    def _send(self, last: Callable[[], object] | None = None) -> None:
-        """Send the statements held, and `last`'s, in one round trip."""
-        held, self._held = self._held, []
-        with translated_errors():
-            if not held:
-                if last is not None:
-                    last()
-                return
-            with self._connection.pipeline():
-                for sql, values in held:
-                    self._connection.execute(sql, values)
-                if last is not None:
-                    last()
-
     def row(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         """The statement's first row (a named tuple), or None when it has none."""
-        return self._read(sql, values).fetchone()
+        return self._read((sql, values))[0].fetchone()
 
     def value(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         """The first column of the statement's first row, or None when it has none."""
-        row = self._read(sql, values).fetchone()
-        return None if row is None else row[0]
+        (found,) = self.values((sql, values))
+        return found
+
+    def rows(self, *statements: Statement) -> list[Any]:
+        """`row` of each statement, run in order in one round trip: a statement sees what the
+        ones before it wrote, and waits for the locks they took."""
+        return [cursor.fetchone() for cursor in self._read(*statements)]
+
+    def values(self, *statements: Statement) -> list[Any]:
+        """`value` of each statement, run in order in one round trip (as `rows`)."""
+        return [None if row is None else row[0] for row in self.rows(*statements)]
+
+    def _read(self, *statements: Statement) -> list[psycopg.Cursor[Any]]:
+        """Run the statements held, then these, in order and in one round trip (a pipeline
+        when there are several); the cursors of these, whose rows are named tuples."""
+        cursors = [self._connection.cursor(row_factory=namedtuple_row) for _ in statements]
+        held, self._held = self._held, []
+        together = len(held) + len(statements) > 1
+        with translated_errors(), self._connection.pipeline() if together else nullcontext():
+            for statement in held:
+                self._connection.execute(*statement)
+            for cursor, statement in zip(cursors, statements, strict=True):
+                cursor.execute(*statement)
+        return cursors
 
     def log(
         self,
@@ -150,11 +156,11 @@ class Delivery:
         self._entries.clear()
         self._user_id = None
         if not commit:
-            self._read(_WRITE_SQL, values)
+            self._read((_WRITE_SQL, values))
             return
         self.execute(_WRITE_SQL, values)
         # A statement in the pipeline: psycopg's commit() there would wait for one more sync.
-        self._send(lambda: self._connection.execute("COMMIT"))
+        self._read(("COMMIT", None))
 
     @property
     def pending(self) -> bool:

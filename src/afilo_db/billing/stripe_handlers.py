@@ -34,7 +34,7 @@ from afilo_db.errors import ValidationError
 from afilo_db.validation.checks import stripe_id_problem, subscription_price_id_problem
 
 if TYPE_CHECKING:
-    from afilo_db.billing.delivery import Delivery
+    from afilo_db.billing.delivery import Delivery, Statement
 
 _CENTS = Decimal("0.01")
 _TIERS_LOWEST_FIRST = (
@@ -70,19 +70,39 @@ def _locked_user(
     """The user the object belongs to, their profile row locked for the rest of the transaction
     (events of one user apply one after the other); None for a user deleted in Clerk and erased
     (their late events are acknowledged, not applied). Nobody yet: NotYetKnownError."""
+    user_id, _ = _locked_user_and(
+        delivery, obj, None, subscription_id=subscription_id, payment_intent=payment_intent
+    )
+    return user_id
+
+
+def _locked_user_and(
+    delivery: Delivery,
+    obj: Mapping[str, Any],
+    then: Statement | None,
+    *,
+    subscription_id: str | None = None,
+    payment_intent: str | None = None,
+) -> tuple[uuid.UUID | None, Any]:
+    """`_locked_user`, and the first row of `then`, run after it in the same round trip (a
+    lock it takes comes after the user's, as it would in a round trip of its own)."""
     clerk_user_id = _metadata(obj).get("clerk_user_id") or obj.get("client_reference_id")
     customer = obj.get("customer") if isinstance(obj.get("customer"), str) else None
     if clerk_user_id is None and customer is None:
         raise ValidationError({"data.object.customer": "required (or metadata.clerk_user_id)"})
-    row = delivery.row(
-        "SELECT id, stripe_customer_id FROM user_profiles"
-        " WHERE clerk_user_id = %(clerk)s OR stripe_customer_id = %(customer)s"
-        " ORDER BY clerk_user_id = %(clerk)s DESC LIMIT 1 FOR UPDATE",
-        {"clerk": clerk_user_id, "customer": customer},
+    row, *then_rows = delivery.rows(
+        (
+            "SELECT id, stripe_customer_id FROM user_profiles"
+            " WHERE clerk_user_id = %(clerk)s OR stripe_customer_id = %(customer)s"
+            " ORDER BY clerk_user_id = %(clerk)s DESC LIMIT 1 FOR UPDATE",
+            {"clerk": clerk_user_id, "customer": customer},
+        ),
+        *([] if then is None else [then]),
     )
+    then_row = then_rows[0] if then_rows else None
     if row is None:
         if _erased(delivery, clerk_user_id, subscription_id, payment_intent):
-            return None
+            return None, then_row
         raise NotYetKnownError("no user for this Stripe customer or Clerk user yet")
     user_id: uuid.UUID = row.id
     if customer is not None and row.stripe_customer_id is None:
@@ -97,7 +117,7 @@ def _locked_user(
             entity_id=user_id,
             details={"stripe_customer_id": customer},
         )
-    return user_id
+    return user_id, then_row
 
 
 def _erased(
@@ -234,17 +254,23 @@ def _supersedes(
     return key > held_key
 
 
+# The subscription's current state, locked (its new state is decided against it).
+_CURRENT_STATE_SQL = (
+    "SELECT id, user_id, status, state_as_of, state_event_id FROM user_subscriptions"
+    " WHERE stripe_subscription_id = %(sub)s AND is_current FOR UPDATE"
+)
+
+
 def _record_subscription_state(
-    delivery: Delivery, user_id: uuid.UUID, subscription_id: str, state: Mapping[str, Any]
+    delivery: Delivery,
+    user_id: uuid.UUID,
+    subscription_id: str,
+    state: Mapping[str, Any],
+    current: Any,
 ) -> None:
-    """Add this state to the subscription's history; it becomes current if it supersedes the
-    current one."""
+    """Add this state to the subscription's history; it becomes current if it supersedes
+    `current` (the current state, locked: `_CURRENT_STATE_SQL`'s row)."""
     event = delivery.event
-    current = delivery.row(
-        "SELECT id, user_id, status, state_as_of, state_event_id FROM user_subscriptions"
-        " WHERE stripe_subscription_id = %(sub)s AND is_current FOR UPDATE",
-        {"sub": subscription_id},
-    )
     if current is not None and current.user_id != user_id:
         raise ValidationError({"data.object.customer": "the subscription belongs to another user"})
     newest = current is None or _supersedes(
@@ -260,18 +286,23 @@ def _record_subscription_state(
         )
     columns = ", ".join(_STATE_COLUMNS)
     values = ", ".join(f"%({name})s" for name in _STATE_COLUMNS)
-    row_id = delivery.value(
-        f"INSERT INTO user_subscriptions (user_id, stripe_subscription_id, {columns},"
-        " is_current, state_event_id, state_as_of)"
-        f" VALUES (%(user)s, %(sub)s, {values}, %(newest)s, %(event_id)s, %(as_of)s) RETURNING id",
-        {
-            **{name: state[name] for name in _STATE_COLUMNS},
-            "user": user_id,
-            "sub": subscription_id,
-            "newest": newest,
-            "event_id": event.event_id,
-            "as_of": event.occurred_at,
-        },
+    # The tier is refreshed in the same round trip, after the state it may follow from.
+    row_id, tier = delivery.values(
+        (
+            f"INSERT INTO user_subscriptions (user_id, stripe_subscription_id, {columns},"
+            " is_current, state_event_id, state_as_of)"
+            f" VALUES (%(user)s, %(sub)s, {values}, %(newest)s, %(event_id)s, %(as_of)s)"
+            " RETURNING id",
+            {
+                **{name: state[name] for name in _STATE_COLUMNS},
+                "user": user_id,
+                "sub": subscription_id,
+                "newest": newest,
+                "event_id": event.event_id,
+                "as_of": event.occurred_at,
+            },
+        ),
+        (_REFRESH_TIER_SQL, {"user": user_id}),
     )
     delivery.log(
         "subscription.state_recorded" if newest else "subscription.late_state_recorded",
@@ -281,21 +312,6 @@ def _record_subscription_state(
         details={"stripe_subscription_id": subscription_id, "status": state["status"],
                  "tier": state["tier"], "current": newest},
     )  # fmt: skip
-    _refresh_tier(delivery, user_id)
-
-
-def _refresh_tier(delivery: Delivery, user_id: uuid.UUID) -> None:
-    """The profile's tier: the highest of the user's subscriptions still in force, else free."""
-    holding = rules.sql_in("s.status", rules.TIER_HOLDING_SUBSCRIPTION_STATUSES)
-    tier = delivery.value(
-        "UPDATE user_profiles u SET subscription_tier = t.tier FROM (SELECT coalesce(("
-        " SELECT s.tier FROM user_subscriptions s"
-        f" WHERE s.user_id = %(user)s AND s.is_current AND {holding}"
-        f" ORDER BY array_position({_TIERS_LOWEST_FIRST}, s.tier) DESC LIMIT 1), 'free') AS tier"
-        ") t WHERE u.id = %(user)s AND u.subscription_tier IS DISTINCT FROM t.tier"
-        " RETURNING u.subscription_tier",
-        {"user": user_id},
-    )
     if tier is not None:
         delivery.log(
             "profile.tier_changed",
@@ -306,16 +322,32 @@ def _refresh_tier(delivery: Delivery, user_id: uuid.UUID) -> None:
         )
 
 
+# The profile's tier: the highest of the user's subscriptions still in force, else free; the new
+# tier when it changed, else no row.
+_REFRESH_TIER_SQL = (
+    "UPDATE user_profiles u SET subscription_tier = t.tier FROM (SELECT coalesce(("
+    " SELECT s.tier FROM user_subscriptions s"
+    " WHERE s.user_id = %(user)s AND s.is_current AND "
+    + rules.sql_in("s.status", rules.TIER_HOLDING_SUBSCRIPTION_STATUSES)
+    + f" ORDER BY array_position({_TIERS_LOWEST_FIRST}, s.tier) DESC LIMIT 1), 'free') AS tier"
+    ") t WHERE u.id = %(user)s AND u.subscription_tier IS DISTINCT FROM t.tier"
+    " RETURNING u.subscription_tier"
+)
+
+
 def subscription_changed(delivery: Delivery) -> Result:
     """customer.subscription.*: the object is the whole state, placed by the event's time."""
     obj = delivery.event.data
     subscription_id = _stripe_id(obj, "id", "subscription", "data.object.id")
     state = _subscription_state(obj)
-    user_id = _locked_user(delivery, obj, subscription_id=subscription_id)
+    user_id, current = _locked_user_and(
+        delivery, obj, (_CURRENT_STATE_SQL, {"sub": subscription_id}),
+        subscription_id=subscription_id,
+    )  # fmt: skip
     if user_id is None:
         return ERASED
     delivery.link_user(user_id)
-    _record_subscription_state(delivery, user_id, subscription_id, state)
+    _record_subscription_state(delivery, user_id, subscription_id, state, current)
     return APPLIED
 
 
