@@ -3,13 +3,14 @@ posted to the real endpoint by 8 concurrent senders, against a raw psycopg basel
 the same writes with as many concurrent connections, both measured in the same run on the same
 events.
 
-- endpoint: `afilo-db`'s webhook app under uvicorn (one worker, in a process of its own, as it is
-  served), on the service role's login; the senders post from this process and retry a 409 or
-  500 as the providers do (`tests.billing.providers.deliver_all`). Twice a round: `endpoint`
-  posted by httpx clients, `endpoint_socket` by HTTP/1.1 written on a socket by hand. In
-  production the senders are Stripe's and Clerk's machines; here they share the endpoint's
-  cores, and httpx spends a CPU share that is the benchmark's, not the endpoint's: the socket
-  sender's ratio is the truer measure of the endpoint, httpx's the more cautious.
+- endpoint: `afilo-db`'s webhook app under uvicorn (one worker, in a process of its own, as it
+  is served), on the service role's login with a pool of 8 connections, as many as the
+  baseline's; the senders post from this process and retry a 409 or 500 as the providers do
+  (`tests.billing.providers.deliver_all`). Twice a round: `endpoint` posted by httpx clients,
+  `endpoint_socket` by HTTP/1.1 written on a socket by hand. In production the senders are
+  Stripe's and Clerk's machines; here they share the endpoint's cores, and httpx spends a CPU
+  share that is the benchmark's, not the endpoint's: the socket sender's ratio is the truer
+  measure of the endpoint, httpx's the more cautious.
 - baseline: 8 threads, a psycopg connection each, one transaction per event holding the writes
   the handler makes for it: the event row (with its user and outcome), the mirror rows it
   changes (`user_profiles`, `user_subscriptions`, `purchases`) and its `user_activity_log`
@@ -66,6 +67,7 @@ from tests.billing.providers import (
 from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
 from afilo_db.billing.ingest import ingest
 from afilo_db.billing.verification import verify_clerk, verify_stripe
+from afilo_db.config import Settings
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.urls import libpq_url
@@ -315,8 +317,11 @@ def _library(service_url: str, events: list[Delivery]) -> float:
 
 
 def _serve(service_url: str, port: int, secrets: WebhookSecrets) -> None:
-    """The endpoint as `afilo-db webhooks serve` runs it, in the process this is started in."""
-    engine = create_app_engine(service_url)
+    """The endpoint as `afilo-db webhooks serve` runs it, in the process this is started in,
+    with as many connections as the baseline opens (DB_POOL_SIZE = SENDERS: with the default 5,
+    three of the eight senders' deliveries wait for a connection that the baseline never
+    lacks; docs/stripe-events.md says to size the pool so)."""
+    engine = create_app_engine(service_url, Settings(db_pool_size=SENDERS))
     app = create_webhook_app(engine, secrets)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
