@@ -98,15 +98,15 @@ def test_an_events_statements_go_in_as_few_round_trips_as_it_reads(
 ) -> None:
     signed_up = clerk_delivery("msg_ada000000001", "user.created", NOW * 1000,
                                clerk_user(ADA, "ada@example.com", NOW * 1000))  # fmt: skip
-    # BEGIN; the service context with the event's row; the user's lock with the check for a
+    # BEGIN with the service context and the event's row; the user's lock with the check for a
     # deletion; the profile; the outcome and audit with COMMIT.
-    assert round_trips(service_engine, signed_up) == 5
+    assert round_trips(service_engine, signed_up) == 4
     # ... the user's lock with the subscription's; the customer's id and the current state's
     # flag with the new state and the tier; the outcome and audit with COMMIT.
     created = subscription_event(1, "customer.subscription.created", "trialing")
-    assert round_trips(service_engine, created) == 5
+    assert round_trips(service_engine, created) == 4
     updated = subscription_event(2, "customer.subscription.updated", "active")
-    assert round_trips(service_engine, updated) == 5
+    assert round_trips(service_engine, updated) == 4
 
 
 def test_a_held_statement_is_sent_with_the_next_read_and_its_error_named_then(
@@ -131,7 +131,7 @@ def test_a_held_statement_is_sent_with_the_next_read_and_its_error_named_then(
         assert "clerk_user_id" in str(error.value)
 
 
-def test_behind_a_pooler_the_statement_timeout_rides_the_first_round_trip(shop: Shop) -> None:
+def test_behind_a_pooler_the_statement_timeout_goes_in_the_first_round_trip(shop: Shop) -> None:
     # Behind a transaction-mode pooler the timeout is set per transaction (db/engine.py): the
     # endpoint, which takes its connection without a Session, must send it too, at no cost.
     engine = create_app_engine(shop.service_url, pooled=True)
@@ -156,4 +156,6 @@ def test_behind_a_pooler_the_statement_timeout_rides_the_first_round_trip(shop: 
     finally:
         engine.dispose()
     assert f"'{timeout_ms}'" in sent and "statement_timeout" in sent
-    assert _waits(sent) == 5
+    assert _waits(sent) == 4
+    # Given back to the pool as the pool's others are: out of autocommit.
+    assert not connection.autocommit

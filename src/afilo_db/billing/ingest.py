@@ -84,11 +84,15 @@ def _in_service_context(
     values: dict[str, Any],
     timeout_ms: int | None = None,
 ) -> Any:
-    """The service context and one statement in one round trip after BEGIN (a pipeline),
-    behind the statement timeout `timeout_ms` if given; the statement's first row, or None."""
+    """The service context and one statement in one round trip (a pipeline), behind the
+    statement timeout `timeout_ms` if given; the statement's first row, or None. On a
+    connection in autocommit (`apply`'s) the transaction's BEGIN goes in the same round trip;
+    else psycopg sends its own first and waits for its answer alone."""
     cursor = connection.cursor()
     try:
         with translated_errors(), connection.pipeline():
+            if connection.autocommit:
+                connection.execute("BEGIN")
             if timeout_ms:
                 connection.execute(TIMEOUT_SQL, (str(timeout_ms),))
             connection.execute(*SERVICE_CONTEXT)
@@ -119,9 +123,11 @@ def apply(engine: Engine, event: ProviderEvent) -> Result:
     endpoint runs: no Session, and the event's last writes go with the COMMIT."""
     timeout_ms = PER_TRANSACTION_TIMEOUT_MS.get(engine)
     pooled = engine.raw_connection()
+    connection = pooled.driver_connection
+    assert isinstance(connection, psycopg.Connection), "psycopg only"
+    # The transactions are begun by hand, each BEGIN in the round trip of its first statements.
+    connection.autocommit = True
     try:
-        connection = pooled.driver_connection
-        assert isinstance(connection, psycopg.Connection), "psycopg only"
         try:
             return _ingest(connection, event, commit=True, timeout_ms=timeout_ms)
         except NotYetKnownError as error:
@@ -134,6 +140,10 @@ def apply(engine: Engine, event: ProviderEvent) -> Result:
                 connection.rollback()
             raise
     finally:
+        if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            connection.autocommit = False
+        else:  # lost mid-transaction: not one to give back as the pool's others are
+            pooled.invalidate()
         pooled.close()
 
 
