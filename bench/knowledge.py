@@ -62,6 +62,7 @@ from afilo_db.services.knowledge import (
     EF_SEARCH,
     SEARCH_SQL,
     SPELLING_SQL,
+    asked_part,
     nearest_lexemes,
     question_windows,
     spelling_parameters,
@@ -191,7 +192,9 @@ def params(
 
 def corrections(connection: psycopg.Connection[Any], question: str) -> dict[str, str]:
     """The service's spelling round trip (it precedes the search when the full-text side runs)."""
-    rows = connection.execute(SPELLING, spelling_parameters(question), prepare=True).fetchall()
+    rows = connection.execute(
+        SPELLING, spelling_parameters(asked_part(question)), prepare=True
+    ).fetchall()
     return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
 
 
