@@ -93,12 +93,12 @@ QUESTION_WINDOW_TOKENS: Final = 60
 # orders the results. Fitted, the code-missing weight and the threshold (the best balanced
 # accuracy: answerable questions answered, the others refused) chosen, on the tune split of
 # tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune`.
-RELEVANCE_INTERCEPT: Final = -7.455
-RELEVANCE_PER_SIMILARITY: Final = 11.956
-RELEVANCE_PER_COVERAGE: Final = 2.495
-RELEVANCE_PER_CODE_FOUND: Final = 2.547
-RELEVANCE_PER_CODE_MISSING: Final = -4.0
-RELEVANCE_THRESHOLD: Final = 0.05
+RELEVANCE_INTERCEPT: Final = -7.409
+RELEVANCE_PER_SIMILARITY: Final = 11.177
+RELEVANCE_PER_COVERAGE: Final = 2.275
+RELEVANCE_PER_CODE_FOUND: Final = 7.376
+RELEVANCE_PER_CODE_MISSING: Final = -3.0
+RELEVANCE_THRESHOLD: Final = 0.10
 # Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
 # between two characters, or a lower-to-upper case change (ThemeToggle). Surrounding quotes and
 # sentence punctuation are not part of the token.
