@@ -45,7 +45,8 @@ def test_hybrid_beats_full_text_alone_and_vector_alone(demo_engine: Engine) -> N
     print(recall)
     assert recall["hybrid"] > recall["fulltext"]
     assert recall["hybrid"] > recall["vector"]
-    assert recall["hybrid"] >= 0.9
+    # The goal for recall@5 on questions nothing was tuned on.
+    assert recall["hybrid"] >= 0.975
 
 
 def test_passages_show_their_source_scores_and_ranks(demo_engine: Engine) -> None:
