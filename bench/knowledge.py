@@ -55,6 +55,7 @@ from afilo_db.knowledge.embedders import (
     get_embedder,
     to_pgvector_text,
 )
+from afilo_db.knowledge.ingestion import passage_vectors
 from afilo_db.knowledge.sample import sample_documents
 from afilo_db.models import KnowledgeBase
 from afilo_db.services import knowledge
@@ -62,6 +63,7 @@ from afilo_db.services.knowledge import (
     EF_SEARCH,
     SEARCH_SQL,
     SPELLING_SQL,
+    asked_part,
     nearest_lexemes,
     question_windows,
     spelling_parameters,
@@ -89,21 +91,22 @@ SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT %s
 """
 
 
-def embedding_throughput(texts: list[str]) -> dict[str, float]:
-    """Chunks per second through the model (no cache), in batches, on the wall clock and per
-    second of CPU the process got (on a shared machine the wall clock counts other people's
-    work; two cores give at most twice the per-CPU-second figure)."""
+def embedding_throughput(passages: list[tuple[str, str]]) -> dict[str, float]:
+    """Chunks per second through the model (no cache), in batches, as ingestion embeds them (each
+    sentence after the title, averaged), on the wall clock and per second of CPU the process got
+    (on a shared machine the wall clock counts other people's work; two cores give at most twice
+    the per-CPU-second figure)."""
     embedder = MiniLMEmbedder()
-    embedder.embed(texts[:4])
+    passage_vectors(embedder, passages[:4])
     cpu_started = time.process_time()
-    wall = timed(lambda: embedder.embed(texts))
+    wall = timed(lambda: passage_vectors(embedder, passages))
     cpu = time.process_time() - cpu_started
     return {
-        "chunks": len(texts),
-        "chunks_per_second_wall_clock": round(len(texts) / wall, 1),
-        "chunks_per_cpu_second": round(len(texts) / cpu, 1),
+        "chunks": len(passages),
+        "chunks_per_second_wall_clock": round(len(passages) / wall, 1),
+        "chunks_per_cpu_second": round(len(passages) / cpu, 1),
         "mean_tokens_per_chunk_words": round(
-            statistics.mean(len(text.split()) for text in texts), 1
+            statistics.mean(len(content.split()) for _, content in passages), 1
         ),
     }
 
@@ -191,7 +194,9 @@ def params(
 
 def corrections(connection: psycopg.Connection[Any], question: str) -> dict[str, str]:
     """The service's spelling round trip (it precedes the search when the full-text side runs)."""
-    rows = connection.execute(SPELLING, spelling_parameters(question), prepare=True).fetchall()
+    rows = connection.execute(
+        SPELLING, spelling_parameters(asked_part(question)), prepare=True
+    ).fetchall()
     return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
 
 
@@ -496,14 +501,18 @@ def main() -> None:
         return
 
     documents = sample_documents()
-    texts = [chunk.embedded_text for document in documents for chunk in document.chunks]
-    throughput = embedding_throughput(texts * max(1, 256 // len(texts)))
+    passages = [(chunk.title, chunk.content) for document in documents for chunk in document.chunks]
+    throughput = embedding_throughput(passages * max(1, 256 // len(passages)))
     print(f"embedding: {throughput}", flush=True)
 
     embedder = MiniLMEmbedder()
-    centres = embedder.embed(texts)
+    centres = passage_vectors(embedder, passages)
     vocabulary = sorted(
-        {word.lower() for text in texts for word in re.findall(r"[A-Za-z]{3,}", text)}
+        {
+            word.lower()
+            for passage in passages
+            for word in re.findall(r"[A-Za-z]{3,}", "\n".join(passage))
+        }
     )
     labelled = labelled_questions()
     question_texts = [" ".join(item.question.split()) for item in labelled]

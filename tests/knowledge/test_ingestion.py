@@ -5,12 +5,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
 from afilo_db.errors import NotFoundError, ValidationError
+from afilo_db.knowledge.chunking import passage_sentences
 from afilo_db.knowledge.embedders import MINILM_MODEL
-from afilo_db.knowledge.ingestion import IngestReport, documents_from_paths, ingest
+from afilo_db.knowledge.ingestion import (
+    IngestReport,
+    documents_from_paths,
+    ingest,
+    passage_vectors,
+)
 from tests.knowledge.conftest import CountingEmbedder
 
 GUIDE = """# Setup guide
@@ -55,7 +62,8 @@ def test_reingesting_an_unchanged_folder_embeds_nothing(
     first = CountingEmbedder()
     report = run(connection, folder, first)
     assert (report.sources, report.chunks, report.embedded) == (3, 5, 5)
-    assert len(first.texts) == 5
+    # One text per sentence: the FAQ's chunk has two.
+    assert len(first.texts) == 6
 
     again = CountingEmbedder()
     report = run(connection, folder, again)
@@ -75,7 +83,11 @@ def test_changing_one_paragraph_reembeds_one_chunk(
 
     counting = CountingEmbedder()
     report = run(connection, folder, counting)
-    assert len(counting.texts) == 1 and "set the database URL" in counting.texts[0]
+    # The changed chunk's sentences, each after its title, and nothing else.
+    assert counting.texts == [
+        "Setup guide > Configure\nCopy the example environment file and set the database URL"
+        " before the first run."
+    ]
     assert (report.embedded, report.unchanged, report.deleted) == (1, 4, 1)
     ids_after = {
         row[0]: row[1] for row in connection.execute("SELECT content, id FROM knowledge_base")
@@ -98,9 +110,58 @@ def test_rows_record_their_source_position_hash_and_model(
         "Setup guide > Install", "Setup guide > Configure", "Setup guide > Run",
     ]  # fmt: skip
     for source, _, title, content, digest, model, dimensions, kind in rows:
+        assert isinstance(title, str) and isinstance(content, str)
         assert str(source).startswith("file:///")
-        assert digest == hashlib.sha256(f"{title}\n{content}".encode()).digest()
+        assert (
+            digest
+            == hashlib.sha256("\x1e".join(passage_sentences(title, content)).encode()).digest()
+        )
         assert (model, dimensions, kind) == (MINILM_MODEL, 384, "guide")
+
+
+def test_a_passage_is_embedded_as_the_mean_of_its_sentences_read_after_its_title(
+    connection: psycopg.Connection[tuple[object, ...]], folder: Path
+) -> None:
+    assert passage_sentences("Refunds", "Ask within 14 days.\n\nWe answer in a day. Or two.") == [
+        "Refunds\nAsk within 14 days.", "Refunds\nWe answer in a day.", "Refunds\nOr two.",
+    ]  # fmt: skip
+    run(connection, folder, CountingEmbedder())
+    row = connection.execute(
+        "SELECT embedding::text FROM knowledge_base WHERE title = 'Refunds'"
+    ).fetchone()
+    assert row is not None
+    stored = np.array(str(row[0]).strip("[]").split(","), dtype=np.float32)
+    sentences = CountingEmbedder().embed(
+        ["Refunds\nAsk within 14 days.", "Refunds\nWe answer in a day."]
+    )
+    mean = sentences.mean(axis=0)
+    assert np.allclose(stored, mean / np.linalg.norm(mean), atol=1e-6)
+    assert np.allclose(
+        passage_vectors(
+            CountingEmbedder(), [("Refunds", "Ask within 14 days.\n\nWe answer in a day.")]
+        )[0],
+        stored,
+        atol=1e-6,
+    )
+
+
+def test_chunks_embedded_the_way_of_before_are_embedded_again(
+    connection: psycopg.Connection[tuple[object, ...]], folder: Path
+) -> None:
+    # Before, a chunk was embedded as one text (title, newline, content), and its hash covered
+    # that text: such rows must not be kept as if their vectors were made the way of now. A chunk
+    # of one sentence was read the same way then, so its hash and vector are unchanged.
+    run(connection, folder, CountingEmbedder())
+    connection.execute(
+        "UPDATE knowledge_base SET content_hash = sha256(convert_to(title || E'\\n' || content,"
+        " 'UTF8'))"
+    )
+    connection.commit()
+    again = CountingEmbedder()
+    report = run(connection, folder, again)
+    assert (report.embedded, report.unchanged, report.deleted) == (1, 4, 1)
+    assert {text.split("\n", 1)[0] for text in again.texts} == {"Refunds"}
+    assert run(connection, folder, CountingEmbedder()).embedded == 0
 
 
 def test_deleted_files_lose_their_chunks_and_moved_chunks_are_renumbered(

@@ -64,7 +64,9 @@ def test_backfill_then_switch_without_a_gap(
         assert knowledge.search(session, "AF-E410")[0].source.endswith("download-link-expired.md")  # type: ignore[union-attr]
 
     # A passage written during the backfill is caught by the switch.
-    late = SourceDocument("test:late", "faq", [Chunk("Late", "Written during the backfill.")])
+    late = SourceDocument(
+        "test:late", "faq", [Chunk("Late", "Written during the backfill. Caught by the switch.")]
+    )
     ingest(connection, [late], embedder=get_embedder())
     connection.commit()
     assert reembed.pending(connection, target) == total + 1 - 20
@@ -80,7 +82,9 @@ def test_backfill_then_switch_without_a_gap(
     stored = connection.execute(
         "SELECT embedding::text FROM knowledge_base WHERE source = 'test:late'"
     ).fetchone()
-    mirrored = target.embed(["Late\nWritten during the backfill."])[0]
+    # Embedded as ingestion embeds: the mean of its sentences, each after its title.
+    sentences = target.embed(["Late\nWritten during the backfill.", "Late\nCaught by the switch."])
+    mirrored = sentences.mean(axis=0) / np.linalg.norm(sentences.mean(axis=0))
     assert stored is not None
     assert np.allclose(
         np.array(str(stored[0]).strip("[]").split(","), dtype=np.float32), mirrored, atol=1e-6

@@ -45,7 +45,8 @@ def test_hybrid_beats_full_text_alone_and_vector_alone(demo_engine: Engine) -> N
     print(recall)
     assert recall["hybrid"] > recall["fulltext"]
     assert recall["hybrid"] > recall["vector"]
-    assert recall["hybrid"] >= 0.9
+    # The issue's goal for recall@5 on questions nothing was tuned on.
+    assert recall["hybrid"] >= 0.975
 
 
 def test_passages_show_their_source_scores_and_ranks(demo_engine: Engine) -> None:
@@ -208,6 +209,37 @@ def test_an_email_length_question_is_read_to_its_end(demo_engine: Engine) -> Non
     with Session(demo_engine) as session:
         best = knowledge.search(session, question)[0]
     assert best.source == "sample:policy/subscription-cancellation.md"
+
+
+def test_an_email_is_searched_for_what_it_asks_not_for_its_background(
+    demo_engine: Engine,
+) -> None:
+    # The background names the starter kits' stack in code-shaped words (TypeScript, Next.js):
+    # read whole, they are the question's only codes and its rarest terms, the kits' pages hold
+    # them all, and the refund policy, which holds none, fell below them.
+    background = (
+        "Hi there, I lead a studio of six developers and we are planning a client portal for the "
+        "spring. Our stack is TypeScript everywhere, with Next.js on the front end and Prisma "
+        "with PostgreSQL behind it, and we deploy with Docker to whatever cloud the client "
+        "already pays for. We would like a starter kit with authentication, billing, an admin "
+        "area and a design system, so that the first sprint is spent on the client's features "
+        "rather than on plumbing. Our designers have their own component library in Figma, and "
+        "we usually theme whatever we buy to match it before the first demo. The client's IT "
+        "team reviews every dependency, so we read the changelogs and the licences first, and "
+        "we keep a shared document with what we learn about each vendor for the next project. "
+        "Two of us have bought templates from other marketplaces before, with mixed "
+        "results, so this time we want to be careful before the purchase is made. "
+    )
+    question = (
+        background + "My question: if the kit turns out not to fit our project after we bought"
+        " it, can we get our money back?"
+    )
+    assert knowledge.code_tokens(question) and not knowledge.code_tokens(
+        knowledge.asked_part(question)
+    )
+    with Session(demo_engine) as session:
+        best = knowledge.search(session, question, min_relevance=0)[0]
+    assert best.source == "sample:policy/refunds.md"
 
 
 def test_long_questions_are_embedded_in_windows_the_model_reads_whole() -> None:

@@ -70,19 +70,40 @@ class _Outline:
         return Document(self.title or fallback_title, filled)
 
 
+# Between the sentences a passage's content hash covers: a control character, so no two lists
+# of sentences hash the same text (chunks hold no control characters: without_unprintable).
+_SENTENCE_SEPARATOR: Final = "\x1e"
+
+
+def passage_sentences(title: str, content: str) -> list[str]:
+    """What the model reads of a passage: each of its sentences, after the passage's title (the
+    document's title and section headings). A passage's vector is the mean of theirs
+    (ingestion.passage_vectors): each sentence is read whole and in its context, where one text of
+    a whole chunk blurs a sentence that answers a question among others that do not."""
+    sentences = [
+        f"{title}\n{sentence.strip()}"
+        for paragraph in content.split("\n\n")
+        for sentence in SENTENCE_END.split(paragraph)
+        if sentence.strip()
+    ]
+    return sentences or [title]
+
+
 @dataclass(frozen=True)
 class Chunk:
     title: str
     content: str
 
     @property
-    def embedded_text(self) -> str:
-        """What the model reads, and what `content_hash` covers."""
-        return f"{self.title}\n{self.content}"
+    def embedded_sentences(self) -> list[str]:
+        """What the model reads (passage_sentences), and what `content_hash` covers."""
+        return passage_sentences(self.title, self.content)
 
     @property
     def content_hash(self) -> bytes:
-        return hashlib.sha256(self.embedded_text.encode("utf-8")).digest()
+        return hashlib.sha256(
+            _SENTENCE_SEPARATOR.join(self.embedded_sentences).encode("utf-8")
+        ).digest()
 
 
 def parse_markdown(text: str, fallback_title: str) -> Document:

@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import psycopg
 
 from afilo_db import rules
 from afilo_db.errors import NotFoundError, ValidationError
-from afilo_db.knowledge.chunking import FORMATS, Chunk, chunk_document, parse_file
-from afilo_db.knowledge.embedders import MINILM_MODEL, Embedder, to_pgvector_text
+from afilo_db.knowledge.chunking import (
+    FORMATS,
+    Chunk,
+    chunk_document,
+    parse_file,
+    passage_sentences,
+)
+from afilo_db.knowledge.embedders import MINILM_MODEL, Embedder, Vectors, to_pgvector_text
 
 EMBED_BATCH: Final = 64
 Progress = Callable[[int], None]
@@ -67,6 +74,22 @@ def active_model(connection: psycopg.Connection[Any]) -> str:
         "SELECT embedding_model FROM knowledge_base WHERE embedding_model IS NOT NULL LIMIT 1"
     ).fetchone()
     return str(row[0]) if row else MINILM_MODEL
+
+
+def passage_vectors(embedder: Embedder, passages: Sequence[tuple[str, str]]) -> Vectors:
+    """One unit vector per (title, content) passage: the mean of its sentences' vectors
+    (chunking.passage_sentences), normalised. Ingestion and `kb reembed` both embed through
+    here, so a passage gets the same vector whichever wrote it."""
+    sentences = [passage_sentences(title, content) for title, content in passages]
+    vectors = embedder.embed([sentence for group in sentences for sentence in group])
+    means = np.empty((len(passages), vectors.shape[1]), dtype=np.float32)
+    start = 0
+    for index, group in enumerate(sentences):
+        means[index] = vectors[start : start + len(group)].mean(axis=0)
+        start += len(group)
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    unit: Vectors = (means / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit
 
 
 def check_content_type(content_type: str) -> str:
@@ -191,7 +214,9 @@ def ingest(
     with connection.cursor().copy(statement) as copy:
         for start in range(0, len(to_embed), EMBED_BATCH):
             batch = to_embed[start : start + EMBED_BATCH]
-            vectors = embedder.embed([chunk.embedded_text for _, _, chunk in batch])
+            vectors = passage_vectors(
+                embedder, [(chunk.title, chunk.content) for _, _, chunk in batch]
+            )
             for (document, index, chunk), vector in zip(batch, vectors, strict=True):
                 copy.write_row((
                     document.content_type, chunk.title, chunk.content, document.source_url,

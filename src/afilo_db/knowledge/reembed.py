@@ -16,7 +16,7 @@ import psycopg
 
 from afilo_db.errors import ValidationError
 from afilo_db.knowledge.embedders import Embedder, to_pgvector_text
-from afilo_db.knowledge.ingestion import Progress
+from afilo_db.knowledge.ingestion import Progress, passage_vectors
 
 BACKFILL_BATCH: Final = 256
 
@@ -57,7 +57,7 @@ def backfill_batch(
     ).fetchall()
     if not rows:
         return 0
-    vectors = embedder.embed([f"{title}\n{content}" for _, title, content in rows])
+    vectors = passage_vectors(embedder, [(title, content) for _, title, content in rows])
     with connection.cursor() as cursor:
         cursor.executemany(
             "UPDATE knowledge_base SET embedding_next = %s::vector, embedding_next_model = %s"

@@ -135,7 +135,8 @@ class KnowledgeBase(Base):
     # Where the chunk comes from (a file's URI, `catalog:product:<id>`) and its place there.
     source: Mapped[str | None]
     chunk_index: Mapped[int] = mapped_column(Integer, server_default="0")
-    # sha256 of the embedded text (title, newline, content): unchanged chunks are not re-embedded.
+    # sha256 of the sentences the model reads (chunking.passage_sentences): unchanged chunks are
+    # not re-embedded.
     content_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     # `kb reembed` backfills the next model's vectors here, then switches them in.
     embedding_next: Mapped[Any | None] = mapped_column(Vector(rules.EMBEDDING_DIMENSIONS))

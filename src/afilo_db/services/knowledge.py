@@ -12,6 +12,8 @@ The lists, built inside PostgreSQL:
   tailwind.config.ts, SKUs) as exact phrases of the full-text index, wherever they stand in it.
 - vector: nearest neighbours by cosine distance (HNSW, only vectors of the question's model); a
   long question is embedded as several windows, each passage keeping its best distance.
+All three read what the question asks: all of a short one, the windows of a long one (an email's
+background is left out).
 
 Every candidate gets a reciprocal rank fusion score (each list's share reported) and a relevance
 in [0, 1]: a logistic model, fitted on labelled questions, of its cosine similarity, the share of
@@ -91,12 +93,12 @@ QUESTION_WINDOW_TOKENS: Final = 60
 # orders the results. Fitted, the code-missing weight and the threshold (the best balanced
 # accuracy: answerable questions answered, the others refused) chosen, on the tune split of
 # tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune`.
-RELEVANCE_INTERCEPT: Final = -7.455
-RELEVANCE_PER_SIMILARITY: Final = 11.956
-RELEVANCE_PER_COVERAGE: Final = 2.495
-RELEVANCE_PER_CODE_FOUND: Final = 2.547
-RELEVANCE_PER_CODE_MISSING: Final = -4.0
-RELEVANCE_THRESHOLD: Final = 0.05
+RELEVANCE_INTERCEPT: Final = -7.409
+RELEVANCE_PER_SIMILARITY: Final = 11.177
+RELEVANCE_PER_COVERAGE: Final = 2.275
+RELEVANCE_PER_CODE_FOUND: Final = 7.376
+RELEVANCE_PER_CODE_MISSING: Final = -3.0
+RELEVANCE_THRESHOLD: Final = 0.10
 # Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
 # between two characters, or a lower-to-upper case change (ThemeToggle). Surrounding quotes and
 # sentence punctuation are not part of the token.
@@ -347,6 +349,15 @@ def question_windows(question: str) -> list[str]:
     return list(windows)
 
 
+def asked_part(question: str) -> str:
+    """What every list reads of the question: its windows (question_windows), so all of a short
+    question and, of a long one, its questions and last sentences. An email's background is left
+    out of the lexical and code lists too: its incidental words and code-shaped tokens
+    ("TypeScript", "Node 18") otherwise pick the passages that share them and, through the
+    coverage and the code-missing penalty, push down the passage that answers what is asked."""
+    return " ".join(question_windows(question))
+
+
 def edit_distance(first: str, second: str, at_most: int | None = None) -> int:
     """Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
     adjacent letters, one edit each ("refnud" is one edit from "refund"). With `at_most`, any
@@ -448,13 +459,15 @@ def statement_parameters(
     corrections: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
-    benchmark, which runs the statement prepared through psycopg). The code list follows the
-    lexical one: both are the full-text side. `corrections`: misspelt lexeme -> the lexeme the
-    lexical list reads instead (spelling_corrections)."""
-    codes = code_tokens(question)
+    benchmark, which runs the statement prepared through psycopg). The lexical and code lists
+    read the question's asked part (asked_part), as the vectors do. The code list follows the
+    lexical one: both are the full-text side. `corrections`: misspelt lexeme of the asked part
+    -> the lexeme the lexical list reads instead (spelling_corrections)."""
+    asked = asked_part(question)
+    codes = code_tokens(asked)
     misspelt = sorted(corrections or {})
     return {
-        "question": question,
+        "question": asked,
         "codes": codes,
         "vectors": "{" + ",".join(f'"{to_pgvector_text(v)}"' for v in window_vectors) + "}",
         "model": model_name,
@@ -516,7 +529,9 @@ def search(
             vector_candidates=candidates if mode != "fulltext" else 0,
             min_relevance=min_relevance,
             limit=limit,
-            corrections=spelling_corrections(session, cleaned) if mode != "vector" else None,
+            corrections=(
+                spelling_corrections(session, asked_part(cleaned)) if mode != "vector" else None
+            ),
         ),
     ).all()
     return [
