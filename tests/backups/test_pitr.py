@@ -21,10 +21,10 @@ pytestmark = pytest.mark.embedded_only("point-in-time recovery archives the embe
 SETTINGS = {"fsync": "off", "synchronous_commit": "off"}
 
 
-def start_source(home: Path) -> EmbeddedServer:
+def start_without_flushes(home: Path) -> EmbeddedServer:
     """A server of the test's own with durability off, written into its postgresql.auto.conf
     as well: base backups copy that file, so the servers recovered from them (started with no
-    settings of the test's) skip the flushes too, at the end of recovery and after it."""
+    settings of the test's, by the library or by `afilo-db`) skip the flushes too."""
     server = EmbeddedServer(home)
     server.start(settings=SETTINGS)
     with psycopg.connect(server.url(), autocommit=True) as connection:
@@ -39,7 +39,7 @@ def start_source(home: Path) -> EmbeddedServer:
 
 @pytest.fixture
 def source(tmp_path: Path) -> Iterator[EmbeddedServer]:
-    server = start_source(tmp_path / "source")
+    server = start_without_flushes(tmp_path / "source")
     yield server
     server.destroy()
 
