@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from afilo_db.backups import pitr
@@ -20,10 +21,25 @@ pytestmark = pytest.mark.embedded_only("point-in-time recovery archives the embe
 SETTINGS = {"fsync": "off", "synchronous_commit": "off"}
 
 
+def start_without_flushes(home: Path) -> EmbeddedServer:
+    """A server of the test's own with durability off, written into its postgresql.auto.conf
+    as well: base backups copy that file, so the servers recovered from them (started with no
+    settings of the test's, by the library or by `afilo-db`) skip the flushes too."""
+    server = EmbeddedServer(home)
+    server.start(settings=SETTINGS)
+    with psycopg.connect(server.url(), autocommit=True) as connection:
+        for name, value in SETTINGS.items():
+            connection.execute(
+                psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    psycopg.sql.Identifier(name), psycopg.sql.Literal(value)
+                )
+            )
+    return server
+
+
 @pytest.fixture
 def source(tmp_path: Path) -> Iterator[EmbeddedServer]:
-    server = EmbeddedServer(tmp_path / "source")
-    server.start(settings=SETTINGS)
+    server = start_without_flushes(tmp_path / "source")
     yield server
     server.destroy()
 

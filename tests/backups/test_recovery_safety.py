@@ -18,7 +18,7 @@ from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.errors import ConflictError, OperationError, ValidationError
 from tests.backups import test_backup
 from tests.backups.test_backup import database_state
-from tests.backups.test_pitr import SETTINGS, marks_around_a_moment, rows, server_now
+from tests.backups.test_pitr import marks_around_a_moment, rows, server_now, start_without_flushes
 
 pytestmark = pytest.mark.embedded_only("point-in-time recovery archives the embedded server's WAL")
 
@@ -63,8 +63,7 @@ def test_a_backup_marked_failed_by_verify_is_refused(
 def test_point_in_time_recovery_fails_safely(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = EmbeddedServer(tmp_path / "source")
-    source.start(settings=SETTINGS)
+    source = start_without_flushes(tmp_path / "source")
     try:
         pitr.enable(source)
         assert "sync" in pitr.archive_command(source) and "mv" in pitr.archive_command(source)

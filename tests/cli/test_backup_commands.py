@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from afilo_db.db.embedded import EmbeddedServer
+from tests.backups.test_pitr import start_without_flushes
 from tests.cli.test_up import afilo_db
 
 pytestmark = pytest.mark.embedded_only("runs on an embedded server in a home of its own")
@@ -18,6 +19,8 @@ pytestmark = pytest.mark.embedded_only("runs on an embedded server in a home of 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("backup-home") / "afilo"
+    # `up` finds the server started, as after `afilo-db db start`, and does the rest.
+    start_without_flushes(path)
     afilo_db(path, "up")
     yield path
     EmbeddedServer(path).destroy()

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    StorageState,
+    ViewportSize,
+    sync_playwright,
+)
 from sqlalchemy import Engine
 
 from afilo_db.db.embedded import EmbeddedServer
@@ -120,9 +128,12 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
+VIEWPORT: ViewportSize = {"width": 1360, "height": 900}
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    browser_context = browser.new_context(viewport={"width": 1360, "height": 900})
+    browser_context = browser.new_context(viewport=VIEWPORT)
     yield browser_context
     browser_context.close()
 
@@ -135,12 +146,24 @@ def log_in(page: Page, studio: Studio) -> None:
     page.wait_for_url(f"{studio.url}/")
 
 
+@pytest.fixture(scope="module")
+def logged_in(browser: Browser, studio: Studio) -> StorageState:
+    """The cookies of one login to the (writable) studio, per module: logging in lands on the
+    dashboard, whose reports would otherwise be computed and drawn again for every test."""
+    browser_context = browser.new_context(viewport=VIEWPORT)
+    try:
+        log_in(browser_context.new_page(), studio)
+        return browser_context.storage_state()
+    finally:
+        browser_context.close()
+
+
 @pytest.fixture
-def page(context: BrowserContext, studio: Studio) -> Page:
-    """A page logged in to the (writable) studio."""
-    browser_page = context.new_page()
-    log_in(browser_page, studio)
-    return browser_page
+def page(browser: Browser, logged_in: StorageState) -> Iterator[Page]:
+    """A page logged in to the (writable) studio, in a browser context of the test's own."""
+    browser_context = browser.new_context(viewport=VIEWPORT, storage_state=logged_in)
+    yield browser_context.new_page()
+    browser_context.close()
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:

@@ -18,7 +18,7 @@ from afilo_db.analytics.reports import REPORTS
 from afilo_db.data.catalog_import import import_catalog
 from afilo_db.db.engine import create_app_engine
 from afilo_db.services import catalog
-from tests.studio.conftest import Studio, log_in, screenshot
+from tests.studio.conftest import VIEWPORT, Studio, log_in, screenshot
 
 
 def _query(studio: Studio, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -288,7 +288,7 @@ def test_the_dashboard_shows_the_reports_over_the_chosen_range(page: Page, studi
 
 
 def test_read_only_hides_every_write(browser: Browser, read_only_studio: Studio) -> None:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     log_in(page, read_only_studio)
     expect(page.locator("[data-studio=read-only]")).to_be_visible()
