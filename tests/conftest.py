@@ -9,11 +9,16 @@ server's own files or processes, are skipped with their reason.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 from sqlalchemy import Engine
@@ -24,7 +29,7 @@ from afilo_db.db import databases
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.knowledge.catalog import drain_queue
-from afilo_db.knowledge.embedders import get_embedder
+from afilo_db.knowledge.embedders import CachedEmbedder, get_embedder
 from afilo_db.migrate.revisions import deploy
 from afilo_db.security.roles import APP_ROLE, SERVICE_ROLE, login_password_sql
 from tests.external_server import EXTERNAL_SERVER_VARIABLE, ExternalServer
@@ -52,9 +57,46 @@ LONG_RUNNING_FIRST = (
     "knowledge/test_search.py",
 )
 TESTS_FOLDER = Path(__file__).parent
+# A folder of the run's (made by its first process, xdist's controller or the only one; its workers
+# inherit the variable): the vectors of the demo data, which every test process seeds, are
+# computed by the first to need them and read by the others (`vectors_shared_by_the_run`).
+SHARED_VECTORS_VARIABLE = "AFILO_TEST_SHARED_VECTORS"
 # Durability is worth nothing for throw-away test data; speed is.
 TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _database_numbers = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller made the folder
+        return
+    folder = tempfile.mkdtemp(prefix="afilo-test-vectors-")
+    os.environ[SHARED_VECTORS_VARIABLE] = folder
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+@contextlib.contextmanager
+def vectors_shared_by_the_run(embedder: CachedEmbedder) -> Iterator[None]:
+    """One test process at a time: `embedder` starts with the vectors the run's other processes
+    computed (the model's output depends on the text alone, so a vector is the same whoever
+    computed it) and leaves them the ones it computed in the meantime."""
+    folder = Path(os.environ[SHARED_VECTORS_VARIABLE])
+    stored = folder / "vectors.npz"
+    with (folder / "vectors.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stored.exists():
+            with np.load(stored) as saved:
+                keys = saved["keys"].tolist()
+                embedder.remember(dict(zip(keys, saved["vectors"], strict=True)))
+        yield
+        known = embedder.known_vectors()
+        if known:
+            partial = folder / "vectors.partial.npz"
+            np.savez(
+                partial,
+                keys=np.array(list(known), dtype="S32"),
+                vectors=np.stack(list(known.values())),
+            )
+            partial.replace(stored)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -114,7 +156,7 @@ def seeded_template(server: EmbeddedServer, template_database: str) -> Iterator[
     name = f"afilo_seeded_{os.getpid()}"
     drop_database(server, name)
     url = create_database(server, name, template=template_database)
-    with psycopg.connect(url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
         seed.seed(connection, products=seed.DEMO_PRODUCTS)
     yield name
     drop_database(server, name)
@@ -127,7 +169,7 @@ def demo_template(server: EmbeddedServer, seeded_template: str) -> Iterator[str]
     name = f"afilo_demo_{os.getpid()}"
     drop_database(server, name)
     url = create_database(server, name, template=seeded_template)
-    with psycopg.connect(url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
         drain_queue(connection, embedder=get_embedder())
     yield name
     drop_database(server, name)

@@ -13,7 +13,7 @@ import hashlib
 import importlib.metadata
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -188,6 +188,19 @@ class CachedEmbedder:
         for row, key in enumerate(keys):
             result[row] = known[key]
         return result
+
+    def known_vectors(self) -> dict[bytes, Vectors]:
+        """The vectors remembered so far, by the sha256 of their text."""
+        with self._lock:
+            return dict(self._vectors)
+
+    def remember(self, vectors: Mapping[bytes, Vectors]) -> None:
+        """Take vectors that this model computed in another process (by the sha256 of their
+        text), so that their texts are not embedded again here."""
+        with self._lock:
+            if len(self._vectors) + len(vectors) > self._capacity:
+                self._vectors.clear()
+            self._vectors.update(vectors)
 
 
 EmbedderFactory = Callable[[], Embedder]
