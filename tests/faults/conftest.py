@@ -23,6 +23,8 @@ from afilo_db.migrate.revisions import deploy
 from tests.conftest import TEST_SERVER_SETTINGS
 
 TEMPLATE = "faults_template"
+LARGE_TEMPLATE = "faults_large_template"
+LARGE_SEED = 3000
 _numbers = itertools.count()
 
 
@@ -38,15 +40,37 @@ def crash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS
     server.destroy()
 
 
+def database_of_its_own(server: EmbeddedServer, template: str) -> Iterator[str]:
+    """A copy of `template` on the crash server for one test (the server restarted if the test
+    killed it)."""
+    ensure_running(server)
+    name = f"fault_{os.getpid()}_{next(_numbers)}"
+    url = databases.create_database(server.url("postgres"), name, template=template)
+    yield url
+    ensure_running(server)
+    databases.drop_database(server.url("postgres"), name)
+
+
 @pytest.fixture
 def fault_db(crash_server: EmbeddedServer) -> Iterator[str]:
-    """A migrated database of this test's own on the crash server (restarted if a test killed it)."""
+    """A migrated database of this test's own on the crash server."""
+    yield from database_of_its_own(crash_server, TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def large_template(crash_server: EmbeddedServer) -> str:
+    """The migrated database with LARGE_SEED demo products, seeded once per test process: the
+    tests that kill a backup or a restore each need a copy large enough to be caught mid-work."""
     ensure_running(crash_server)
-    name = f"fault_{os.getpid()}_{next(_numbers)}"
-    url = databases.create_database(crash_server.url("postgres"), name, template=TEMPLATE)
-    yield url
-    ensure_running(crash_server)
-    databases.drop_database(crash_server.url("postgres"), name)
+    url = databases.create_database(crash_server.url("postgres"), LARGE_TEMPLATE, template=TEMPLATE)
+    seed_some(url, LARGE_SEED)
+    return LARGE_TEMPLATE
+
+
+@pytest.fixture
+def large_fault_db(crash_server: EmbeddedServer, large_template: str) -> Iterator[str]:
+    """A copy of the large template of this test's own on the crash server."""
+    yield from database_of_its_own(crash_server, large_template)
 
 
 def ensure_running(server: EmbeddedServer) -> None:

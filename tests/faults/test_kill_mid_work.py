@@ -108,17 +108,18 @@ def test_apply(
 
 
 @pytest.mark.parametrize("victim", list(VICTIMS))
-def test_backup(crash_server: EmbeddedServer, fault_db: str, tmp_path: Path, victim: str) -> None:
-    seed_some(fault_db, 3000)
-    before = tables(fault_db)
+def test_backup(
+    crash_server: EmbeddedServer, large_fault_db: str, tmp_path: Path, victim: str
+) -> None:
+    before = tables(large_fault_db)
     folder = tmp_path / "backups"
-    command = start({"DATABASE_URL": fault_db}, "backup", "create", "--dir", str(folder))
+    command = start({"DATABASE_URL": large_fault_db}, "backup", "create", "--dir", str(folder))
     # The dump's COPY, or the table checksums taken beside it: either is mid-backup, and a
     # small database's COPYs can be over between two looks.
-    wait_for_work(fault_db, ("COPY %", "%hash_record_extended%"), command)
+    wait_for_work(large_fault_db, ("COPY %", "%hash_record_extended%"), command)
     VICTIMS[victim](crash_server, command)
     ensure_running(crash_server)
-    assert tables(fault_db) == before
+    assert tables(large_fault_db) == before
     # No backup is listed half-made: whatever is listed is whole.
     for manifest in list_backups(folder):
         assert file_problems(manifest, backup_path(manifest.id, folder)) == []
@@ -126,21 +127,20 @@ def test_backup(crash_server: EmbeddedServer, fault_db: str, tmp_path: Path, vic
 
 @pytest.mark.parametrize("victim", list(VICTIMS))
 def test_restore_in_place(
-    crash_server: EmbeddedServer, fault_db: str, tmp_path: Path, victim: str
+    crash_server: EmbeddedServer, large_fault_db: str, tmp_path: Path, victim: str
 ) -> None:
     folder = tmp_path / "backups"
-    seed_some(fault_db, 3000)
-    backed_up = tables(fault_db)
-    manifest = create_backup(fault_db, directory=folder)
-    with psycopg.connect(fault_db) as connection:
+    backed_up = tables(large_fault_db)
+    manifest = create_backup(large_fault_db, directory=folder)
+    with psycopg.connect(large_fault_db) as connection:
         connection.execute("DELETE FROM events")
         connection.execute("UPDATE products SET title = title || ' (changed)'")
-    before = tables(fault_db)
+    before = tables(large_fault_db)
     command = start(
-        {"DATABASE_URL": fault_db}, "restore", manifest.id, "--in-place", "--yes",
+        {"DATABASE_URL": large_fault_db}, "restore", manifest.id, "--in-place", "--yes",
         "--dir", str(folder),
     )  # fmt: skip
     wait_for_work(crash_server.url("postgres"), "COPY % FROM stdin%", command)
     VICTIMS[victim](crash_server, command)
     ensure_running(crash_server)
-    assert tables(fault_db) in (before, backed_up)
+    assert tables(large_fault_db) in (before, backed_up)
