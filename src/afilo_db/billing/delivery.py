@@ -1,9 +1,9 @@
 """What a webhook event's handler is given (`Delivery`): apart from `ingest`, which calls the
 handlers, so that the handlers need not import it back.
 
-A handler's statements go straight to the session's psycopg connection, in the session's
-transaction: through SQLAlchemy each statement cost more of the endpoint's CPU than the server
-spent running it (bench/webhooks.py). Prepared as the engine prepares (`prepare_threshold`, off
+A handler's statements go straight to the transaction's psycopg connection (a Session's, or
+one `ingest.apply` took from the pool): through SQLAlchemy each statement cost more of the
+endpoint's CPU than the server spent running it (bench/webhooks.py). Prepared as the engine prepares (`prepare_threshold`, off
 behind a pooler that cannot keep them). What only records what happened (the audit entries, the
 event's user, its outcome) is held until the handler is done and written in one statement.
 
