@@ -27,7 +27,6 @@ from afilo_db.backups.manifest import (
 )
 from afilo_db.backups.restore import restore_in_place, restore_into
 from afilo_db.backups.verify import verify_backup
-from afilo_db.data import seed
 from afilo_db.db.databases import drop_database
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.programs import list_archive
@@ -54,19 +53,6 @@ def database_state(url: str) -> dict[str, str]:
             assert row is not None
             state[f"{schema}.{name}"] = str(row[0])
     return state
-
-
-@pytest.fixture
-def seeded_url(database_url: str) -> str:
-    with psycopg.connect(database_url) as connection:
-        seed.seed(connection, products=60, seed_value=3)
-        connection.commit()
-    return database_url
-
-
-@pytest.fixture
-def backups(tmp_path: Path) -> Path:
-    return tmp_path / "backups"
 
 
 @pytest.fixture

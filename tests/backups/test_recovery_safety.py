@@ -16,14 +16,10 @@ from afilo_db.backups.restore import restore_in_place, restore_into
 from afilo_db.db.databases import drop_database
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.errors import ConflictError, OperationError, ValidationError
-from tests.backups import test_backup
 from tests.backups.test_backup import database_state
 from tests.backups.test_pitr import marks_around_a_moment, rows, server_now, start_without_flushes
 
 pytestmark = pytest.mark.embedded_only("point-in-time recovery archives the embedded server's WAL")
-
-seeded_url = test_backup.seeded_url
-backups = test_backup.backups
 
 
 def test_a_backup_that_fails_its_check_is_not_restored_without_force(
