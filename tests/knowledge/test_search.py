@@ -255,7 +255,13 @@ def test_long_questions_are_embedded_in_windows_the_model_reads_whole() -> None:
 
 @pytest.mark.parametrize(
     "question",
-    ["???", "What is the capital of Mongolia?", "what does error AF-E423 mean", "asdfgh qwerty"],
+    [
+        "???",
+        "What is the capital of Mongolia?",
+        "what does error AF-E423 mean",
+        "error code AF-X100 on checkout",
+        "asdfgh qwerty",
+    ],
 )
 def test_a_question_without_an_answer_gets_no_passage(demo_engine: Engine, question: str) -> None:
     with Session(demo_engine) as session:

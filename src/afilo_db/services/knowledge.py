@@ -98,7 +98,7 @@ RELEVANCE_INTERCEPT: Final = -7.409
 RELEVANCE_PER_SIMILARITY: Final = 11.177
 RELEVANCE_PER_COVERAGE: Final = 2.275
 RELEVANCE_PER_CODE_FOUND: Final = 7.376
-RELEVANCE_PER_CODE_MISSING: Final = -3.0
+RELEVANCE_PER_CODE_MISSING: Final = -5.0
 RELEVANCE_THRESHOLD: Final = 0.05
 # Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
 # between two characters, or a lower-to-upper case change (ThemeToggle). Surrounding quotes and
