@@ -6,6 +6,8 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -107,3 +109,25 @@ def report(name: str, figures: dict[str, Any]) -> None:
     text = json.dumps(figures, indent=2, default=str)
     (RESULTS_DIRECTORY / f"{name}.json").write_text(text + "\n")
     print(text)
+
+
+def tests_run_longer(name: str, tests: list[str], variable: str, examples: int) -> None:
+    """Run the test files `tests` with `variable` set to `examples` (what `make test` bounds),
+    report the seconds and pytest's exit code as bench/results/<name>.json, and fail with it."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *tests, "-q", "-x", "-n", "0", "-p", "no:cacheprovider"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, variable: str(examples)},
+        check=False,
+    )
+    report(
+        name,
+        {
+            "examples": examples,
+            "seconds": round(time.perf_counter() - started, 1),
+            "pytest_exit_code": result.returncode,
+        },
+    )
+    if result.returncode != 0:
+        raise SystemExit(result.returncode)

@@ -14,10 +14,13 @@ from hypothesis import strategies as st
 
 from afilo_db import rules
 from afilo_db.validation import checks
+from tests.validation.examples import PROPERTY_EXAMPLES
 
 Connection = psycopg.Connection[tuple[object, ...]]
 PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=PROPERTY_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 

@@ -22,6 +22,7 @@ from afilo_db.validation import validate
 from afilo_db.validation.database_errors import translate
 from afilo_db.validation.schemas import ProductChanges, ProductInput
 from afilo_db.validation.types import Title
+from tests.validation.examples import PROPERTY_EXAMPLES
 
 Connection = psycopg.Connection[tuple[object, ...]]
 EVERY_WHITESPACE = sorted({chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()})
@@ -64,7 +65,10 @@ titles = st.text(
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    # Titles have the widest alphabet of the rules: twice the examples.
+    max_examples=2 * PROPERTY_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(value=titles)
 def test_title_python_and_database_agree(connection: Connection, value: str) -> None:
