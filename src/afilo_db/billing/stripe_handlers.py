@@ -438,16 +438,20 @@ def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | N
 # The invoice a payment paid, found through the stored invoice events of the payment's customer
 # that name the payment anywhere (Stripe ids are unique across objects): an InvoicePayment
 # (`invoice_payment.paid`), an invoice listing it in `payments`, or an invoice of an API before
-# 2025-03-31 naming its `payment_intent` or `charge`. An InvoicePayment names its invoice by id:
-# the invoice's own newest stored event, when there is one, stands for it.
+# 2025-03-31 naming its `payment_intent` or `charge`. Newest first, and read only until one names
+# it (OFFSET 0 keeps the test out of the ordered scan): a payment's own InvoicePayment is among
+# the customer's newest events. An InvoicePayment names its invoice by id: the invoice's own
+# newest stored event, when there is one, stands for it.
 _PAID_INVOICE_SQL = """
 WITH naming AS (
-  SELECT CAST(e.payload AS jsonb) -> 'data' -> 'object' AS obj FROM webhook_events e
-  WHERE e.provider = 'stripe' AND e.event_type LIKE 'invoice%%'
-    AND e.user_id IN (SELECT id FROM user_profiles WHERE stripe_customer_id = %(customer)s)
-    AND jsonb_path_query_array(CAST(e.payload AS jsonb) -> 'data' -> 'object', 'strict $.**')
+  SELECT CAST(newest.payload AS jsonb) -> 'data' -> 'object' AS obj FROM (
+    SELECT e.payload FROM webhook_events e
+    WHERE e.provider = 'stripe' AND e.event_type LIKE 'invoice%%'
+      AND e.user_id IN (SELECT id FROM user_profiles WHERE stripe_customer_id = %(customer)s)
+    ORDER BY e.occurred_at DESC OFFSET 0) newest
+  WHERE jsonb_path_query_array(CAST(newest.payload AS jsonb) -> 'data' -> 'object', 'strict $.**')
         ?| CAST(%(payments)s AS text[])
-  ORDER BY e.occurred_at DESC LIMIT 1
+  LIMIT 1
 )
 SELECT coalesce((
   SELECT CAST(i.payload AS jsonb) -> 'data' -> 'object' FROM webhook_events i, naming
