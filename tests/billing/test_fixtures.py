@@ -1,9 +1,8 @@
 """Payloads in the shapes Stripe's and Clerk's APIs send (tests/billing/fixtures/: the 2025-03-31
 shape with the period on each item and two items, the 2020-2025 shape with the period on the
 subscription, dj-stripe's legacy Plan shape, both invoice shapes, a Checkout Session with a real
-`cs_test_...` id, a renewal's invoice, InvoicePayment, PaymentIntent and refund in the
-2025-03-31 shape, Clerk's user.created), signed as the
-providers sign and delivered to the real endpoint."""
+`cs_test_...` id, a renewal's invoice, InvoicePayment, PaymentIntent and refund in the 2025-03-31
+shape, Clerk's user.created), signed as the providers sign and delivered to the real endpoint."""
 
 from __future__ import annotations
 
