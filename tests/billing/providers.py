@@ -104,6 +104,27 @@ def invoice(
     }  # fmt: skip
 
 
+def invoice_payment(
+    invoice_payment_id: str,
+    invoice_id: str,
+    paid: int,
+    *,
+    payment_intent: str | None = None,
+    charge: str | None = None,
+) -> dict[str, Any]:
+    """An InvoicePayment as Stripe's API since 2025-03-31 writes it (`invoice_payment.paid`):
+    what links a payment to its invoice, now that neither PaymentIntent nor Charge names it.
+    `payment` names the PaymentIntent, or the charge of an invoice paid without one."""
+    kind = "charge" if payment_intent is None else "payment_intent"
+    return {
+        "id": invoice_payment_id, "object": "invoice_payment", "amount_paid": paid,
+        "amount_requested": paid, "created": int(time.time()), "currency": "usd",
+        "invoice": invoice_id, "is_default": True, "livemode": False,
+        "payment": {"type": kind, kind: payment_intent or charge},
+        "status": "paid", "status_transitions": {"canceled_at": None, "paid_at": int(time.time())},
+    }  # fmt: skip
+
+
 def checkout_session(
     session_id: str, payment_intent: str, clerk_user_id: str, customer: str
 ) -> dict[str, Any]:

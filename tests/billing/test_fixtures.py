@@ -1,8 +1,8 @@
 """Payloads in the shapes Stripe's and Clerk's APIs send (tests/billing/fixtures/: the 2025-03-31
 shape with the period on each item and two items, the 2020-2025 shape with the period on the
 subscription, dj-stripe's legacy Plan shape, both invoice shapes, a Checkout Session with a real
-`cs_test_...` id, a renewal's PaymentIntent and its refund, Clerk's user.created), signed as the
-providers sign and delivered to the real endpoint."""
+`cs_test_...` id, a renewal's invoice, InvoicePayment, PaymentIntent and refund in the 2025-03-31
+shape, Clerk's user.created), signed as the providers sign and delivered to the real endpoint."""
 
 from __future__ import annotations
 
@@ -113,3 +113,27 @@ def test_a_legacy_plan_with_a_chosen_id_is_mirrored(client: TestClient, shop: Sh
         200, "applied")  # fmt: skip
     assert subscription_rows(shop, legacy["id"]) == [
         ("canceled", "enterprise", "gold21323", 20, legacy["current_period_end"], True)]  # fmt: skip
+
+
+def test_a_renewal_and_its_refund_in_the_2025_03_31_shape_are_recorded_against_the_subscription(
+    client: TestClient, shop: Shop
+) -> None:
+    """Neither the renewal's PaymentIntent nor its Charge names the invoice: the InvoicePayment
+    links them to it, and through it to the subscription."""
+    assert (
+        answer(client, clerk_fixture("clerk_user_created.json", "msg_2vEZKb1cD2eF3gH4iJ5kL6m"))[0]
+        == 200
+    )
+    for name in ("subscription_created_2025_03_31.json", "invoice_paid_renewal_2025_03_31.json"):
+        assert answer(client, stripe_fixture(name))[0] == 200, name
+    for name in ("invoice_payment_paid_2025_03_31.json",
+                 "payment_intent_succeeded_subscription.json",
+                 "charge_refunded_subscription.json"):  # fmt: skip
+        assert answer(client, stripe_fixture(name)) == (200, "recorded"), name
+    assert owner_rows(
+        shop,
+        "SELECT action, entity_id FROM user_activity_log WHERE action IN"
+        " ('subscription.invoice_payment.paid', 'subscription.payment_succeeded',"
+        " 'subscription.payment_refunded') ORDER BY id",
+    ) == [("subscription.invoice_payment.paid", SUB), ("subscription.payment_succeeded", SUB),
+          ("subscription.payment_refunded", SUB)]  # fmt: skip

@@ -30,6 +30,8 @@ from tests.billing.providers import (
     STRIPE_SECRET,
     clerk_delivery,
     clerk_user,
+    invoice,
+    invoice_payment,
     stripe_delivery,
     subscription,
 )
@@ -107,6 +109,44 @@ def test_an_events_statements_go_in_as_few_round_trips_as_it_reads(
     assert round_trips(service_engine, created) == 4
     updated = subscription_event(2, "customer.subscription.updated", "active")
     assert round_trips(service_engine, updated) == 4
+
+
+def renewal(number: int) -> tuple[Sent, Sent, Sent]:
+    """A renewal in the 2025-03-31 shape: its invoice paid, its InvoicePayment, its payment
+    (which names no invoice)."""
+    invoice_id, payment_id = f"in_ada{number:010d}", f"pi_ada{number:010d}"
+    paid = invoice(invoice_id, SUB, CUSTOMER, (NOW, NOW + 86400 * 30), 1900)
+    linked = invoice_payment(f"inpay_ada{number:010d}", invoice_id, 1900, payment_intent=payment_id)
+    payment = {"id": payment_id, "object": "payment_intent", "amount_received": 1900,
+               "currency": "usd", "customer": CUSTOMER, "metadata": {}}  # fmt: skip
+    return (
+        stripe_delivery(f"evt_adainv{number:07d}", "invoice.paid", NOW - 90 + number, paid),
+        stripe_delivery(f"evt_adainp{number:07d}", "invoice_payment.paid", NOW - 90 + number, linked),
+        stripe_delivery(f"evt_adapi{number:08d}", "payment_intent.succeeded", NOW - 90 + number,
+                        payment),
+    )  # fmt: skip
+
+
+def test_a_renewal_paid_in_the_2025_03_31_shape_takes_a_round_trip_per_read(
+    service_engine: Engine,
+) -> None:
+    signed_up = clerk_delivery("msg_ada000000001", "user.created", NOW * 1000,
+                               clerk_user(ADA, "ada@example.com", NOW * 1000))  # fmt: skip
+    apply(service_engine, verified(signed_up))
+    apply(
+        service_engine, verified(subscription_event(1, "customer.subscription.created", "active"))
+    )
+    # The first renewal's statements are prepared as they recur (a round trip each, once).
+    for event in renewal(1):
+        apply(service_engine, verified(event))
+    paid, linked, succeeded = renewal(2)
+    apply(service_engine, verified(paid))
+    # BEGIN with the event's row; the invoice's stored event; the user's lock; the outcome and
+    # audit with COMMIT.
+    assert round_trips(service_engine, linked) == 4
+    # BEGIN with the event's row; the payment's lock with its purchase; the invoice that names
+    # the payment; the user's lock; the outcome and audit with COMMIT.
+    assert round_trips(service_engine, succeeded) == 5
 
 
 def test_a_held_statement_is_sent_with_the_next_read_and_its_error_named_then(

@@ -415,11 +415,8 @@ def invoice_event(delivery: Delivery) -> Result:
     )
 
 
-def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | None:
-    """The subscription a stored invoice event bills (for a payment or refund that names only
-    its invoice)."""
-    if not isinstance(invoice_id, str):
-        return None
+def _stored_invoice(delivery: Delivery, invoice_id: str) -> Mapping[str, Any] | None:
+    """The invoice of the newest stored event about it, or None before any arrived."""
     payload = delivery.value(
         "SELECT payload FROM webhook_events WHERE provider = 'stripe' AND subject = %(invoice)s"
         " ORDER BY occurred_at DESC LIMIT 1",
@@ -427,8 +424,94 @@ def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | N
     )
     if payload is None:
         return None
-    obj = json.loads(payload).get("data", {}).get("object", {})
-    return _invoice_subscription(obj) if isinstance(obj, Mapping) else None
+    obj = json.loads(payload).get("data", {}).get("object")
+    return obj if isinstance(obj, Mapping) else None
+
+
+def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | None:
+    """The subscription a stored invoice event bills (for a payment or refund that names only
+    its invoice)."""
+    invoice = _stored_invoice(delivery, invoice_id) if isinstance(invoice_id, str) else None
+    return None if invoice is None else _invoice_subscription(invoice)
+
+
+# The invoice a payment paid, found through the stored invoice events of the payment's customer
+# that name the payment anywhere (Stripe ids are unique across objects): an InvoicePayment
+# (`invoice_payment.paid`), an invoice listing it in `payments`, or an invoice of an API before
+# 2025-03-31 naming its `payment_intent` or `charge`. Newest first, and read only until one names
+# it (OFFSET 0 keeps the test out of the ordered scan): a payment's own InvoicePayment is among
+# the customer's newest events. An InvoicePayment names its invoice by id: the invoice's own
+# newest stored event, when there is one, stands for it.
+_PAID_INVOICE_SQL = """
+WITH naming AS (
+  SELECT CAST(newest.payload AS jsonb) -> 'data' -> 'object' AS obj FROM (
+    SELECT e.payload FROM webhook_events e
+    WHERE e.provider = 'stripe' AND e.event_type LIKE 'invoice%%'
+      AND e.user_id IN (SELECT id FROM user_profiles WHERE stripe_customer_id = %(customer)s)
+    ORDER BY e.occurred_at DESC OFFSET 0) newest
+  WHERE jsonb_path_query_array(CAST(newest.payload AS jsonb) -> 'data' -> 'object', 'strict $.**')
+        ?| CAST(%(payments)s AS text[])
+  LIMIT 1
+)
+SELECT coalesce((
+  SELECT CAST(i.payload AS jsonb) -> 'data' -> 'object' FROM webhook_events i, naming
+  WHERE i.provider = 'stripe' AND i.subject = naming.obj ->> 'invoice'
+  ORDER BY i.occurred_at DESC LIMIT 1), (SELECT obj FROM naming))
+"""
+
+
+def _billed_invoice(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The invoice itself, or the one an InvoicePayment expands (None when it names it by id)."""
+    if obj.get("object") == "invoice_payment":
+        invoice = obj.get("invoice")
+        return invoice if isinstance(invoice, Mapping) else None
+    return obj
+
+
+def _payment_subscription(
+    delivery: Delivery, obj: Mapping[str, Any], payments: list[str]
+) -> str | None:
+    """The subscription a payment or charge (`obj`, whose ids are `payments`) paid an invoice
+    of: through the invoice it names (before Stripe's 2025-03-31 API), else through what the
+    mirror stored of the invoice's payments (since, a payment no longer names its invoice)."""
+    if obj.get("invoice") is not None:
+        return _stored_invoice_subscription(delivery, obj.get("invoice"))
+    customer = obj.get("customer")
+    if not isinstance(customer, str):
+        return None
+    found = delivery.value(_PAID_INVOICE_SQL, {"customer": customer, "payments": payments})
+    invoice = _billed_invoice(found) if isinstance(found, Mapping) else None
+    return None if invoice is None else _invoice_subscription(invoice)
+
+
+def invoice_payment_paid(delivery: Delivery) -> Result:
+    """invoice_payment.paid (Stripe's API since 2025-03-31, where a payment no longer names its
+    invoice): a payment of a subscription's invoice, recorded against the subscription; the
+    invoice's stored event says which subscription and whose (an InvoicePayment names neither),
+    and is waited for (409, bounded) until it arrives."""
+    obj, event = delivery.event.data, delivery.event
+    invoice = obj.get("invoice")
+    if not isinstance(invoice, Mapping):
+        invoice_id = _stripe_id(obj, "invoice", "invoice", "data.object.invoice")
+        invoice = _stored_invoice(delivery, invoice_id)
+        if invoice is None:
+            raise NotYetKnownError("the invoice this payment paid has not arrived yet")
+    subscription_id = _invoice_subscription(invoice)
+    if subscription_id is None:
+        return ignored("a payment of a one-off invoice: afilo-db sells one-off products through"
+                       " Checkout")  # fmt: skip
+    payment: Mapping[str, Any] = obj["payment"] if isinstance(obj.get("payment"), Mapping) else {}
+    details = {
+        "invoice_payment": obj.get("id"),
+        "invoice": invoice.get("id"),
+        "payment_intent": payment.get("payment_intent"),
+        "charge": payment.get("charge"),
+        "amount_paid": obj.get("amount_paid"),
+        "currency": obj.get("currency"),
+    }
+    return _record_against_subscription(
+        delivery, invoice, subscription_id, f"subscription.{event.event_type}", details
+    )
 
 
 def _record_purchase(
@@ -607,7 +690,7 @@ def payment_succeeded(delivery: Delivery) -> Result:
     if "stripe_price_id" in _metadata(obj):
         amount = _amount(field(obj, "amount_received"), "data.object.amount_received")
         return _record_purchase(delivery, obj, payment_intent, "paid", amount)
-    subscription_id = _stored_invoice_subscription(delivery, obj.get("invoice"))
+    subscription_id = _payment_subscription(delivery, obj, [payment_intent])
     if subscription_id is not None:
         return _record_against_subscription(
             delivery, obj, subscription_id, "subscription.payment_succeeded",
@@ -625,13 +708,21 @@ def charge_refunded(delivery: Delivery) -> Result:
     subscription. A refund of a payment not received yet waits for it (409, bounded)."""
     obj = delivery.event.data
     payment_intent = obj.get("payment_intent")
+    charge = obj.get("id") if isinstance(obj.get("id"), str) else None
+    details = {"charge": charge, "payment_intent": payment_intent,
+               "amount_refunded": obj.get("amount_refunded")}  # fmt: skip
     if not isinstance(payment_intent, str):
+        # An invoice paid by a charge alone: its InvoicePayment names the charge.
+        subscription_id = None if charge is None else _payment_subscription(delivery, obj, [charge])
+        if subscription_id is not None:
+            return _record_against_subscription(
+                delivery, obj, subscription_id, "subscription.payment_refunded", details
+            )
         return ignored("a refund of a charge without a payment intent: not an afilo-db sale")
     current = _purchase_of(delivery, payment_intent)
     if current is None:
-        subscription_id = _stored_invoice_subscription(delivery, obj.get("invoice"))
-        details = {"charge": obj.get("id"), "payment_intent": payment_intent,
-                   "amount_refunded": obj.get("amount_refunded")}  # fmt: skip
+        payments = [payment_intent] if charge is None else [payment_intent, charge]
+        subscription_id = _payment_subscription(delivery, obj, payments)
         if subscription_id is not None:
             return _record_against_subscription(
                 delivery, obj, subscription_id, "subscription.payment_refunded", details
@@ -668,6 +759,7 @@ HANDLERS: dict[str, Callable[[Delivery], Result]] = {
     "checkout.session.completed": checkout_completed,
     "checkout.session.async_payment_succeeded": checkout_completed,
     "checkout.session.async_payment_failed": checkout_payment_failed,
+    "invoice_payment.paid": invoice_payment_paid,
     "payment_intent.succeeded": payment_succeeded,
     "charge.refunded": charge_refunded,
 }
