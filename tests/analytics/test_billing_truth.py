@@ -237,6 +237,20 @@ def test_revenue_is_dated_by_when_the_customer_paid(connection: psycopg.Connecti
     assert rows["2026-03"] == (0, 0)
 
 
+def test_a_renewal_paid_through_a_payment_intent_counts_once(
+    connection: psycopg.Connection[Any],
+) -> None:
+    # Stripe reports a renewal twice: the invoice's invoice.paid and the payment intent that paid
+    # it, which names the invoice (API versions before 2025-03-31).
+    invoice_paid(connection, "in_renew000001", 3000, at("02-10"))
+    stripe_event(connection, "evt_pi_renew000001", "payment_intent.succeeded", at("02-10", "00:01"),
+                 {"id": "pi_renew000001", "object": "payment_intent", "amount_received": 3000,
+                  "currency": "usd", "invoice": "in_renew000001"})  # fmt: skip
+    payment_succeeded(connection, "pi_oneoff00001", 4900, at("02-11"))
+    rows = by_month(run(connection, "revenue"), "one_off", "recurring")
+    assert rows["2026-02"] == (D(49), D(30))
+
+
 def test_partial_refunds_add_up_by_the_time_they_happened(
     connection: psycopg.Connection[Any],
 ) -> None:

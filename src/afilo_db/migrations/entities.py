@@ -292,6 +292,9 @@ BEGIN
         obj ->> 'subscription', obj #>> '{parent,subscription_details,subscription}')
       ORDER BY s.is_current DESC LIMIT 1));
   ELSIF event.event_type = 'payment_intent.succeeded' THEN
+    IF obj ->> 'invoice' IS NOT NULL THEN
+      RETURN;  -- an invoice's payment: its invoice.paid is the fact
+    END IF;
     kind := 'one_off';
     reference := obj ->> 'id';
     cents := obj -> 'amount_received';
