@@ -38,7 +38,7 @@ PACKAGED_CHECKSUMS = {
     "0015_stripe_ids_event_outcomes": "9b620e27ba88ed9c99dc10596f73ad4c62e61005db597eed2452ef9cbaf81add",
     "0019_mrr_by_billing_interval": "d93634388ef2025351e3a21b69040d51098bfabceb29129cb98f7480dd84f852",
     "0020_knowledge_term_counts": "163e754966614664e764e8682004991f15aabb9e0337a5258f87412c2075198d",
-    "0021_renewals_counted_once": "836efe84e44f959b4f873b66f6c10416a9adc1c4c41d2aebd22eba843c0fb1ba",
+    "0021_renewals_counted_once": "80d408b08e4d3a68e58e5a685c0b795ab7c37c0573160b70b745da7f56691a37",
 }
 
 
