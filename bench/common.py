@@ -103,10 +103,29 @@ def timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def measured_on() -> dict[str, Any]:
+    """When, on what code and in what conditions a run was made: a figure in git history means
+    little without the commit it measured and how busy the machine was."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=RESULTS_DIRECTORY.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": commit or None,
+        "cpus": os.cpu_count(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+    }
+
+
 def report(name: str, figures: dict[str, Any]) -> None:
-    """Print the figures and write them to bench/results/<name>.json."""
+    """Print the figures and write them, with `measured_on`, to bench/results/<name>.json (kept in
+    git: the file's history is the benchmark's)."""
     RESULTS_DIRECTORY.mkdir(exist_ok=True)
-    text = json.dumps(figures, indent=2, default=str)
+    text = json.dumps({"measured_on": measured_on(), **figures}, indent=2, default=str)
     (RESULTS_DIRECTORY / f"{name}.json").write_text(text + "\n")
     print(text)
 
