@@ -435,37 +435,14 @@ def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | N
     return None if invoice is None else _invoice_subscription(invoice)
 
 
-# The invoice a payment paid, found through the stored invoice events of the payment's customer
-# that name the payment anywhere (Stripe ids are unique across objects): an InvoicePayment
-# (`invoice_payment.paid`), an invoice listing it in `payments`, or an invoice of an API before
-# 2025-03-31 naming its `payment_intent` or `charge`. Newest first, and read only until one names
-# it (OFFSET 0 keeps the test out of the ordered scan): a payment's own InvoicePayment is among
-# the customer's newest events. An InvoicePayment names its invoice by id: the invoice's own
-# newest stored event, when there is one, stands for it.
-_PAID_INVOICE_SQL = """
-WITH naming AS (
-  SELECT CAST(newest.payload AS jsonb) -> 'data' -> 'object' AS obj FROM (
-    SELECT e.payload FROM webhook_events e
-    WHERE e.provider = 'stripe' AND e.event_type LIKE 'invoice%%'
-      AND e.user_id IN (SELECT id FROM user_profiles WHERE stripe_customer_id = %(customer)s)
-    ORDER BY e.occurred_at DESC OFFSET 0) newest
-  WHERE jsonb_path_query_array(CAST(newest.payload AS jsonb) -> 'data' -> 'object', 'strict $.**')
-        ?| CAST(%(payments)s AS text[])
-  LIMIT 1
+# The subscription whose invoice a payment paid, by the links the stored invoice and
+# InvoicePayment events made (`stripe_invoice_payments`, written by their trigger): read by the
+# payment's id, whatever the customer's history; a link whose invoice's subscription is not
+# known yet (or a one-off invoice's) only when no other names one.
+_PAID_SUBSCRIPTION_SQL = (
+    "SELECT subscription FROM stripe_invoice_payments WHERE payment = ANY(%(payments)s)"
+    " ORDER BY subscription IS NULL LIMIT 1"
 )
-SELECT coalesce((
-  SELECT CAST(i.payload AS jsonb) -> 'data' -> 'object' FROM webhook_events i, naming
-  WHERE i.provider = 'stripe' AND i.subject = naming.obj ->> 'invoice'
-  ORDER BY i.occurred_at DESC LIMIT 1), (SELECT obj FROM naming))
-"""
-
-
-def _billed_invoice(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The invoice itself, or the one an InvoicePayment expands (None when it names it by id)."""
-    if obj.get("object") == "invoice_payment":
-        invoice = obj.get("invoice")
-        return invoice if isinstance(invoice, Mapping) else None
-    return obj
 
 
 def _payment_subscription(
@@ -476,12 +453,8 @@ def _payment_subscription(
     mirror stored of the invoice's payments (since, a payment no longer names its invoice)."""
     if obj.get("invoice") is not None:
         return _stored_invoice_subscription(delivery, obj.get("invoice"))
-    customer = obj.get("customer")
-    if not isinstance(customer, str):
-        return None
-    found = delivery.value(_PAID_INVOICE_SQL, {"customer": customer, "payments": payments})
-    invoice = _billed_invoice(found) if isinstance(found, Mapping) else None
-    return None if invoice is None else _invoice_subscription(invoice)
+    found = delivery.value(_PAID_SUBSCRIPTION_SQL, {"payments": payments})
+    return found if isinstance(found, str) else None
 
 
 def invoice_payment_paid(delivery: Delivery) -> Result:
