@@ -1,5 +1,5 @@
-"""A renewal in Stripe's 2025-03-31 shape counted once in revenue, whatever the order its events
-arrive in: its `invoice.paid`, its InvoicePayment
+"""A renewal in Stripe's 2025-03-31 shape counted once in revenue and its refund attached to its
+subscription, whatever the order its events arrive in: its `invoice.paid`, its InvoicePayment
 (`invoice_payment.paid`, the only link from the payment to the invoice) and its
 `payment_intent.succeeded`, which names no invoice.
 
@@ -22,10 +22,14 @@ from tests.billing.conftest import Shop, post
 from tests.billing.providers import checkout_session, invoice, invoice_payment
 from tests.billing.test_handlers import ADA, CUSTOMER, SUB, owner_rows, signed_up
 from tests.billing.test_invoice_payments import (
+    CHARGE,
     PAYMENT,
     RENEWAL,
     answered,
+    charge_refunded,
+    invoice_payment_paid,
     payment_succeeded,
+    recorded_against,
     renewal_paid,
 )
 from tests.billing.test_stripe_rules import DAY, NOW, sub_delivery, sub_state
@@ -113,6 +117,65 @@ def test_a_renewal_counts_once_in_revenue_whatever_the_order_of_its_events(
                               " WHERE action = 'subscription.invoice_payment.paid'")  # fmt: skip
     assert linked == [(len(ORDERS),)]
     assert owner_rows(shop, "SELECT count(*) FROM purchases") == [(1,)]
+
+
+def test_a_refund_between_a_payment_and_its_link_is_attached_when_the_link_arrives(
+    client: TestClient, shop: Shop
+) -> None:
+    renewal_paid(client)
+    assert answered(client, payment_succeeded(offset=3)) == (200, "ignored")
+    # Nothing links the payment to an invoice yet: noted against no subscription.
+    assert answered(client, charge_refunded()) == (200, "recorded")
+    assert answered(client, invoice_payment_paid()) == (200, "recorded")
+    refunds = [row for row in recorded_against(shop) if row[0] == "subscription.payment_refunded"]
+    assert refunds == [("subscription.payment_refunded", "user_subscriptions", SUB)]
+    details = owner_rows(shop, "SELECT details FROM user_activity_log"
+                               " WHERE action = 'subscription.payment_refunded'")[0][0]  # fmt: skip
+    assert details | {"refund_event": "evt_basil0000005", "charge": CHARGE,
+                      "payment_intent": PAYMENT, "amount_refunded": 1900} == details  # fmt: skip
+    # The payment's and the refund's events belong to the user now, as if they had come after.
+    events = owner_rows(
+        shop,
+        "SELECT e.event_type, e.outcome, p.clerk_user_id, e.reason FROM webhook_events e"
+        " LEFT JOIN user_profiles p ON p.id = e.user_id WHERE e.subject IN (%s, %s)"
+        " ORDER BY e.event_type",
+        PAYMENT, CHARGE,
+    )  # fmt: skip
+    assert [row[:3] for row in events] == [("charge.refunded", "recorded", ADA),
+                                           ("payment_intent.succeeded", "recorded", ADA)]  # fmt: skip
+    assert all(SUB in row[3] and "evt_basil0000003" in row[3] for row in events)
+    # Once: the link delivered again is a duplicate and attaches nothing more.
+    assert answered(client, invoice_payment_paid()) == (200, "duplicate")
+    assert [row[0] for row in recorded_against(shop)].count("subscription.payment_refunded") == 1
+    assert revenue_totals(shop) == {"one_off": Decimal(0), "recurring": cents(1900),
+                                    "refunds": cents(1900)}  # fmt: skip
+
+
+def test_a_refund_of_a_charge_paid_invoice_before_its_link_is_attached_by_it(
+    client: TestClient, shop: Shop
+) -> None:
+    renewal_paid(client)
+    # A charge alone (no payment intent) that nothing links yet: not taken for anyone's.
+    assert answered(client, charge_refunded(payment_intent=None)) == (200, "ignored")
+    assert answered(client, invoice_payment_paid(charge=CHARGE)) == (200, "recorded")
+    # Both noted by the link's event, in its transaction.
+    assert sorted(row[0] for row in recorded_against(shop)) == [
+        "subscription.invoice_payment.paid", "subscription.payment_refunded"]  # fmt: skip
+
+
+def test_a_refund_deferred_before_its_payment_is_recorded_once_when_delivered_again(
+    client: TestClient, shop: Shop
+) -> None:
+    renewal_paid(client)
+    early = charge_refunded()
+    assert answered(client, early) == (409, "deferred")
+    assert answered(client, payment_succeeded(offset=3)) == (200, "ignored")
+    # The link leaves the deferred refund to its own next delivery.
+    assert answered(client, invoice_payment_paid()) == (200, "recorded")
+    assert answered(client, early) == (200, "recorded")
+    assert [row[0] for row in recorded_against(shop)].count("subscription.payment_refunded") == 1
+    assert owner_rows(shop, "SELECT p.clerk_user_id FROM webhook_events e JOIN user_profiles p"
+                            " ON p.id = e.user_id WHERE e.subject = %s", CHARGE) == [(ADA,)]  # fmt: skip
 
 
 def test_a_payment_is_found_by_its_link_whatever_the_customers_history(
