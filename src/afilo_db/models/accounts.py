@@ -178,6 +178,9 @@ class Purchase(Base):
         ForeignKey("product_variants.id", ondelete="RESTRICT")
     )
     quantity: Mapped[int] = mapped_column(Integer, server_default="1")
+    # What the buyer paid for all `quantity` units after discounts and taxes (a Checkout
+    # Session's `amount_total`, a PaymentIntent's `amount_received`): not a unit price. The
+    # revenue report counts the same amount.
     amount: Mapped[Decimal] = mapped_column(Numeric)
     currency: Mapped[Currency]
     status: Mapped[str] = mapped_column(server_default="paid")
