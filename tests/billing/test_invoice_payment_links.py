@@ -10,7 +10,7 @@ The expected revenue is computed here from the amounts the events carry (an invo
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,8 @@ import psycopg
 from starlette.testclient import TestClient
 
 from afilo_db.analytics.reports import REPORTS, DateRange
+from afilo_db.migrate.revisions import deploy, downgrade
+from tests.analytics.conftest import stripe_event
 from tests.billing.conftest import Shop, post
 from tests.billing.providers import checkout_session, invoice, invoice_payment
 from tests.billing.test_handlers import ADA, CUSTOMER, SUB, owner_rows, signed_up
@@ -72,10 +74,10 @@ def delivered(client: TestClient, deliveries: list[Any]) -> None:
         assert post(client, delivery)[0] == 200
 
 
-def revenue_totals(shop: Shop) -> dict[str, Decimal]:
+def revenue_totals(owner_url: str) -> dict[str, Decimal]:
     """The revenue report's one-off, recurring and refund totals over the last 60 days."""
     today = date.today()
-    with psycopg.connect(shop.owner_url) as connection:
+    with psycopg.connect(owner_url) as connection:
         table = REPORTS["revenue"].run(
             connection, DateRange(today - timedelta(days=60), today + timedelta(days=1))
         )
@@ -107,7 +109,7 @@ def test_a_renewal_counts_once_in_revenue_whatever_the_order_of_its_events(
     amounts = [1900 + 100 * number for number in range(1, len(ORDERS) + 1)]
     for number, (amount, order) in enumerate(zip(amounts, ORDERS, strict=True), start=1):
         delivered(client, renewal_events(number, amount, order))
-    assert revenue_totals(shop) == {
+    assert revenue_totals(shop.owner_url) == {
         "one_off": cents(sale["amount_total"]),
         "recurring": cents(sum(amounts)),
         "refunds": Decimal(0),
@@ -147,7 +149,7 @@ def test_a_refund_between_a_payment_and_its_link_is_attached_when_the_link_arriv
     # Once: the link delivered again is a duplicate and attaches nothing more.
     assert answered(client, invoice_payment_paid()) == (200, "duplicate")
     assert [row[0] for row in recorded_against(shop)].count("subscription.payment_refunded") == 1
-    assert revenue_totals(shop) == {"one_off": Decimal(0), "recurring": cents(1900),
+    assert revenue_totals(shop.owner_url) == {"one_off": Decimal(0), "recurring": cents(1900),
                                     "refunds": cents(1900)}  # fmt: skip
 
 
@@ -188,3 +190,80 @@ def test_a_payment_is_found_by_its_link_whatever_the_customers_history(
     links = owner_rows(shop, "SELECT payment, invoice, subscription FROM stripe_invoice_payments")
     assert links == [(PAYMENT, RENEWAL, SUB)]
     assert answered(client, payment_succeeded()) == (200, "recorded")
+
+
+def invoiced_checkout_events(number: int, order: tuple[str, ...]) -> list[Any]:
+    """Checkout `number`, made with an invoice (`invoice_creation`), its events in `order`: the
+    session naming its invoice, the invoice (billing no subscription), its InvoicePayment and
+    the payment intent (which, since 2025-03-31, names no invoice)."""
+    key = f"{number:08d}"
+    session = checkout_session(f"cs_invoiced{key}", f"pi_invoiced{key}", ADA, CUSTOMER)
+    session["invoice"] = f"in_invoiced{key}"
+    amount = session["amount_total"]
+    objects = {
+        "checkout.session.completed": session,
+        "invoice.paid": {"id": f"in_invoiced{key}", "object": "invoice", "customer": CUSTOMER,
+                         "amount_paid": amount, "currency": "usd", "parent": None},
+        "invoice_payment.paid": invoice_payment(f"inpay_invoiced{key}", f"in_invoiced{key}",
+                                                amount, payment_intent=f"pi_invoiced{key}"),
+        "payment_intent.succeeded": {"id": f"pi_invoiced{key}", "object": "payment_intent",
+                                     "amount_received": amount, "currency": "usd",
+                                     "customer": CUSTOMER, "metadata": {}},
+    }  # fmt: skip
+    return [
+        sub_delivery(f"evt_invoiced{number:02d}{step}", event_type, 10 * number + step,
+                     objects[event_type])
+        for step, event_type in enumerate(order)
+    ]  # fmt: skip
+
+
+def test_a_checkout_that_made_an_invoice_counts_once_as_a_one_off_sale(
+    client: TestClient, shop: Shop
+) -> None:
+    signed_up(client)
+    kinds = ("checkout.session.completed", "invoice.paid", "invoice_payment.paid",
+             "payment_intent.succeeded")  # fmt: skip
+    orders = list(itertools.permutations(kinds))
+    for number, order in enumerate(orders, start=1):
+        delivered(client, invoiced_checkout_events(number, order))
+    sale = checkout_session("cs_invoiced00000000", "pi_invoiced00000000", ADA, CUSTOMER)
+    assert revenue_totals(shop.owner_url) == {
+        "one_off": cents(len(orders) * sale["amount_total"]),
+        "recurring": Decimal(0),
+        "refunds": Decimal(0),
+    }
+    assert owner_rows(shop, "SELECT count(*) FROM purchases WHERE status = 'paid'") == [
+        (len(orders),)]  # fmt: skip
+
+
+def test_the_revision_counts_the_events_stored_before_it_once(database_url: str) -> None:
+    downgrade(database_url, "0021_renewals_counted_once")
+    when = datetime.now(UTC) - timedelta(days=1)
+    renewal = {
+        "id": "in_stored0000001",
+        "object": "invoice",
+        "amount_paid": 1900,
+        "currency": "usd",
+        "parent": {"subscription_details": {"subscription": SUB}},
+    }
+    sale = checkout_session("cs_stored0000001", "pi_stored0000002", ADA, CUSTOMER)
+    sale["invoice"] = "in_stored0000002"
+    stored = [
+        ("invoice.paid", renewal),
+        ("payment_intent.succeeded", {"id": "pi_stored0000001", "object": "payment_intent",
+                                      "amount_received": 1900, "currency": "usd"}),
+        ("invoice_payment.paid", invoice_payment("inpay_stored00001", "in_stored0000001", 1900,
+                                                 payment_intent="pi_stored0000001")),
+        ("checkout.session.completed", sale),
+        ("invoice.paid", {"id": "in_stored0000002", "object": "invoice", "currency": "usd",
+                          "amount_paid": sale["amount_total"], "parent": None}),
+    ]  # fmt: skip
+    with psycopg.connect(database_url) as owner:
+        for number, (event_type, obj) in enumerate(stored):
+            stripe_event(owner, f"evt_stored{number:07d}", event_type, when, obj)
+    deploy(database_url)
+    assert revenue_totals(database_url) == {
+        "one_off": cents(sale["amount_total"]),
+        "recurring": cents(1900),
+        "refunds": Decimal(0),
+    }

@@ -26,7 +26,7 @@ def test_a_checkout_of_three_units_records_their_total_once(client: TestClient, 
     assert post(client, delivery)[0] == 200
     total = Decimal(3 * UNIT_PRICE_CENTS) / 100
     assert owner_rows(shop, "SELECT quantity, amount FROM purchases") == [(3, total)]
-    assert revenue_totals(shop)["one_off"] == total
+    assert revenue_totals(shop.owner_url)["one_off"] == total
 
 
 def test_events_that_waited_belong_to_their_user_once_applied(

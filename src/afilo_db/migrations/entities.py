@@ -282,7 +282,9 @@ DECLARE
   currency_code text := upper(obj ->> 'currency');
 BEGIN
   IF event.event_type = 'invoice.paid' THEN
-    kind := 'recurring';
+    kind := CASE WHEN coalesce(obj ->> 'subscription',
+                               obj #>> '{parent,subscription_details,subscription}') IS NULL
+                 THEN 'one_off' ELSE 'recurring' END;
     reference := obj ->> 'id';
     cents := obj -> 'amount_paid';
     IF jsonb_typeof(obj #> '{status_transitions,paid_at}') = 'number' THEN
@@ -305,6 +307,10 @@ BEGIN
     IF coalesce(obj ->> 'mode', 'payment') <> 'payment'
        OR obj ->> 'payment_status' IS DISTINCT FROM 'paid' THEN
       RETURN;
+    END IF;
+    IF obj ->> 'invoice' IS NOT NULL OR EXISTS (
+         SELECT FROM stripe_invoice_payments l WHERE l.payment = obj ->> 'payment_intent') THEN
+      RETURN;  -- a Checkout that made an invoice: its invoice.paid is the fact
     END IF;
     kind := 'one_off';
     reference := obj ->> 'payment_intent';

@@ -13,7 +13,11 @@ InvoicePayment (`invoice_payment.paid`, or an invoice's `payments`). A renewal's
 - The link removes the one-off fact of a payment already recorded (the payment arrived first);
   `analytics_record_stripe_payment` records none for a payment already linked (it arrived
   second). The invoice's `invoice.paid` is the fact either way.
-- The links of the events already stored, and what they remove.
+- The same holds for a Checkout that made an invoice (`invoice_creation`): a session naming its
+  invoice, or whose payment is linked to one, records nothing; and a paid invoice that bills no
+  subscription is a one-off sale, not recurring revenue.
+- The links of the events already stored, and what they remove; the facts already recorded
+  re-classified and removed as the new function would have.
 
 Frozen: SQL written here, nothing imported from afilo_db.
 
@@ -198,16 +202,72 @@ END
 $$
 """
 
-# The same with one change: a payment intent already linked to an invoice records nothing.
-NAMED_INVOICE_SKIPPED = """
+# The same with three changes: an invoice paid is a one-off sale unless it bills a
+# subscription; a payment intent already linked to an invoice, and a Checkout that names its
+# invoice or whose payment is linked to one, record nothing (the invoice's invoice.paid is the
+# fact).
+CHANGES = (
+    (
+        """
+  IF event.event_type = 'invoice.paid' THEN
+    kind := 'recurring';
+""",
+        """
+  IF event.event_type = 'invoice.paid' THEN
+    kind := CASE WHEN coalesce(obj ->> 'subscription',
+                               obj #>> '{parent,subscription_details,subscription}') IS NULL
+                 THEN 'one_off' ELSE 'recurring' END;
+""",
+    ),
+    (
+        """
     IF obj ->> 'invoice' IS NOT NULL THEN
-"""
-LINKED_INVOICE_SKIPPED = """
+""",
+        """
     IF obj ->> 'invoice' IS NOT NULL
        OR EXISTS (SELECT FROM stripe_invoice_payments l WHERE l.payment = obj ->> 'id') THEN
+""",
+    ),
+    (
+        """
+       OR obj ->> 'payment_status' IS DISTINCT FROM 'paid' THEN
+      RETURN;
+    END IF;
+""",
+        """
+       OR obj ->> 'payment_status' IS DISTINCT FROM 'paid' THEN
+      RETURN;
+    END IF;
+    IF obj ->> 'invoice' IS NOT NULL OR EXISTS (
+         SELECT FROM stripe_invoice_payments l WHERE l.payment = obj ->> 'payment_intent') THEN
+      RETURN;  -- a Checkout that made an invoice: its invoice.paid is the fact
+    END IF;
+""",
+    ),
+)
+RECORD_PAYMENT = PREVIOUS_RECORD_PAYMENT
+for before, after in CHANGES:
+    assert RECORD_PAYMENT.count(before) == 1, before
+    RECORD_PAYMENT = RECORD_PAYMENT.replace(before, after)
+
+# The facts already recorded, as the new function records them: a paid invoice that bills no
+# subscription is a one-off sale; a Checkout that names its invoice is counted by it.
+ONE_OFF_INVOICES = """
+UPDATE analytics_payments SET kind = 'one_off'
+WHERE kind = 'recurring' AND stripe_event_id IN (
+  SELECT event_id FROM webhook_events
+  WHERE provider = 'stripe' AND event_type = 'invoice.paid'
+    AND coalesce(payload::jsonb #>> '{data,object,subscription}',
+                 payload::jsonb #>> '{data,object,parent,subscription_details,subscription}')
+        IS NULL)
 """
-RECORD_PAYMENT = PREVIOUS_RECORD_PAYMENT.replace(NAMED_INVOICE_SKIPPED, LINKED_INVOICE_SKIPPED)
-assert RECORD_PAYMENT != PREVIOUS_RECORD_PAYMENT
+FORGET_INVOICED_CHECKOUTS = """
+DELETE FROM analytics_payments
+WHERE kind = 'one_off' AND reference IN (
+  SELECT payload::jsonb #>> '{data,object,payment_intent}' FROM webhook_events
+  WHERE provider = 'stripe' AND event_type = 'checkout.session.completed'
+    AND payload::jsonb #>> '{data,object,invoice}' IS NOT NULL)
+"""
 
 SECURITY_UP = (
     "ALTER TABLE stripe_invoice_payments ENABLE ROW LEVEL SECURITY",
@@ -226,11 +286,18 @@ WHERE e.provider = 'stripe' AND (e.event_type = 'invoice_payment.paid'
 ORDER BY e.occurred_at, e.event_id
 """
 
-# Back to counting a payment intent that names no invoice as a one-off sale.
-RECORD_UNNAMED_PAYMENT_INTENTS = """
+# Back to counting every paid invoice as recurring, and a payment intent that names no invoice
+# and every paid Checkout as a one-off sale.
+RECURRING_INVOICES = """
+UPDATE analytics_payments SET kind = 'recurring'
+WHERE kind = 'one_off' AND stripe_event_id IN (
+  SELECT event_id FROM webhook_events WHERE provider = 'stripe' AND event_type = 'invoice.paid')
+"""
+RECORD_UNNAMED_PAYMENTS = """
 SELECT analytics_record_stripe_payment(e) FROM webhook_events e
-WHERE e.provider = 'stripe' AND e.event_type = 'payment_intent.succeeded'
-  AND e.payload::jsonb #>> '{data,object,invoice}' IS NULL
+WHERE e.provider = 'stripe' AND (e.event_type = 'checkout.session.completed'
+  OR e.event_type = 'payment_intent.succeeded'
+     AND e.payload::jsonb #>> '{data,object,invoice}' IS NULL)
 ORDER BY e.occurred_at, e.event_id
 """
 
@@ -252,6 +319,8 @@ def upgrade() -> None:
     op.execute(LINK_PAYMENTS_OF_NEW_EVENT)
     op.execute(LINK_PAYMENTS_TRIGGER)
     op.execute(RECORD_PAYMENT)
+    op.execute(ONE_OFF_INVOICES)
+    op.execute(FORGET_INVOICED_CHECKOUTS)
     op.execute(BACKFILL)
 
 
@@ -262,4 +331,5 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION stripe_object_id(jsonb)")
     op.execute(PREVIOUS_RECORD_PAYMENT)
     op.drop_table("stripe_invoice_payments")
-    op.execute(RECORD_UNNAMED_PAYMENT_INTENTS)
+    op.execute(RECURRING_INVOICES)
+    op.execute(RECORD_UNNAMED_PAYMENTS)
