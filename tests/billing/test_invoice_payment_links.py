@@ -18,6 +18,7 @@ import psycopg
 from starlette.testclient import TestClient
 
 from afilo_db.analytics.reports import REPORTS, DateRange
+from afilo_db.billing.stripe_handlers import _PAID_SUBSCRIPTION_SQL
 from afilo_db.migrate.revisions import deploy, downgrade
 from tests.analytics.conftest import stripe_event
 from tests.billing.conftest import Shop, post
@@ -267,3 +268,20 @@ def test_the_revision_counts_the_events_stored_before_it_once(database_url: str)
         "recurring": cents(1900),
         "refunds": Decimal(0),
     }
+
+
+def test_a_payments_link_is_read_by_its_index(database_url: str) -> None:
+    # Whatever the number of stored events or links: a scan is not even considered.
+    with psycopg.connect(database_url) as owner:
+        owner.execute("SET enable_seqscan = off")
+        plan = owner.execute(
+            "EXPLAIN (FORMAT JSON) " + _PAID_SUBSCRIPTION_SQL, {"payments": [PAYMENT]}
+        ).fetchone()
+    assert plan is not None
+    scans = [node for node in _plan_nodes(plan[0][0]["Plan"]) if "Index Name" in node]
+    assert [(node["Index Name"], "(payment = ANY" in node.get("Index Cond", "")) for node in scans
+            ] == [("pk_stripe_invoice_payments", True)]  # fmt: skip
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(found for child in node.get("Plans", []) for found in _plan_nodes(child))]
