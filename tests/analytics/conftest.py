@@ -87,8 +87,10 @@ def invoice_paid(
     when: datetime,
     currency: str = "usd",
 ) -> None:
+    """A subscription's invoice paid (one that bills no subscription is a one-off sale)."""
     stripe_event(connection, f"evt_{invoice}", "invoice.paid", when,
                  {"id": invoice, "object": "invoice", "amount_paid": cents, "currency": currency,
+                  "subscription": f"sub_{invoice[3:]}",
                   "status_transitions": {"paid_at": int(when.timestamp())}})  # fmt: skip
 
 

@@ -229,7 +229,7 @@ def test_revenue_is_dated_by_when_the_customer_paid(connection: psycopg.Connecti
     paid_at = int(at("02-28", "23:59").timestamp())
     stripe_event(connection, "evt_late0000001", "invoice.paid", at("03-01", "00:05"),
                  {"id": "in_late0000001", "amount_paid": 1900, "currency": "usd",
-                  "status_transitions": {"paid_at": paid_at}})  # fmt: skip
+                  "subscription": "sub_late0000001", "status_transitions": {"paid_at": paid_at}})  # fmt: skip
     # A one-off payment made in February whose webhook is processed in April.
     payment_succeeded(connection, "pi_late0000001", 4900, at("02-27"))
     rows = by_month(run(connection, "revenue"), "one_off", "recurring")

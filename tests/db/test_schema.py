@@ -13,7 +13,7 @@ EXPECTED_TABLES = {
     "cart_items", "downloads", "purchases", "chat_conversations", "chat_messages",
     "knowledge_base", "bot_analytics", "events", "analytics_dirty_days", "analytics_rollup_state",
     "analytics_funnel_daily", "analytics_payments", "knowledge_sync_queue", "knowledge_terms",
-    "webhook_events", "webhook_refusals", "billing_settings",
+    "webhook_events", "webhook_refusals", "billing_settings", "stripe_invoice_payments",
 }  # fmt: skip
 
 # (table, a fragment the index definition must contain), as pg_indexes.indexdef prints it.

@@ -39,6 +39,7 @@ PACKAGED_CHECKSUMS = {
     "0019_mrr_by_billing_interval": "d93634388ef2025351e3a21b69040d51098bfabceb29129cb98f7480dd84f852",
     "0020_knowledge_term_counts": "163e754966614664e764e8682004991f15aabb9e0337a5258f87412c2075198d",
     "0021_renewals_counted_once": "80d408b08e4d3a68e58e5a685c0b795ab7c37c0573160b70b745da7f56691a37",
+    "0022_invoice_payment_links": "28c2f36e2df033cd487013ca4f1848cfb8bf60fc08aa4faf49c88668569009b4",
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -376,10 +376,14 @@ def _record_against_subscription(
     subscription_id: str,
     action: str,
     details: dict[str, Any],
+    *,
+    linked_payments: Sequence[str] = (),
 ) -> Result:
     """Note an invoice, payment or refund of a subscription in the audit trail, against the
     subscription and its user (who must be known: else NotYetKnownError, as for any event of a
-    user). Stripe's subscription events carry its state: an invoice changes none of it."""
+    user). Stripe's subscription events carry its state: an invoice changes none of it.
+    `linked_payments`: the payments this event links to the subscription, whose events that
+    arrived before the link are attached to it now (`_attach_earlier_events`)."""
     user_id = _locked_user(delivery, obj, subscription_id=subscription_id)
     if user_id is None:
         return ERASED
@@ -391,7 +395,66 @@ def _record_against_subscription(
         entity_id=subscription_id,
         details=details,
     )
+    if linked_payments:
+        _attach_earlier_events(delivery, user_id, subscription_id, linked_payments)
     return recorded(f"{action} against subscription {subscription_id}")
+
+
+# The events of these payments settled before their link arrived, and so recorded against no
+# subscription and no user: the payment itself (answered `ignored`), and its refunds, found by
+# the charge (a charge.refunded's subject) or by the payment intent their `payment.refunded`
+# entry names (a charge.refunded's subject is its charge). Deferred ones are not taken: their
+# provider delivers them again and the link applies them then. Each is given the user (an
+# erasure finds it) and its outcome now, once (`user_id IS NULL`), and each refund the entry
+# against the subscription that a refund arriving after its link gets. One statement, held and
+# sent with the event's last writes: no round trip of its own.
+_ATTACH_EARLIER_SQL = """
+WITH earlier AS (
+  SELECT e.id FROM webhook_events e
+  WHERE e.provider = 'stripe' AND e.subject = ANY(%(payments)s)
+    AND e.event_type IN ('payment_intent.succeeded', 'charge.refunded')
+  UNION
+  SELECT e.id FROM user_activity_log a
+  JOIN webhook_events e ON e.provider = 'stripe' AND e.event_id = a.event_id
+  WHERE a.entity_type = 'payment_intents' AND a.entity_id = ANY(%(payments)s)
+    AND a.action = 'payment.refunded'
+), attached AS (
+  UPDATE webhook_events e SET user_id = %(user)s, outcome = 'recorded',
+    reason = CASE e.event_type WHEN 'charge.refunded' THEN 'subscription.payment_refunded'
+                  ELSE 'subscription.payment_succeeded' END
+             || ' against subscription ' || %(subscription)s || ', linked by ' || %(link)s
+  FROM earlier
+  WHERE e.id = earlier.id AND e.user_id IS NULL AND e.outcome IN ('recorded', 'ignored')
+  RETURNING e.event_id, e.event_type, CAST(e.payload AS jsonb) -> 'data' -> 'object' AS obj
+)
+INSERT INTO user_activity_log (user_id, actor, action, entity_type, entity_id, details, event_id)
+SELECT %(user)s, 'stripe', 'subscription.payment_refunded', 'user_subscriptions',
+       %(subscription)s,
+       jsonb_build_object('event_type', CAST(%(event_type)s AS text), 'refund_event', a.event_id,
+                          'charge', a.obj -> 'id', 'payment_intent', a.obj -> 'payment_intent',
+                          'amount_refunded', a.obj -> 'amount_refunded'),
+       %(link)s
+FROM attached a WHERE a.event_type = 'charge.refunded'
+"""
+
+
+def _attach_earlier_events(
+    delivery: Delivery, user_id: uuid.UUID, subscription_id: str, payments: Sequence[str]
+) -> None:
+    """Attach to the subscription the events of `payments` recorded before this event linked
+    them to it (`_ATTACH_EARLIER_SQL`). The payment needs no entry of its own: the link notes
+    it."""
+    event = delivery.event
+    delivery.execute(
+        _ATTACH_EARLIER_SQL,
+        {
+            "payments": list(payments),
+            "user": user_id,
+            "subscription": subscription_id,
+            "link": event.event_id,
+            "event_type": event.event_type,
+        },
+    )
 
 
 def invoice_event(delivery: Delivery) -> Result:
@@ -435,37 +498,14 @@ def _stored_invoice_subscription(delivery: Delivery, invoice_id: Any) -> str | N
     return None if invoice is None else _invoice_subscription(invoice)
 
 
-# The invoice a payment paid, found through the stored invoice events of the payment's customer
-# that name the payment anywhere (Stripe ids are unique across objects): an InvoicePayment
-# (`invoice_payment.paid`), an invoice listing it in `payments`, or an invoice of an API before
-# 2025-03-31 naming its `payment_intent` or `charge`. Newest first, and read only until one names
-# it (OFFSET 0 keeps the test out of the ordered scan): a payment's own InvoicePayment is among
-# the customer's newest events. An InvoicePayment names its invoice by id: the invoice's own
-# newest stored event, when there is one, stands for it.
-_PAID_INVOICE_SQL = """
-WITH naming AS (
-  SELECT CAST(newest.payload AS jsonb) -> 'data' -> 'object' AS obj FROM (
-    SELECT e.payload FROM webhook_events e
-    WHERE e.provider = 'stripe' AND e.event_type LIKE 'invoice%%'
-      AND e.user_id IN (SELECT id FROM user_profiles WHERE stripe_customer_id = %(customer)s)
-    ORDER BY e.occurred_at DESC OFFSET 0) newest
-  WHERE jsonb_path_query_array(CAST(newest.payload AS jsonb) -> 'data' -> 'object', 'strict $.**')
-        ?| CAST(%(payments)s AS text[])
-  LIMIT 1
+# The subscription whose invoice a payment paid, by the links the stored invoice and
+# InvoicePayment events made (`stripe_invoice_payments`, written by their trigger): read by the
+# payment's id, whatever the customer's history; a link whose invoice's subscription is not
+# known yet (or a one-off invoice's) only when no other names one.
+_PAID_SUBSCRIPTION_SQL = (
+    "SELECT subscription FROM stripe_invoice_payments WHERE payment = ANY(%(payments)s)"
+    " ORDER BY subscription IS NULL LIMIT 1"
 )
-SELECT coalesce((
-  SELECT CAST(i.payload AS jsonb) -> 'data' -> 'object' FROM webhook_events i, naming
-  WHERE i.provider = 'stripe' AND i.subject = naming.obj ->> 'invoice'
-  ORDER BY i.occurred_at DESC LIMIT 1), (SELECT obj FROM naming))
-"""
-
-
-def _billed_invoice(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The invoice itself, or the one an InvoicePayment expands (None when it names it by id)."""
-    if obj.get("object") == "invoice_payment":
-        invoice = obj.get("invoice")
-        return invoice if isinstance(invoice, Mapping) else None
-    return obj
 
 
 def _payment_subscription(
@@ -476,12 +516,8 @@ def _payment_subscription(
     mirror stored of the invoice's payments (since, a payment no longer names its invoice)."""
     if obj.get("invoice") is not None:
         return _stored_invoice_subscription(delivery, obj.get("invoice"))
-    customer = obj.get("customer")
-    if not isinstance(customer, str):
-        return None
-    found = delivery.value(_PAID_INVOICE_SQL, {"customer": customer, "payments": payments})
-    invoice = _billed_invoice(found) if isinstance(found, Mapping) else None
-    return None if invoice is None else _invoice_subscription(invoice)
+    found = delivery.value(_PAID_SUBSCRIPTION_SQL, {"payments": payments})
+    return found if isinstance(found, str) else None
 
 
 def invoice_payment_paid(delivery: Delivery) -> Result:
@@ -509,9 +545,12 @@ def invoice_payment_paid(delivery: Delivery) -> Result:
         "amount_paid": obj.get("amount_paid"),
         "currency": obj.get("currency"),
     }
+    linked = [found for found in (payment.get("payment_intent"), payment.get("charge"))
+              if isinstance(found, str)]  # fmt: skip
     return _record_against_subscription(
-        delivery, invoice, subscription_id, f"subscription.{event.event_type}", details
-    )
+        delivery, invoice, subscription_id, f"subscription.{event.event_type}", details,
+        linked_payments=linked,
+    )  # fmt: skip
 
 
 def _record_purchase(

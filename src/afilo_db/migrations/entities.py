@@ -9,8 +9,9 @@ revisions render the same.
 
 The function bodies repeat those of the revisions (0001_baseline, 0003_knowledge, 0005_analytics,
 0006_data_rules, 0011_variant_product_status, 0016_analytics_from_billing,
-0019_mrr_by_billing_interval, 0020_knowledge_term_counts) on purpose: a revision is a frozen snapshot of
-history, this module is the schema as it should be now.
+0019_mrr_by_billing_interval, 0020_knowledge_term_counts, 0021_renewals_counted_once,
+0022_invoice_payment_links) on purpose: a revision is a frozen snapshot of history, this module is
+the schema as it should be now.
 """
 
 from __future__ import annotations
@@ -263,8 +264,9 @@ def _function(statement: str) -> PGFunction:
 FUNCTIONS += [_function(statement) for statement in security.FUNCTIONS]
 FUNCTIONS += [_function(read.create_sql) for read in reads.READ_FUNCTIONS]
 
-# The analytics functions of revision 0016: money facts from stored Stripe events, the days of
-# changed events, the references an event names.
+# The analytics functions of revisions 0016, 0021 and 0022: money facts from stored Stripe
+# events, the links from payments to the invoices they paid, the days of changed events, the
+# references an event names.
 FUNCTIONS += [
     _function(statement)
     for statement in (
@@ -280,7 +282,9 @@ DECLARE
   currency_code text := upper(obj ->> 'currency');
 BEGIN
   IF event.event_type = 'invoice.paid' THEN
-    kind := 'recurring';
+    kind := CASE WHEN coalesce(obj ->> 'subscription',
+                               obj #>> '{parent,subscription_details,subscription}') IS NULL
+                 THEN 'one_off' ELSE 'recurring' END;
     reference := obj ->> 'id';
     cents := obj -> 'amount_paid';
     IF jsonb_typeof(obj #> '{status_transitions,paid_at}') = 'number' THEN
@@ -292,7 +296,8 @@ BEGIN
         obj ->> 'subscription', obj #>> '{parent,subscription_details,subscription}')
       ORDER BY s.is_current DESC LIMIT 1));
   ELSIF event.event_type = 'payment_intent.succeeded' THEN
-    IF obj ->> 'invoice' IS NOT NULL THEN
+    IF obj ->> 'invoice' IS NOT NULL
+       OR EXISTS (SELECT FROM stripe_invoice_payments l WHERE l.payment = obj ->> 'id') THEN
       RETURN;  -- an invoice's payment: its invoice.paid is the fact
     END IF;
     kind := 'one_off';
@@ -302,6 +307,10 @@ BEGIN
     IF coalesce(obj ->> 'mode', 'payment') <> 'payment'
        OR obj ->> 'payment_status' IS DISTINCT FROM 'paid' THEN
       RETURN;
+    END IF;
+    IF obj ->> 'invoice' IS NOT NULL OR EXISTS (
+         SELECT FROM stripe_invoice_payments l WHERE l.payment = obj ->> 'payment_intent') THEN
+      RETURN;  -- a Checkout that made an invoice: its invoice.paid is the fact
     END IF;
     kind := 'one_off';
     reference := obj ->> 'payment_intent';
@@ -345,6 +354,81 @@ $$
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
   PERFORM analytics_record_stripe_payment(NEW);
+  RETURN NULL;
+END
+$$
+""",
+        """CREATE FUNCTION stripe_object_id(value jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE jsonb_typeof(value) WHEN 'string' THEN value #>> '{}'
+                                  WHEN 'object' THEN value ->> 'id' END
+$$
+""",
+        """CREATE FUNCTION billing_link_invoice_payments(event webhook_events) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  obj jsonb := event.payload::jsonb -> 'data' -> 'object';
+  invoice_object jsonb;
+  invoice_id text;
+  subscription_id text;
+BEGIN
+  IF event.event_type = 'invoice_payment.paid' THEN
+    invoice_object := CASE WHEN jsonb_typeof(obj -> 'invoice') = 'object' THEN obj -> 'invoice' END;
+    invoice_id := stripe_object_id(obj -> 'invoice');
+  ELSE
+    invoice_object := obj;
+    invoice_id := obj ->> 'id';
+  END IF;
+  IF invoice_id IS NULL THEN
+    RETURN;  -- not an invoice's payment this can place; the handler judges the event itself
+  END IF;
+  subscription_id := coalesce(
+    stripe_object_id(invoice_object -> 'subscription'),
+    stripe_object_id(invoice_object #> '{parent,subscription_details,subscription}'));
+  IF subscription_id IS NULL AND invoice_object IS NULL THEN
+    -- An InvoicePayment names its invoice by id: the invoice's own stored event says whose.
+    SELECT coalesce(
+             stripe_object_id(i.payload::jsonb #> '{data,object,subscription}'),
+             stripe_object_id(i.payload::jsonb
+                              #> '{data,object,parent,subscription_details,subscription}'))
+      INTO subscription_id
+    FROM webhook_events i
+    WHERE i.provider = 'stripe' AND i.subject = invoice_id AND i.event_type LIKE 'invoice.%'
+    ORDER BY i.occurred_at DESC LIMIT 1;
+  ELSIF subscription_id IS NOT NULL THEN
+    -- Payments linked to the invoice by id before any event said whose it is.
+    UPDATE stripe_invoice_payments SET subscription = subscription_id
+    WHERE stripe_invoice_payments.invoice = invoice_id
+      AND stripe_invoice_payments.subscription IS NULL;
+  END IF;
+  -- An InvoicePayment's `payment`; an invoice's `payments` (2025-03-31 on) or its
+  -- `payment_intent` and `charge` (before).
+  WITH named AS (
+    SELECT DISTINCT stripe_object_id(value) AS payment FROM (
+      SELECT obj #> '{payment,payment_intent}' UNION ALL SELECT obj #> '{payment,charge}'
+      UNION ALL SELECT obj -> 'payment_intent' UNION ALL SELECT obj -> 'charge'
+      UNION ALL SELECT jsonb_path_query(obj, 'lax $.payments.data[*].payment.payment_intent')
+      UNION ALL SELECT jsonb_path_query(obj, 'lax $.payments.data[*].payment.charge')
+    ) AS found(value)
+  ), linked AS (
+    INSERT INTO stripe_invoice_payments (payment, invoice, subscription, stripe_event_id)
+    SELECT named.payment, invoice_id, subscription_id, event.event_id
+    FROM named WHERE named.payment IS NOT NULL
+    ON CONFLICT ON CONSTRAINT pk_stripe_invoice_payments DO UPDATE
+      SET subscription = coalesce(stripe_invoice_payments.subscription, excluded.subscription)
+    RETURNING stripe_invoice_payments.payment
+  )
+  -- A payment that arrived before its link was counted as a one-off sale: its invoice's
+  -- invoice.paid is the fact.
+  DELETE FROM analytics_payments p USING linked
+  WHERE p.kind = 'one_off' AND p.reference = linked.payment;
+END
+$$
+""",
+        """CREATE FUNCTION billing_link_invoice_payments_of_new_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  PERFORM billing_link_invoice_payments(NEW);
   RETURN NULL;
 END
 $$

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     Interval,
     Numeric,
+    PrimaryKeyConstraint,
     UniqueConstraint,
     text,
 )
@@ -177,6 +178,9 @@ class Purchase(Base):
         ForeignKey("product_variants.id", ondelete="RESTRICT")
     )
     quantity: Mapped[int] = mapped_column(Integer, server_default="1")
+    # What the buyer paid for all `quantity` units after discounts and taxes (a Checkout
+    # Session's `amount_total`, a PaymentIntent's `amount_received`): not a unit price. The
+    # revenue report counts the same amount.
     amount: Mapped[Decimal] = mapped_column(Numeric)
     currency: Mapped[Currency]
     status: Mapped[str] = mapped_column(server_default="paid")
@@ -360,3 +364,25 @@ class BillingSettings(Base):
         Interval, server_default=text(f"'{rules.PAST_DUE_GRACE_DEFAULT_DAYS} days'::interval")
     )
     updated_at: Mapped[UpdatedAt]
+
+
+class StripeInvoicePayment(Base):
+    """Which payment (`pi_...`, or `ch_...` for an invoice paid by a charge alone) paid which
+    invoice, and the invoice's subscription once an event of the invoice says it. Since Stripe's
+    API 2025-03-31 a payment names no invoice: the link is an InvoicePayment. Written by a
+    trigger on `webhook_events` from every stored `invoice_payment.paid` and `invoice.*` event
+    (revision 0022), so that it exists whatever the order of arrival and whatever the handler
+    answered; the handlers and the revenue facts read it by the payment's id."""
+
+    __tablename__ = "stripe_invoice_payments"
+    __table_args__ = (
+        PrimaryKeyConstraint("payment", "invoice"),
+        # Payments linked by id before the invoice's own event named its subscription.
+        Index("ix_stripe_invoice_payments_invoice", "invoice"),
+    )
+
+    payment: Mapped[str]
+    invoice: Mapped[str]
+    subscription: Mapped[str | None]
+    # The event that stated the link.
+    stripe_event_id: Mapped[str]

@@ -273,6 +273,9 @@ TABLES: Final[tuple[TableSecurity, ...]] = (
             "analytics_funnel_daily",
             # Written by the trigger on webhook_events (revision 0016), as its owner.
             "analytics_payments",
+            # Written by the trigger on webhook_events (revision 0022), as its owner; read by
+            # the Stripe handlers.
+            "stripe_invoice_payments",
         )
     ),
     # Unpublished products (and what hangs off them) exist only for the service context.
