@@ -3,14 +3,18 @@ posted to the real endpoint by 8 concurrent senders, against a raw psycopg basel
 the same writes with as many concurrent connections, both measured in the same run on the same
 events.
 
-- endpoint: `afilo-db`'s webhook app under uvicorn (one worker, in a process of its own, as it
-  is served), on the service role's login with a pool of 8 connections, as many as the
-  baseline's; the senders post from this process and retry a 409 or 500 as the providers do
-  (`tests.billing.providers.deliver_all`). Twice a round: `endpoint` posted by httpx clients,
-  `endpoint_socket` by HTTP/1.1 written on a socket by hand. In production the senders are
-  Stripe's and Clerk's machines; here they share the endpoint's cores, and httpx spends a CPU
-  share that is the benchmark's, not the endpoint's: the socket sender's ratio is the truer
-  measure of the endpoint, httpx's the more cautious.
+- endpoint: `afilo-db webhooks serve` as an operator runs it (its default processes, one a
+  core up to 4: 2 on a two-core machine), on the service role's login with DB_POOL_SIZE = 8 as
+  docs/stripe-events.md says to size it for 8 senders (at most 8 deliveries are in flight, so
+  at most 8 connections are busy at once, as many as the baseline's); the senders post from
+  this process and retry a 409 or 500 as the providers do (`tests.billing.providers.
+  deliver_all`). Three times a round: `endpoint` posted by httpx clients, `endpoint_socket` by
+  HTTP/1.1 written on a socket by hand, and `endpoint_socket_one_process` so with
+  `--workers 1`. In production the senders are Stripe's and Clerk's machines; here they share
+  the endpoint's cores, and httpx spends a CPU share that is the benchmark's, not the
+  endpoint's: the socket sender's ratio is the truer measure of the endpoint, httpx's the more
+  cautious. Each run also reports the CPU its server processes spent an event, which the load
+  of a shared machine does not change.
 - baseline: 8 threads, a psycopg connection each, one transaction per event holding the writes
   the handler makes for it: the event row (with its user and outcome), the mirror rows it
   changes (`user_profiles`, `user_subscriptions`, `purchases`) and its `user_activity_log`
@@ -38,11 +42,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import queue
 import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +57,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import uvicorn
 from sqlalchemy.orm import Session
 from tests.billing.providers import (
     CLERK_SECRET,
@@ -64,10 +69,8 @@ from tests.billing.providers import (
     stock_catalog,
 )
 
-from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
 from afilo_db.billing.ingest import ingest
 from afilo_db.billing.verification import verify_clerk, verify_stripe
-from afilo_db.config import Settings
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.urls import libpq_url
@@ -76,10 +79,14 @@ from bench.common import fresh_database, report, scratch_server
 
 TEMPLATE = "bench_webhooks_template"
 SENDERS = 8
-# The endpoint's runs by what posts to it: httpx, as a Python back end posts, and a socket
-# written to by hand, whose CPU (on the endpoint's cores here, on Stripe's and Clerk's in
-# production) is next to none.
-SENDERS_BY_RUN = {"endpoint": httpx_sender, "endpoint_socket": socket_sender}
+# The endpoint's runs: what posts to it (httpx, as a Python back end posts, or a socket written
+# to by hand, whose CPU, on the endpoint's cores here and on Stripe's and Clerk's in production,
+# is next to none) and the `--workers` it is served with (None: the command's default).
+ENDPOINT_RUNS: dict[str, tuple[Callable[[str], Any], int | None]] = {
+    "endpoint": (httpx_sender, None),
+    "endpoint_socket": (socket_sender, None),
+    "endpoint_socket_one_process": (socket_sender, 1),
+}
 
 Write = tuple[str, tuple[Any, ...]]
 
@@ -316,48 +323,97 @@ def _library(service_url: str, events: list[Delivery]) -> float:
         engine.dispose()
 
 
-def _serve(service_url: str, port: int, secrets: WebhookSecrets) -> None:
-    """The endpoint as `afilo-db webhooks serve` runs it, in the process this is started in,
-    with as many connections as the baseline opens (DB_POOL_SIZE = SENDERS: with the default 5,
-    three of the eight senders' deliveries wait for a connection that the baseline never
-    lacks; docs/stripe-events.md says to size the pool so)."""
-    engine = create_app_engine(service_url, Settings(db_pool_size=SENDERS))
-    app = create_webhook_app(engine, secrets)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+def _tree_cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) that a process and those it started have used, from
+    /proc: `webhooks serve` and its worker processes."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The fields after the command's closing parenthesis: state, then the parent.
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+            except (OSError, IndexError, ValueError):
+                continue  # ended while listed
+    tree, grown = {pid}, True
+    while grown:
+        children = {child for child, parent in parents.items() if parent in tree}
+        grown = not children <= tree
+        tree |= children
+    seconds = 0.0
+    for member in tree:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
-def _cpu_seconds(pid: int) -> float:
-    """The CPU time a process has used (user and system), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _wait_until_serving(server: subprocess.Popen[bytes], port: int) -> None:
+    """Until the endpoint answers and its processes are done starting: with several workers
+    the port takes connections before every worker has imported the app."""
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                probe.sendall(b"GET /webhooks/stripe HTTP/1.1\r\nHost: bench\r\n\r\n")
+                if probe.recv(64).startswith(b"HTTP/1.1 405"):
+                    break
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError("the endpoint's server ended before it listened") from None
+            time.sleep(0.05)
+    idle_since = _tree_cpu_seconds(server.pid)
+    while True:
+        time.sleep(0.3)
+        used = _tree_cpu_seconds(server.pid)
+        if used - idle_since < 0.02:
+            return
+        idle_since = used
 
 
 def _endpoint(
-    service_url: str, events: list[Delivery], port: int, sender: Callable[[str], Any]
+    owner_url: str,
+    service_url: str,
+    events: list[Delivery],
+    port: int,
+    run: tuple[Callable[[str], Any], int | None],
 ) -> tuple[float, int, float]:
-    """Seconds, posts, and the endpoint process's CPU seconds an event."""
-    server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(service_url, port, WebhookSecrets(STRIPE_SECRET, CLERK_SECRET))
-    )
-    server.start()
-    try:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                if not server.is_alive():
-                    raise RuntimeError("the endpoint's server ended before it listened") from None
-                time.sleep(0.05)
-        assert server.pid is not None
-        cpu_before = _cpu_seconds(server.pid)
-        started = time.perf_counter()
-        posts = deliver_all(f"http://127.0.0.1:{port}", events, SENDERS, sender)
-        elapsed = time.perf_counter() - started
-        return elapsed, posts, (_cpu_seconds(server.pid) - cpu_before) / len(events)
-    finally:
-        server.terminate()
-        server.join()
+    """Seconds, posts, and the CPU seconds an event of the endpoint's processes, served by
+    `afilo-db webhooks serve` in a process of its own, with a pool of SENDERS connections a
+    process (with the default 5, three of the eight senders' deliveries would wait for a
+    connection that the baseline never lacks; docs/stripe-events.md says to size the pool so)."""
+    sender, workers = run
+    environment = {
+        **os.environ,
+        "DATABASE_URL": owner_url,
+        "SERVICE_DATABASE_URL": service_url,
+        "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+        "CLERK_WEBHOOK_SECRET": CLERK_SECRET,
+        "DB_POOL_SIZE": str(SENDERS),
+    }
+    command = [sys.executable, "-m", "afilo_db", "webhooks", "serve", "--port", str(port)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    # Its log (a line a delivery, as served) goes to a file, read back if it fails.
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(command, env=environment, stdout=log, stderr=log)
+        try:
+            _wait_until_serving(server, port)
+            cpu_before = _tree_cpu_seconds(server.pid)
+            started = time.perf_counter()
+            posts = deliver_all(f"http://127.0.0.1:{port}", events, SENDERS, sender)
+            elapsed = time.perf_counter() - started
+            cpu = (_tree_cpu_seconds(server.pid) - cpu_before) / len(events)
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            server.terminate()
+            server.wait()
+    return elapsed, posts, cpu
 
 
 def _measure(
@@ -373,7 +429,9 @@ def _measure(
     elif name == "library":
         seconds = _library(service_url, events)
     else:
-        seconds, extra["posts"], cpu = _endpoint(service_url, events, port, SENDERS_BY_RUN[name])
+        seconds, extra["posts"], cpu = _endpoint(
+            url, service_url, events, port, ENDPOINT_RUNS[name]
+        )
         extra["process_cpu_ms_per_event"] = round(cpu * 1000, 2)
     with psycopg.connect(url) as check:
         stored = check.execute(
@@ -400,8 +458,9 @@ def main() -> None:
         # applied: the endpoint defers them (409), the baseline's plain writes would collide.
         parser.error(f"--users: at least {4 * SENDERS}")
     figures: dict[str, Any] = {"users": options.users, "senders": SENDERS}
-    rates: dict[str, list[float]] = {name: [] for name in ("baseline", *SENDERS_BY_RUN, "library")}
-    ratios: dict[str, list[float]] = {name: [] for name in SENDERS_BY_RUN}
+    rates: dict[str, list[float]] = {name: [] for name in ("baseline", *ENDPOINT_RUNS, "library")}
+    ratios: dict[str, list[float]] = {name: [] for name in ENDPOINT_RUNS}
+    cpu: dict[str, list[float]] = {name: [] for name in ENDPOINT_RUNS}
     with scratch_server("webhooks") as server:
         template_url = fresh_database(server, TEMPLATE)
         stock_catalog(template_url)
@@ -410,7 +469,7 @@ def main() -> None:
             admin.execute(login_password_sql(admin, password, SERVICE_ROLE))
         # The baseline and the endpoint alternate, round after round, so that the load of a
         # shared machine moves both alike; the library (a reference) runs once, at the end.
-        plan = [*(["baseline", *SENDERS_BY_RUN] * options.rounds), "library"]
+        plan = [*(["baseline", *ENDPOINT_RUNS] * options.rounds), "library"]
         for name in plan:
             # Events are signed when made: each run gets its own, inside the five minutes.
             events = _in_order_of_occurrence(marketplace_events(options.users))
@@ -418,6 +477,7 @@ def main() -> None:
             rates[name].append(len(events) / seconds)
             if name in ratios:
                 ratios[name].append(rates[name][-1] / rates["baseline"][-1])
+                cpu[name].append(extra["process_cpu_ms_per_event"])
             figures[f"{name}_last_run"] = extra
     figures["events"] = len(events)
     for name, measured in rates.items():
@@ -426,6 +486,7 @@ def main() -> None:
     for name, measured in ratios.items():
         figures[f"{name}_throughput_vs_baseline"] = [round(ratio, 2) for ratio in measured]
         figures[f"{name}_throughput_vs_baseline_median"] = round(statistics.median(measured), 2)
+        figures[f"{name}_cpu_ms_per_event"] = cpu[name]
     figures["load_average"] = os.getloadavg()
     report("webhooks", figures)
 

@@ -4,10 +4,18 @@ same table contents as the same events applied once, in order."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx2
 import psycopg
 from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
@@ -16,7 +24,13 @@ from afilo_db.billing.endpoint import create_webhook_app
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from tests.billing.conftest import SECRETS, Shop, open_shop, post
-from tests.billing.providers import deliver_all, marketplace_events
+from tests.billing.providers import (
+    CLERK_SECRET,
+    STRIPE_SECRET,
+    deliver_all,
+    marketplace_events,
+    socket_sender,
+)
 from tests.conftest import create_database, drop_database
 
 # Every table the events write, as natural keys and values (generated ids and times left out).
@@ -103,3 +117,57 @@ def test_a_burst_of_deliveries_uses_no_more_connections_than_the_pool_keeps(
     with psycopg.connect(shop.owner_url) as owner:
         stored = owner.execute("SELECT count(*) FROM webhook_events").fetchone()
     assert stored == (len(events),)
+
+
+def _worker_processes(pid: int) -> set[int]:
+    """The processes `pid` started with multiprocessing's spawn (not its resource tracker)."""
+    workers = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # ended while listed
+            # The fields after the command's closing parenthesis: state, then the parent's pid.
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                workers.add(int(entry.name))
+    return workers
+
+
+def test_two_server_processes_apply_each_delivery_once(shop: Shop) -> None:
+    """`webhooks serve --workers 2`: two processes share the port, each with a pool of its own;
+    concurrent deliveries, each delivered twice at once, end as on one, and stopping it stops
+    both."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, "DATABASE_URL": shop.owner_url,
+                   "SERVICE_DATABASE_URL": shop.service_url,
+                   "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "CLERK_WEBHOOK_SECRET": CLERK_SECRET}  # fmt: skip
+    served = subprocess.Popen(
+        [sys.executable, "-m", "afilo_db", "webhooks", "serve", "--port", str(port),
+         "--workers", "2"],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until the port takes connections: the first worker to start listens
+            with contextlib.suppress(httpx2.TransportError):
+                if httpx2.get(f"http://127.0.0.1:{port}/webhooks/stripe").status_code == 405:
+                    break
+            assert served.poll() is None, served.communicate()
+            assert time.monotonic() < deadline, "not listening"
+            time.sleep(0.1)
+        workers = _worker_processes(served.pid)
+        assert len(workers) == 2
+        # Step by step, the users interleaved, each event posted twice at once: the two copies
+        # go out on two senders' connections, which the kernel hands to either process.
+        events = sorted(marketplace_events(6, tag="w"), key=lambda delivery: delivery.event_id[-3:])
+        twice = [delivery for delivery in events for _ in range(2)]
+        deliver_all(f"http://127.0.0.1:{port}", twice, sender=socket_sender)
+    finally:
+        served.terminate()
+        _, logged = served.communicate(timeout=30)
+    assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
+    stored = contents(shop.owner_url)
+    assert {table: len(rows) for table, rows in stored.items()} == {
+        "user_profiles": 6, "user_subscriptions": 24, "purchases": 6, "webhook_events": 60}  # fmt: skip
+    # Every process logs its deliveries, one line each.
+    assert all(f" {delivery.event_id} " in logged for delivery in events), logged

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import stripe
+import uvicorn
 from starlette.testclient import TestClient
 
 from afilo_db.billing.endpoint import MAX_BODY_BYTES, create_webhook_app
@@ -153,3 +154,19 @@ def test_a_500_logs_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
     assert status == 500
     failed = [r for r in caplog.records if r.levelno == logging.ERROR and r.exc_info]
     assert failed and "evt_verify000001" in failed[0].getMessage()
+
+
+def test_uvicorn_serves_the_endpoint_with_httptools_and_uvloop() -> None:
+    # `webhooks serve` leaves uvicorn's choice to "auto", which falls back to h11 and asyncio's
+    # pure-Python loop without a word when either package is missing.
+    engine = create_app_engine("postgresql://nobody@127.0.0.1:1/never_connected")
+    config = uvicorn.Config(create_webhook_app(engine, SECRETS))
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    loop_factory = config.get_loop_factory()
+    assert loop_factory is not None
+    loop = loop_factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import sys
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ import typer
 import uvicorn
 from rich.table import Table
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 
 from afilo_db.billing import endpoint
 from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
@@ -38,12 +41,50 @@ def _log_each_delivery() -> None:
     delivery_log.setLevel(logging.INFO)
 
 
+def _secrets() -> WebhookSecrets:
+    settings = get_settings()
+    return WebhookSecrets(
+        stripe=settings.stripe_webhook_secret.get_secret_value()
+        if settings.stripe_webhook_secret
+        else None,
+        clerk=settings.clerk_webhook_secret.get_secret_value()
+        if settings.clerk_webhook_secret
+        else None,
+    )
+
+
+def worker_app() -> Starlette:
+    """The endpoint as each process of `webhooks serve` builds it, on a pool of its own: uvicorn
+    imports this by name in every worker process, where an app cannot be handed over."""
+    engine = create_app_engine(login.service_url(resolve_target(check_version=False)))
+    atexit.register(engine.dispose)
+    _log_each_delivery()
+    return create_webhook_app(engine, _secrets())
+
+
+# One interpreter serves HTTP, verifies and runs the handlers' Python for every delivery: on a
+# busy endpoint it holds one core whatever the database could take (docs/benchmarks.md,
+# "Webhooks"). A process a core, up to a few: each keeps its own pool of DB_POOL_SIZE
+# connections, which a database with a low connection limit must allow for.
+DEFAULT_WORKERS = min(4, len(os.sched_getaffinity(0)))
+
+
 @webhooks_app.command("serve")
 def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8787,
     host: Annotated[
         str, typer.Option(help="Address to listen on. Anything but 127.0.0.1 exposes it.")
     ] = LOOPBACK,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port, each with a pool of DB_POOL_SIZE "
+            "connections to the database. Default: one a CPU core this process may use, at "
+            "most 4.",
+            show_default=False,
+        ),
+    ] = DEFAULT_WORKERS,
 ) -> None:
     """Receive Stripe events on POST /webhooks/stripe and Clerk events on POST /webhooks/clerk
     until Ctrl-C, as the service role (SERVICE_DATABASE_URL, or the embedded server's).
@@ -55,31 +96,26 @@ def serve(
     """
     with reported_errors():
         require_free_port(host, port)
-        settings = get_settings()
-        secrets = WebhookSecrets(
-            stripe=settings.stripe_webhook_secret.get_secret_value()
-            if settings.stripe_webhook_secret
-            else None,
-            clerk=settings.clerk_webhook_secret.get_secret_value()
-            if settings.clerk_webhook_secret
-            else None,
-        )
+        secrets = _secrets()
         if secrets.stripe is None and secrets.clerk is None:
             raise ValidationError(
                 {"STRIPE_WEBHOOK_SECRET": "set it, or CLERK_WEBHOOK_SECRET, or both"}
             )
-        engine = create_app_engine(login.service_url(resolve_target()))
-        try:
-            app = create_webhook_app(engine, secrets)
-            for provider, secret in (("stripe", secrets.stripe), ("clerk", secrets.clerk)):
-                state = "" if secret else " (no secret: refused)"
-                console.print(f"{provider}: http://{host}:{port}/webhooks/{provider}{state}")
-            if host != LOOPBACK:
-                errors.print(f"[bold yellow]warning:[/] listening on {host}, not only this machine")
-            _log_each_delivery()
-            uvicorn.run(app, host=host, port=port, log_level="warning")
-        finally:
-            engine.dispose()
+        # Checked here, once, so that a missing service login fails before a URL is printed.
+        login.service_url(resolve_target())
+        for provider, secret in (("stripe", secrets.stripe), ("clerk", secrets.clerk)):
+            state = "" if secret else " (no secret: refused)"
+            console.print(f"{provider}: http://{host}:{port}/webhooks/{provider}{state}")
+        if host != LOOPBACK:
+            errors.print(f"[bold yellow]warning:[/] listening on {host}, not only this machine")
+        uvicorn.run(
+            f"{__name__}:{worker_app.__name__}",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
 
 
 WAITING = ("provider", "event_id", "event_type", "outcome", "attempts", "received_at", "reason")
