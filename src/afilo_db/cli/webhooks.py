@@ -66,7 +66,11 @@ def worker_app() -> Starlette:
 # busy endpoint it holds one core whatever the database could take (docs/benchmarks.md,
 # "Webhooks"). A process a core, up to a few: each keeps its own pool of DB_POOL_SIZE
 # connections, which a database with a low connection limit must allow for.
-DEFAULT_WORKERS = min(4, len(os.sched_getaffinity(0)))
+DEFAULT_WORKERS = min(
+    4,
+    # The cores this process may use where the platform says (Linux), else the machine's.
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+)
 
 
 @webhooks_app.command("serve")
