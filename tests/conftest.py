@@ -137,8 +137,8 @@ def server(isolated_environment: Path) -> Iterator[EmbeddedServer]:
 
 def maintenance_of(server: EmbeddedServer) -> psycopg.Connection[Any]:
     """This process's maintenance connection to `server`, opened once and kept: every test
-    creates and drops a database, and a connection opened after a CREATE or DROP DATABASE costs
-    the server far more CPU than the statement itself (docs/benchmarks.md, "The test suite")."""
+    creates and drops a database, and a connection for each statement is a password exchange on
+    the client and a new server process each time (docs/benchmarks.md, "The test suite")."""
     url = server.url("postgres")
     connection = _maintenance_connections.get(url)
     if connection is None or connection.closed:
