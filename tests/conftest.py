@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -64,6 +65,9 @@ SHARED_VECTORS_VARIABLE = "AFILO_TEST_SHARED_VECTORS"
 # Durability is worth nothing for throw-away test data; speed is.
 TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _database_numbers = itertools.count()
+# Each test process's open maintenance connection to each server it clones and drops databases on
+# (`maintenance_of`), by the server's URL.
+_maintenance_connections: dict[str, psycopg.Connection[Any]] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,20 +124,43 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 def server(isolated_environment: Path) -> Iterator[EmbeddedServer]:
     external = os.environ.get(EXTERNAL_SERVER_VARIABLE)
     if external:
-        yield ExternalServer(external, isolated_environment / "server")
+        shared = ExternalServer(external, isolated_environment / "server")
+        yield shared
+        close_maintenance(shared)
         return
     embedded = EmbeddedServer(isolated_environment / "server")
     embedded.start(settings=TEST_SERVER_SETTINGS)
     yield embedded
+    close_maintenance(embedded)
     embedded.destroy()
 
 
+def maintenance_of(server: EmbeddedServer) -> psycopg.Connection[Any]:
+    """This process's maintenance connection to `server`, opened once and kept: every test
+    creates and drops a database, and a connection for each statement is a password exchange on
+    the client and a new server process each time (docs/benchmarks.md, "The test suite")."""
+    url = server.url("postgres")
+    connection = _maintenance_connections.get(url)
+    if connection is None or connection.closed:
+        connection = databases.maintenance_connection(url)
+        _maintenance_connections[url] = connection
+    return connection
+
+
+def close_maintenance(server: EmbeddedServer) -> None:
+    connection = _maintenance_connections.pop(server.url("postgres"), None)
+    if connection is not None:
+        connection.close()
+
+
 def create_database(server: EmbeddedServer, name: str, template: str | None = None) -> str:
-    return databases.create_database(server.url("postgres"), name, template=template)
+    return databases.create_database(
+        server.url("postgres"), name, template=template, maintenance=maintenance_of(server)
+    )
 
 
 def drop_database(server: EmbeddedServer, name: str) -> None:
-    databases.drop_database(server.url("postgres"), name)
+    databases.drop_database(server.url("postgres"), name, maintenance=maintenance_of(server))
 
 
 @pytest.fixture(scope="session")

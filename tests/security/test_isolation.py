@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from afilo_db.security import as_user
@@ -77,15 +77,38 @@ def statement(
     return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values
 
 
-def snapshot(owner_url: str) -> dict[str, str]:
+def snapshot(owner: psycopg.Connection[Any]) -> dict[str, str]:
     """Every private table's content, as the owner sees it."""
-    with psycopg.connect(owner_url) as connection:
-        return {
-            table: str(connection.execute(
-                f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '')"
-                f" FROM {table} t").fetchone())
-            for table in PRIVATE_TABLES
-        }  # fmt: skip
+    return {
+        table: str(owner.execute(
+            f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '')"
+            f" FROM {table} t").fetchone())
+        for table in PRIVATE_TABLES
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def owner(marketplace: Marketplace) -> Iterator[psycopg.Connection[Any]]:
+    """The owner's connection for the module's snapshots; autocommit, so that each snapshot sees
+    what the tests before it committed."""
+    with psycopg.connect(marketplace.owner_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="module")
+def app_engines() -> Iterator[Callable[[str], Engine]]:
+    """The application role's engine for a route's URL, made once per module: the engine's pool
+    is a NullPool, so each test still acts on a connection (a session) of its own."""
+    made: dict[str, Engine] = {}
+
+    def engine_for(url: str) -> Engine:
+        if url not in made:
+            made[url] = app_engine(url)
+        return made[url]
+
+    yield engine_for
+    for engine in made.values():
+        engine.dispose()
 
 
 @pytest.fixture(params=ROUTES)
@@ -109,13 +132,18 @@ def acting(connection: Connection, actor: str, market: Marketplace) -> Iterator[
 @pytest.mark.parametrize("command", ALL_COMMANDS)
 @pytest.mark.parametrize("table", PRIVATE_TABLES)
 def test_nobody_reaches_another_users_rows(
-    marketplace: Marketplace, app_url: str, table: str, command: Command, actor: str
+    marketplace: Marketplace,
+    owner: psycopg.Connection[Any],
+    app_engines: Callable[[str], Engine],
+    app_url: str,
+    table: str,
+    command: Command,
+    actor: str,
 ) -> None:
-    before = snapshot(marketplace.owner_url)
+    before = snapshot(owner)
     sql, parameters = statement(command, table, marketplace.bob, marketplace)
-    engine = app_engine(app_url)
     try:
-        with engine.connect() as connection:
+        with app_engines(app_url).connect() as connection:
             with acting(connection, actor, marketplace):
                 result = connection.execute(text(sql), parameters)
                 if command == "SELECT":
@@ -127,9 +155,7 @@ def test_nobody_reaches_another_users_rows(
         # Refused: by a missing grant or by a policy (both SQLSTATE 42501), nothing else.
         if not isinstance(error.orig, psycopg.errors.InsufficientPrivilege):
             raise
-    finally:
-        engine.dispose()
-    assert snapshot(marketplace.owner_url) == before
+    assert snapshot(owner) == before
 
 
 def _own_commands(table: str) -> tuple[Command, ...]:
@@ -141,23 +167,23 @@ def _own_commands(table: str) -> tuple[Command, ...]:
     [(table, command) for table in PRIVATE_TABLES for command in _own_commands(table)],
 )
 def test_each_user_reaches_their_own_rows(
-    marketplace: Marketplace, app_url: str, table: str, command: Command
+    marketplace: Marketplace,
+    app_engines: Callable[[str], Engine],
+    app_url: str,
+    table: str,
+    command: Command,
 ) -> None:
     """The other side of the matrix: the same statements on Bob's rows, as Bob, do their work
     (in a transaction rolled back, so the matrix's data stays)."""
     bob = marketplace.bob
     sql, parameters = statement(command, table, bob, marketplace)
-    engine = app_engine(app_url)
-    try:
-        with engine.connect() as connection, as_user(connection, bob.clerk_user_id):
-            result = connection.execute(text(sql), parameters)
-            if command == "SELECT":
-                assert sorted(row[0] for row in result) == sorted(bob.rows[table])
-            else:
-                assert result.rowcount >= 1
-            connection.rollback()
-    finally:
-        engine.dispose()
+    with app_engines(app_url).connect() as connection, as_user(connection, bob.clerk_user_id):
+        result = connection.execute(text(sql), parameters)
+        if command == "SELECT":
+            assert sorted(row[0] for row in result) == sorted(bob.rows[table])
+        else:
+            assert result.rowcount >= 1
+        connection.rollback()
 
 
 def test_the_matrix_covers_every_private_table(marketplace: Marketplace) -> None:

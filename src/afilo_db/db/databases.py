@@ -7,7 +7,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -34,15 +34,29 @@ def maintenance_connection(url: str) -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(with_database(url, MAINTENANCE_DATABASE), autocommit=True)
 
 
+def _on_maintenance(
+    url: str, maintenance: psycopg.Connection[Any] | None
+) -> AbstractContextManager[psycopg.Connection[Any]]:
+    """The caller's open maintenance connection, left open, or a new one closed after use."""
+    return nullcontext(maintenance) if maintenance is not None else maintenance_connection(url)
+
+
 def database_exists(url: str, name: str) -> bool:
     with maintenance_connection(url) as connection:
         row = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         return row.fetchone() is not None
 
 
-def create_database(url: str, name: str, *, template: str | None = None) -> str:
+def create_database(
+    url: str,
+    name: str,
+    *,
+    template: str | None = None,
+    maintenance: psycopg.Connection[Any] | None = None,
+) -> str:
     """Create database `name` on the server of `url`, empty (from template0) or as a copy of
-    `template` (which nobody may be connected to); its URL."""
+    `template` (which nobody may be connected to); its URL. `maintenance`: an open
+    `maintenance_connection` of that server to run it on, for a caller that creates many."""
     if not DATABASE_NAME_PATTERN.match(name):
         raise ValidationError(
             {"into": "a database name: 1 to 63 letters, digits or _, not starting with a digit"}
@@ -53,7 +67,7 @@ def create_database(url: str, name: str, *, template: str | None = None) -> str:
     if template is not None:
         # A copy of the files: for small databases far faster than WAL-logging every block.
         statement += sql.SQL(" STRATEGY FILE_COPY")
-    with maintenance_connection(url) as connection:
+    with _on_maintenance(url, maintenance) as connection:
         try:
             connection.execute(statement)
         except psycopg.errors.DuplicateDatabase as exc:
@@ -83,9 +97,12 @@ def copy_database(url: str, name: str, lock_wait_timeout: str | None = None) -> 
     return "pg_dump | pg_restore"
 
 
-def drop_database(url: str, name: str) -> None:
-    """Drop database `name` if it exists, disconnecting its sessions."""
-    with maintenance_connection(url) as connection:
+def drop_database(
+    url: str, name: str, *, maintenance: psycopg.Connection[Any] | None = None
+) -> None:
+    """Drop database `name` if it exists, disconnecting its sessions. `maintenance`: as for
+    `create_database`."""
+    with _on_maintenance(url, maintenance) as connection:
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
