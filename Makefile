@@ -32,10 +32,15 @@ system-packages:
 
 # Three workers on two cores: most of a test's time is spent waiting on PostgreSQL, a browser or a
 # subprocess; two kept the cores half idle, five contended for them (timings: docs/benchmarks.md).
-# A scratch folder of this checkout's own: pytest prunes old runs in the shared one, which
-# would pull the data directory from under another checkout's running test server.
+# A scratch folder of this checkout's own (pytest prunes old runs in the shared one, which
+# would pull the data directory from under another checkout's running test server), in memory
+# where there is room (scripts/test-scratch.sh). Removed after a run that passed; kept after one
+# that failed, for its servers' logs, until the next run or `make clean`.
+TEST_SCRATCH := $(shell scripts/test-scratch.sh)
 test: lint system-packages
-	$(BIN)/pytest -n 3 --dist loadfile --basetemp=.pytest-tmp --durations=20
+	$(BIN)/pytest -n 3 --dist loadfile --basetemp=$(TEST_SCRATCH) --durations=20 \
+	  || { status=$$?; echo "the test servers' files are kept in $(TEST_SCRATCH)"; exit $$status; }
+	rm -rf $(TEST_SCRATCH)
 
 # The suite against PostgreSQL 15, the oldest supported release: Debian's server with pgvector built
 # from its source, a throwaway cluster, the tests that do not need the embedded server
@@ -49,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .pytest-tmp .pytest-tmp-pg15 .pg15
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .pytest-tmp .pytest-tmp-pg15 .pg15 $(TEST_SCRATCH)
