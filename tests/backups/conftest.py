@@ -11,7 +11,13 @@ import pytest
 
 from afilo_db.data import seed
 from afilo_db.db.embedded import EmbeddedServer
-from tests.conftest import create_database, database_copy, drop_database
+from afilo_db.knowledge.embedders import get_embedder
+from tests.conftest import (
+    create_database,
+    database_copy,
+    drop_database,
+    vectors_shared_by_the_run,
+)
 
 # More than the demo's products, with a seed value of their own: backups and restores of every
 # kind of row, compared table by table.
@@ -26,7 +32,7 @@ def backup_template(server: EmbeddedServer, template_database: str) -> Iterator[
     name = f"backup_seeded_{os.getpid()}"
     drop_database(server, name)
     url = create_database(server, name, template=template_database)
-    with psycopg.connect(url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
         seed.seed(connection, products=PRODUCTS, seed_value=SEED_VALUE)
     yield name
     drop_database(server, name)

@@ -21,6 +21,7 @@ from afilo_db.db.programs import settings_unknown_to, without_settings
 from afilo_db.db.urls import with_database
 from afilo_db.errors import OperationError
 from tests.backups.test_backup import database_state
+from tests.conftest import vectors_shared_by_the_run
 from tests.version_proxy import server_reporting_version
 
 SCRIPT = b"""SET statement_timeout = 0;
@@ -52,8 +53,9 @@ def test_backup_verify_and_restore_into_a_server_reporting_15(
     database_url: str, server: EmbeddedServer, tmp_path: Path
 ) -> None:
     from afilo_db.data import seed
+    from afilo_db.knowledge.embedders import get_embedder
 
-    with psycopg.connect(database_url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(database_url) as connection:
         seed.seed(connection, products=20, seed_value=5)
         connection.commit()
     backed_up = database_state(database_url)

@@ -10,8 +10,10 @@ import psycopg
 import pytest
 
 from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.knowledge.embedders import get_embedder
 from tests.backups.test_pitr import start_without_flushes
 from tests.cli.test_up import afilo_db
+from tests.conftest import vectors_shared_by_the_run
 
 pytestmark = pytest.mark.embedded_only("runs on an embedded server in a home of its own")
 
@@ -21,7 +23,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("backup-home") / "afilo"
     # `up` finds the server started, as after `afilo-db db start`, and does the rest.
     start_without_flushes(path)
-    afilo_db(path, "up")
+    with vectors_shared_by_the_run(get_embedder()):  # `up` embeds the demo data's texts
+        afilo_db(path, "up")
     yield path
     EmbeddedServer(path).destroy()
 

@@ -20,6 +20,7 @@ from afilo_db.cli.failures import explain
 from afilo_db.db.embedded import EmbeddedServer
 from tests.cli.invoke import as_a_process, in_process
 from tests.cli.test_migrate_commands import run, write_revision
+from tests.conftest import vectors_shared_by_the_run
 
 
 @dataclass
@@ -229,8 +230,9 @@ def test_a_read_only_afilo_home(tmpfs: Callable[[str], Path]) -> None:
 
 def test_a_full_disk(database_url: str, tmpfs: Callable[[str], Path]) -> None:
     from afilo_db.data.seed import seed
+    from afilo_db.knowledge.embedders import get_embedder
 
-    with psycopg.connect(database_url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(database_url) as connection:
         seed(connection, products=60)
         connection.commit()
     out = tmpfs("size=64k")

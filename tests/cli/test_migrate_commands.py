@@ -12,9 +12,11 @@ import pytest
 
 from afilo_db.config import get_settings
 from afilo_db.data.seed import seed
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate import revisions
 from afilo_db.migrate.log import Step, record
 from tests.cli.invoke import as_a_process, in_process
+from tests.conftest import vectors_shared_by_the_run
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,7 +47,7 @@ def downgrade() -> None:
 
 
 def seed_products(url: str) -> None:
-    with psycopg.connect(url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
         seed(connection, products=5)
         connection.commit()
 
@@ -146,7 +148,7 @@ def test_two_concurrent_applies_apply_once(
 def test_db_push_refuses_a_destructive_change_with_the_row_count(
     database_url: str, tmp_path: Path
 ) -> None:
-    with psycopg.connect(database_url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(database_url) as connection:
         seed(connection, products=4)
         connection.commit()  # ALTER TABLE waits for no pending (deferred) constraint trigger
         # The database holds a column the models do not have: push would drop it.

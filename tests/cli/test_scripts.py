@@ -19,8 +19,9 @@ import psycopg
 import pytest
 
 from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.knowledge.embedders import get_embedder
 from tests.cli.invoke import as_a_process, in_process
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, vectors_shared_by_the_run
 
 _numbers = itertools.count()
 
@@ -53,7 +54,8 @@ def shop(
     url = create_database(server, name, template=template_database)
     home = tmp_path_factory.mktemp("scripts")
     shop = Shop(url, home, subprocess.CompletedProcess([], 0))
-    shop.up = shop.run("up", "--json")
+    with vectors_shared_by_the_run(get_embedder()):  # `up` embeds the demo data's texts
+        shop.up = shop.run("up", "--json")
     yield shop
     drop_database(server, name)
 

@@ -15,7 +15,9 @@ import pytest
 
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.programs import pg_binary
+from afilo_db.knowledge.embedders import get_embedder
 from tests.cli.invoke import as_a_process, in_process
+from tests.conftest import vectors_shared_by_the_run
 from tests.db.test_schema import EXPECTED_INDEXES, EXPECTED_TABLES
 
 pytestmark = pytest.mark.embedded_only("`up` starts the embedded server in a fresh home")
@@ -40,7 +42,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_up_on_an_empty_home_then_again(home: Path) -> None:
-    first = afilo_db(home, "up")
+    with vectors_shared_by_the_run(get_embedder()):  # `up` embeds the demo data's texts
+        first = afilo_db(home, "up")
     assert "migrations applied: 0001_baseline" in first.stdout
     assert "demo data: seeded" in first.stdout
     assert "│ products " in first.stdout

@@ -19,8 +19,9 @@ import pytest
 from afilo_db.backups.manifest import TableFingerprint, table_fingerprints
 from afilo_db.db import databases
 from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate.revisions import deploy
-from tests.conftest import TEST_SERVER_SETTINGS
+from tests.conftest import TEST_SERVER_SETTINGS, vectors_shared_by_the_run
 
 TEMPLATE = "faults_template"
 LARGE_TEMPLATE = "faults_large_template"
@@ -156,7 +157,7 @@ def assert_one_line(code: int, stderr: str, allowed: set[int]) -> None:
 def seed_some(url: str, products: int) -> None:
     from afilo_db.data.seed import seed
 
-    with psycopg.connect(url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
         seed(connection, products=products)
         connection.commit()
 

@@ -14,9 +14,11 @@ from sqlalchemy import CheckConstraint, Column, Index, MetaData, Text, text
 from afilo_db.config import get_settings
 from afilo_db.data.seed import seed
 from afilo_db.errors import ConflictError, ForbiddenError, OperationError, ValidationError
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate import checklist, docs, rehearsal, review, revisions
 from afilo_db.migrate.log import Step, entries, latest
 from afilo_db.models import Base
+from tests.conftest import vectors_shared_by_the_run
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def versions_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
 @pytest.fixture
 def seeded_url(database_url: str) -> str:
-    with psycopg.connect(database_url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(database_url) as connection:
         seed(connection, products=12)
         connection.commit()
     return database_url

@@ -8,9 +8,11 @@ from sqlalchemy import Column, MetaData, Text
 
 from afilo_db.data.seed import seed
 from afilo_db.errors import ConflictError
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate import revisions
 from afilo_db.migrate.push import push
 from afilo_db.models import Base
+from tests.conftest import vectors_shared_by_the_run
 
 
 def models_without_description() -> MetaData:
@@ -44,7 +46,7 @@ def test_push_adds_what_the_models_gained(database_url: str) -> None:
 
 
 def test_push_refuses_to_drop_a_column_holding_data_with_the_row_count(database_url: str) -> None:
-    with psycopg.connect(database_url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(database_url) as connection:
         seed(connection, products=7)
         connection.commit()
     models = models_without_description()
@@ -58,7 +60,7 @@ def test_push_refuses_to_drop_a_column_holding_data_with_the_row_count(database_
 
 
 def test_force_reset_drops_everything_and_recreates_the_schema(database_url: str) -> None:
-    with psycopg.connect(database_url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(database_url) as connection:
         seed(connection, products=3)
         connection.commit()
     result = push(database_url, force_reset=True)

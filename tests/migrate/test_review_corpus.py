@@ -26,6 +26,7 @@ import pytest
 
 from afilo_db.data.seed import seed
 from afilo_db.db.embedded import EmbeddedServer
+from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.migrate.review import (
     Observer,
     RevisionReview,
@@ -33,7 +34,7 @@ from afilo_db.migrate.review import (
     measuring,
     review_sql,
 )
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, vectors_shared_by_the_run
 
 CORPUS = sorted((Path(__file__).parent.parent / "migration_corpus").glob("*.sql"))
 LEDGER_ROWS = 20_000
@@ -137,7 +138,7 @@ def judge(path: Path, url: str) -> Outcome:
 def seeded_url(server: EmbeddedServer, template_database: str) -> Iterator[str]:
     name = f"corpus_{os.getpid()}"
     url = create_database(server, name, template=template_database)
-    with psycopg.connect(url) as connection:
+    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
         seed(connection, products=30)
         connection.commit()
         connection.autocommit = True
