@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
+	@# The project itself is installed editable, so the line above leaves it uncompiled: every
+	@# process would compile what it imports of src/ (Alembic its revisions at each load). A
+	@# source edited later is seen by its time stamp and read afresh.
+	$(BIN)/python -m compileall -q src
 	touch $(STAMP)
 
 demo: $(STAMP)

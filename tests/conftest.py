@@ -63,7 +63,14 @@ TESTS_FOLDER = Path(__file__).parent
 # computed by the first to need them and read by the others (`vectors_shared_by_the_run`).
 SHARED_VECTORS_VARIABLE = "AFILO_TEST_SHARED_VECTORS"
 # Durability is worth nothing for throw-away test data; speed is.
-TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+# A password verifier's iterations are the work every connection's client does to log in: the
+# suite opens thousands of connections, and a throwaway server's passwords guard nothing.
+TEST_SERVER_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "scram_iterations": "1",
+}
 _database_numbers = itertools.count()
 # Each test process's open maintenance connection to each server it clones and drops databases on
 # (`maintenance_of`), by the server's URL.
@@ -130,6 +137,10 @@ def server(isolated_environment: Path) -> Iterator[EmbeddedServer]:
         return
     embedded = EmbeddedServer(isolated_environment / "server")
     embedded.start(settings=TEST_SERVER_SETTINGS)
+    with psycopg.connect(embedded.url("postgres"), autocommit=True) as connection:
+        # initdb hashed the superuser's password before the setting applied: hash it again.
+        user, password = connection.info.user, connection.info.password
+        connection.execute(login_password_sql(connection, password, role=user))
     yield embedded
     close_maintenance(embedded)
     embedded.destroy()
