@@ -54,13 +54,17 @@ class Embedder(Protocol):
         ...
 
 
-def installed_file(distribution: str, relative_path: str, sha256: str) -> Path:
-    """A file of an installed package, checked against its pinned sha256 before use."""
+def installed_file(
+    distribution: str, relative_path: str, sha256: str, *, install: str | None = None
+) -> Path:
+    """A file of an installed package, checked against its pinned sha256 before use. `install`
+    is the command the error suggests when the package is missing (an extra, say)."""
     try:
         located = importlib.metadata.distribution(distribution).locate_file(relative_path)
     except importlib.metadata.PackageNotFoundError as error:
         raise OperationError(
-            f"the package {distribution} is not installed (pip install {distribution})"
+            f"the package {distribution} is not installed"
+            f" ({install or f'pip install {distribution}'})"
         ) from error
     path = Path(str(located))
     if not path.is_file():
