@@ -153,8 +153,13 @@ def mean_pooled_unit_vectors(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -
     the attention mask keeps, scaled to unit length."""
     weights = mask[..., None].astype(np.float32)
     pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    unit: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit_rows(pooled)
+
+
+def unit_rows(vectors: npt.NDArray[Any]) -> Vectors:
+    """Each row scaled to unit length, as float32 (a zero row stays zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: Vectors = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
     return unit
 
 

