@@ -16,6 +16,10 @@ Synthetic data, made with numpy from real material and written with binary COPY:
 
 Baselines from the same run: each half of the hybrid statement alone (full text only, vector
 only), as one prepared statement through raw psycopg. Figures go to bench/results/knowledge.json.
+
+`--quality-only` runs only the evaluation on the labelled questions (`--tune` adds the relevance
+fit, `--model NAME` moves the demo base to another model first); `--languages` only the German
+and French questions with MiniLM and with the multilingual plug-in (knowledge_languages.json).
 """
 
 from __future__ import annotations
@@ -641,8 +645,15 @@ def main() -> None:
         help="Only German and French questions (and the English ones) with MiniLM and with the"
         " multilingual plug-in (needs afilo-db[multilingual]).",
     )  # fmt: skip
+    parser.add_argument(
+        "--model", default=MINILM_MODEL,
+        help="With --quality-only: the demo base moved to this embedding model first (as `kb"
+        " reembed` does), to evaluate it and, with --tune, refit the relevance on it.",
+    )  # fmt: skip
     arguments = parser.parse_args()
     chunks, ef_search = arguments.chunks, arguments.ef_search
+    if arguments.model != MINILM_MODEL and not arguments.quality_only:
+        parser.error("--model needs --quality-only (the scale run uses MiniLM's vectors)")
     if arguments.languages:
         with scratch_server("knowledge-languages") as server:
             report("knowledge_languages", languages(server))
@@ -650,6 +661,8 @@ def main() -> None:
 
     with scratch_server("knowledge-quality") as server:
         url = demo_database(server)
+        if arguments.model != MINILM_MODEL:
+            print(f"moved to {arguments.model}: {move_to(url, arguments.model)} CPU-s", flush=True)
         if arguments.tune:
             print(json.dumps(tune(url), indent=1), flush=True)
         relevance = {mode: quality(url, mode) for mode in knowledge.SEARCH_MODES}
