@@ -16,6 +16,10 @@ Synthetic data, made with numpy from real material and written with binary COPY:
 
 Baselines from the same run: each half of the hybrid statement alone (full text only, vector
 only), as one prepared statement through raw psycopg. Figures go to bench/results/knowledge.json.
+
+`--quality-only` runs only the evaluation on the labelled questions (`--tune` adds the relevance
+fit, `--model NAME` moves the demo base to another model first); `--languages` only the German
+and French questions with MiniLM and with the multilingual plug-in (knowledge_languages.json).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import math
 import re
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,7 @@ from sqlalchemy.orm import Session
 from tests.knowledge.labels import (
     HELD_OUT,
     NO_ANSWER,
+    OTHER_LANGUAGES_FILE,
     TUNE,
     LabelledQuestion,
     first_hit,
@@ -47,15 +52,18 @@ from tests.knowledge.labels import (
 from afilo_db.data import seed
 from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
+from afilo_db.knowledge import reembed
 from afilo_db.knowledge.catalog import drain_queue
 from afilo_db.knowledge.embedders import (
     MINILM_MODEL,
+    Embedder,
     MiniLMEmbedder,
     Vectors,
     get_embedder,
     to_pgvector_text,
 )
 from afilo_db.knowledge.ingestion import passage_vectors
+from afilo_db.knowledge.multilingual import USE_MULTILINGUAL_MODEL, MultilingualUSEEmbedder
 from afilo_db.knowledge.sample import sample_documents
 from afilo_db.models import KnowledgeBase
 from afilo_db.services import knowledge
@@ -284,15 +292,16 @@ def metrics(ranks: list[int | None], answered: list[bool]) -> dict[str, float]:
     }
 
 
-def quality(url: str, mode: str) -> dict[str, Any]:
-    """Recall and MRR of `mode` on the labelled questions, by split, then by kind; for the
-    questions without an answer, the share refused (no passage reaches the threshold)."""
+def quality(url: str, mode: str, questions: list[LabelledQuestion] | None = None) -> dict[str, Any]:
+    """Recall and MRR of `mode` on the labelled questions (by default questions.json), by split,
+    then by kind; for the questions without an answer, the share refused (no passage reaches the
+    threshold)."""
     engine = create_app_engine(url)
     ranks: dict[str, dict[str, list[int | None]]] = {}
     answered: dict[str, dict[str, list[bool]]] = {}
     try:
         with Session(engine) as session:
-            for question in labelled_questions():
+            for question in labelled_questions() if questions is None else questions:
                 found = knowledge.search(
                     session, question.question, limit=K, mode=mode, min_relevance=0
                 )
@@ -509,6 +518,109 @@ def tune(url: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class StoredPassage:
+    content_type: str
+    title: str
+    source: str | None
+    content: str
+
+
+class NativeUSE:
+    """The plug-in's model without its projection: the 512 numbers a text that the column
+    cannot hold, to measure what the projection to 384 costs."""
+
+    model_name = f"{USE_MULTILINGUAL_MODEL}-native-512"
+
+    def __init__(self, projected: MultilingualUSEEmbedder) -> None:
+        self.projected = projected
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        return self.projected.embed_native(texts)
+
+
+def vector_list_alone(
+    embedder: Embedder, passages: list[StoredPassage], questions: list[LabelledQuestion]
+) -> dict[str, float]:
+    """Recall of the vector list alone, by exact cosine in numpy (no index, any dimension):
+    passages embedded as ingestion embeds them, a question by its windows, best window kept."""
+    matrix = passage_vectors(embedder, [(passage.title, passage.content) for passage in passages])
+    ranks = []
+    for question in questions:
+        windows = embedder.embed(question_windows(" ".join(question.question.split())))
+        nearest = np.argsort(-(windows @ matrix.T).max(axis=0), kind="stable")[:K]
+        ranks.append(first_hit([passages[index] for index in nearest], question))
+    figures = metrics(ranks, [True] * len(ranks))
+    del figures["answered"]
+    return figures
+
+
+def move_to(url: str, model: str) -> float:
+    """`kb reembed --model` through the functions it calls; returns the CPU-seconds it took
+    (the model's loading included)."""
+    started = time.process_time()
+    embedder = get_embedder(model)
+    with psycopg.connect(url) as connection:
+        while reembed.backfill_batch(connection, embedder):
+            connection.commit()
+        reembed.switch(connection, embedder)
+        connection.commit()
+    return round(time.process_time() - started, 2)
+
+
+def languages(server: EmbeddedServer) -> dict[str, Any]:
+    """German and French questions about the English documents, and the English labelled ones,
+    through the whole search on the demo base with MiniLM, then moved to the multilingual
+    plug-in (projected to 384); then the vector list alone for MiniLM and the plug-in with and
+    without its projection, which is where the projection's cost shows."""
+    url = demo_database(server)
+    other = labelled_questions(OTHER_LANGUAGES_FILE)
+    english = [question for question in labelled_questions() if question.answerable]
+    with psycopg.connect(url) as connection:
+        passages = [
+            StoredPassage(*row)
+            for row in connection.execute(
+                "SELECT content_type, title, source, content FROM knowledge_base"
+                " WHERE is_published ORDER BY id"
+            )
+        ]
+    search: dict[str, Any] = {}
+    for model in (MINILM_MODEL, USE_MULTILINGUAL_MODEL):
+        moved = {} if model == MINILM_MODEL else {"reembed_cpu_seconds": move_to(url, model)}
+        in_english = quality(url, "hybrid")
+        search[model] = moved | {
+            "other_languages": quality(url, "hybrid", other)[HELD_OUT],
+            "english": {
+                split: {key: figures[key] for key in ("all", NO_ANSWER)}
+                for split, figures in in_english.items()
+            },
+        }
+        print(json.dumps({model: search[model]}, indent=1), flush=True)
+    plug_in = MultilingualUSEEmbedder()
+    question_sets = {
+        "german": [question for question in other if question.kind == "german"],
+        "french": [question for question in other if question.kind == "french"],
+        "english held-out": [question for question in english if question.split == HELD_OUT],
+        "english tune": [question for question in english if question.split == TUNE],
+    }
+    embedders: dict[str, Embedder] = {
+        MINILM_MODEL: MiniLMEmbedder(),
+        f"{USE_MULTILINGUAL_MODEL} (projected to 384)": plug_in,
+        f"{USE_MULTILINGUAL_MODEL} (native 512)": NativeUSE(plug_in),
+    }
+    return {
+        "passages": len(passages),
+        "search": search,
+        "vector_list_alone": {
+            name: {
+                label: vector_list_alone(embedder, passages, questions)
+                for label, questions in question_sets.items()
+            }
+            for name, embedder in embedders.items()
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS)
@@ -528,11 +640,29 @@ def main() -> None:
         "--quality-only", action="store_true",
         help="Only the relevance evaluation on the labelled questions (no scale run).",
     )  # fmt: skip
+    parser.add_argument(
+        "--languages", action="store_true",
+        help="Only German and French questions (and the English ones) with MiniLM and with the"
+        " multilingual plug-in (needs afilo-db[multilingual]).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--model", default=MINILM_MODEL,
+        help="With --quality-only: the demo base moved to this embedding model first (as `kb"
+        " reembed` does), to evaluate it and, with --tune, refit the relevance on it.",
+    )  # fmt: skip
     arguments = parser.parse_args()
     chunks, ef_search = arguments.chunks, arguments.ef_search
+    if arguments.model != MINILM_MODEL and not arguments.quality_only:
+        parser.error("--model needs --quality-only (the scale run uses MiniLM's vectors)")
+    if arguments.languages:
+        with scratch_server("knowledge-languages") as server:
+            report("knowledge_languages", languages(server))
+        return
 
     with scratch_server("knowledge-quality") as server:
         url = demo_database(server)
+        if arguments.model != MINILM_MODEL:
+            print(f"moved to {arguments.model}: {move_to(url, arguments.model)} CPU-s", flush=True)
         if arguments.tune:
             print(json.dumps(tune(url), indent=1), flush=True)
         relevance = {mode: quality(url, mode) for mode in knowledge.SEARCH_MODES}

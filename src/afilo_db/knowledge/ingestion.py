@@ -28,7 +28,13 @@ from afilo_db.knowledge.chunking import (
     parse_file,
     passage_sentences,
 )
-from afilo_db.knowledge.embedders import MINILM_MODEL, Embedder, Vectors, to_pgvector_text
+from afilo_db.knowledge.embedders import (
+    MINILM_MODEL,
+    Embedder,
+    Vectors,
+    to_pgvector_text,
+    unit_rows,
+)
 
 EMBED_BATCH: Final = 64
 Progress = Callable[[int], None]
@@ -87,9 +93,7 @@ def passage_vectors(embedder: Embedder, passages: Sequence[tuple[str, str]]) -> 
     for index, group in enumerate(sentences):
         means[index] = vectors[start : start + len(group)].mean(axis=0)
         start += len(group)
-    norms = np.linalg.norm(means, axis=1, keepdims=True)
-    unit: Vectors = (means / np.clip(norms, 1e-12, None)).astype(np.float32)
-    return unit
+    return unit_rows(means)
 
 
 def check_content_type(content_type: str) -> str:
