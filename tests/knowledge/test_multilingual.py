@@ -77,7 +77,7 @@ def test_the_projection_is_orthogonal_and_the_same_on_every_machine() -> None:
     # Pinned: if numpy's seeded generator or QR ever gave another matrix, the vectors already
     # stored would be incomparable with new ones under the same model name.
     assert np.allclose(
-        projection[:2, :3], [[0.05801, 0.05514, 0.04127], [0.00051, 0.04344, -0.06662]], atol=1e-5
+        projection[:2, :3], [[0.04607, -0.02148, -0.01198], [-0.02329, 0.00422, 0.03196]], atol=1e-5
     )
 
 

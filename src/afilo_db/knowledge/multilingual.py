@@ -49,7 +49,9 @@ def orthogonal_projection(
     factor of a seeded Gaussian matrix, each column's sign chosen so that R's diagonal is
     positive. LAPACK builds may flip a Householder column's sign; with the signs fixed, the
     factor of a full-rank matrix is unique, so two machines project alike."""
-    gaussian = np.random.default_rng(seed).standard_normal((native, target))
+    # RandomState, not default_rng: NumPy freezes the legacy generator's stream, where a
+    # Generator's may change between releases, and the matrix must outlive NumPy upgrades.
+    gaussian = np.random.RandomState(seed).standard_normal((native, target))
     q, r = np.linalg.qr(gaussian)
     projection: Vectors = (q * np.sign(np.diag(r))).astype(np.float32)
     return projection
