@@ -6,17 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-pg15 lint system-packages bench clean
 
-# uv installs the same packages as pip: 15 s instead of 55 on a fresh clone. Bytecode compiled at
-# install, as pip does: without it, every `afilo-db` the tests start compiles its imports anew
-# (where PYTHONDONTWRITEBYTECODE is set), which cost the suite four CPU-minutes.
+# uv installs the same packages as pip, several times faster (docs/benchmarks.md, "The test
+# suite"). The venv gets no pip of its own where the system's pip can install uv into it (pip
+# 22.3 and later): setting pip up in a venv costs more than the rest of the install. Nothing is
+# compiled here: `make test` lets its processes write the bytecode of what they import, once.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
-	@# The project itself is installed editable, so the line above leaves it uncompiled: every
-	@# process would compile what it imports of src/ (Alembic its revisions at each load). A
-	@# source edited later is seen by its time stamp and read afresh.
-	$(BIN)/python -m compileall -q src
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet uv 2>/dev/null \
+	  || { $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/python -m pip install --quiet uv; }
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -41,8 +39,11 @@ system-packages:
 # where there is room (scripts/test-scratch.sh). Removed after a run that passed; kept after one
 # that failed, for its servers' logs, until the next run or `make clean`.
 TEST_SCRATCH := $(shell scripts/test-scratch.sh)
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: every `afilo-db` and worker the
+# tests start would otherwise compile its imports anew (it cost the suite minutes of CPU), and
+# compiling every installed package ahead cost more than what the tests import.
 test: lint system-packages
-	$(BIN)/pytest -n 3 --dist loadfile --basetemp=$(TEST_SCRATCH) --durations=20 \
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 3 --dist loadfile --basetemp=$(TEST_SCRATCH) --durations=20 \
 	  || { status=$$?; echo "the test servers' files are kept in $(TEST_SCRATCH)"; exit $$status; }
 	rm -rf $(TEST_SCRATCH)
 

@@ -221,7 +221,8 @@ def test_webhooks_serve_needs_a_secret_and_serves_on_loopback(home: Path) -> Non
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     environment.update({"AFILO_HOME": str(home), "CLERK_WEBHOOK_SECRET": CLERK_SECRET})
     served = subprocess.Popen(
-        [sys.executable, "-m", "afilo_db", "webhooks", "serve", "--port", str(port)],
+        # One process: the several-process path has its own test (tests/billing/test_concurrency).
+        [sys.executable, "-m", "afilo_db", "webhooks", "serve", "--port", str(port), "--workers", "1"],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
