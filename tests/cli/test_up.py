@@ -35,15 +35,27 @@ def afilo_db(
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def first_up(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    """A fresh home after its first `up`, and what that printed: every test of the module reads
+    the home `up` made, whichever of them runs (`-k`) and in whatever order."""
     path = tmp_path_factory.mktemp("user-home") / "afilo"
-    yield path
+    with vectors_shared_by_the_run(get_embedder()):  # `up` embeds the demo data's texts
+        first = afilo_db(path, "up")
+    yield path, first
     EmbeddedServer(path).destroy()
 
 
-def test_up_on_an_empty_home_then_again(home: Path) -> None:
-    with vectors_shared_by_the_run(get_embedder()):  # `up` embeds the demo data's texts
-        first = afilo_db(home, "up")
+@pytest.fixture(scope="module")
+def home(first_up: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    return first_up[0]
+
+
+def test_up_on_an_empty_home_then_again(
+    first_up: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    home, first = first_up
     assert "migrations applied: 0001_baseline" in first.stdout
     assert "demo data: seeded" in first.stdout
     assert "│ products " in first.stdout
