@@ -15,7 +15,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,24 +191,38 @@ def template_database(server: EmbeddedServer) -> Iterator[str]:
 def seeded_template(server: EmbeddedServer, template_database: str) -> Iterator[str]:
     """The demo data (`afilo-db up`'s seed) written once per test process, as a template: the
     seed embeds the sample knowledge base with the real model, too slow to repeat per module."""
-    name = f"afilo_seeded_{os.getpid()}"
-    drop_database(server, name)
-    url = create_database(server, name, template=template_database)
-    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
-        seed.seed(connection, products=seed.DEMO_PRODUCTS)
-    yield name
-    drop_database(server, name)
+    yield from template_of_the_process(
+        server,
+        f"afilo_seeded_{os.getpid()}",
+        template_database,
+        lambda connection: seed.seed(connection, products=seed.DEMO_PRODUCTS),
+    )
 
 
 @pytest.fixture(scope="session")
 def demo_template(server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
     """What `afilo-db up` builds (the seed, then the products' passages embedded and synced),
     once per test process, as a template."""
-    name = f"afilo_demo_{os.getpid()}"
+    yield from template_of_the_process(
+        server,
+        f"afilo_demo_{os.getpid()}",
+        seeded_template,
+        lambda connection: drain_queue(connection, embedder=get_embedder()),
+    )
+
+
+def template_of_the_process(
+    server: EmbeddedServer,
+    name: str,
+    template: str,
+    fill: Callable[[psycopg.Connection[Any]], object],
+) -> Iterator[str]:
+    """Database `name`, copied from `template` and filled by `fill` (with the run's shared
+    vectors) once per test process, for its tests to copy; dropped when the process is done."""
     drop_database(server, name)
-    url = create_database(server, name, template=seeded_template)
+    url = create_database(server, name, template=template)
     with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
-        drain_queue(connection, embedder=get_embedder())
+        fill(connection)
     yield name
     drop_database(server, name)
 

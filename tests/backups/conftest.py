@@ -6,18 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from afilo_db.data import seed
 from afilo_db.db.embedded import EmbeddedServer
-from afilo_db.knowledge.embedders import get_embedder
-from tests.conftest import (
-    create_database,
-    database_copy,
-    drop_database,
-    vectors_shared_by_the_run,
-)
+from tests.conftest import database_copy, template_of_the_process
 
 # More than the demo's products, with a seed value of their own: backups and restores of every
 # kind of row, compared table by table.
@@ -29,13 +22,12 @@ SEED_VALUE = 3
 def backup_template(server: EmbeddedServer, template_database: str) -> Iterator[str]:
     """The seed that backups are taken of, written once per test process: each test that backs
     it up, damages or restores it works on a copy of its own (seeded_url)."""
-    name = f"backup_seeded_{os.getpid()}"
-    drop_database(server, name)
-    url = create_database(server, name, template=template_database)
-    with vectors_shared_by_the_run(get_embedder()), psycopg.connect(url) as connection:
-        seed.seed(connection, products=PRODUCTS, seed_value=SEED_VALUE)
-    yield name
-    drop_database(server, name)
+    yield from template_of_the_process(
+        server,
+        f"backup_seeded_{os.getpid()}",
+        template_database,
+        lambda connection: seed.seed(connection, products=PRODUCTS, seed_value=SEED_VALUE),
+    )
 
 
 @pytest.fixture
