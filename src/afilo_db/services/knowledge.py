@@ -50,9 +50,11 @@ from afilo_db.knowledge.chunking import (
 )
 from afilo_db.knowledge.embedders import (
     Embedder,
+    Relevance,
     Vectors,
     english_words,
     get_embedder,
+    relevance_of,
     to_pgvector_text,
 )
 
@@ -90,15 +92,12 @@ QUESTION_WINDOW_TOKENS: Final = 60
 # The relevance: a logistic model of the probability that a passage answers the question, from
 # its cosine similarity to the question, the share of the question's term weight it holds, and
 # the share of the question's code-like tokens it holds (or that it holds none of them). It
-# orders the results. Fitted and the code-missing weight chosen on the tune split of
-# tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune`. The
-# threshold: near the best balanced accuracy on the tune split (answerable questions answered,
-# the others refused), which moves from run to run (docs/knowledge-search.md, "No good match").
-RELEVANCE_INTERCEPT: Final = -7.409
-RELEVANCE_PER_SIMILARITY: Final = 11.177
-RELEVANCE_PER_COVERAGE: Final = 2.275
-RELEVANCE_PER_CODE_FOUND: Final = 7.376
-RELEVANCE_PER_CODE_MISSING: Final = -5.0
+# orders the results. Its constants are the question's model's (`Relevance`, carried by the
+# embedder: each model's similarities have their own scale), fitted on the tune split of
+# tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune [--model
+# NAME]`. The threshold: near the best balanced accuracy on the tune split (answerable questions
+# answered, the others refused), which moves from run to run (docs/knowledge-search.md, "No good
+# match"); one serves every model, as each model's constants calibrate its probability.
 RELEVANCE_THRESHOLD: Final = 0.05
 # Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
 # between two characters, or a lower-to-upper case change (ThemeToggle). Surrounding quotes and
@@ -451,6 +450,7 @@ def statement_parameters(
     window_vectors: Vectors,
     *,
     model_name: str,
+    relevance: Relevance,
     types: Sequence[str] | None,
     include_unpublished: bool,
     lexical_candidates: int,
@@ -460,7 +460,8 @@ def statement_parameters(
     corrections: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
-    benchmark, which runs the statement prepared through psycopg). The lexical and code lists
+    benchmark, which runs the statement prepared through psycopg); `relevance`: the constants
+    of the model that embedded them (relevance_of). The lexical and code lists
     read the question's asked part (asked_part), as the vectors do. The code list follows the
     lexical one: both are the full-text side. `corrections`: misspelt lexeme of the asked part
     -> the lexeme the lexical list reads instead (spelling_corrections)."""
@@ -484,11 +485,11 @@ def statement_parameters(
         "vector_candidates": vector_candidates,
         "rrf_k": RRF_K,
         "codes_asked": len(codes),
-        "relevance_intercept": RELEVANCE_INTERCEPT,
-        "relevance_per_similarity": RELEVANCE_PER_SIMILARITY,
-        "relevance_per_coverage": RELEVANCE_PER_COVERAGE,
-        "relevance_per_code_found": RELEVANCE_PER_CODE_FOUND,
-        "relevance_per_code_missing": RELEVANCE_PER_CODE_MISSING,
+        "relevance_intercept": relevance.intercept,
+        "relevance_per_similarity": relevance.per_similarity,
+        "relevance_per_coverage": relevance.per_coverage,
+        "relevance_per_code_found": relevance.per_code_found,
+        "relevance_per_code_missing": relevance.per_code_missing,
         "min_relevance": min_relevance,
         "limit": limit,
     }
@@ -510,7 +511,8 @@ def search(
 
     `types`: content types to keep (all when None). `embedder`: the model to embed the question
     with; by default the one the knowledge base's vectors were made with (so a `kb reembed`
-    switch takes effect for every caller at once). `mode`: `fulltext` (the lexical and code
+    switch takes effect for every caller at once), and so is the relevance (relevance_of: the
+    constants fitted on that model's similarities). `mode`: `fulltext` (the lexical and code
     lists) or `vector` alone, for comparison. Two statements: the HNSW settings
     (transaction-local), then the search.
     """
@@ -524,6 +526,7 @@ def search(
             cleaned,
             model.embed(question_windows(cleaned)),
             model_name=model.model_name,
+            relevance=relevance_of(model),
             types=types,
             include_unpublished=include_unpublished,
             lexical_candidates=candidates if mode != "vector" else 0,
