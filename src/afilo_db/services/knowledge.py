@@ -28,6 +28,7 @@ nothing else whatever the statement says.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ from afilo_db.knowledge.embedders import (
     Vectors,
     english_words,
     get_embedder,
+    installed_file,
     relevance_of,
     to_pgvector_text,
 )
@@ -128,6 +130,18 @@ LONG_WORD_LETTERS: Final = 7
 # vocabulary can hold tens of thousands of lexemes under one two-letter prefix).
 MAX_CORRECTED_WORDS: Final = 4
 SPELLING_CANDIDATES: Final = 100
+# Other spellings: customers write "license", "color", "canceled", "organization" where the
+# documents say "licence", "colour", "cancelled", "organisation", or the other way round, and the
+# English stemmer gives the two spellings different lexemes. Each question word with a British
+# or American spelling of its own is searched in both (one term, its lexemes OR-ed). The pairs
+# are those of `eng`'s maintained list (British -> American) that are single words at most
+# SPELLING_VARIANT_EDITS apart: the list also pairs different words of the two countries
+# ("rubbish" and "garbage", "quarter" and "fourth"), synonyms that are more edits apart and
+# that a search should not read as the same word.
+SPELLING_VARIANT_EDITS: Final = 2
+_VARIANTS_DISTRIBUTION: Final = "eng"
+_VARIANTS_FILE: Final = "eng/words.txt"
+_VARIANTS_SHA256: Final = "ea75b84df3f9c3dcc855c01e3b95323c627c632f561f88787ecc864a11ce75e4"
 SPELLING_SQL: Final = """
 SELECT unknown, candidate.lexeme, candidate.passages
 FROM (
@@ -162,31 +176,47 @@ _FILTERS = """
 
 # The question's lexemes are quoted as tsquery literals (quotes and backslashes doubled), so no
 # word of it is ever read as an operator. `|| ':' || 'A'` restricts a term to titles (weight A);
-# written `':A'` it would read as a bind parameter. A term's passages come from knowledge_terms
+# written `':A'` it would read as a bind parameter. A term is a lexeme of the question (its
+# correction, when misspelt) or any of its other spellings' lexemes (licence: 'licenc' |
+# 'licens'), its passages those of all of them. A term's passages come from knowledge_terms
 # (kept by a trigger on knowledge_base), not from the GIN index, which would read every passage
 # of a common word to count them. Candidates come from the rarest terms only, at most
 # :selected_postings passages in all, so that a question of common words reads few passages.
 # `evidence` is MATERIALIZED: inlined, its similarity subquery ran once per reference to it.
 SEARCH_SQL: Final = f"""
-WITH terms AS (
-  SELECT CAST(quoted AS tsquery) AS term, CAST(quoted || ':' || 'A' AS tsquery) AS title_term,
-         quoted, ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
+WITH asked AS (
+  SELECT asked AS lexeme, coalesce(spelling.correction, asked) AS spelled
+  FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
+  LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
+    AS spelling(misspelt, correction) ON spelling.misspelt = asked
+  WHERE :lexical_candidates > 0
+),
+spellings AS (
+  SELECT spelled, spelled AS spelling FROM asked
+  UNION
+  SELECT asked.spelled, other_lexeme
+  FROM unnest(CAST(:variant_words AS text[]), CAST(:variants AS text[])) AS variant(word, other),
+       LATERAL unnest(tsvector_to_array(to_tsvector('english', variant.word))) AS word_lexeme,
+       LATERAL unnest(tsvector_to_array(to_tsvector('english', variant.other))) AS other_lexeme,
+       asked
+  WHERE asked.lexeme = word_lexeme
+),
+terms AS (
+  SELECT CAST(alternatives AS tsquery) AS term, CAST(title_alternatives AS tsquery) AS title_term,
+         ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
          passages < :common_term_passages
-           AND sum(passages) OVER (ORDER BY passages, quoted) <= :selected_postings AS selective
+           AND sum(passages) OVER (ORDER BY passages, spelled) <= :selected_postings AS selective
   FROM (
-    SELECT lexemes.quoted, least(coalesce(kt.passages, 0), :common_term_passages) AS passages
+    SELECT literals.spelled, string_agg(quoted, ' | ' ORDER BY quoted) AS alternatives,
+           string_agg(quoted || ':' || 'A', ' | ' ORDER BY quoted) AS title_alternatives,
+           least(sum(coalesce(kt.passages, 0)), :common_term_passages) AS passages
     FROM (
-      SELECT DISTINCT lexeme,
-             '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
-      FROM (
-        SELECT coalesce(spelling.correction, asked) AS lexeme
-        FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
-        LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
-          AS spelling(misspelt, correction) ON spelling.misspelt = asked
-        WHERE :lexical_candidates > 0
-      ) corrected
-    ) lexemes
-    LEFT JOIN knowledge_terms kt ON kt.lexeme = lexemes.lexeme
+      SELECT spelled, spelling,
+             '''' || replace(replace(spelling, '\\', '\\\\'), '''', '''''') || '''' AS quoted
+      FROM spellings
+    ) literals
+    LEFT JOIN knowledge_terms kt ON kt.lexeme = literals.spelling
+    GROUP BY literals.spelled
   ) counted
 ),
 question AS (
@@ -408,6 +438,39 @@ def is_english(word: str) -> bool:
     )
 
 
+@functools.cache
+def spelling_variants() -> dict[str, frozenset[str]]:
+    """Each word with a British and an American spelling, lower-case, with its other spellings
+    (several when the list has several: "yoghurt", "yoghourt" and "yogurt")."""
+    pairs = installed_file(_VARIANTS_DISTRIBUTION, _VARIANTS_FILE, _VARIANTS_SHA256)
+    groups: dict[str, frozenset[str]] = {}
+    for line in pairs.read_text(encoding="utf-8").splitlines():
+        british, _, american = (part.strip().lower() for part in line.partition("\t"))
+        if not (british.isalpha() and american.isalpha()):
+            continue
+        if (
+            edit_distance(british, american, at_most=SPELLING_VARIANT_EDITS)
+            > SPELLING_VARIANT_EDITS
+        ):
+            continue
+        group = groups.get(british, frozenset([british])) | groups.get(
+            american, frozenset([american])
+        )
+        groups.update(dict.fromkeys(group, group))
+    return {word: group - {word} for word, group in groups.items()}
+
+
+def other_spellings(question: str) -> list[tuple[str, str]]:
+    """The question's words that have another spelling, each paired with each of its others."""
+    variants = spelling_variants()
+    pairs = {
+        (word, other): None
+        for word in re.findall(r"[a-z]+", question.lower())
+        for other in sorted(variants.get(word, ()))
+    }
+    return list(pairs)
+
+
 def nearest_lexemes(candidates: Sequence[tuple[str, str, int]]) -> dict[str, str]:
     """From (unknown lexeme, known lexeme, its passages) rows, each unknown lexeme's nearest
     known one within the edits allowed, ties to the one more passages hold."""
@@ -464,10 +527,12 @@ def statement_parameters(
     of the model that embedded them (relevance_of). The lexical and code lists
     read the question's asked part (asked_part), as the vectors do. The code list follows the
     lexical one: both are the full-text side. `corrections`: misspelt lexeme of the asked part
-    -> the lexeme the lexical list reads instead (spelling_corrections)."""
+    -> the lexeme the lexical list reads instead (spelling_corrections). Words with another
+    spelling (other_spellings) are searched in both."""
     asked = asked_part(question)
     codes = code_tokens(asked)
     misspelt = sorted(corrections or {})
+    spelt_otherwise = other_spellings(asked)
     return {
         "question": asked,
         "codes": codes,
@@ -477,6 +542,8 @@ def statement_parameters(
         "include_unpublished": include_unpublished,
         "misspelt": misspelt,
         "corrections": [(corrections or {})[lexeme] for lexeme in misspelt],
+        "variant_words": [word for word, _ in spelt_otherwise],
+        "variants": [other for _, other in spelt_otherwise],
         "common_term_passages": COMMON_TERM_PASSAGES,
         "selected_postings": SELECTED_POSTINGS,
         "title_boost": TITLE_BOOST,
