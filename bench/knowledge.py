@@ -390,7 +390,7 @@ RELEVANCE_FEATURES = ("similarity", "coverage", "code_found", "code_missing")
 # weighs it by how often a right passage lacks an incidental token (macOS, v2), not by what
 # matters, whether a question about a code the base does not hold gets refused. Each value
 # (None: fitted with the rest) is tried and the best balanced accuracy on the tune split kept.
-CODE_MISSING_CHOICES = (None, -2.0, -3.0, -4.0, -6.0)
+CODE_MISSING_CHOICES = (None, -2.0, -3.0, -4.0, -5.0, -6.0)
 # The tune split's questions, cut by position into this many parts for cross_validated_recall_at_1.
 CROSS_VALIDATION_FOLDS = 7
 
