@@ -5,12 +5,14 @@ process must hold only one of (an engine, a model, a token verifier) are made on
 The module-level caches, and what keeps each safe:
 - config.get_settings, services.catalog._listing_sql, validation.checks._compiled,
   security.context.user_read_sql, migrate.review.access._user_lookup_spellings,
-  db.hot.shapes._encoded, studio.dashboard._chart, services.knowledge.spelling_variants:
-  functools caches of values (a race computes one twice, and both are equal);
+  db.hot.shapes._encoded, studio.dashboard._chart: functools caches of values (a race computes
+  one twice, and both are equal);
 - db.engine.get_engine and get_async_engine, knowledge.embedders.get_embedder,
   security.identity._verifier: made once (`afilo_db.once.once_per_arguments`);
 - knowledge.embedders._warn_uncalibrated: a warning logged once per model, whichever threads
   search at once (`once_per_arguments`);
+- services.knowledge.spelling_variants: the British and American spellings, read and filtered
+  once (`once_per_arguments`: the work is long enough for threads to race);
 - knowledge.embedders.CachedEmbedder's vectors: under a lock;
 - db.hot.relay's relays (one per engine): made under a lock, their state under their own;
 - db.engine.PER_TRANSACTION_TIMEOUT_MS: written once, when its engine is made.
@@ -172,7 +174,6 @@ VALUE_CACHES: dict[str, tuple[Callable[..., Any], Callable[[int], tuple[Any, ...
         lambda _: (),
     ),
     "db.hot.shapes._encoded": (shapes._encoded, lambda number: (f"login_{number % 3}",)),
-    "services.knowledge.spelling_variants": (knowledge.spelling_variants, lambda _: ()),
 }
 
 
@@ -184,6 +185,13 @@ def test_a_cache_of_values_gives_every_thread_the_same_value(name: str) -> None:
     function.cache_clear()  # type: ignore[attr-defined]
     alone = [function(*arguments(number)) for number in range(THREADS * 4)]
     assert concurrent == alone
+
+
+def test_the_spelling_variants_are_made_once_when_threads_search_at_once() -> None:
+    knowledge.spelling_variants.cache_clear()
+    made = at_once(lambda _: knowledge.spelling_variants())
+    assert all(variants is made[0] for variants in made)
+    assert made[0]["colour"] == {"color"}
 
 
 def test_an_uncalibrated_model_is_warned_about_once_when_threads_search_at_once(

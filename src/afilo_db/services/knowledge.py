@@ -28,7 +28,6 @@ nothing else whatever the statement says.
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -59,6 +58,7 @@ from afilo_db.knowledge.embedders import (
     relevance_of,
     to_pgvector_text,
 )
+from afilo_db.once import once_per_arguments
 
 SEARCH_MODES: Final = ("hybrid", "fulltext", "vector")
 # Reciprocal rank fusion, 1 / (RRF_K + rank) summed over the lists that found a passage: each
@@ -438,10 +438,12 @@ def is_english(word: str) -> bool:
     )
 
 
-@functools.cache
+@once_per_arguments
 def spelling_variants() -> dict[str, frozenset[str]]:
     """Each word with a British and an American spelling, lower-case, with its other spellings
-    (several when the list has several: "yoghurt", "yoghourt" and "yogurt")."""
+    (several when the list has several: "yoghurt", "yoghourt" and "yogurt"). Made once per
+    process, whichever threads search first: the pairs' edit distances take a noticeable
+    fraction of a second in Python."""
     pairs = installed_file(_VARIANTS_DISTRIBUTION, _VARIANTS_FILE, _VARIANTS_SHA256)
     groups: dict[str, frozenset[str]] = {}
     for line in pairs.read_text(encoding="utf-8").splitlines():
