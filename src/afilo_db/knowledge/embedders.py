@@ -90,14 +90,6 @@ class Embedder(Protocol):
         ...
 
 
-class CalibratedEmbedder(Embedder, Protocol):
-    """An embedder that carries the relevance model fitted on its own similarities (optional:
-    `relevance_of` falls back to MiniLM's for one that does not)."""
-
-    @property
-    def relevance(self) -> Relevance: ...
-
-
 def relevance_of(embedder: Embedder) -> Relevance:
     """The relevance model fitted on `embedder`'s similarities: its `relevance`; for a plug-in
     that carries none, MiniLM's, with a warning (once per model). MiniLM's constants on another

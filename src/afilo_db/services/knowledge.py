@@ -130,9 +130,9 @@ LONG_WORD_LETTERS: Final = 7
 # vocabulary can hold tens of thousands of lexemes under one two-letter prefix).
 MAX_CORRECTED_WORDS: Final = 4
 SPELLING_CANDIDATES: Final = 100
-# Other spellings: customers write "license", "color", "canceled", "organization" where the
-# documents say "licence", "colour", "cancelled", "organisation", or the other way round, and the
-# English stemmer gives the two spellings different lexemes. Each question word with a British
+# Other spellings: customers write "license", "color", "customize", "organization" where the
+# documents say "licence", "colour", "customising", "organisation", or the other way round, and
+# the English stemmer gives the two spellings different lexemes. Each question word with a British
 # or American spelling of its own is searched in both (one term, its lexemes OR-ed). The pairs
 # are those of `eng`'s maintained list (British -> American) that are single words at most
 # SPELLING_VARIANT_EDITS apart: the list also pairs different words of the two countries
