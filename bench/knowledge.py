@@ -56,6 +56,7 @@ from afilo_db.knowledge import reembed
 from afilo_db.knowledge.catalog import drain_queue
 from afilo_db.knowledge.embedders import (
     MINILM_MODEL,
+    MINILM_RELEVANCE,
     Embedder,
     MiniLMEmbedder,
     Vectors,
@@ -194,7 +195,8 @@ def params(
     corrections: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return statement_parameters(
-        question, vectors, model_name=MINILM_MODEL, types=None, include_unpublished=False,
+        question, vectors, model_name=MINILM_MODEL, relevance=MINILM_RELEVANCE, types=None,
+        include_unpublished=False,
         lexical_candidates=fulltext, vector_candidates=semantic, min_relevance=0, limit=K,
         corrections=corrections,
     )  # fmt: skip
@@ -388,7 +390,7 @@ RELEVANCE_FEATURES = ("similarity", "coverage", "code_found", "code_missing")
 # weighs it by how often a right passage lacks an incidental token (macOS, v2), not by what
 # matters, whether a question about a code the base does not hold gets refused. Each value
 # (None: fitted with the rest) is tried and the best balanced accuracy on the tune split kept.
-CODE_MISSING_CHOICES = (None, -2.0, -3.0, -4.0, -6.0)
+CODE_MISSING_CHOICES = (None, -2.0, -3.0, -4.0, -5.0, -6.0)
 # The tune split's questions, cut by position into this many parts for cross_validated_recall_at_1.
 CROSS_VALIDATION_FOLDS = 7
 
@@ -487,11 +489,22 @@ def cross_validated_recall_at_1(
     return round(sum(hits) / len(hits), 3)
 
 
+def as_relevance(coefficients: dict[str, float]) -> str:
+    """The fit as the `Relevance` an embedder carries (its `relevance` attribute)."""
+    return (
+        f"Relevance(intercept={coefficients['intercept']},"
+        f" per_similarity={coefficients['similarity']},"
+        f" per_coverage={coefficients['coverage']},"
+        f" per_code_found={coefficients['code_found']},"
+        f" per_code_missing={coefficients['code_missing']})"
+    )
+
+
 def tune(url: str) -> dict[str, Any]:
     """The relevance model and its threshold, chosen on the tune split (never the held-out one):
     logistic fits of "this passage answers the question" on every candidate the lists find, one
-    per choice of the code-missing weight, the best by balanced accuracy then recall@1. The
-    service's constants are then set to its figures by hand."""
+    per choice of the code-missing weight, the best by balanced accuracy then recall@1, printed
+    as the `Relevance` to give the model's embedder (`to_paste`)."""
     gathered = candidates(url, TUNE)
     features, labels = training_data(gathered)
     tried = [
@@ -502,6 +515,7 @@ def tune(url: str) -> dict[str, Any]:
     best = max(tried, key=lambda fit: (fit["balanced_accuracy"], fit["ranking"]["recall@1"]))
     return {
         "chosen": best,
+        "to_paste": as_relevance(best["coefficients"]),
         "tried": [
             {
                 key: fit[key]

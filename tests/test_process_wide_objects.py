@@ -9,6 +9,10 @@ The module-level caches, and what keeps each safe:
   one twice, and both are equal);
 - db.engine.get_engine and get_async_engine, knowledge.embedders.get_embedder,
   security.identity._verifier: made once (`afilo_db.once.once_per_arguments`);
+- knowledge.embedders._warn_uncalibrated: a warning logged once per model, whichever threads
+  search at once (`once_per_arguments`);
+- services.knowledge.spelling_variants: the British and American spellings, read and filtered
+  once (`once_per_arguments`: the work is long enough for threads to race);
 - knowledge.embedders.CachedEmbedder's vectors: under a lock;
 - db.hot.relay's relays (one per engine): made under a lock, their state under their own;
 - db.engine.PER_TRANSACTION_TIMEOUT_MS: written once, when its engine is made.
@@ -16,6 +20,7 @@ The module-level caches, and what keeps each safe:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +40,7 @@ from afilo_db.migrate.review import access
 from afilo_db.once import once_per_arguments
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 from afilo_db.security import context, identity, reads
-from afilo_db.services import catalog
+from afilo_db.services import catalog, knowledge
 from afilo_db.validation import checks
 
 THREADS = 8
@@ -180,6 +185,25 @@ def test_a_cache_of_values_gives_every_thread_the_same_value(name: str) -> None:
     function.cache_clear()  # type: ignore[attr-defined]
     alone = [function(*arguments(number)) for number in range(THREADS * 4)]
     assert concurrent == alone
+
+
+def test_the_spelling_variants_are_made_once_when_threads_search_at_once() -> None:
+    knowledge.spelling_variants.cache_clear()
+    made = at_once(lambda _: knowledge.spelling_variants())
+    assert all(variants is made[0] for variants in made)
+    assert made[0]["colour"] == {"color"}
+
+
+def test_an_uncalibrated_model_is_warned_about_once_when_threads_search_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Uncalibrated(NumberedEmbedder):
+        model_name = "uncalibrated-at-once"
+
+    with caplog.at_level(logging.WARNING):
+        found = at_once(lambda _: embedders.relevance_of(Uncalibrated()))
+    assert found == [embedders.MINILM_RELEVANCE] * THREADS
+    assert sum("uncalibrated-at-once" in record.getMessage() for record in caplog.records) == 1
 
 
 def test_making_one_object_may_ask_for_another() -> None:

@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import numpy as np
+import psycopg
 import pytest
 from sqlalchemy.orm import Session
 
+from afilo_db.db.embedded import EmbeddedServer
 from afilo_db.db.engine import create_app_engine
 from afilo_db.errors import OperationError
-from afilo_db.knowledge import multilingual
+from afilo_db.knowledge import multilingual, reembed
 from afilo_db.knowledge.embedders import get_embedder
 from afilo_db.knowledge.multilingual import (
     NATIVE_DIMENSIONS,
@@ -23,6 +26,7 @@ from afilo_db.knowledge.multilingual import (
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 from afilo_db.services import knowledge
 from tests.cli.invoke import in_process
+from tests.conftest import database_copy
 from tests.knowledge.labels import OTHER_LANGUAGES_FILE, first_hit, labelled_questions
 
 LANGUAGES = ("german", "french")
@@ -95,3 +99,39 @@ def test_german_and_french_questions_find_the_english_passages_after_kb_reembed(
         # Measured: MiniLM 6 of 12 German and 7 of 12 French, the plug-in 12 of 12 each.
         assert after[language] >= 11 / 12, (language, after)
         assert after[language] >= before[language] + 0.25, (language, before, after)
+
+
+@pytest.fixture(scope="module")
+def plug_in_url(server: EmbeddedServer, demo_template: str) -> Iterator[str]:
+    """A copy of the demo base moved to the plug-in, as `kb reembed` moves it."""
+    for url in database_copy(server, demo_template, "kb_plug_in"):
+        embedder = get_embedder(USE_MULTILINGUAL_MODEL)
+        with psycopg.connect(url) as connection:
+            while reembed.backfill_batch(connection, embedder):
+                connection.commit()
+            reembed.switch(connection, embedder)
+            connection.commit()
+        yield url
+
+
+def test_with_the_plug_in_active_its_own_relevance_answers_what_minilms_refused(
+    plug_in_url: str,
+) -> None:
+    engine = create_app_engine(plug_in_url)
+    try:
+        with Session(engine) as session:
+            assert knowledge.active_model(session) == USE_MULTILINGUAL_MODEL
+            # Held-out questions that MiniLM's constants put under the threshold on this model's
+            # similarities (measured: 0.03 and 0.03), with the right passage first.
+            for question, source in (
+                ("dark mode toggle", "guide/customising-the-admin-dashboard.md"),
+                ("invoce with my VAT numbr", "faq/invoices.md"),
+            ):
+                found = knowledge.search(session, question)
+                assert found, question
+                assert (found[0].source or "").endswith(source), (question, found[0].source)
+                assert found[0].relevance >= knowledge.RELEVANCE_THRESHOLD
+            for nonsense in ("???", "asdf qwerty zxcv", "what does error AF-E423 mean"):
+                assert knowledge.search(session, nonsense) == [], nonsense
+    finally:
+        engine.dispose()

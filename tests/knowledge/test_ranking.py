@@ -3,16 +3,25 @@ model plugged in through the Embedder interface (stand-ins whose vectors the tes
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from collections.abc import Sequence
 
 import numpy as np
 import psycopg
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from afilo_db.knowledge.chunking import Chunk
-from afilo_db.knowledge.embedders import Vectors, get_embedder, register_embedder
+from afilo_db.knowledge.embedders import (
+    MINILM_RELEVANCE,
+    Relevance,
+    Vectors,
+    get_embedder,
+    register_embedder,
+)
 from afilo_db.knowledge.ingestion import SourceDocument, ingest
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 from afilo_db.services import knowledge
@@ -116,3 +125,72 @@ def test_a_multilingual_model_plugged_in_answers_german_and_french_questions(
         ):
             found = knowledge.search(session, question)
             assert found and found[0].source == source, question
+
+
+# A plug-in that ships its own relevance: every passage at probability 0.5 whatever its evidence,
+# which no other constants give.
+FLAT_RELEVANCE = Relevance(
+    intercept=0.0, per_similarity=0.0, per_coverage=0.0, per_code_found=0.0, per_code_missing=0.0
+)
+
+
+class CalibratedConcepts(ConceptEmbedder):
+    model_name = "stand-in-calibrated"
+    relevance = FLAT_RELEVANCE
+
+
+class UncalibratedConcepts(ConceptEmbedder):
+    model_name = "stand-in-uncalibrated"
+
+
+def concepts_base(connection: psycopg.Connection[tuple[object, ...]], model: str) -> None:
+    documents = [
+        SourceDocument("test:refunds", "policy", [Chunk("Refunds", "Ask for a refund.")]),
+        SourceDocument("test:invoices", "faq", [Chunk("Invoices", "Every invoice is a PDF.")]),
+    ]
+    ingest(connection, documents, embedder=get_embedder(model))
+    connection.commit()
+
+
+def test_the_active_models_own_relevance_constants_rank_and_judge_its_passages(
+    connection: psycopg.Connection[tuple[object, ...]], engine: Engine
+) -> None:
+    register_embedder(CalibratedConcepts.model_name, CalibratedConcepts)
+    concepts_base(connection, CalibratedConcepts.model_name)
+    with Session(engine) as session:
+        # No embedder given: the model the rows carry, through the registry, with its constants.
+        found = knowledge.search(session, "How do I get a refund?", min_relevance=0)
+    assert {passage.source for passage in found} == {"test:refunds", "test:invoices"}
+    assert [passage.relevance for passage in found] == [0.5, 0.5]
+
+
+def test_a_plug_in_without_relevance_constants_gets_minilms_with_a_warning(
+    connection: psycopg.Connection[tuple[object, ...]],
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    register_embedder(UncalibratedConcepts.model_name, UncalibratedConcepts)
+    concepts_base(connection, UncalibratedConcepts.model_name)
+    with caplog.at_level(logging.WARNING), Session(engine) as session:
+        found = knowledge.search(session, "How do I get a refund?", min_relevance=0)
+        knowledge.search(session, "Where is my invoice?", min_relevance=0)
+    refund = next(passage for passage in found if passage.source == "test:refunds")
+    assert refund.similarity is not None
+    expected = 1 / (
+        1
+        + math.exp(
+            -(
+                MINILM_RELEVANCE.intercept
+                + MINILM_RELEVANCE.per_similarity * refund.similarity
+                + MINILM_RELEVANCE.per_coverage * refund.coverage
+            )
+        )
+    )
+    assert refund.relevance == pytest.approx(expected, rel=1e-6)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert [message for message in warnings if UncalibratedConcepts.model_name in message] == [
+        f"the embedder {UncalibratedConcepts.model_name!r} carries no relevance fitted on its"
+        " similarities: knowledge search uses all-MiniLM-L6-v2's, which may refuse or misrank its"
+        " passages; fit its own with `python -m bench.knowledge --quality-only --tune --model"
+        f" {UncalibratedConcepts.model_name}` and give the embedder a `relevance` attribute"
+    ]

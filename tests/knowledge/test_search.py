@@ -319,3 +319,37 @@ def test_edit_distance_counts_a_swap_of_adjacent_letters_as_one(
     assert knowledge.edit_distance(second, first) == edits
     # Bounded: the same answer up to the bound, bound + 1 beyond it.
     assert knowledge.edit_distance(first, second, at_most=1) == min(edits, 2)
+
+
+# British and American spellings, each class of difference (-our/-or, -ise/-ize, -isation/-ization,
+# -ogue/-og asked British of an American document), asked in the spelling the passage does not
+# use: the English stemmer gives the two different lexemes, so the word alone found nothing there
+# before. ("authorisation" is not one: the spelling correction reads its lexeme as `author`.)
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [("colors", "guide/customising-the-admin-dashboard.md"),
+     ("customize", "guide/customising-the-admin-dashboard.md"),
+     ("organization", "licence/enterprise-licence.md"),
+     ("catalogue", "faq/subscription-tiers.md"),
+     ("favor", "policy/chargebacks.md")],
+)  # fmt: skip
+def test_a_word_is_found_in_its_other_english_spelling(
+    demo_engine: Engine, question: str, source: str
+) -> None:
+    with Session(demo_engine) as session:
+        found = knowledge.search(session, question, mode="fulltext", limit=20, min_relevance=0)
+    passage = next((p for p in found if (p.source or "").endswith(source)), None)
+    assert passage is not None, [p.source for p in found]
+    assert passage.coverage == 1.0
+
+
+def test_other_spellings_are_spelling_variants_not_synonyms() -> None:
+    variants = knowledge.spelling_variants()
+    assert variants["licence"] == {"license"} and variants["license"] == {"licence"}
+    assert variants["organisations"] == {"organizations"}
+    assert variants["yogurt"] == {"yoghurt", "yoghourt"}  # every spelling of one word
+    # The list also pairs different words of the two countries: not read as the same word.
+    assert "rubbish" not in variants and "quarter" not in variants
+    assert knowledge.other_spellings("Which license covers my organization's colours?") == [
+        ("license", "licence"), ("organization", "organisation"), ("colours", "colors")
+    ]  # fmt: skip

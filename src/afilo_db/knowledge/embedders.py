@@ -5,6 +5,11 @@ vector it makes) and `embed(texts)`. The built-in one runs all-MiniLM-L6-v2 offl
 deployment plugs another (a hosted API, a bigger model) by registering a factory under a name,
 in code with `register_embedder()` or from an installed package through the entry-point group
 `afilo_db.embedders`, and moves the base to it with `afilo-db kb reembed --model NAME`.
+
+Each model's cosine similarities have a scale of their own (how near a paraphrase lands, how
+near an unrelated text), so the search's relevance model is fitted per model: an embedder carries
+its `relevance` (a `Relevance`), fitted on its similarities by `python -m bench.knowledge
+--quality-only --tune --model NAME`. One that carries none gets MiniLM's, with a warning.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -25,6 +32,7 @@ from afilo_db.once import once_per_arguments
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 
 Vectors = npt.NDArray[np.float32]
+logger = logging.getLogger(__name__)
 
 MINILM_MODEL: Final = "all-MiniLM-L6-v2-int8"
 ENTRY_POINT_GROUP: Final = "afilo_db.embedders"
@@ -41,6 +49,34 @@ _TOKENIZER_SHA256: Final = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa
 MINILM_MAX_TOKENS: Final = 256
 
 
+@dataclass(frozen=True)
+class Relevance:
+    """The knowledge search's relevance model for one embedding model: a logistic model of the
+    probability that a passage answers a question, from the passage's cosine similarity to the
+    question, the share of the question's term weight it holds (`coverage`) and the share of
+    the question's code-like tokens it holds, or, when it holds none of them, a fixed penalty
+    (`per_code_missing`, chosen rather than fitted: docs/knowledge-search.md). The similarity's
+    weight and the intercept depend on the model's scale of similarities; calibrated this way,
+    one threshold (`services.knowledge.RELEVANCE_THRESHOLD`) serves every model."""
+
+    intercept: float
+    per_similarity: float
+    per_coverage: float
+    per_code_found: float
+    per_code_missing: float
+
+
+# Fitted on the tune split of tests/knowledge/questions.json on MiniLM's vectors by `python -m
+# bench.knowledge --quality-only --tune` (docs/knowledge-search.md, "Fusion, relevance, ties").
+MINILM_RELEVANCE: Final = Relevance(
+    intercept=-7.409,
+    per_similarity=11.177,
+    per_coverage=2.275,
+    per_code_found=7.376,
+    per_code_missing=-5.0,
+)
+
+
 class Embedder(Protocol):
     """Turns texts into L2-normalised vectors of `EMBEDDING_DIMENSIONS` floats."""
 
@@ -52,6 +88,36 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, in order, each of unit length."""
         ...
+
+
+def relevance_of(embedder: Embedder) -> Relevance:
+    """The relevance model fitted on `embedder`'s similarities: its `relevance`; for a plug-in
+    that carries none, MiniLM's, with a warning (once per model). MiniLM's constants on another
+    model's similarities misjudge its passages: USE multilingual v3 answered fewer English
+    questions than it could with them (docs/knowledge-search.md, "Other languages"), so the
+    warning says how to fit the model's own."""
+    fitted = getattr(embedder, "relevance", None)
+    if fitted is None:
+        _warn_uncalibrated(embedder.model_name)
+        return MINILM_RELEVANCE
+    if not isinstance(fitted, Relevance):
+        raise OperationError(
+            f"the embedder {embedder.model_name!r} has a relevance of type"
+            f" {type(fitted).__name__}, expected afilo_db.knowledge.embedders.Relevance"
+        )
+    return fitted
+
+
+@once_per_arguments
+def _warn_uncalibrated(model_name: str) -> None:
+    logger.warning(
+        "the embedder %r carries no relevance fitted on its similarities: knowledge search uses"
+        " all-MiniLM-L6-v2's, which may refuse or misrank its passages; fit its own with"
+        " `python -m bench.knowledge --quality-only --tune --model %s` and give the embedder a"
+        " `relevance` attribute",
+        model_name,
+        model_name,
+    )
 
 
 def installed_file(
@@ -105,6 +171,10 @@ class MiniLMEmbedder:
     @property
     def model_name(self) -> str:
         return MINILM_MODEL
+
+    @property
+    def relevance(self) -> Relevance:
+        return MINILM_RELEVANCE
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
@@ -179,6 +249,10 @@ class CachedEmbedder:
     @property
     def model_name(self) -> str:
         return self.inner.model_name
+
+    @property
+    def relevance(self) -> Relevance:
+        return relevance_of(self.inner)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]

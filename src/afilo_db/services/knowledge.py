@@ -50,11 +50,15 @@ from afilo_db.knowledge.chunking import (
 )
 from afilo_db.knowledge.embedders import (
     Embedder,
+    Relevance,
     Vectors,
     english_words,
     get_embedder,
+    installed_file,
+    relevance_of,
     to_pgvector_text,
 )
+from afilo_db.once import once_per_arguments
 
 SEARCH_MODES: Final = ("hybrid", "fulltext", "vector")
 # Reciprocal rank fusion, 1 / (RRF_K + rank) summed over the lists that found a passage: each
@@ -90,15 +94,12 @@ QUESTION_WINDOW_TOKENS: Final = 60
 # The relevance: a logistic model of the probability that a passage answers the question, from
 # its cosine similarity to the question, the share of the question's term weight it holds, and
 # the share of the question's code-like tokens it holds (or that it holds none of them). It
-# orders the results. Fitted and the code-missing weight chosen on the tune split of
-# tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune`. The
-# threshold: near the best balanced accuracy on the tune split (answerable questions answered,
-# the others refused), which moves from run to run (docs/knowledge-search.md, "No good match").
-RELEVANCE_INTERCEPT: Final = -7.409
-RELEVANCE_PER_SIMILARITY: Final = 11.177
-RELEVANCE_PER_COVERAGE: Final = 2.275
-RELEVANCE_PER_CODE_FOUND: Final = 7.376
-RELEVANCE_PER_CODE_MISSING: Final = -5.0
+# orders the results. Its constants are the question's model's (`Relevance`, carried by the
+# embedder: each model's similarities have their own scale), fitted on the tune split of
+# tests/knowledge/questions.json by `python -m bench.knowledge --quality-only --tune [--model
+# NAME]`. The threshold: near the best balanced accuracy on the tune split (answerable questions
+# answered, the others refused), which moves from run to run (docs/knowledge-search.md, "No good
+# match"); one serves every model, as each model's constants calibrate its probability.
 RELEVANCE_THRESHOLD: Final = 0.05
 # Code-like tokens: a letter and a digit, an underscore, a dot, colon, slash, equals or at sign
 # between two characters, or a lower-to-upper case change (ThemeToggle). Surrounding quotes and
@@ -129,6 +130,18 @@ LONG_WORD_LETTERS: Final = 7
 # vocabulary can hold tens of thousands of lexemes under one two-letter prefix).
 MAX_CORRECTED_WORDS: Final = 4
 SPELLING_CANDIDATES: Final = 100
+# Other spellings: customers write "license", "color", "customize", "organization" where the
+# documents say "licence", "colour", "customising", "organisation", or the other way round, and
+# the English stemmer gives the two spellings different lexemes. Each question word with a British
+# or American spelling of its own is searched in both (one term, its lexemes OR-ed). The pairs
+# are those of `eng`'s maintained list (British -> American) that are single words at most
+# SPELLING_VARIANT_EDITS apart: the list also pairs different words of the two countries
+# ("rubbish" and "garbage", "quarter" and "fourth"), synonyms that are more edits apart and
+# that a search should not read as the same word.
+SPELLING_VARIANT_EDITS: Final = 2
+_VARIANTS_DISTRIBUTION: Final = "eng"
+_VARIANTS_FILE: Final = "eng/words.txt"
+_VARIANTS_SHA256: Final = "ea75b84df3f9c3dcc855c01e3b95323c627c632f561f88787ecc864a11ce75e4"
 SPELLING_SQL: Final = """
 SELECT unknown, candidate.lexeme, candidate.passages
 FROM (
@@ -163,31 +176,47 @@ _FILTERS = """
 
 # The question's lexemes are quoted as tsquery literals (quotes and backslashes doubled), so no
 # word of it is ever read as an operator. `|| ':' || 'A'` restricts a term to titles (weight A);
-# written `':A'` it would read as a bind parameter. A term's passages come from knowledge_terms
+# written `':A'` it would read as a bind parameter. A term is a lexeme of the question (its
+# correction, when misspelt) or any of its other spellings' lexemes (licence: 'licenc' |
+# 'licens'), its passages those of all of them. A term's passages come from knowledge_terms
 # (kept by a trigger on knowledge_base), not from the GIN index, which would read every passage
 # of a common word to count them. Candidates come from the rarest terms only, at most
 # :selected_postings passages in all, so that a question of common words reads few passages.
 # `evidence` is MATERIALIZED: inlined, its similarity subquery ran once per reference to it.
 SEARCH_SQL: Final = f"""
-WITH terms AS (
-  SELECT CAST(quoted AS tsquery) AS term, CAST(quoted || ':' || 'A' AS tsquery) AS title_term,
-         quoted, ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
+WITH asked AS (
+  SELECT asked AS lexeme, coalesce(spelling.correction, asked) AS spelled
+  FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
+  LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
+    AS spelling(misspelt, correction) ON spelling.misspelt = asked
+  WHERE :lexical_candidates > 0
+),
+spellings AS (
+  SELECT spelled, spelled AS spelling FROM asked
+  UNION
+  SELECT asked.spelled, other_lexeme
+  FROM unnest(CAST(:variant_words AS text[]), CAST(:variants AS text[])) AS variant(word, other),
+       LATERAL unnest(tsvector_to_array(to_tsvector('english', variant.word))) AS word_lexeme,
+       LATERAL unnest(tsvector_to_array(to_tsvector('english', variant.other))) AS other_lexeme,
+       asked
+  WHERE asked.lexeme = word_lexeme
+),
+terms AS (
+  SELECT CAST(alternatives AS tsquery) AS term, CAST(title_alternatives AS tsquery) AS title_term,
+         ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
          passages < :common_term_passages
-           AND sum(passages) OVER (ORDER BY passages, quoted) <= :selected_postings AS selective
+           AND sum(passages) OVER (ORDER BY passages, spelled) <= :selected_postings AS selective
   FROM (
-    SELECT lexemes.quoted, least(coalesce(kt.passages, 0), :common_term_passages) AS passages
+    SELECT literals.spelled, string_agg(quoted, ' | ' ORDER BY quoted) AS alternatives,
+           string_agg(quoted || ':' || 'A', ' | ' ORDER BY quoted) AS title_alternatives,
+           least(sum(coalesce(kt.passages, 0)), :common_term_passages) AS passages
     FROM (
-      SELECT DISTINCT lexeme,
-             '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS quoted
-      FROM (
-        SELECT coalesce(spelling.correction, asked) AS lexeme
-        FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
-        LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
-          AS spelling(misspelt, correction) ON spelling.misspelt = asked
-        WHERE :lexical_candidates > 0
-      ) corrected
-    ) lexemes
-    LEFT JOIN knowledge_terms kt ON kt.lexeme = lexemes.lexeme
+      SELECT spelled, spelling,
+             '''' || replace(replace(spelling, '\\', '\\\\'), '''', '''''') || '''' AS quoted
+      FROM spellings
+    ) literals
+    LEFT JOIN knowledge_terms kt ON kt.lexeme = literals.spelling
+    GROUP BY literals.spelled
   ) counted
 ),
 question AS (
@@ -409,6 +438,41 @@ def is_english(word: str) -> bool:
     )
 
 
+@once_per_arguments
+def spelling_variants() -> dict[str, frozenset[str]]:
+    """Each word with a British and an American spelling, lower-case, with its other spellings
+    (several when the list has several: "yoghurt", "yoghourt" and "yogurt"). Made once per
+    process, whichever threads search first: the pairs' edit distances take a noticeable
+    fraction of a second in Python."""
+    pairs = installed_file(_VARIANTS_DISTRIBUTION, _VARIANTS_FILE, _VARIANTS_SHA256)
+    groups: dict[str, frozenset[str]] = {}
+    for line in pairs.read_text(encoding="utf-8").splitlines():
+        british, _, american = (part.strip().lower() for part in line.partition("\t"))
+        if not (british.isalpha() and american.isalpha()):
+            continue
+        if (
+            edit_distance(british, american, at_most=SPELLING_VARIANT_EDITS)
+            > SPELLING_VARIANT_EDITS
+        ):
+            continue
+        group = groups.get(british, frozenset([british])) | groups.get(
+            american, frozenset([american])
+        )
+        groups.update(dict.fromkeys(group, group))
+    return {word: group - {word} for word, group in groups.items()}
+
+
+def other_spellings(question: str) -> list[tuple[str, str]]:
+    """The question's words that have another spelling, each paired with each of its others."""
+    variants = spelling_variants()
+    pairs = {
+        (word, other): None
+        for word in re.findall(r"[a-z]+", question.lower())
+        for other in sorted(variants.get(word, ()))
+    }
+    return list(pairs)
+
+
 def nearest_lexemes(candidates: Sequence[tuple[str, str, int]]) -> dict[str, str]:
     """From (unknown lexeme, known lexeme, its passages) rows, each unknown lexeme's nearest
     known one within the edits allowed, ties to the one more passages hold."""
@@ -451,6 +515,7 @@ def statement_parameters(
     window_vectors: Vectors,
     *,
     model_name: str,
+    relevance: Relevance,
     types: Sequence[str] | None,
     include_unpublished: bool,
     lexical_candidates: int,
@@ -460,13 +525,16 @@ def statement_parameters(
     corrections: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
-    benchmark, which runs the statement prepared through psycopg). The lexical and code lists
+    benchmark, which runs the statement prepared through psycopg); `relevance`: the constants
+    of the model that embedded them (relevance_of). The lexical and code lists
     read the question's asked part (asked_part), as the vectors do. The code list follows the
     lexical one: both are the full-text side. `corrections`: misspelt lexeme of the asked part
-    -> the lexeme the lexical list reads instead (spelling_corrections)."""
+    -> the lexeme the lexical list reads instead (spelling_corrections). Words with another
+    spelling (other_spellings) are searched in both."""
     asked = asked_part(question)
     codes = code_tokens(asked)
     misspelt = sorted(corrections or {})
+    spelt_otherwise = other_spellings(asked)
     return {
         "question": asked,
         "codes": codes,
@@ -476,6 +544,8 @@ def statement_parameters(
         "include_unpublished": include_unpublished,
         "misspelt": misspelt,
         "corrections": [(corrections or {})[lexeme] for lexeme in misspelt],
+        "variant_words": [word for word, _ in spelt_otherwise],
+        "variants": [other for _, other in spelt_otherwise],
         "common_term_passages": COMMON_TERM_PASSAGES,
         "selected_postings": SELECTED_POSTINGS,
         "title_boost": TITLE_BOOST,
@@ -484,11 +554,11 @@ def statement_parameters(
         "vector_candidates": vector_candidates,
         "rrf_k": RRF_K,
         "codes_asked": len(codes),
-        "relevance_intercept": RELEVANCE_INTERCEPT,
-        "relevance_per_similarity": RELEVANCE_PER_SIMILARITY,
-        "relevance_per_coverage": RELEVANCE_PER_COVERAGE,
-        "relevance_per_code_found": RELEVANCE_PER_CODE_FOUND,
-        "relevance_per_code_missing": RELEVANCE_PER_CODE_MISSING,
+        "relevance_intercept": relevance.intercept,
+        "relevance_per_similarity": relevance.per_similarity,
+        "relevance_per_coverage": relevance.per_coverage,
+        "relevance_per_code_found": relevance.per_code_found,
+        "relevance_per_code_missing": relevance.per_code_missing,
         "min_relevance": min_relevance,
         "limit": limit,
     }
@@ -510,7 +580,8 @@ def search(
 
     `types`: content types to keep (all when None). `embedder`: the model to embed the question
     with; by default the one the knowledge base's vectors were made with (so a `kb reembed`
-    switch takes effect for every caller at once). `mode`: `fulltext` (the lexical and code
+    switch takes effect for every caller at once), and so is the relevance (relevance_of: the
+    constants fitted on that model's similarities). `mode`: `fulltext` (the lexical and code
     lists) or `vector` alone, for comparison. Two statements: the HNSW settings
     (transaction-local), then the search.
     """
@@ -524,6 +595,7 @@ def search(
             cleaned,
             model.embed(question_windows(cleaned)),
             model_name=model.model_name,
+            relevance=relevance_of(model),
             types=types,
             include_unpublished=include_unpublished,
             lexical_candidates=candidates if mode != "vector" else 0,
