@@ -63,6 +63,17 @@ def post(client: TestClient, delivery: Delivery) -> tuple[int, dict[str, object]
     return response.status_code, response.json()
 
 
+def parked_problems(answer: tuple[int, dict[str, object]]) -> dict[str, str]:
+    """The fields and rules of an event parked for breaking a rule: answered 200 `unresolved`
+    (no delivery again can change it, so its provider must stop retrying)."""
+    status, body = answer
+    assert (status, body["status"]) == (200, "unresolved"), body
+    assert str(body["reason"]).startswith("breaks a rule: "), body
+    problems = body["problems"]
+    assert isinstance(problems, dict), body
+    return problems
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

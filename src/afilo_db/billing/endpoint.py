@@ -1,13 +1,14 @@
 """The webhook endpoint: `POST /webhooks/stripe` and `POST /webhooks/clerk`, one transaction per
 delivery, on the service role's engine.
 
-Answers: 200 `applied` / `recorded` / `ignored` (with the reason) / `duplicate` / `unresolved`;
-400 for a missing, invalid, expired or future signature or a body that is not a storable event
-(naming the JSON path); 413 for a body over MAX_BODY_BYTES, however it is sent; 422 for an event
-whose content breaks a rule; 409 for one that refers to something not received yet (stored as
-deferred: the provider retries, up to a bound after which it is parked as `unresolved`); 500
-otherwise (retried too, its traceback logged). Nothing of a refused delivery is written but its
-count in `webhook_refusals`. One log line per delivery: provider, event id, type, status, time.
+Answers: 200 `applied` / `recorded` / `ignored` (with the reason) / `duplicate` / `unresolved`
+(an event parked for an operator: waiting past the bound, or breaking a rule, its `problems`
+named); 400 for a missing, invalid, expired or future signature or a body that is not a storable
+event (naming the JSON path); 413 for a body over MAX_BODY_BYTES, however it is sent; 422 for an
+event that cannot even be stored as parked; 409 for one that refers to something not received
+yet (stored as deferred: the provider retries, up to a bound after which it is parked as
+`unresolved`); 500 otherwise (retried too, its traceback logged). Nothing of a refused delivery
+is written but its count in `webhook_refusals`. One log line per delivery: provider, event id, type, status, time.
 """
 
 from __future__ import annotations
@@ -181,6 +182,8 @@ def create_webhook_app(engine: Engine, secrets: WebhookSecrets) -> Starlette:
             answer: dict[str, object] = {"status": result.outcome.value, "event_id": event.event_id}
             if result.reason is not None:
                 answer["reason"] = result.reason
+            if result.problems:
+                answer["problems"] = dict(result.problems)
             return JSONResponse(answer, status_code=status)
 
         return receive

@@ -43,13 +43,16 @@ class Outcome(StrEnum):
     """Stored as waiting: it needs something not received yet; answered 409 so that the
     provider delivers it again."""
     UNRESOLVED = "unresolved"
-    """Still waiting after the bound on retries: answered 200 and parked for an operator."""
+    """Still waiting after the bound on retries, or breaking a rule that no delivery again can
+    change: answered 200 and parked for an operator (`webhooks unresolved`, `webhooks retry`)."""
 
 
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
     reason: str | None = None
+    problems: Mapping[str, str] | None = None
+    """For an event whose content breaks a rule: each field at fault and the rule it broke."""
 
 
 APPLIED = Result(Outcome.APPLIED)

@@ -25,6 +25,7 @@ from afilo_db.billing.delivery import Delivery, driver_connection
 from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, ignored
 from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS
 from afilo_db.db.hot.shapes import TIMEOUT_SQL
+from afilo_db.errors import ValidationError
 from afilo_db.security.context import SERVICE_CONTEXT, context_forbidden
 from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
@@ -36,29 +37,38 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     **{("clerk", name): handler for name, handler in clerk_handlers.HANDLERS.items()},
 }
 
-# A new event is inserted; a deferred one delivered again is taken up again (its delivery
-# counted); any other stored one is a duplicate (no row returned). The row lock taken by either
-# makes a concurrent delivery of the same event wait for this transaction's end.
-_STORE_SQL = """
+
+# A new event is inserted; one stored as `taken_up` (a deferred one delivered again, or an
+# unresolved one an operator retries) is taken up again (its delivery counted); any other stored
+# one is a duplicate (no row returned). The row lock taken by either makes a concurrent delivery
+# of the same event wait for this transaction's end.
+def _store_sql(taken_up: str) -> str:
+    return f"""
 INSERT INTO webhook_events (provider, event_id, event_type, subject, payload, occurred_at)
 VALUES (%(provider)s, %(event_id)s, %(event_type)s, %(subject)s, %(payload)s, %(occurred_at)s)
 ON CONFLICT (provider, event_id) DO UPDATE SET attempts = webhook_events.attempts + 1
-WHERE webhook_events.outcome = 'deferred'
+WHERE webhook_events.outcome = '{taken_up}'
 RETURNING id, attempts
 """
+
+
+_STORE_SQL = _store_sql("deferred")
+_RETAKE_SQL = _store_sql("unresolved")
 
 # The deferral bound: a deferred event delivered again that still waits becomes unresolved once
 # it has been delivered WEBHOOK_DEFER_MAX_ATTEMPTS times or first arrived WEBHOOK_DEFER_MAX_HOURS
 # ago (Stripe retries for three days, Svix for about a day: neither should exhaust its schedule,
-# which disables the endpoint).
+# which disables the endpoint). An event whose content breaks a rule (`park`) is unresolved at
+# once: no delivery again can change it, an operator can (`retry`).
 _DEFER_SQL = f"""
 INSERT INTO webhook_events (provider, event_id, event_type, subject, payload, occurred_at,
                             outcome, reason)
 VALUES (%(provider)s, %(event_id)s, %(event_type)s, %(subject)s, %(payload)s, %(occurred_at)s,
-        'deferred', %(reason)s)
+        CASE WHEN %(park)s THEN 'unresolved' ELSE 'deferred' END, %(reason)s)
 ON CONFLICT (provider, event_id) DO UPDATE SET
   attempts = webhook_events.attempts + 1, reason = excluded.reason,
-  outcome = CASE WHEN webhook_events.attempts + 1 >= {rules.WEBHOOK_DEFER_MAX_ATTEMPTS}
+  outcome = CASE WHEN %(park)s
+                   OR webhook_events.attempts + 1 >= {rules.WEBHOOK_DEFER_MAX_ATTEMPTS}
                    OR webhook_events.received_at
                       < now() - interval '{rules.WEBHOOK_DEFER_MAX_HOURS} hours'
             THEN 'unresolved' ELSE 'deferred' END
@@ -114,13 +124,19 @@ def defer(session: Session, event: ProviderEvent, reason: str) -> Result:
     """Store an event that waits for something not received yet, in the caller's transaction
     (after `ingest` raised NotYetKnownError and was rolled back): deferred (the provider is
     answered 409 and delivers it again), or unresolved once past the bound (answered 200)."""
-    return _defer(driver_connection(session), event, reason)
+    outcome = _defer(driver_connection(session), event, reason)
+    return Result(outcome, None if outcome == Outcome.DUPLICATE else reason)
 
 
-def apply(engine: Engine, event: ProviderEvent) -> Result:
+def apply(engine: Engine, event: ProviderEvent, *, retake: bool = False) -> Result:
     """`ingest` in a transaction of its own on a connection of `engine`'s pool, committed; an
-    event that waits for something not received yet is stored by `defer` in another. What the
-    endpoint runs: no Session, and the event's last writes go with the COMMIT."""
+    event that waits for something not received yet is stored by `defer` in another, and one
+    whose content breaks a rule is parked as unresolved, naming the fields and rules (no
+    delivery again can change it, so its provider is answered 200 and stops retrying). What the
+    endpoint runs: no Session, and the event's last writes go with the COMMIT.
+
+    `retake`: the event is one stored as unresolved, applied again (`parked.retry`); if it still
+    waits or still breaks a rule, it stays as it was stored and the result says why."""
     timeout_ms = PER_TRANSACTION_TIMEOUT_MS.get(engine)
     pooled = engine.raw_connection()
     connection = pooled.driver_connection
@@ -129,12 +145,35 @@ def apply(engine: Engine, event: ProviderEvent) -> Result:
     connection.autocommit = True
     try:
         try:
-            return _ingest(connection, event, commit=True, timeout_ms=timeout_ms)
-        except NotYetKnownError as error:
+            return _ingest(
+                connection,
+                event,
+                commit=True,
+                timeout_ms=timeout_ms,
+                store_sql=_RETAKE_SQL if retake else _STORE_SQL,
+            )
+        except (NotYetKnownError, ValidationError) as error:
             connection.rollback()
-            result = _defer(connection, event, str(error), timeout_ms=timeout_ms)
-            connection.commit()
-            return result
+            unresolved = _unresolved(error)
+            if retake:
+                return unresolved
+            try:
+                outcome = _defer(
+                    connection,
+                    event,
+                    unresolved.reason or "",
+                    timeout_ms=timeout_ms,
+                    park=isinstance(error, ValidationError),
+                )
+                connection.commit()
+            except BaseException:
+                # Not even storable as waiting (a column's own rule): the caller refuses it.
+                if not connection.closed:
+                    connection.rollback()
+                raise
+            if outcome == Outcome.UNRESOLVED:
+                return unresolved
+            return Result(outcome, None if outcome == Outcome.DUPLICATE else unresolved.reason)
         except BaseException:
             if not connection.closed:
                 connection.rollback()
@@ -147,16 +186,24 @@ def apply(engine: Engine, event: ProviderEvent) -> Result:
         pooled.close()
 
 
+def _unresolved(error: NotYetKnownError | ValidationError) -> Result:
+    """What an event comes to that cannot be applied yet: still waiting, or breaking a rule."""
+    if isinstance(error, ValidationError):
+        return Result(Outcome.UNRESOLVED, f"breaks a rule: {error}", error.problems)
+    return Result(Outcome.UNRESOLVED, str(error))
+
+
 def _ingest(
     connection: psycopg.Connection[Any],
     event: ProviderEvent,
     *,
     commit: bool,
     timeout_ms: int | None = None,
+    store_sql: str = _STORE_SQL,
 ) -> Result:
     # The row's lock is what makes a concurrent delivery of the same event wait, so it comes
     # before anything else.
-    stored = _in_service_context(connection, _STORE_SQL, _event_row(event), timeout_ms)
+    stored = _in_service_context(connection, store_sql, _event_row(event), timeout_ms)
     if stored is None:
         if commit:
             connection.commit()
@@ -182,11 +229,13 @@ def _defer(
     event: ProviderEvent,
     reason: str,
     timeout_ms: int | None = None,
-) -> Result:
+    *,
+    park: bool = False,
+) -> Outcome:
     stored = _in_service_context(
-        connection, _DEFER_SQL, {**_event_row(event), "reason": reason}, timeout_ms
+        connection, _DEFER_SQL, {**_event_row(event), "reason": reason, "park": park}, timeout_ms
     )
     if stored is None:
         # Applied by a concurrent delivery meanwhile.
-        return Result(Outcome.DUPLICATE)
-    return Result(Outcome(stored[0]), reason)
+        return Outcome.DUPLICATE
+    return Outcome(stored[0])

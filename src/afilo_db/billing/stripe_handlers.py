@@ -596,7 +596,8 @@ def _record_purchase(
 
 def _quantity(obj: Mapping[str, Any]) -> int:
     """`metadata.quantity`, 1 when absent. Stripe's metadata values are strings: anything but a
-    whole number within the cart's bound is the event's fault (422), not the endpoint's (500)."""
+    whole number within the cart's bound is the event's fault (parked, naming it), not the
+    endpoint's (500)."""
     value = _metadata(obj).get("quantity")
     if value is None:
         return 1

@@ -92,6 +92,11 @@ def verify_stripe(body: bytes, signature_header: str | None, secret: str) -> Pro
     except stripe.SignatureVerificationError as error:
         raise SignatureError("stripe", str(error.user_message or error)) from error
     _refuse_future_signature(signature_header or "")
+    return stripe_event(payload)
+
+
+def stripe_event(payload: str) -> ProviderEvent:
+    """The event a Stripe body holds (its signature checked already, or stored after it was)."""
     document = _json_object(payload)
     event_id = str(field(document, "id"))
     problem = stripe_id_problem("event", event_id)
@@ -120,6 +125,12 @@ def verify_clerk(body: bytes, headers: Mapping[str, str], secret: str) -> Provid
     except WebhookVerificationError as error:
         raise SignatureError("clerk", str(error) or "invalid signature") from error
     event_id = {name.lower(): value for name, value in wanted.items()}.get("svix-id", "")
+    return clerk_event(payload, event_id)
+
+
+def clerk_event(payload: str, event_id: str) -> ProviderEvent:
+    """The event a Clerk body holds, under its Svix message id (its signature checked already,
+    or stored after it was)."""
     problem = svix_message_id_problem(event_id)
     if problem is not None:
         raise ValidationError({"svix-id": problem})

@@ -1,5 +1,6 @@
 """`afilo-db webhooks serve`: the Stripe and Clerk webhook endpoint; `webhooks unresolved` and
-`webhooks refusals`: what it could not finish and what it refused."""
+`webhooks refusals`: what it could not finish and what it refused; `webhooks retry`: the
+unresolved events applied again."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ from starlette.applications import Starlette
 
 from afilo_db.billing import endpoint
 from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
-from afilo_db.billing.parked import refusal_counts, waiting_events
-from afilo_db.cli.common import JsonOption, console, errors, reported_errors, require_free_port
+from afilo_db.billing.parked import refusal_counts, retry, waiting_events
+from afilo_db.cli.common import (
+    JsonOption,
+    console,
+    errors,
+    phase_progress,
+    reported_errors,
+    require_free_port,
+)
 from afilo_db.config import get_settings
 from afilo_db.db.engine import create_app_engine
 from afilo_db.db.target import resolve_target
@@ -124,6 +132,7 @@ def serve(
 
 WAITING = ("provider", "event_id", "event_type", "outcome", "attempts", "received_at", "reason")
 REFUSAL = ("provider", "status", "reason", "deliveries", "first_at", "last_at")
+RETRIED = ("provider", "event_id", "event_type", "outcome", "reason")
 
 
 def _print(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
@@ -145,9 +154,11 @@ def unresolved(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """The events parked as unresolved: each waited for something that never arrived (a user,
-    a purchase) through the bound on retries, was answered 200 so that its provider stopped
-    retrying, and is kept with its payload and the reason. Exit code 0: none; 1: some (listed)."""
+    """The events parked as unresolved, answered 200 so that their provider stopped retrying and
+    kept with their payload and the reason: each waited for something that never arrived (a
+    user, a purchase) through the bound on retries, or its content breaks a rule (an unknown
+    price, a malformed id: the reason names the field and the rule). `webhooks retry` applies
+    them again. Exit code 0: none; 1: some (listed)."""
     with reported_errors():
         engine = create_app_engine(resolve_target().direct_url)
         try:
@@ -166,10 +177,59 @@ def unresolved(
         raise typer.Exit(1)
 
 
+@webhooks_app.command("retry")
+def retry_unresolved(
+    event_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The unresolved events to apply again, by their provider's id (evt_..., "
+            "msg_...). None: use --all.",
+            show_default=False,
+        ),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Apply every unresolved event again, oldest first.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply unresolved events again, once what they needed is there: the user or purchase an
+    event waited for, the variant whose price it names, a fix of what its content broke. Each is
+    applied as its provider's delivery would be, in a transaction of its own, as the service
+    role; one that still cannot apply stays unresolved, and the reason is printed. Exit code 0:
+    every one applied (or recorded, ignored, applied meanwhile); 1: some still unresolved; 2: no
+    event named, or one that is not unresolved (nothing applied)."""
+    with reported_errors():
+        if bool(event_ids) == every:
+            raise ValidationError(
+                {"event_ids": "name the unresolved events to retry, or pass --all (not both)"}
+            )
+        engine = create_app_engine(login.service_url(resolve_target()))
+        try:
+            with phase_progress() as progress:
+                retried = [
+                    {
+                        "provider": each.provider,
+                        "event_id": each.event_id,
+                        "event_type": each.event_type,
+                        "outcome": each.result.outcome.value,
+                        "reason": each.result.reason,
+                    }
+                    for each in retry(engine, None if every else event_ids, progress)
+                ]
+        finally:
+            engine.dispose()
+    if as_json:
+        print(json.dumps(retried, indent=2))
+    else:
+        _print("retried events", retried, RETRIED)
+    if any(row["outcome"] == "unresolved" for row in retried):
+        raise typer.Exit(1)
+
+
 @webhooks_app.command("refusals")
 def refusals(as_json: JsonOption = False) -> None:
     """Deliveries refused before anything was stored (bad or expired signature, body too large,
-    not an event, content breaking a rule), counted by provider, HTTP status and reason: a wrong
+    not an event, one that cannot even be stored as parked), counted by provider, HTTP status and reason: a wrong
     signing secret or a flood of forgeries shows here. Exit code 0."""
     with reported_errors():
         engine = create_app_engine(resolve_target().direct_url)

@@ -323,8 +323,9 @@ class WebhookEvent(Base):
 
 class WebhookRefusal(Base):
     """Deliveries refused before anything of them was stored (bad signature, too large, not an
-    event, content breaking a rule), counted by provider, HTTP status and reason, as dj-stripe
-    keeps its failed webhook triggers: a flood of forgeries or a wrong secret shows here."""
+    event, an event that cannot even be stored as parked), counted by provider, HTTP status and
+    reason, as dj-stripe keeps its failed webhook triggers: a flood of forgeries or a wrong
+    secret shows here."""
 
     __tablename__ = "webhook_refusals"
     __table_args__ = (
