@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -33,9 +36,14 @@ LOOPBACK = "127.0.0.1"
 
 def _log_each_delivery() -> None:
     """One line on stderr per delivery: provider, HTTP status, event type and id, outcome, time
-    (never a body or a secret)."""
+    (never a body or a secret). A worker process of several (uvicorn starts each with
+    multiprocessing, one has no parent process) names itself by its pid, so that the lines of
+    one process can be told from the others'."""
+    one_of_several = multiprocessing.parent_process() is not None
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s {'[%(process)d] ' if one_of_several else ''}%(message)s")
+    )
     delivery_log = logging.getLogger(endpoint.__name__)
     delivery_log.addHandler(handler)
     delivery_log.setLevel(logging.INFO)
@@ -96,7 +104,11 @@ def serve(
     Signatures are checked with STRIPE_WEBHOOK_SECRET and CLERK_WEBHOOK_SECRET (at least one
     must be set; the other provider's deliveries are refused with 503). Forward to it from your
     back end, or in development with `stripe listen --forward-to 127.0.0.1:8787/webhooks/stripe`.
-    Each delivery is logged on stderr in one line: provider, status, event type and id, outcome.
+    Each delivery is logged on stderr in one line: provider, status, event type and id, outcome,
+    and with several processes the pid of the one that served it.
+
+    Ctrl-C or SIGTERM stops it once the deliveries in flight are answered: exit code 0. A port
+    in use: 4.
     """
     with reported_errors():
         require_free_port(host, port)
@@ -112,14 +124,20 @@ def serve(
             console.print(f"{provider}: http://{host}:{port}/webhooks/{provider}{state}")
         if host != LOOPBACK:
             errors.print(f"[bold yellow]warning:[/] listening on {host}, not only this machine")
-        uvicorn.run(
-            f"{__name__}:{worker_app.__name__}",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
+        # Stopping is what Ctrl-C and SIGTERM ask for, so both end in 0 once the deliveries in
+        # flight are answered, served by one process or several: uvicorn's supervisor of several
+        # returns, but one process raises the signal again once shut down, which would end in
+        # Ctrl-C's 130 or in death by SIGTERM. SIGTERM is made Ctrl-C's twin for that.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.run(
+                f"{__name__}:{worker_app.__name__}",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+            )
 
 
 WAITING = ("provider", "event_id", "event_type", "outcome", "attempts", "received_at", "reason")
