@@ -5,7 +5,7 @@ and give a `ProviderEvent`; `ingest` stores it once and applies it, in the calle
 in the service context, and gives its `Result` (outcome and reason); when it raises
 NotYetKnownError, `defer` (after a rollback) stores it as waiting, up to the bound; `apply`
 does both in a transaction of its own on an engine, committed (what the endpoint runs);
-`create_webhook_app` serves both as a small Starlette endpoint.
+`create_webhook_app` serves both as a small ASGI endpoint.
 """
 
 from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, SignatureError

@@ -17,10 +17,9 @@ import typer
 import uvicorn
 from rich.table import Table
 from sqlalchemy.orm import Session
-from starlette.applications import Starlette
 
 from afilo_db.billing import endpoint
-from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
+from afilo_db.billing.endpoint import WebhookApp, WebhookSecrets, create_webhook_app
 from afilo_db.billing.parked import refusal_counts, waiting_events
 from afilo_db.cli.common import JsonOption, console, errors, reported_errors, require_free_port
 from afilo_db.config import get_settings
@@ -61,7 +60,7 @@ def _secrets() -> WebhookSecrets:
     )
 
 
-def worker_app() -> Starlette:
+def worker_app() -> WebhookApp:
     """The endpoint as each process of `webhooks serve` builds it, on a pool of its own: uvicorn
     imports this by name in every worker process, where an app cannot be handed over."""
     engine = create_app_engine(login.service_url(resolve_target(check_version=False)))
