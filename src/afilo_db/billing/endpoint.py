@@ -12,12 +12,10 @@ count in `webhook_refusals`. One log line per delivery: provider, event id, type
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,7 +26,9 @@ from starlette.types import Receive, Scope, Send
 
 from afilo_db.billing.events import Outcome, ProviderEvent
 from afilo_db.billing.ingest import apply
+from afilo_db.billing.threads import LoopThreads
 from afilo_db.billing.verification import verify_clerk, verify_stripe
+from afilo_db.config import get_settings
 from afilo_db.errors import AfiloError, ConflictError, ValidationError
 from afilo_db.security import service_context
 
@@ -156,9 +156,9 @@ class WebhookApp:
     their turn in the threads' queue, holding neither a thread nor a connection. Beyond the
     pool's size each would open an overflow connection that the pool closes again when it
     comes back, a login and its prepared statements lost per burst (`bench.webhooks`). The
-    threads are the app's, not anyio's shared ones: handing work to them is a queue's put and a
-    future, where anyio's limiter and its per-call bookkeeping cost the event loop's thread more
-    CPU than the hop itself."""
+    threads are the app's (`LoopThreads`), neither anyio's shared ones nor an executor's:
+    handing work to them is a queue's put and the loop's own future, where anyio's limiter and
+    the executor's second future cost more CPU than the hop itself."""
 
     def __init__(self, engine: Engine, secrets: WebhookSecrets) -> None:
         self._engine = engine
@@ -166,10 +166,10 @@ class WebhookApp:
             "/webhooks/stripe": _Route("stripe", secrets.stripe, _verify_stripe),
             "/webhooks/clerk": _Route("clerk", secrets.clerk, verify_clerk),
         }
-        self._threads = ThreadPoolExecutor(
-            max_workers=engine.pool.size() if isinstance(engine.pool, QueuePool) else None,
-            thread_name_prefix="webhook-delivery",
-        )
+        # An engine without a QueuePool (NullPool: a connection a delivery) gets as many
+        # threads as the setting says its pool would keep.
+        pooled = engine.pool.size() if isinstance(engine.pool, QueuePool) else None
+        self._threads = LoopThreads(pooled or get_settings().db_pool_size, "webhook-delivery")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -207,7 +207,7 @@ class WebhookApp:
                 return
 
     async def _in_thread(self, work: Callable[..., T], *arguments: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *arguments)
+        return await self._threads.run(work, *arguments)
 
     async def _refused(
         self, provider: str, status: int, reason: str, body: bytes
