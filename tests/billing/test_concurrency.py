@@ -8,10 +8,14 @@ import contextlib
 import itertools
 import os
 import random
+import re
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +135,10 @@ def _worker_processes(pid: int) -> set[int]:
     return workers
 
 
-def test_two_server_processes_apply_each_delivery_once(shop: Shop) -> None:
-    """`webhooks serve --workers 2`: two processes share the port, each with a pool of its own;
-    concurrent deliveries, each delivered twice at once, end as on one, and stopping it stops
-    both."""
+@contextlib.contextmanager
+def _served_by_the_command(shop: Shop, workers: int) -> Iterator[tuple[str, Stopped]]:
+    """`afilo-db webhooks serve --workers N` on a free port, until the port answers; stopped
+    after by Ctrl-C (SIGINT), its exit code and stderr then given in `Stopped`."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -143,11 +147,14 @@ def test_two_server_processes_apply_each_delivery_once(shop: Shop) -> None:
                    "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "CLERK_WEBHOOK_SECRET": CLERK_SECRET}  # fmt: skip
     served = subprocess.Popen(
         [sys.executable, "-m", "afilo_db", "webhooks", "serve", "--port", str(port),
-         "--workers", "2"],
+         "--workers", str(workers)],
         env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    stopped = Stopped(served.pid)
     try:
-        deadline = time.monotonic() + 60
+        # Starting is importing the command and then, in each worker, the app: seconds on a
+        # quiet machine, minutes on one loaded several times over.
+        deadline = time.monotonic() + 240
         while True:  # until the port takes connections: the first worker to start listens
             with contextlib.suppress(httpx2.TransportError):
                 if httpx2.get(f"http://127.0.0.1:{port}/webhooks/stripe").status_code == 405:
@@ -155,9 +162,50 @@ def test_two_server_processes_apply_each_delivery_once(shop: Shop) -> None:
             assert served.poll() is None, served.communicate()
             assert time.monotonic() < deadline, "not listening"
             time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", stopped
+    finally:
+        served.send_signal(signal.SIGINT)
+        _, stopped.logged = served.communicate(timeout=30)
+        stopped.exit_code = served.returncode
+
+
+@dataclass
+class Stopped:
+    pid: int
+    exit_code: int | None = None
+    logged: str = ""
+
+
+# A delivery's line, after the logging time: "stripe evt_... customer.subscription.created:
+# 200 applied in 3.1 ms", with several processes after the pid of the one that served it.
+_DELIVERY_LINE = re.compile(r"^\S+ \S+ (\[(?P<pid>\d+)\] )?(?P<event>\w+ \S+) \S+: \d{3} ")
+
+
+def _delivery_lines(logged: str) -> dict[str, str | None]:
+    """The event ids of the logged deliveries (provider and id) and the pid each names."""
+    found = (_DELIVERY_LINE.match(line) for line in logged.splitlines())
+    return {match["event"]: match["pid"] for match in found if match}
+
+
+def test_one_server_process_logs_each_delivery_and_ctrl_c_ends_in_0(shop: Shop) -> None:
+    events = marketplace_events(1, tag="o")[:3]
+    with _served_by_the_command(shop, workers=1) as (url, stopped):
+        deliver_all(url, events, workers=1, sender=socket_sender)
+    assert stopped.exit_code == 0, stopped.logged
+    logged = _delivery_lines(stopped.logged)
+    # One process: no pid in its lines.
+    assert logged == {f"{d.provider} {d.event_id}": None for d in events}, stopped.logged
+
+
+def test_two_server_processes_apply_each_delivery_once(shop: Shop) -> None:
+    """`webhooks serve --workers 2`: two processes share the port, each with a pool of its own;
+    concurrent deliveries, each delivered twice at once, end as on one, and stopping it stops
+    both."""
+    with _served_by_the_command(shop, workers=2) as (url, stopped):
         # The first process to start answers while, on a loaded machine, the second may still
         # be starting.
-        while len(workers := _worker_processes(served.pid)) < 2:
+        deadline = time.monotonic() + 60
+        while len(workers := _worker_processes(stopped.pid)) < 2:
             assert time.monotonic() < deadline, f"worker processes: {workers}"
             time.sleep(0.1)
         assert len(workers) == 2
@@ -165,13 +213,16 @@ def test_two_server_processes_apply_each_delivery_once(shop: Shop) -> None:
         # go out on two senders' connections, which the kernel hands to either process.
         events = sorted(marketplace_events(6, tag="w"), key=lambda delivery: delivery.event_id[-3:])
         twice = [delivery for delivery in events for _ in range(2)]
-        deliver_all(f"http://127.0.0.1:{port}", twice, sender=socket_sender)
-    finally:
-        served.terminate()
-        _, logged = served.communicate(timeout=30)
+        deliver_all(url, twice, sender=socket_sender)
+    # Ctrl-C ends it as it ends one process: 0.
+    assert stopped.exit_code == 0, stopped.logged
+
     assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
     stored = contents(shop.owner_url)
     assert {table: len(rows) for table, rows in stored.items()} == {
         "user_profiles": 6, "user_subscriptions": 24, "purchases": 6, "webhook_events": 60}  # fmt: skip
-    # Every process logs its deliveries, one line each.
-    assert all(f" {delivery.event_id} " in logged for delivery in events), logged
+    # Every process logs its deliveries, one line each, naming itself by its pid.
+    logged = _delivery_lines(stopped.logged)
+    assert logged.keys() == {f"{d.provider} {d.event_id}" for d in events}, stopped.logged
+    assert {int(pid) for pid in logged.values() if pid} <= workers
+    assert None not in logged.values()

@@ -5,6 +5,7 @@ Svix refuses them, one log line per delivery, every refusal counted in webhook_r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ import pytest
 import stripe
 import uvicorn
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from afilo_db.billing.endpoint import MAX_BODY_BYTES, create_webhook_app
 from afilo_db.db.engine import create_app_engine
@@ -169,3 +171,35 @@ def test_uvicorn_serves_the_endpoint_with_httptools_and_uvloop() -> None:
         assert type(loop).__module__.startswith("uvloop")
     finally:
         loop.close()
+
+
+def test_other_paths_and_methods_get_404_and_405() -> None:
+    engine = create_app_engine("postgresql://nobody@127.0.0.1:1/never_connected")
+    try:
+        with TestClient(create_webhook_app(engine, SECRETS)) as client:
+            missing = client.post("/webhooks/paypal", content=b"{}")
+            wrong_method = client.get("/webhooks/clerk")
+    finally:
+        engine.dispose()
+    assert (missing.status_code, missing.text) == (404, "Not Found")
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+
+
+def test_a_sender_gone_before_its_body_is_read_gets_no_answer() -> None:
+    # Nobody is left to read one, and nothing was received that could be stored or counted.
+    engine = create_app_engine("postgresql://nobody@127.0.0.1:1/never_connected")
+    app = create_webhook_app(engine, SECRETS)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/webhooks/stripe", "headers": []}
+    try:
+        asyncio.run(app(scope, receive, send))
+    finally:
+        engine.dispose()
+    assert sent == []

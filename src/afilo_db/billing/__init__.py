@@ -6,7 +6,7 @@ in the service context, and gives its `Result` (outcome and reason); when it rai
 NotYetKnownError, `defer` (after a rollback) stores it as waiting, up to the bound; `apply`
 does both in a transaction of its own on an engine, committed (what the endpoint runs), and parks
 an event whose content breaks a rule as unresolved; `parked.retry` applies the unresolved ones
-again; `create_webhook_app` serves both providers as a small Starlette endpoint.
+again; `create_webhook_app` serves both providers as a small ASGI endpoint.
 """
 
 from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, SignatureError

@@ -5,9 +5,12 @@ unresolved events applied again."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -15,10 +18,9 @@ import typer
 import uvicorn
 from rich.table import Table
 from sqlalchemy.orm import Session
-from starlette.applications import Starlette
 
 from afilo_db.billing import endpoint
-from afilo_db.billing.endpoint import WebhookSecrets, create_webhook_app
+from afilo_db.billing.endpoint import WebhookApp, WebhookSecrets, create_webhook_app
 from afilo_db.billing.parked import refusal_counts, retry, waiting_events
 from afilo_db.cli.common import (
     JsonOption,
@@ -41,9 +43,14 @@ LOOPBACK = "127.0.0.1"
 
 def _log_each_delivery() -> None:
     """One line on stderr per delivery: provider, HTTP status, event type and id, outcome, time
-    (never a body or a secret)."""
+    (never a body or a secret). A worker process of several (uvicorn starts each with
+    multiprocessing, one has no parent process) names itself by its pid, so that the lines of
+    one process can be told from the others'."""
+    one_of_several = multiprocessing.parent_process() is not None
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s {'[%(process)d] ' if one_of_several else ''}%(message)s")
+    )
     delivery_log = logging.getLogger(endpoint.__name__)
     delivery_log.addHandler(handler)
     delivery_log.setLevel(logging.INFO)
@@ -61,7 +68,7 @@ def _secrets() -> WebhookSecrets:
     )
 
 
-def worker_app() -> Starlette:
+def worker_app() -> WebhookApp:
     """The endpoint as each process of `webhooks serve` builds it, on a pool of its own: uvicorn
     imports this by name in every worker process, where an app cannot be handed over."""
     engine = create_app_engine(login.service_url(resolve_target(check_version=False)))
@@ -104,7 +111,11 @@ def serve(
     Signatures are checked with STRIPE_WEBHOOK_SECRET and CLERK_WEBHOOK_SECRET (at least one
     must be set; the other provider's deliveries are refused with 503). Forward to it from your
     back end, or in development with `stripe listen --forward-to 127.0.0.1:8787/webhooks/stripe`.
-    Each delivery is logged on stderr in one line: provider, status, event type and id, outcome.
+    Each delivery is logged on stderr in one line: provider, status, event type and id, outcome,
+    and with several processes the pid of the one that served it.
+
+    Ctrl-C or SIGTERM stops it once the deliveries in flight are answered: exit code 0. A port
+    in use: 4.
     """
     with reported_errors():
         require_free_port(host, port)
@@ -120,14 +131,20 @@ def serve(
             console.print(f"{provider}: http://{host}:{port}/webhooks/{provider}{state}")
         if host != LOOPBACK:
             errors.print(f"[bold yellow]warning:[/] listening on {host}, not only this machine")
-        uvicorn.run(
-            f"{__name__}:{worker_app.__name__}",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
+        # Stopping is what Ctrl-C and SIGTERM ask for, so both end in 0 once the deliveries in
+        # flight are answered, served by one process or several: uvicorn's supervisor of several
+        # returns, but one process raises the signal again once shut down, which would end in
+        # Ctrl-C's 130 or in death by SIGTERM. SIGTERM is made Ctrl-C's twin for that.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.run(
+                f"{__name__}:{worker_app.__name__}",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+            )
 
 
 WAITING = ("provider", "event_id", "event_type", "outcome", "attempts", "received_at", "reason")
