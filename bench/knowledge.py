@@ -69,12 +69,12 @@ from afilo_db.models import KnowledgeBase
 from afilo_db.services import knowledge
 from afilo_db.services.knowledge import (
     EF_SEARCH,
+    SEARCH_SETUP_SQL,
     SEARCH_SQL,
-    SPELLING_SQL,
     asked_part,
-    nearest_lexemes,
     question_windows,
-    spelling_parameters,
+    setup_from,
+    setup_parameters,
     statement_parameters,
 )
 from bench.common import fresh_database, report, scratch_server, summary, timed
@@ -93,7 +93,7 @@ SCHEMA_HNSW: dict[str, int] = next(
 )
 # The service's statements with psycopg's placeholders: the same SQL, prepared once.
 STATEMENT = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SQL)
-SPELLING = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SPELLING_SQL)
+SETUP = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SETUP_SQL)
 NEIGHBOURS = """
 SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT %s
 """
@@ -200,12 +200,17 @@ def params(
     )  # fmt: skip
 
 
-def corrections(connection: psycopg.Connection[Any], question: str) -> dict[str, str]:
-    """The service's spelling round trip (it precedes the search when the full-text side runs)."""
+def corrections(
+    connection: psycopg.Connection[Any], question: str, correct_spelling: bool
+) -> dict[str, str]:
+    """The service's setup round trip before the search: the HNSW settings, the active model and,
+    when the full-text side runs, the spelling corrections."""
     rows = connection.execute(
-        SPELLING, spelling_parameters(asked_part(question)), prepare=True
+        SETUP,
+        setup_parameters(asked_part(question), EF_SEARCH, correct_spelling),
+        prepare=True,
     ).fetchall()
-    return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
+    return setup_from(rows).corrections
 
 
 def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
@@ -217,26 +222,38 @@ def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
 
 
 def search_latencies(
-    connection: psycopg.Connection[Any], questions: list[tuple[str, Vectors]]
+    connection: psycopg.Connection[Any], url: str, questions: list[tuple[str, Vectors]]
 ) -> dict[str, dict[str, float]]:
-    """The hybrid statement and each half alone, interleaved question by question; with the
-    full-text side, the spelling statement before it, timed with it (two round trips)."""
+    """The hybrid search and each half alone as raw prepared statements, each the setup round
+    trip then the search, as the service runs them; and `search()` itself, in a Session closed
+    without commit, as an application calls it (its question vectors cached by the first round).
+    Interleaved question by question."""
     variants = {
         "hybrid": (CANDIDATES, CANDIDATES),
         "fulltext_only": (CANDIDATES, 0),
         "vector_only": (0, CANDIDATES),
     }
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for round_number in range(ROUNDS + 1):
-        for question, vector in questions:
-            for name, (fulltext, semantic) in variants.items():
+    samples: dict[str, list[float]] = {name: [] for name in [*variants, "search_function"]}
+    engine = create_app_engine(url)
+    try:
+        for round_number in range(ROUNDS + 1):
+            for question, vector in questions:
+                for name, (fulltext, semantic) in variants.items():
+                    started = time.perf_counter()
+                    corrected = corrections(connection, question, correct_spelling=bool(fulltext))
+                    connection.execute(
+                        STATEMENT, params(question, vector, fulltext, semantic, corrected),
+                        prepare=True,
+                    ).fetchall()  # fmt: skip
+                    if round_number:  # the first round warms the caches and prepares
+                        samples[name].append(time.perf_counter() - started)
                 started = time.perf_counter()
-                corrected = corrections(connection, question) if fulltext else None
-                connection.execute(
-                    STATEMENT, params(question, vector, fulltext, semantic, corrected), prepare=True
-                ).fetchall()
-                if round_number:  # the first round warms the caches and prepares
-                    samples[name].append(time.perf_counter() - started)
+                with Session(engine) as session:
+                    knowledge.search(session, question, limit=K, min_relevance=0)
+                if round_number:
+                    samples["search_function"].append(time.perf_counter() - started)
+    finally:
+        engine.dispose()
     return {name: summary(values) for name, values in samples.items()}
 
 
@@ -710,7 +727,7 @@ def main() -> None:
             }
             settings(connection, ef_search)
             hnsw_in_plan = uses_hnsw(connection, *questions[0])
-            latency = search_latencies(connection, questions)
+            latency = search_latencies(connection, url, questions)
 
     hybrid = latency["hybrid"]
     figures = {

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from afilo_db.db.engine import create_app_engine
@@ -65,6 +65,36 @@ def test_passages_show_their_source_scores_and_ranks(demo_engine: Engine) -> Non
         (passage.relevance for passage in found), reverse=True
     )
     assert all(passage.relevance >= knowledge.RELEVANCE_THRESHOLD for passage in found)
+
+
+@pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
+def test_a_search_is_two_round_trips_with_its_hnsw_settings_in_force(
+    demo_engine: Engine, mode: str
+) -> None:
+    # The HNSW settings went in a statement of their own before the spelling statement and the
+    # search: three round trips. They now ride with the spelling statement, in every mode.
+    statements: list[str] = []
+
+    def record(*arguments: object) -> None:
+        statements.append(str(arguments[2]))
+
+    event.listen(demo_engine, "before_cursor_execute", record)
+    try:
+        with Session(demo_engine) as session:
+            found = knowledge.search(
+                session, "cancle my subscripton", limit=3, mode=mode, min_relevance=0
+            )
+            settings = session.execute(
+                text(
+                    "SELECT current_setting('hnsw.ef_search'),"
+                    " current_setting('hnsw.iterative_scan')"
+                )
+            ).one()
+    finally:
+        event.remove(demo_engine, "before_cursor_execute", record)
+    assert found
+    assert len(statements) == 3  # the setup, the search, then the test's own check
+    assert tuple(settings) == (str(knowledge.EF_SEARCH), "relaxed_order")
 
 
 def test_content_types_filter_both_lists(demo_engine: Engine) -> None:
@@ -295,16 +325,17 @@ def test_a_misspelt_question_reads_the_words_the_base_holds(
 
 def test_only_misspelt_words_of_five_letters_or_more_are_corrected(demo_engine: Engine) -> None:
     with Session(demo_engine) as session:
-        corrected = knowledge.spelling_corrections(
+        corrected = knowledge.search_setup(
             session,
             "cancle my subscripton, how tall, set REDIS_URL, error AF-E423, refund, anything,"
             " a receipt that could contain what he complains about",
+            ef_search=knowledge.EF_SEARCH,
         )
     # "tall" is one edit from "tabl" (table) but too short to tell; codes stay unknown; words
     # the base holds ("refund") are never touched; nor are English words it does not hold
     # ("anything" is one edit from "another", "receipt" two from "receive", "contain" two from
     # "contact"), inflected ones ("complains") included.
-    assert corrected == {"cancl": "cancel", "subscripton": "subscript"}
+    assert corrected.corrections == {"cancl": "cancel", "subscripton": "subscript"}
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ from afilo_db.knowledge.chunking import (
     count_tokens,
 )
 from afilo_db.knowledge.embedders import (
+    MINILM_MODEL,
     Embedder,
     Vectors,
     english_words,
@@ -152,10 +153,21 @@ CROSS JOIN LATERAL (
 ) candidate
 """
 
-_SEARCH_SETTINGS = text(
-    "SELECT set_config('hnsw.ef_search', :ef_search, true),"
-    " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-)
+# The statement before the search, one round trip: the transaction-local HNSW settings, the
+# model whose vectors the knowledge base holds (the question is embedded by it; see
+# active_model), and the question's misspelt lexemes with their candidate corrections (none when
+# :max_corrected_words is 0). The settings are columns of the one row the LEFT JOIN always
+# gives, so they take effect whatever the spelling part finds.
+SEARCH_SETUP_SQL: Final = f"""
+SELECT settings.active_model, misspelt.unknown, misspelt.lexeme, misspelt.passages,
+       settings.ef_search, settings.iterative_scan
+FROM (
+  SELECT set_config('hnsw.ef_search', :ef_search, true) AS ef_search,
+         set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative_scan,
+         coalesce(({ingestion.ACTIVE_MODEL_SQL}), :default_model) AS active_model
+) settings
+LEFT JOIN ({SPELLING_SQL}) misspelt ON true
+"""
 
 _FILTERS = """
       AND (CAST(:types AS text[]) IS NULL OR kb.content_type = ANY(CAST(:types AS text[])))
@@ -379,24 +391,51 @@ def edit_distance(first: str, second: str, at_most: int | None = None) -> int:
     return previous[-1] if at_most is None else min(previous[-1], at_most + 1)
 
 
-def spelling_corrections(session: Session, question: str) -> dict[str, str]:
-    """The question's misspelt lexemes, each with the lexeme of the knowledge base it is read as
-    (see MIN_CORRECTED_LETTERS); lexemes no passage holds and nothing is near stay as they are."""
-    rows = session.execute(text(SPELLING_SQL), spelling_parameters(question))
-    return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
+@dataclass(frozen=True)
+class SearchSetup:
+    # The model whose vectors the knowledge base holds (active_model).
+    active_model: str
+    # Misspelt lexeme of the question -> the lexeme of the knowledge base it is read as.
+    corrections: dict[str, str]
 
 
-def spelling_parameters(question: str) -> dict[str, Any]:
-    """SPELLING_SQL's parameters (shared with the benchmark)."""
+def search_setup(
+    session: Session, question: str, *, ef_search: int, correct_spelling: bool = True
+) -> SearchSetup:
+    """Set the transaction's HNSW settings for the search, and read the active model and the
+    question's misspelt lexemes, each with the lexeme of the knowledge base it is read as (see
+    MIN_CORRECTED_LETTERS; none unless `correct_spelling`): one round trip (SEARCH_SETUP_SQL).
+    Lexemes no passage holds and nothing is near stay as they are."""
+    rows = session.execute(
+        text(SEARCH_SETUP_SQL), setup_parameters(question, ef_search, correct_spelling)
+    ).all()
+    return setup_from(rows)
+
+
+def setup_parameters(question: str, ef_search: int, correct_spelling: bool) -> dict[str, Any]:
+    """SEARCH_SETUP_SQL's parameters (shared with the benchmark)."""
     return {
+        "ef_search": str(ef_search),
+        "default_model": MINILM_MODEL,
         "question": question,
         "english": " ".join(
             word for word in re.findall(r"[A-Za-z]+", question.lower()) if is_english(word)
         ),
         "correctable": f"^[a-z]{{{MIN_CORRECTED_LETTERS},}}$",
-        "max_corrected_words": MAX_CORRECTED_WORDS,
+        "max_corrected_words": MAX_CORRECTED_WORDS if correct_spelling else 0,
         "spelling_candidates": SPELLING_CANDIDATES,
     }
+
+
+def setup_from(rows: Sequence[Sequence[Any]]) -> SearchSetup:
+    """SEARCH_SETUP_SQL's rows (active model, unknown lexeme, candidate, its passages; the
+    candidate is NULL in the one row of a question with nothing to correct) read."""
+    return SearchSetup(
+        active_model=str(rows[0][0]),
+        corrections=nearest_lexemes(
+            [(row[1], row[2], row[3]) for row in rows if row[2] is not None]
+        ),
+    )
 
 
 def is_english(word: str) -> bool:
@@ -511,13 +550,19 @@ def search(
     `types`: content types to keep (all when None). `embedder`: the model to embed the question
     with; by default the one the knowledge base's vectors were made with (so a `kb reembed`
     switch takes effect for every caller at once). `mode`: `fulltext` (the lexical and code
-    lists) or `vector` alone, for comparison. Two statements: the HNSW settings
-    (transaction-local), then the search.
+    lists) or `vector` alone, for comparison. Two round trips: the HNSW settings
+    (transaction-local), the active model and the spelling corrections (search_setup), then
+    the search.
     """
     cleaned = _checked(question, types, limit, mode, min_relevance)
-    model = embedder or get_embedder(active_model(session))
     candidates = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * limit)
-    session.execute(_SEARCH_SETTINGS, {"ef_search": str(max(EF_SEARCH, candidates))})
+    setup = search_setup(
+        session,
+        asked_part(cleaned),
+        ef_search=max(EF_SEARCH, candidates),
+        correct_spelling=mode != "vector",
+    )
+    model = embedder or get_embedder(setup.active_model)
     rows = session.execute(
         text(SEARCH_SQL),
         statement_parameters(
@@ -530,9 +575,7 @@ def search(
             vector_candidates=candidates if mode != "fulltext" else 0,
             min_relevance=min_relevance,
             limit=limit,
-            corrections=(
-                spelling_corrections(session, asked_part(cleaned)) if mode != "vector" else None
-            ),
+            corrections=setup.corrections,
         ),
     ).all()
     return [
