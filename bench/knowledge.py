@@ -15,7 +15,10 @@ Synthetic data, made with numpy from real material and written with binary COPY:
   (windows of the long ones, as the search does).
 
 Baselines from the same run: each half of the hybrid statement alone (full text only, vector
-only), as one prepared statement through raw psycopg. Figures go to bench/results/knowledge.json.
+only), as one prepared statement through raw psycopg after the service's setup statement; and
+`search()` itself in a Session, as an application calls it. `--vector-indexes` adds the vector
+half through a halfvec and a binary-quantized expression index (re-ranked by the full vectors)
+against the schema's. Figures go to bench/results/knowledge.json.
 
 `--quality-only` runs only the evaluation on the labelled questions (`--tune` adds the relevance
 fit, `--model NAME` moves the demo base to another model first); `--languages` only the German
@@ -25,6 +28,7 @@ and French questions with MiniLM and with the multilingual plug-in (knowledge_la
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -96,6 +100,9 @@ STATEMENT = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SQL)
 SETUP = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SETUP_SQL)
 NEIGHBOURS = """
 SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT %s
+"""
+NEIGHBOURS_OF_CANDIDATES = """
+SELECT id FROM knowledge_base kb ORDER BY kb.embedding <=> %(vector)s::vector LIMIT %(limit)s
 """
 
 
@@ -276,6 +283,78 @@ def recall(
         approximate = {row[0] for row in connection.execute(NEIGHBOURS, (vector, K))}
         found += len(approximate & exact)
     return round(found / (K * len(vectors)), 4)
+
+
+# The vector half's alternatives (`--vector-indexes`), each as pgvector's README writes it: an
+# expression HNSW index on a smaller form of the vector, its nearest `oversample` by that form,
+# re-ranked by the full vector's cosine distance: name -> (index expression and operator class,
+# the ordering the index serves).
+VECTOR_FORMS: dict[str, tuple[str, str]] = {
+    "halfvec": (
+        "(embedding::halfvec(384)) halfvec_cosine_ops",
+        "kb.embedding::halfvec(384) <=> %(vector)s::halfvec(384)",
+    ),
+    "binary": (
+        "(binary_quantize(embedding)::bit(384)) bit_hamming_ops",
+        "binary_quantize(kb.embedding)::bit(384) <~> binary_quantize(%(vector)s::vector)",
+    ),
+}
+VECTOR_FORM_OVERSAMPLES = {"halfvec": (CANDIDATES, 2 * CANDIDATES), "binary": (200, 400, 1000)}
+RERANKED = """
+SELECT id FROM (
+  SELECT kb.id, kb.embedding FROM knowledge_base kb ORDER BY {ordering} LIMIT %(oversample)s
+) nearest
+ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s
+"""
+
+
+def vector_indexes(
+    connection: psycopg.Connection[Any], vectors: list[str], truth: list[set[Any]], ef_search: int
+) -> dict[str, Any]:
+    """The vector half through each form of VECTOR_FORMS against the schema's index: build time,
+    size, recall@10 against exact search and p50 of the nearest CANDIDATES (re-ranked), all
+    interleaved question by question at `ef_search` (at least the oversample)."""
+    variants = {"vector": (NEIGHBOURS_OF_CANDIDATES, CANDIDATES)}
+    built: dict[str, Any] = {}
+    connection.execute("SET maintenance_work_mem = '1GB'")
+    for name, (expression, ordering) in VECTOR_FORMS.items():
+        index = f"ix_bench_{name}"
+        create = (
+            f"CREATE INDEX {index} ON knowledge_base USING hnsw ({expression})"
+            f" WITH (m = {SCHEMA_HNSW['m']}, ef_construction = {SCHEMA_HNSW['ef_construction']})"
+        )
+        seconds = timed(functools.partial(connection.execute, create))
+        size = connection.execute("SELECT pg_relation_size(%s::regclass)", (index,)).fetchone()
+        built[name] = {"build_seconds": round(seconds, 1), "mb": round((size or [0])[0] / 2**20)}
+        print(f"{name} index built in {seconds:.0f} s", flush=True)
+        for oversample in VECTOR_FORM_OVERSAMPLES[name]:
+            variants[f"{name}_oversample_{oversample}"] = (
+                RERANKED.format(ordering=ordering),
+                oversample,
+            )
+    connection.execute("ANALYZE knowledge_base")
+    found = {name: 0 for name in variants}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for round_number in range(3):
+        for vector, exact in zip(vectors, truth, strict=True):
+            for name, (statement, oversample) in variants.items():
+                settings(connection, max(ef_search, oversample))
+                arguments = {"vector": vector, "oversample": oversample, "limit": CANDIDATES}
+                started = time.perf_counter()
+                rows = connection.execute(statement, arguments, prepare=True).fetchall()
+                if round_number:
+                    samples[name].append(time.perf_counter() - started)
+                else:
+                    found[name] += len({row[0] for row in rows[:K]} & exact)
+    settings(connection, ef_search)
+    return {
+        "indexes": built,
+        "vector_half": {
+            name: {"recall_at_10": round(found[name] / (K * len(vectors)), 4)}
+            | summary(samples[name])
+            for name in variants
+        },
+    }
 
 
 def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vectors) -> bool:
@@ -663,6 +742,11 @@ def main() -> None:
         " multilingual plug-in (needs afilo-db[multilingual]).",
     )  # fmt: skip
     parser.add_argument(
+        "--vector-indexes", action="store_true",
+        help="Also build the vector half's alternatives (halfvec and binary-quantized expression"
+        " indexes, re-ranked by the full vectors) and measure their recall and p50.",
+    )  # fmt: skip
+    parser.add_argument(
         "--model", default=MINILM_MODEL,
         help="With --quality-only: the demo base moved to this embedding model first (as `kb"
         " reembed` does), to evaluate it and, with --tune, refit the relevance on it.",
@@ -728,6 +812,11 @@ def main() -> None:
             settings(connection, ef_search)
             hnsw_in_plan = uses_hnsw(connection, *questions[0])
             latency = search_latencies(connection, url, questions)
+            alternatives = (
+                vector_indexes(connection, question_vectors, truth, ef_search)
+                if arguments.vector_indexes
+                else None
+            )
 
     hybrid = latency["hybrid"]
     figures = {
@@ -765,6 +854,8 @@ def main() -> None:
         "embedding": throughput,
         "relevance": relevance,
     }
+    if alternatives:
+        figures["vector_index_alternatives"] = alternatives
     report("knowledge", figures)
 
 
