@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event, text
+from psycopg import pq
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from afilo_db.db.engine import create_app_engine
+from afilo_db.db.engine import PREPARE_THRESHOLD, create_app_engine
 from afilo_db.errors import ValidationError
 from afilo_db.knowledge.chunking import count_tokens
 from afilo_db.security import as_user
@@ -69,31 +71,35 @@ def test_passages_show_their_source_scores_and_ranks(demo_engine: Engine) -> Non
 
 @pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
 def test_a_search_is_two_round_trips_with_its_hnsw_settings_in_force(
-    demo_engine: Engine, mode: str
+    demo_engine: Engine, mode: str, tmp_path: Path
 ) -> None:
-    # The HNSW settings went in a statement of their own before the spelling statement and the
-    # search: three round trips. They now ride with the spelling statement, in every mode.
-    statements: list[str] = []
-
-    def record(*arguments: object) -> None:
-        statements.append(str(arguments[2]))
-
-    event.listen(demo_engine, "before_cursor_execute", record)
-    try:
-        with Session(demo_engine) as session:
-            found = knowledge.search(
-                session, "cancle my subscripton", limit=3, mode=mode, min_relevance=0
-            )
-            settings = session.execute(
-                text(
-                    "SELECT current_setting('hnsw.ef_search'),"
-                    " current_setting('hnsw.iterative_scan')"
-                )
-            ).one()
-    finally:
-        event.remove(demo_engine, "before_cursor_execute", record)
+    # The HNSW settings, the active model and the spelling were a statement each before the
+    # search: four round trips. The first three now share one, in every mode. Counted as the
+    # client sends them (libpq's protocol trace: a Sync ends each extended-protocol exchange),
+    # so statements run on the driver connection directly count too.
+    trace = tmp_path / "protocol.trace"
+    question = "cancle my subscripton"
+    with Session(demo_engine) as session:
+        # Past psycopg's threshold, so the statements are prepared already (preparing one is a
+        # round trip of its own, once per connection).
+        for _ in range(PREPARE_THRESHOLD + 1):
+            knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
+        driver = session.connection().connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        with trace.open("w") as sink:
+            driver.pgconn.trace(sink.fileno())
+            driver.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            try:
+                found = knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
+            finally:
+                driver.pgconn.untrace()
+        settings = session.execute(
+            text("SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')")
+        ).one()
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    round_trips = [fields for fields in sent if fields[0] == "F" and fields[2] in {"Sync", "Query"}]
     assert found
-    assert len(statements) == 3  # the setup, the search, then the test's own check
+    assert len(round_trips) == 2
     assert tuple(settings) == (str(knowledge.EF_SEARCH), "relaxed_order")
 
 
