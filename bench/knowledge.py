@@ -74,9 +74,10 @@ from afilo_db.services import knowledge
 from afilo_db.services.knowledge import (
     EF_SEARCH,
     SEARCH_SETUP_SQL,
-    SEARCH_SQL,
+    SearchSetup,
     asked_part,
     question_windows,
+    search_statement,
     setup_from,
     setup_parameters,
     statement_parameters,
@@ -95,9 +96,14 @@ SCHEMA_HNSW: dict[str, int] = next(
     for index in KnowledgeBase.__table__.indexes  # type: ignore[attr-defined]
     if index.name == "ix_knowledge_base_embedding"
 )
-# The service's statements with psycopg's placeholders: the same SQL, prepared once.
-STATEMENT = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SQL)
-SETUP = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SETUP_SQL)
+
+
+def with_psycopg_placeholders(statement: str) -> str:
+    """The service's SQL with psycopg's placeholders: the same statement, prepared once."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+
+
+SETUP = with_psycopg_placeholders(SEARCH_SETUP_SQL)
 NEIGHBOURS = """
 SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT %s
 """
@@ -193,23 +199,22 @@ def build_index(connection: psycopg.Connection[Any], m: int, ef_construction: in
     return seconds
 
 
-def params(
-    question: str,
-    vectors: Vectors,
-    fulltext: int,
-    semantic: int,
-    corrections: dict[str, str] | None = None,
-) -> dict[str, Any]:
+def statement(fulltext: int, semantic: int) -> str:
+    """The search statement with `fulltext` and `semantic` candidates, K results."""
+    return with_psycopg_placeholders(search_statement(fulltext, semantic, K))
+
+
+def params(question: str, vectors: Vectors, setup: SearchSetup) -> dict[str, Any]:
     return statement_parameters(
         question, vectors, model_name=MINILM_MODEL, types=None, include_unpublished=False,
-        lexical_candidates=fulltext, vector_candidates=semantic, min_relevance=0, limit=K,
-        corrections=corrections,
+        min_relevance=0, caller_plan_cache_mode=setup.caller_plan_cache_mode,
+        corrections=setup.corrections,
     )  # fmt: skip
 
 
-def corrections(
+def search_setup(
     connection: psycopg.Connection[Any], question: str, correct_spelling: bool
-) -> dict[str, str]:
+) -> SearchSetup:
     """The service's setup round trip before the search: the HNSW settings, the active model and,
     when the full-text side runs, the spelling corrections."""
     rows = connection.execute(
@@ -217,13 +222,16 @@ def corrections(
         setup_parameters(asked_part(question), EF_SEARCH, correct_spelling),
         prepare=True,
     ).fetchall()
-    return setup_from(rows).corrections
+    return setup_from(rows)
 
 
 def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
+    """The service's settings (SEARCH_SETUP_SQL), for the session: the benchmark's connection
+    is in autocommit, where a transaction-local setting ends with its statement."""
     connection.execute(
         "SELECT set_config('hnsw.ef_search', %s, false),"
-        " set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+        " set_config('hnsw.iterative_scan', 'relaxed_order', false),"
+        " set_config('plan_cache_mode', 'force_generic_plan', false)",
         (str(ef_search),),
     )
 
@@ -247,9 +255,9 @@ def search_latencies(
             for question, vector in questions:
                 for name, (fulltext, semantic) in variants.items():
                     started = time.perf_counter()
-                    corrected = corrections(connection, question, correct_spelling=bool(fulltext))
+                    setup = search_setup(connection, question, correct_spelling=bool(fulltext))
                     connection.execute(
-                        STATEMENT, params(question, vector, fulltext, semantic, corrected),
+                        statement(fulltext, semantic), params(question, vector, setup),
                         prepare=True,
                     ).fetchall()  # fmt: skip
                     if round_number:  # the first round warms the caches and prepares
@@ -358,8 +366,9 @@ def vector_indexes(
 
 
 def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vectors) -> bool:
+    setup = search_setup(connection, question, correct_spelling=True)
     plan = connection.execute(
-        "EXPLAIN " + STATEMENT, params(question, vector, CANDIDATES, CANDIDATES)
+        "EXPLAIN " + statement(CANDIDATES, CANDIDATES), params(question, vector, setup)
     ).fetchall()
     return any("ix_knowledge_base_embedding" in str(row[0]) for row in plan)
 

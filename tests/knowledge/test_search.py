@@ -94,13 +94,27 @@ def test_a_search_is_two_round_trips_with_its_hnsw_settings_in_force(
             finally:
                 driver.pgconn.untrace()
         settings = session.execute(
-            text("SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')")
+            text(
+                "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan'),"
+                " current_setting('plan_cache_mode')"
+            )
+        ).one()
+        plans = session.execute(
+            text(
+                "SELECT sum(generic_plans) AS generic_plans, sum(custom_plans) AS custom_plans"
+                " FROM pg_prepared_statements"
+                " WHERE statement LIKE '%WITH terms AS%' AND statement NOT LIKE '%pg_prepared%'"
+            )
         ).one()
     sent = [line.split("\t") for line in trace.read_text().splitlines()]
     round_trips = [fields for fields in sent if fields[0] == "F" and fields[2] in {"Sync", "Query"}]
     assert found
     assert len(round_trips) == 2
-    assert tuple(settings) == (str(knowledge.EF_SEARCH), "relaxed_order")
+    # The HNSW settings hold for the rest of the transaction; the plan mode is the caller's
+    # again: the search statement puts it back.
+    assert tuple(settings) == (str(knowledge.EF_SEARCH), "relaxed_order", "auto")
+    # The search statement is planned once (generic), not per call.
+    assert plans.generic_plans >= 1 and plans.custom_plans == 0
 
 
 def test_content_types_filter_both_lists(demo_engine: Engine) -> None:
