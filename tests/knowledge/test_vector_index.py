@@ -4,13 +4,15 @@ index, the search statement's plan reads it, and what the list finds is exact se
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import psycopg
 import pytest
 from pgvector.psycopg import register_vector
-from sqlalchemy import Engine, text
+from psycopg import sql
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from afilo_db.db.embedded import EmbeddedServer
@@ -76,23 +78,28 @@ def chunks_engine(chunks: tuple[str, Vectors]) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_the_search_plan_reads_the_vector_index(
-    chunks: tuple[str, Vectors], chunks_engine: Engine
-) -> None:
+def test_the_search_plan_reads_the_vector_index(chunks: tuple[str, Vectors]) -> None:
+    # The plan the search runs: its statement prepared, the plan generic (search_setup sets
+    # plan_cache_mode for it). EXPLAIN of a statement with parameter values would plan with the
+    # values; EXPLAIN EXECUTE of a prepared one under force_generic_plan shows the generic plan
+    # (PostgreSQL 16's EXPLAIN (GENERIC_PLAN) would too, but not on 15).
     question = clustered_vectors(1, seed=7)
     parameters = knowledge.statement_parameters(
         "how do I get a refund", question, model_name=MINILM_MODEL, types=None,
         include_unpublished=False, min_relevance=0, caller_plan_cache_mode="auto",
     )  # fmt: skip
     statement = knowledge.search_statement(lexical_candidates=40, vector_candidates=40, limit=10)
-    with Session(chunks_engine) as session:
-        # As the search plans it: the generic plan (search_setup sets plan_cache_mode), which
-        # EXPLAIN of a statement with parameters makes (PostgreSQL 16's GENERIC_PLAN needs no
-        # values, but the suite runs on 15 too).
-        session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-        plan = session.execute(text("EXPLAIN (FORMAT JSON) " + statement), parameters)
-        document = json.dumps(plan.scalar_one())
-    assert f'"Index Name": "{VECTOR_INDEX}"' in document
+    names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", statement)))
+    positional = re.sub(
+        r"(?<![:\w]):(\w+)", lambda match: f"${names.index(match[1]) + 1}", statement
+    )
+    with psycopg.connect(chunks[0]) as connection:
+        connection.execute("SET plan_cache_mode = force_generic_plan")
+        connection.execute(f"PREPARE search AS {positional}")
+        values = ", ".join(sql.Literal(parameters[name]).as_string(connection) for name in names)
+        row = connection.execute(f"EXPLAIN (FORMAT JSON) EXECUTE search({values})").fetchone()
+    assert row is not None
+    assert f'"Index Name": "{VECTOR_INDEX}"' in json.dumps(row[0])
 
 
 def test_the_vector_list_finds_exact_searchs_nearest(
