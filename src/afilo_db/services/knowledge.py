@@ -189,8 +189,8 @@ _FILTERS = """
 # :selected_postings passages in all, so that a question of common words reads few passages.
 # `evidence` is MATERIALIZED: inlined, its similarity subquery ran once per reference to it.
 # Planned once per connection: the statement is prepared and its plan generic (SEARCH_SETUP_SQL
-# sets plan_cache_mode for it; PostgreSQL's own choice keeps re-planning it per call, which cost
-# more than a third of its server time). So the LIMITs are literals of its text (search_statement),
+# sets plan_cache_mode for it; PostgreSQL's own choice kept re-planning it per call, a large share
+# of its time: docs/knowledge-search.md). So the LIMITs are literals of its text (search_statement),
 # not parameters: a generic plan cannot see a parameter's value, and planned for a tenth of the
 # table it read far more. The caller's plan_cache_mode is put back by the statement's first
 # step, `restored`, whose one row the results join, so it runs whatever the search finds.
