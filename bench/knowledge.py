@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg import sql
 from sqlalchemy.orm import Session
 from tests.knowledge.labels import (
     HELD_OUT,
@@ -366,10 +367,19 @@ def vector_indexes(
 
 
 def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vectors) -> bool:
+    """Whether the plan the search runs, the prepared statement's generic one, reads the HNSW
+    index (EXPLAIN of the statement with values would plan with the values instead)."""
     setup = search_setup(connection, question, correct_spelling=True)
-    plan = connection.execute(
-        "EXPLAIN " + statement(CANDIDATES, CANDIDATES), params(question, vector, setup)
-    ).fetchall()
+    parameters = params(question, vector, setup)
+    text = search_statement(CANDIDATES, CANDIDATES, K)
+    names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", text)))
+    positional = re.sub(r"(?<![:\w]):(\w+)", lambda match: f"${names.index(match[1]) + 1}", text)
+    values = ", ".join(sql.Literal(parameters[name]).as_string(connection) for name in names)
+    with connection.transaction():
+        connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        connection.execute(f"PREPARE bench_search AS {positional}")
+        plan = connection.execute(f"EXPLAIN EXECUTE bench_search({values})").fetchall()
+        connection.execute("DEALLOCATE bench_search")
     return any("ix_knowledge_base_embedding" in str(row[0]) for row in plan)
 
 
