@@ -15,7 +15,10 @@ Synthetic data, made with numpy from real material and written with binary COPY:
   (windows of the long ones, as the search does).
 
 Baselines from the same run: each half of the hybrid statement alone (full text only, vector
-only), as one prepared statement through raw psycopg. Figures go to bench/results/knowledge.json.
+only), as one prepared statement through raw psycopg after the service's setup statement; and
+`search()` itself in a Session, as an application calls it. `--vector-indexes` adds the vector
+half through a halfvec and a binary-quantized expression index (re-ranked by the full vectors)
+against the schema's. Figures go to bench/results/knowledge.json.
 
 `--quality-only` runs only the evaluation on the labelled questions (`--tune` adds the relevance
 fit, `--model NAME` moves the demo base to another model first); `--languages` only the German
@@ -25,6 +28,7 @@ and French questions with MiniLM and with the multilingual plug-in (knowledge_la
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -38,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg import sql
 from sqlalchemy.orm import Session
 from tests.knowledge.labels import (
     HELD_OUT,
@@ -70,12 +75,13 @@ from afilo_db.models import KnowledgeBase
 from afilo_db.services import knowledge
 from afilo_db.services.knowledge import (
     EF_SEARCH,
-    SEARCH_SQL,
-    SPELLING_SQL,
+    SEARCH_SETUP_SQL,
+    SearchSetup,
     asked_part,
-    nearest_lexemes,
     question_windows,
-    spelling_parameters,
+    search_statement,
+    setup_from,
+    setup_parameters,
     statement_parameters,
 )
 from bench.common import fresh_database, report, scratch_server, summary, timed
@@ -92,11 +98,19 @@ SCHEMA_HNSW: dict[str, int] = next(
     for index in KnowledgeBase.__table__.indexes  # type: ignore[attr-defined]
     if index.name == "ix_knowledge_base_embedding"
 )
-# The service's statements with psycopg's placeholders: the same SQL, prepared once.
-STATEMENT = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SEARCH_SQL)
-SPELLING = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", SPELLING_SQL)
+
+
+def with_psycopg_placeholders(statement: str) -> str:
+    """The service's SQL with psycopg's placeholders: the same statement, prepared once."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+
+
+SETUP = with_psycopg_placeholders(SEARCH_SETUP_SQL)
 NEIGHBOURS = """
 SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT %s
+"""
+NEIGHBOURS_OF_CANDIDATES = """
+SELECT id FROM knowledge_base kb ORDER BY kb.embedding <=> %(vector)s::vector LIMIT %(limit)s
 """
 
 
@@ -187,58 +201,76 @@ def build_index(connection: psycopg.Connection[Any], m: int, ef_construction: in
     return seconds
 
 
-def params(
-    question: str,
-    vectors: Vectors,
-    fulltext: int,
-    semantic: int,
-    corrections: dict[str, str] | None = None,
-) -> dict[str, Any]:
+def statement(fulltext: int, semantic: int) -> str:
+    """The search statement with `fulltext` and `semantic` candidates, K results."""
+    return with_psycopg_placeholders(search_statement(fulltext, semantic, K))
+
+
+def params(question: str, vectors: Vectors, setup: SearchSetup) -> dict[str, Any]:
     return statement_parameters(
         question, vectors, model_name=MINILM_MODEL, relevance=MINILM_RELEVANCE, types=None,
-        include_unpublished=False,
-        lexical_candidates=fulltext, vector_candidates=semantic, min_relevance=0, limit=K,
-        corrections=corrections,
+        include_unpublished=False, min_relevance=0,
+        caller_plan_cache_mode=setup.caller_plan_cache_mode, corrections=setup.corrections,
     )  # fmt: skip
 
 
-def corrections(connection: psycopg.Connection[Any], question: str) -> dict[str, str]:
-    """The service's spelling round trip (it precedes the search when the full-text side runs)."""
+def search_setup(
+    connection: psycopg.Connection[Any], question: str, correct_spelling: bool
+) -> SearchSetup:
+    """The service's setup round trip before the search: the HNSW settings, the active model and,
+    when the full-text side runs, the spelling corrections."""
     rows = connection.execute(
-        SPELLING, spelling_parameters(asked_part(question)), prepare=True
+        SETUP,
+        setup_parameters(asked_part(question), EF_SEARCH, correct_spelling),
+        prepare=True,
     ).fetchall()
-    return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
+    return setup_from(rows)
 
 
 def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
+    """The service's settings (SEARCH_SETUP_SQL), for the session: the benchmark's connection
+    is in autocommit, where a transaction-local setting ends with its statement."""
     connection.execute(
         "SELECT set_config('hnsw.ef_search', %s, false),"
-        " set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+        " set_config('hnsw.iterative_scan', 'relaxed_order', false),"
+        " set_config('plan_cache_mode', 'force_generic_plan', false)",
         (str(ef_search),),
     )
 
 
 def search_latencies(
-    connection: psycopg.Connection[Any], questions: list[tuple[str, Vectors]]
+    connection: psycopg.Connection[Any], url: str, questions: list[tuple[str, Vectors]]
 ) -> dict[str, dict[str, float]]:
-    """The hybrid statement and each half alone, interleaved question by question; with the
-    full-text side, the spelling statement before it, timed with it (two round trips)."""
+    """The hybrid search and each half alone as raw prepared statements, each the setup round
+    trip then the search, as the service runs them; and `search()` itself, in a Session closed
+    without commit, as an application calls it (its question vectors cached by the first round).
+    Interleaved question by question."""
     variants = {
         "hybrid": (CANDIDATES, CANDIDATES),
         "fulltext_only": (CANDIDATES, 0),
         "vector_only": (0, CANDIDATES),
     }
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for round_number in range(ROUNDS + 1):
-        for question, vector in questions:
-            for name, (fulltext, semantic) in variants.items():
+    samples: dict[str, list[float]] = {name: [] for name in [*variants, "search_function"]}
+    engine = create_app_engine(url)
+    try:
+        for round_number in range(ROUNDS + 1):
+            for question, vector in questions:
+                for name, (fulltext, semantic) in variants.items():
+                    started = time.perf_counter()
+                    setup = search_setup(connection, question, correct_spelling=bool(fulltext))
+                    connection.execute(
+                        statement(fulltext, semantic), params(question, vector, setup),
+                        prepare=True,
+                    ).fetchall()  # fmt: skip
+                    if round_number:  # the first round warms the caches and prepares
+                        samples[name].append(time.perf_counter() - started)
                 started = time.perf_counter()
-                corrected = corrections(connection, question) if fulltext else None
-                connection.execute(
-                    STATEMENT, params(question, vector, fulltext, semantic, corrected), prepare=True
-                ).fetchall()
-                if round_number:  # the first round warms the caches and prepares
-                    samples[name].append(time.perf_counter() - started)
+                with Session(engine) as session:
+                    knowledge.search(session, question, limit=K, min_relevance=0)
+                if round_number:
+                    samples["search_function"].append(time.perf_counter() - started)
+    finally:
+        engine.dispose()
     return {name: summary(values) for name, values in samples.items()}
 
 
@@ -263,10 +295,92 @@ def recall(
     return round(found / (K * len(vectors)), 4)
 
 
+# The vector half's alternatives (`--vector-indexes`), each as pgvector's README writes it: an
+# expression HNSW index on a smaller form of the vector, its nearest `oversample` by that form,
+# re-ranked by the full vector's cosine distance: name -> (index expression and operator class,
+# the ordering the index serves).
+VECTOR_FORMS: dict[str, tuple[str, str]] = {
+    "halfvec": (
+        "(embedding::halfvec(384)) halfvec_cosine_ops",
+        "kb.embedding::halfvec(384) <=> %(vector)s::halfvec(384)",
+    ),
+    "binary": (
+        "(binary_quantize(embedding)::bit(384)) bit_hamming_ops",
+        "binary_quantize(kb.embedding)::bit(384) <~> binary_quantize(%(vector)s::vector)",
+    ),
+}
+VECTOR_FORM_OVERSAMPLES = {"halfvec": (CANDIDATES, 2 * CANDIDATES), "binary": (200, 400, 1000)}
+RERANKED = """
+SELECT id FROM (
+  SELECT kb.id, kb.embedding FROM knowledge_base kb ORDER BY {ordering} LIMIT %(oversample)s
+) nearest
+ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s
+"""
+
+
+def vector_indexes(
+    connection: psycopg.Connection[Any], vectors: list[str], truth: list[set[Any]], ef_search: int
+) -> dict[str, Any]:
+    """The vector half through each form of VECTOR_FORMS against the schema's index: build time,
+    size, recall@10 against exact search and p50 of the nearest CANDIDATES (re-ranked), all
+    interleaved question by question at `ef_search` (at least the oversample)."""
+    variants = {"vector": (NEIGHBOURS_OF_CANDIDATES, CANDIDATES)}
+    built: dict[str, Any] = {}
+    connection.execute("SET maintenance_work_mem = '1GB'")
+    for name, (expression, ordering) in VECTOR_FORMS.items():
+        index = f"ix_bench_{name}"
+        create = (
+            f"CREATE INDEX {index} ON knowledge_base USING hnsw ({expression})"
+            f" WITH (m = {SCHEMA_HNSW['m']}, ef_construction = {SCHEMA_HNSW['ef_construction']})"
+        )
+        seconds = timed(functools.partial(connection.execute, create))
+        size = connection.execute("SELECT pg_relation_size(%s::regclass)", (index,)).fetchone()
+        built[name] = {"build_seconds": round(seconds, 1), "mb": round((size or [0])[0] / 2**20)}
+        print(f"{name} index built in {seconds:.0f} s", flush=True)
+        for oversample in VECTOR_FORM_OVERSAMPLES[name]:
+            variants[f"{name}_oversample_{oversample}"] = (
+                RERANKED.format(ordering=ordering),
+                oversample,
+            )
+    connection.execute("ANALYZE knowledge_base")
+    found = {name: 0 for name in variants}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for round_number in range(3):
+        for vector, exact in zip(vectors, truth, strict=True):
+            for name, (statement, oversample) in variants.items():
+                settings(connection, max(ef_search, oversample))
+                arguments = {"vector": vector, "oversample": oversample, "limit": CANDIDATES}
+                started = time.perf_counter()
+                rows = connection.execute(statement, arguments, prepare=True).fetchall()
+                if round_number:
+                    samples[name].append(time.perf_counter() - started)
+                else:
+                    found[name] += len({row[0] for row in rows[:K]} & exact)
+    settings(connection, ef_search)
+    return {
+        "indexes": built,
+        "vector_half": {
+            name: {"recall_at_10": round(found[name] / (K * len(vectors)), 4)}
+            | summary(samples[name])
+            for name in variants
+        },
+    }
+
+
 def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vectors) -> bool:
-    plan = connection.execute(
-        "EXPLAIN " + STATEMENT, params(question, vector, CANDIDATES, CANDIDATES)
-    ).fetchall()
+    """Whether the plan the search runs, the prepared statement's generic one, reads the HNSW
+    index (EXPLAIN of the statement with values would plan with the values instead)."""
+    setup = search_setup(connection, question, correct_spelling=True)
+    parameters = params(question, vector, setup)
+    text = search_statement(CANDIDATES, CANDIDATES, K)
+    names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", text)))
+    positional = re.sub(r"(?<![:\w]):(\w+)", lambda match: f"${names.index(match[1]) + 1}", text)
+    values = ", ".join(sql.Literal(parameters[name]).as_string(connection) for name in names)
+    with connection.transaction():
+        connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        connection.execute(f"PREPARE bench_search AS {positional}")
+        plan = connection.execute(f"EXPLAIN EXECUTE bench_search({values})").fetchall()
+        connection.execute("DEALLOCATE bench_search")
     return any("ix_knowledge_base_embedding" in str(row[0]) for row in plan)
 
 
@@ -660,6 +774,11 @@ def main() -> None:
         " multilingual plug-in (needs afilo-db[multilingual]).",
     )  # fmt: skip
     parser.add_argument(
+        "--vector-indexes", action="store_true",
+        help="Also build the vector half's alternatives (halfvec and binary-quantized expression"
+        " indexes, re-ranked by the full vectors) and measure their recall and p50.",
+    )  # fmt: skip
+    parser.add_argument(
         "--model", default=MINILM_MODEL,
         help="With --quality-only: the demo base moved to this embedding model first (as `kb"
         " reembed` does), to evaluate it and, with --tune, refit the relevance on it.",
@@ -724,7 +843,12 @@ def main() -> None:
             }
             settings(connection, ef_search)
             hnsw_in_plan = uses_hnsw(connection, *questions[0])
-            latency = search_latencies(connection, questions)
+            latency = search_latencies(connection, url, questions)
+            alternatives = (
+                vector_indexes(connection, question_vectors, truth, ef_search)
+                if arguments.vector_indexes
+                else None
+            )
 
     hybrid = latency["hybrid"]
     figures = {
@@ -762,6 +886,8 @@ def main() -> None:
         "embedding": throughput,
         "relevance": relevance,
     }
+    if alternatives:
+        figures["vector_index_alternatives"] = alternatives
     report("knowledge", figures)
 
 

@@ -5,8 +5,8 @@ process must hold only one of (an engine, a model, a token verifier) are made on
 The module-level caches, and what keeps each safe:
 - config.get_settings, services.catalog._listing_sql, validation.checks._compiled,
   security.context.user_read_sql, migrate.review.access._user_lookup_spellings,
-  db.hot.shapes._encoded, studio.dashboard._chart: functools caches of values (a race computes
-  one twice, and both are equal);
+  db.hot.shapes._encoded, studio.dashboard._chart, services.knowledge.search_statement:
+  functools caches of values (a race computes one twice, and both are equal);
 - db.engine.get_engine and get_async_engine, knowledge.embedders.get_embedder,
   security.identity._verifier: made once (`afilo_db.once.once_per_arguments`);
 - knowledge.embedders._warn_uncalibrated: a warning logged once per model, whichever threads
@@ -174,6 +174,10 @@ VALUE_CACHES: dict[str, tuple[Callable[..., Any], Callable[[int], tuple[Any, ...
         lambda _: (),
     ),
     "db.hot.shapes._encoded": (shapes._encoded, lambda number: (f"login_{number % 3}",)),
+    "services.knowledge.search_statement": (
+        knowledge.search_statement,
+        lambda number: (40 * (number % 2), 40, 1 + number % 5),
+    ),
 }
 
 

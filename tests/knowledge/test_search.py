@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import pq
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from afilo_db.db.engine import create_app_engine
+from afilo_db.db.engine import PREPARE_THRESHOLD, create_app_engine
 from afilo_db.errors import ValidationError
 from afilo_db.knowledge.chunking import count_tokens
 from afilo_db.security import as_user
@@ -65,6 +67,54 @@ def test_passages_show_their_source_scores_and_ranks(demo_engine: Engine) -> Non
         (passage.relevance for passage in found), reverse=True
     )
     assert all(passage.relevance >= knowledge.RELEVANCE_THRESHOLD for passage in found)
+
+
+@pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
+def test_a_search_is_two_round_trips_with_its_hnsw_settings_in_force(
+    demo_engine: Engine, mode: str, tmp_path: Path
+) -> None:
+    # The HNSW settings, the active model and the spelling were a statement each before the
+    # search: four round trips. The first three now share one, in every mode. Counted as the
+    # client sends them (libpq's protocol trace: a Sync ends each extended-protocol exchange),
+    # so statements run on the driver connection directly count too.
+    trace = tmp_path / "protocol.trace"
+    question = "cancle my subscripton"
+    with Session(demo_engine) as session:
+        # Past psycopg's threshold, so the statements are prepared already (preparing one is a
+        # round trip of its own, once per connection).
+        for _ in range(PREPARE_THRESHOLD + 1):
+            knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
+        driver = session.connection().connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        with trace.open("w") as sink:
+            driver.pgconn.trace(sink.fileno())
+            driver.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            try:
+                found = knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
+            finally:
+                driver.pgconn.untrace()
+        settings = session.execute(
+            text(
+                "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan'),"
+                " current_setting('plan_cache_mode')"
+            )
+        ).one()
+        plans = session.execute(
+            text(
+                "SELECT sum(generic_plans) AS generic_plans, sum(custom_plans) AS custom_plans"
+                " FROM pg_prepared_statements"
+                " WHERE statement LIKE '%WITH terms AS%' AND statement NOT LIKE '%pg_prepared%'"
+            )
+        ).one()
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    round_trips = [fields for fields in sent if fields[0] == "F" and fields[2] in {"Sync", "Query"}]
+    assert found
+    assert len(round_trips) == 2
+    # The HNSW settings hold for the rest of the transaction; the plan mode is the caller's
+    # again: the search statement puts it back.
+    assert tuple(settings) == (str(knowledge.EF_SEARCH), "relaxed_order", "auto")
+    # The search statement is planned once (generic), not per call.
+    assert plans.generic_plans >= 1 and plans.custom_plans == 0
 
 
 def test_content_types_filter_both_lists(demo_engine: Engine) -> None:
@@ -295,16 +345,17 @@ def test_a_misspelt_question_reads_the_words_the_base_holds(
 
 def test_only_misspelt_words_of_five_letters_or_more_are_corrected(demo_engine: Engine) -> None:
     with Session(demo_engine) as session:
-        corrected = knowledge.spelling_corrections(
+        corrected = knowledge.search_setup(
             session,
             "cancle my subscripton, how tall, set REDIS_URL, error AF-E423, refund, anything,"
             " a receipt that could contain what he complains about",
+            ef_search=knowledge.EF_SEARCH,
         )
     # "tall" is one edit from "tabl" (table) but too short to tell; codes stay unknown; words
     # the base holds ("refund") are never touched; nor are English words it does not hold
     # ("anything" is one edit from "another", "receipt" two from "receive", "contain" two from
     # "contact"), inflected ones ("complains") included.
-    assert corrected == {"cancl": "cancel", "subscripton": "subscript"}
+    assert corrected.corrections == {"cancl": "cancel", "subscripton": "subscript"}
 
 
 @pytest.mark.parametrize(

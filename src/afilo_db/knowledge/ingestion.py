@@ -74,11 +74,16 @@ class _Stored:
     embedding_model: str | None
 
 
+# The model whose vectors the knowledge base holds: `kb reembed` switches every row at once, so
+# any row with a vector names it.
+ACTIVE_MODEL_SQL: Final = (
+    "SELECT embedding_model FROM knowledge_base WHERE embedding_model IS NOT NULL LIMIT 1"
+)
+
+
 def active_model(connection: psycopg.Connection[Any]) -> str:
     """The model whose vectors the knowledge base holds (the default when it holds none)."""
-    row = connection.execute(
-        "SELECT embedding_model FROM knowledge_base WHERE embedding_model IS NOT NULL LIMIT 1"
-    ).fetchone()
+    row = connection.execute(ACTIVE_MODEL_SQL).fetchone()
     return str(row[0]) if row else MINILM_MODEL
 
 

@@ -28,6 +28,7 @@ nothing else whatever the statement says.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,7 @@ from afilo_db.knowledge.chunking import (
     count_tokens,
 )
 from afilo_db.knowledge.embedders import (
+    MINILM_MODEL,
     Embedder,
     Relevance,
     Vectors,
@@ -165,10 +167,28 @@ CROSS JOIN LATERAL (
 ) candidate
 """
 
-_SEARCH_SETTINGS = text(
-    "SELECT set_config('hnsw.ef_search', :ef_search, true),"
-    " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-)
+# The statement before the search, one round trip: the transaction-local HNSW settings, the
+# model whose vectors the knowledge base holds (the question is embedded by it; see
+# active_model), and the question's misspelt lexemes with their candidate corrections (none when
+# :max_corrected_words is 0). The settings are columns of the one row the LEFT JOIN always
+# gives, so they take effect whatever the spelling part finds.
+# It also makes the search statement's plan a generic one (see SEARCH_SQL), after reading the
+# caller's plan_cache_mode (OFFSET 0 keeps that read a step of its own, before the change), which
+# the search statement puts back.
+SEARCH_SETUP_SQL: Final = f"""
+SELECT settings.active_model, misspelt.unknown, misspelt.lexeme, misspelt.passages,
+       settings.caller_plan_cache_mode, settings.ef_search, settings.iterative_scan,
+       settings.plan_cache_mode
+FROM (
+  SELECT caller.plan_cache_mode AS caller_plan_cache_mode,
+         set_config('hnsw.ef_search', :ef_search, true) AS ef_search,
+         set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative_scan,
+         set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode,
+         coalesce(({ingestion.ACTIVE_MODEL_SQL}), :default_model) AS active_model
+  FROM (SELECT current_setting('plan_cache_mode') AS plan_cache_mode OFFSET 0) caller
+) settings
+LEFT JOIN ({SPELLING_SQL}) misspelt ON true
+"""
 
 _FILTERS = """
       AND (CAST(:types AS text[]) IS NULL OR kb.content_type = ANY(CAST(:types AS text[])))
@@ -183,13 +203,19 @@ _FILTERS = """
 # of a common word to count them. Candidates come from the rarest terms only, at most
 # :selected_postings passages in all, so that a question of common words reads few passages.
 # `evidence` is MATERIALIZED: inlined, its similarity subquery ran once per reference to it.
+# Planned once per connection: the statement is prepared and its plan generic (SEARCH_SETUP_SQL
+# sets plan_cache_mode for it; PostgreSQL's own choice kept re-planning it per call, a large share
+# of its time: docs/knowledge-search.md). So the LIMITs are literals of its text (search_statement),
+# not parameters: a generic plan cannot see a parameter's value, and planned for a tenth of the
+# table it read far more. The caller's plan_cache_mode is put back by the statement's first
+# step, `restored`, whose one row the results join, so it runs whatever the search finds.
 SEARCH_SQL: Final = f"""
 WITH asked AS (
   SELECT asked AS lexeme, coalesce(spelling.correction, asked) AS spelled
   FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
   LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
     AS spelling(misspelt, correction) ON spelling.misspelt = asked
-  WHERE :lexical_candidates > 0
+  WHERE {{lexical_candidates}} > 0
 ),
 spellings AS (
   SELECT spelled, spelled AS spelling FROM asked
@@ -232,12 +258,12 @@ lexical AS (
       SELECT kb.id, kb.searchable_text @@ t.title_term AS in_title
       FROM knowledge_base kb
       WHERE kb.searchable_text @@ t.term{_FILTERS}
-      LIMIT :common_term_passages
+      LIMIT {COMMON_TERM_PASSAGES}
     ) postings
     WHERE t.selective
     GROUP BY postings.id
     ORDER BY weight DESC, postings.id
-    LIMIT :lexical_candidates
+    LIMIT {{lexical_candidates}}
   ) matches
 ),
 codes AS (
@@ -250,7 +276,7 @@ codes AS (
     WHERE kb.searchable_text @@ code_query{_FILTERS}
     GROUP BY kb.id
     ORDER BY found DESC, density DESC, kb.id
-    LIMIT :code_candidates
+    LIMIT {{lexical_candidates}}
   ) matches
 ),
 semantic AS (
@@ -261,7 +287,7 @@ semantic AS (
          FROM knowledge_base kb
          WHERE kb.embedding_model = :model{_FILTERS}
          ORDER BY kb.embedding <=> window_vector
-         LIMIT :vector_candidates
+         LIMIT {{vector_candidates}}
        ) nearest
   GROUP BY id
 ),
@@ -286,6 +312,11 @@ evidence AS MATERIALIZED (
   JOIN knowledge_base kb USING (id)
   CROSS JOIN question q
 )
+SELECT found.*
+FROM (
+  SELECT set_config('plan_cache_mode', :caller_plan_cache_mode, true) AS plan_cache_mode
+) restored
+LEFT JOIN (
 SELECT kb.id, kb.content_type, kb.title, kb.content, kb.source, kb.source_url, kb.product_id,
        kb.is_published, r.relevance, r.score, r.lexical_score, r.code_score, r.vector_score,
        r.fulltext_rank, r.code_rank, r.vector_rank, r.codes_found,
@@ -303,8 +334,20 @@ FROM (
 JOIN knowledge_base kb USING (id)
 WHERE r.relevance >= :min_relevance
 ORDER BY r.relevance DESC, r.score DESC, kb.id
-LIMIT :limit
+LIMIT {{limit}}
+) found ON true
+ORDER BY found.relevance DESC, found.score DESC, found.id
 """
+
+
+@functools.cache
+def search_statement(lexical_candidates: int, vector_candidates: int, limit: int) -> str:
+    """SEARCH_SQL with its LIMITs written in: one text (and one prepared statement) per shape."""
+    return SEARCH_SQL.format(
+        lexical_candidates=int(lexical_candidates),
+        vector_candidates=int(vector_candidates),
+        limit=int(limit),
+    )
 
 
 @dataclass(frozen=True)
@@ -408,24 +451,55 @@ def edit_distance(first: str, second: str, at_most: int | None = None) -> int:
     return previous[-1] if at_most is None else min(previous[-1], at_most + 1)
 
 
-def spelling_corrections(session: Session, question: str) -> dict[str, str]:
-    """The question's misspelt lexemes, each with the lexeme of the knowledge base it is read as
-    (see MIN_CORRECTED_LETTERS); lexemes no passage holds and nothing is near stay as they are."""
-    rows = session.execute(text(SPELLING_SQL), spelling_parameters(question))
-    return nearest_lexemes([(row[0], row[1], row[2]) for row in rows])
+@dataclass(frozen=True)
+class SearchSetup:
+    # The model whose vectors the knowledge base holds (active_model).
+    active_model: str
+    # Misspelt lexeme of the question -> the lexeme of the knowledge base it is read as.
+    corrections: dict[str, str]
+    # plan_cache_mode before the setup changed it, for the search statement to put back.
+    caller_plan_cache_mode: str
 
 
-def spelling_parameters(question: str) -> dict[str, Any]:
-    """SPELLING_SQL's parameters (shared with the benchmark)."""
+def search_setup(
+    session: Session, question: str, *, ef_search: int, correct_spelling: bool = True
+) -> SearchSetup:
+    """Set the transaction's HNSW settings for the search, and read the active model and the
+    question's misspelt lexemes, each with the lexeme of the knowledge base it is read as (see
+    MIN_CORRECTED_LETTERS; none unless `correct_spelling`): one round trip (SEARCH_SETUP_SQL).
+    Lexemes no passage holds and nothing is near stay as they are."""
+    rows = session.execute(
+        text(SEARCH_SETUP_SQL), setup_parameters(question, ef_search, correct_spelling)
+    ).all()
+    return setup_from(rows)
+
+
+def setup_parameters(question: str, ef_search: int, correct_spelling: bool) -> dict[str, Any]:
+    """SEARCH_SETUP_SQL's parameters (shared with the benchmark)."""
     return {
+        "ef_search": str(ef_search),
+        "default_model": MINILM_MODEL,
         "question": question,
         "english": " ".join(
             word for word in re.findall(r"[A-Za-z]+", question.lower()) if is_english(word)
         ),
         "correctable": f"^[a-z]{{{MIN_CORRECTED_LETTERS},}}$",
-        "max_corrected_words": MAX_CORRECTED_WORDS,
+        "max_corrected_words": MAX_CORRECTED_WORDS if correct_spelling else 0,
         "spelling_candidates": SPELLING_CANDIDATES,
     }
+
+
+def setup_from(rows: Sequence[Sequence[Any]]) -> SearchSetup:
+    """SEARCH_SETUP_SQL's rows (active model, unknown lexeme, candidate, its passages, the
+    caller's plan_cache_mode; the candidate is NULL in the one row of a question with nothing to
+    correct) read."""
+    return SearchSetup(
+        active_model=str(rows[0][0]),
+        corrections=nearest_lexemes(
+            [(row[1], row[2], row[3]) for row in rows if row[2] is not None]
+        ),
+        caller_plan_cache_mode=str(rows[0][4]),
+    )
 
 
 def is_english(word: str) -> bool:
@@ -518,19 +592,18 @@ def statement_parameters(
     relevance: Relevance,
     types: Sequence[str] | None,
     include_unpublished: bool,
-    lexical_candidates: int,
-    vector_candidates: int,
     min_relevance: float,
-    limit: int,
+    caller_plan_cache_mode: str,
     corrections: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """SEARCH_SQL's parameters for a checked question and its windows' vectors (shared with the
-    benchmark, which runs the statement prepared through psycopg); `relevance`: the constants
-    of the model that embedded them (relevance_of). The lexical and code lists
-    read the question's asked part (asked_part), as the vectors do. The code list follows the
-    lexical one: both are the full-text side. `corrections`: misspelt lexeme of the asked part
-    -> the lexeme the lexical list reads instead (spelling_corrections). Words with another
-    spelling (other_spellings) are searched in both."""
+    """The parameters of SEARCH_SQL (search_statement) for a checked question and its windows'
+    vectors (shared with the benchmark, which runs the statement prepared through psycopg);
+    `relevance`: the constants of the model that embedded them (relevance_of). The lexical and
+    code lists read the question's asked part (asked_part), as the vectors do. The code list
+    follows the lexical one: both are the full-text side. `corrections`: misspelt lexeme of the
+    asked part -> the lexeme the lexical list reads instead, and `caller_plan_cache_mode` what
+    the statement puts back (both from search_setup). Words with another spelling
+    (other_spellings) are searched in both."""
     asked = asked_part(question)
     codes = code_tokens(asked)
     misspelt = sorted(corrections or {})
@@ -549,9 +622,6 @@ def statement_parameters(
         "common_term_passages": COMMON_TERM_PASSAGES,
         "selected_postings": SELECTED_POSTINGS,
         "title_boost": TITLE_BOOST,
-        "lexical_candidates": lexical_candidates,
-        "code_candidates": lexical_candidates,
-        "vector_candidates": vector_candidates,
         "rrf_k": RRF_K,
         "codes_asked": len(codes),
         "relevance_intercept": relevance.intercept,
@@ -560,7 +630,7 @@ def statement_parameters(
         "relevance_per_code_found": relevance.per_code_found,
         "relevance_per_code_missing": relevance.per_code_missing,
         "min_relevance": min_relevance,
-        "limit": limit,
+        "caller_plan_cache_mode": caller_plan_cache_mode,
     }
 
 
@@ -582,15 +652,27 @@ def search(
     with; by default the one the knowledge base's vectors were made with (so a `kb reembed`
     switch takes effect for every caller at once), and so is the relevance (relevance_of: the
     constants fitted on that model's similarities). `mode`: `fulltext` (the lexical and code
-    lists) or `vector` alone, for comparison. Two statements: the HNSW settings
-    (transaction-local), then the search.
+    lists) or `vector` alone, for comparison. Two round trips: the HNSW settings
+    (transaction-local), the active model and the spelling corrections (search_setup), then
+    the search.
     """
     cleaned = _checked(question, types, limit, mode, min_relevance)
-    model = embedder or get_embedder(active_model(session))
     candidates = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * limit)
-    session.execute(_SEARCH_SETTINGS, {"ef_search": str(max(EF_SEARCH, candidates))})
+    setup = search_setup(
+        session,
+        asked_part(cleaned),
+        ef_search=max(EF_SEARCH, candidates),
+        correct_spelling=mode != "vector",
+    )
+    model = embedder or get_embedder(setup.active_model)
     rows = session.execute(
-        text(SEARCH_SQL),
+        text(
+            search_statement(
+                lexical_candidates=candidates if mode != "vector" else 0,
+                vector_candidates=candidates if mode != "fulltext" else 0,
+                limit=limit,
+            )
+        ),
         statement_parameters(
             cleaned,
             model.embed(question_windows(cleaned)),
@@ -598,13 +680,9 @@ def search(
             relevance=relevance_of(model),
             types=types,
             include_unpublished=include_unpublished,
-            lexical_candidates=candidates if mode != "vector" else 0,
-            vector_candidates=candidates if mode != "fulltext" else 0,
             min_relevance=min_relevance,
-            limit=limit,
-            corrections=(
-                spelling_corrections(session, asked_part(cleaned)) if mode != "vector" else None
-            ),
+            caller_plan_cache_mode=setup.caller_plan_cache_mode,
+            corrections=setup.corrections,
         ),
     ).all()
     return [
@@ -631,4 +709,5 @@ def search(
             relevance=float(row.relevance),
         )
         for row in rows
+        if row.id is not None  # the one row of `restored` when nothing is found
     ]
