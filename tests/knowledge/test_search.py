@@ -103,7 +103,7 @@ def test_a_search_is_two_round_trips_with_its_hnsw_settings_in_force(
             text(
                 "SELECT sum(generic_plans) AS generic_plans, sum(custom_plans) AS custom_plans"
                 " FROM pg_prepared_statements"
-                " WHERE statement LIKE '%WITH terms AS%' AND statement NOT LIKE '%pg_prepared%'"
+                " WHERE statement LIKE '%terms AS (%' AND statement NOT LIKE '%pg_prepared%'"
             )
         ).one()
     sent = [line.split("\t") for line in trace.read_text().splitlines()]
