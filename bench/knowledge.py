@@ -106,8 +106,10 @@ def with_psycopg_placeholders(statement: str) -> str:
 
 
 SETUP = with_psycopg_placeholders(SEARCH_SETUP_SQL)
-NEIGHBOURS = """
-SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT %s
+# K written in, as the search's LIMITs are: the session plans generically (`settings`), and a
+# generic plan cannot see a LIMIT parameter.
+NEIGHBOURS = f"""
+SELECT id FROM knowledge_base ORDER BY embedding <=> %s::vector LIMIT {K}
 """
 NEIGHBOURS_OF_CANDIDATES = """
 SELECT id FROM knowledge_base kb ORDER BY kb.embedding <=> %(vector)s::vector LIMIT %(limit)s
@@ -275,11 +277,14 @@ def search_latencies(
 
 
 def exact_neighbours(connection: psycopg.Connection[Any], vectors: list[str]) -> list[set[Any]]:
-    """The true top K of each vector: a sequential scan, no index."""
+    """The true top K of each vector: a sequential scan, no index. Never prepared: under the
+    session's generic planning, the prepared statement's one plan, made here without index
+    scans, would be the one `recall` then ran, and every "approximate" list the exact one."""
     with connection.transaction():
         connection.execute("SET LOCAL enable_indexscan = off")
         return [
-            {row[0] for row in connection.execute(NEIGHBOURS, (vector, K))} for vector in vectors
+            {row[0] for row in connection.execute(NEIGHBOURS, (vector,), prepare=False)}
+            for vector in vectors
         ]
 
 
@@ -290,7 +295,7 @@ def recall(
     settings(connection, ef_search)
     found = 0
     for vector, exact in zip(vectors, truth, strict=True):
-        approximate = {row[0] for row in connection.execute(NEIGHBOURS, (vector, K))}
+        approximate = {row[0] for row in connection.execute(NEIGHBOURS, (vector,))}
         found += len(approximate & exact)
     return round(found / (K * len(vectors)), 4)
 
