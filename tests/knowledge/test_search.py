@@ -69,6 +69,25 @@ def test_passages_show_their_source_scores_and_ranks(demo_engine: Engine) -> Non
     assert all(passage.relevance >= knowledge.RELEVANCE_THRESHOLD for passage in found)
 
 
+class _BrokenEmbedder:
+    """A model that fails, as a hosted one can (a timeout), between the search's two statements."""
+
+    model_name = "broken"
+    dimensions = 384
+
+    def embed(self, texts: object) -> object:
+        raise TimeoutError("the embedding service did not answer")
+
+
+def test_a_search_whose_model_fails_leaves_the_callers_plan_mode(demo_engine: Engine) -> None:
+    with Session(demo_engine) as session:
+        with pytest.raises(TimeoutError):
+            knowledge.search(session, "refund", embedder=_BrokenEmbedder())  # type: ignore[arg-type]
+        # The caller goes on in the same transaction: its statements are planned as it chose.
+        mode = session.execute(text("SELECT current_setting('plan_cache_mode')")).scalar_one()
+        assert mode == "auto"
+
+
 @pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
 def test_a_search_is_two_round_trips_with_its_hnsw_settings_in_force(
     demo_engine: Engine, mode: str, tmp_path: Path

@@ -340,6 +340,9 @@ ORDER BY found.relevance DESC, found.score DESC, found.id
 """
 
 
+_RESTORE_PLAN_MODE = text("SELECT set_config('plan_cache_mode', :mode, true)")
+
+
 @functools.cache
 def search_statement(lexical_candidates: int, vector_candidates: int, limit: int) -> str:
     """SEARCH_SQL with its LIMITs written in: one text (and one prepared statement) per shape."""
@@ -664,7 +667,15 @@ def search(
         ef_search=max(EF_SEARCH, candidates),
         correct_spelling=mode != "vector",
     )
-    model = embedder or get_embedder(setup.active_model)
+    try:
+        model = embedder or get_embedder(setup.active_model)
+        vectors = model.embed(question_windows(cleaned))
+        relevance = relevance_of(model)
+    except BaseException:
+        # The search statement, which puts the caller's plan mode back, will not run: a caller
+        # that goes on in this transaction must not plan its own statements generically.
+        session.execute(_RESTORE_PLAN_MODE, {"mode": setup.caller_plan_cache_mode})
+        raise
     rows = session.execute(
         text(
             search_statement(
@@ -675,9 +686,9 @@ def search(
         ),
         statement_parameters(
             cleaned,
-            model.embed(question_windows(cleaned)),
+            vectors,
             model_name=model.model_name,
-            relevance=relevance_of(model),
+            relevance=relevance,
             types=types,
             include_unpublished=include_unpublished,
             min_relevance=min_relevance,
