@@ -100,12 +100,6 @@ SCHEMA_HNSW: dict[str, int] = next(
 )
 
 
-def with_psycopg_placeholders(statement: str) -> str:
-    """The service's SQL with psycopg's placeholders: the same statement, prepared once."""
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
-
-
-SETUP = with_psycopg_placeholders(SEARCH_SETUP_SQL)
 # K written in, as the search's LIMITs are: the session plans generically (`settings`), and a
 # generic plan cannot see a LIMIT parameter.
 NEIGHBOURS = f"""
@@ -205,7 +199,7 @@ def build_index(connection: psycopg.Connection[Any], m: int, ef_construction: in
 
 def statement(fulltext: int, semantic: int) -> str:
     """The search statement with `fulltext` and `semantic` candidates, K results."""
-    return with_psycopg_placeholders(search_statement(fulltext, semantic, K))
+    return search_statement(fulltext, semantic, K)
 
 
 def params(question: str, vectors: Vectors, setup: SearchSetup) -> dict[str, Any]:
@@ -219,19 +213,19 @@ def params(question: str, vectors: Vectors, setup: SearchSetup) -> dict[str, Any
 def search_setup(
     connection: psycopg.Connection[Any], question: str, correct_spelling: bool
 ) -> SearchSetup:
-    """The service's setup round trip before the search: the HNSW settings, the active model and,
-    when the full-text side runs, the spelling corrections."""
+    """The service's setup round trip before the search: the active model and, when the
+    full-text side runs, the spelling corrections."""
     rows = connection.execute(
-        SETUP,
-        setup_parameters(asked_part(question), EF_SEARCH, correct_spelling),
+        SEARCH_SETUP_SQL,
+        setup_parameters(asked_part(question), correct_spelling),
         prepare=True,
     ).fetchall()
     return setup_from(rows)
 
 
 def settings(connection: psycopg.Connection[Any], ef_search: int) -> None:
-    """The service's settings (SEARCH_SETUP_SQL), for the session: the benchmark's connection
-    is in autocommit, where a transaction-local setting ends with its statement."""
+    """The service's settings (SEARCH_SETTINGS_SQL), set once for the session: the least a raw
+    path can send (the service sends them with each search, in its round trip)."""
     connection.execute(
         "SELECT set_config('hnsw.ef_search', %s, false),"
         " set_config('hnsw.iterative_scan', 'relaxed_order', false),"
@@ -378,8 +372,8 @@ def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vector
     setup = search_setup(connection, question, correct_spelling=True)
     parameters = params(question, vector, setup)
     text = search_statement(CANDIDATES, CANDIDATES, K)
-    names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", text)))
-    positional = re.sub(r"(?<![:\w]):(\w+)", lambda match: f"${names.index(match[1]) + 1}", text)
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", text)))
+    positional = re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match[1]) + 1}", text)
     values = ", ".join(sql.Literal(parameters[name]).as_string(connection) for name in names)
     with connection.transaction():
         connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -21,6 +22,7 @@ from tests.knowledge.labels import HELD_OUT, LabelledQuestion, first_hit, labell
 from tests.security.conftest import app_engine, as_app_role
 
 K = 5
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -88,52 +90,109 @@ def test_a_search_whose_model_fails_leaves_the_callers_plan_mode(demo_engine: En
         assert mode == "auto"
 
 
+def _settings(driver: psycopg.Connection[Any]) -> tuple[str, str, str]:
+    row = driver.execute(
+        "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan'),"
+        " current_setting('plan_cache_mode')"
+    ).fetchone()
+    assert row is not None
+    return (str(row[0]), str(row[1]), str(row[2]))
+
+
+def _traced(driver: psycopg.Connection[Any], trace: Path, search: Callable[[], T]) -> T:
+    with trace.open("w") as sink:
+        driver.pgconn.trace(sink.fileno())
+        driver.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            return search()
+        finally:
+            driver.pgconn.untrace()
+
+
+def _round_trips(trace: Path) -> list[list[str]]:
+    """What the client sent that waits for the server: a Sync ends each extended-protocol
+    exchange, a Query is one (BEGIN, ROLLBACK)."""
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    return [fields for fields in sent if fields[0] == "F" and fields[2] in {"Sync", "Query"}]
+
+
+def _generic_and_custom_plans(driver: psycopg.Connection[Any]) -> tuple[int, int]:
+    row = driver.execute(
+        "SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements"
+        " WHERE statement LIKE '%terms AS (%' AND statement NOT LIKE '%pg_prepared%'"
+    ).fetchone()
+    assert row is not None
+    return (int(row[0]), int(row[1]))
+
+
 @pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
-def test_a_search_is_two_round_trips_with_its_hnsw_settings_in_force(
+def test_a_search_in_a_transaction_is_two_round_trips_with_its_settings_in_force(
     demo_engine: Engine, mode: str, tmp_path: Path
 ) -> None:
     # The HNSW settings, the active model and the spelling were a statement each before the
-    # search: four round trips. The first three now share one, in every mode. Counted as the
-    # client sends them (libpq's protocol trace: a Sync ends each extended-protocol exchange),
-    # so statements run on the driver connection directly count too.
+    # search: four round trips. Now two, in every mode. Counted as the client sends them
+    # (libpq's protocol trace), so statements run on the driver connection directly count too.
     trace = tmp_path / "protocol.trace"
     question = "cancle my subscripton"
     with Session(demo_engine) as session:
+        session.execute(text("SELECT 1"))  # the caller's transaction, begun
+        driver = session.connection().connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
         # Past psycopg's threshold, so the statements are prepared already (preparing one is a
         # round trip of its own, once per connection).
         for _ in range(PREPARE_THRESHOLD + 1):
             knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
-        driver = session.connection().connection.driver_connection
-        assert isinstance(driver, psycopg.Connection)
-        with trace.open("w") as sink:
-            driver.pgconn.trace(sink.fileno())
-            driver.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-            try:
-                found = knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
-            finally:
-                driver.pgconn.untrace()
-        settings = session.execute(
-            text(
-                "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan'),"
-                " current_setting('plan_cache_mode')"
-            )
-        ).one()
-        plans = session.execute(
-            text(
-                "SELECT sum(generic_plans) AS generic_plans, sum(custom_plans) AS custom_plans"
-                " FROM pg_prepared_statements"
-                " WHERE statement LIKE '%terms AS (%' AND statement NOT LIKE '%pg_prepared%'"
-            )
-        ).one()
-    sent = [line.split("\t") for line in trace.read_text().splitlines()]
-    round_trips = [fields for fields in sent if fields[0] == "F" and fields[2] in {"Sync", "Query"}]
+        found = _traced(
+            driver,
+            trace,
+            lambda: knowledge.search(session, question, limit=3, mode=mode, min_relevance=0),
+        )
+        # The HNSW settings hold for the rest of the transaction; the plan mode is the
+        # caller's again: the search statement puts it back.
+        assert _settings(driver) == (str(knowledge.EF_SEARCH), "relaxed_order", "auto")
+        generic, custom = _generic_and_custom_plans(driver)
     assert found
-    assert len(round_trips) == 2
-    # The HNSW settings hold for the rest of the transaction; the plan mode is the caller's
-    # again: the search statement puts it back.
-    assert tuple(settings) == (str(knowledge.EF_SEARCH), "relaxed_order", "auto")
+    assert len(_round_trips(trace)) == 2
     # The search statement is planned once (generic), not per call.
-    assert plans.generic_plans >= 1 and plans.custom_plans == 0
+    assert generic >= 1 and custom == 0
+
+
+@pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
+def test_a_search_on_its_own_is_two_round_trips_and_leaves_nothing_behind(
+    demo_engine: Engine, mode: str, tmp_path: Path
+) -> None:
+    # A Session with nothing begun: the search sent BEGIN and, when the Session closed,
+    # ROLLBACK, each a round trip of its own around the search's two. Now it runs on its own
+    # (afilo_db.db.hot): the two round trips, its settings ending with the second.
+    trace = tmp_path / "protocol.trace"
+    question = "cancle my subscripton"
+    for _ in range(PREPARE_THRESHOLD + 1):
+        with Session(demo_engine) as session:
+            knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
+    # The pool gives back the connection last returned: the one the next search borrows.
+    with demo_engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        before = _settings(driver)
+        connection.rollback()
+    with Session(demo_engine) as session:
+        found = _traced(
+            driver,
+            trace,
+            lambda: knowledge.search(session, question, limit=3, mode=mode, min_relevance=0),
+        )
+        assert not session.in_transaction()
+    assert found
+    round_trips = _round_trips(trace)
+    assert len(round_trips) == 2, round_trips
+    assert not [fields for fields in round_trips if fields[2] == "Query"]  # no BEGIN, no ROLLBACK
+    with demo_engine.connect() as connection:
+        assert connection.connection.driver_connection is driver
+        assert isinstance(driver, psycopg.Connection)
+        assert _settings(driver) == before  # nothing of the search's settings left
+        generic, custom = _generic_and_custom_plans(driver)
+        connection.rollback()
+    assert generic >= 1 and custom == 0
 
 
 def test_content_types_filter_both_lists(demo_engine: Engine) -> None:
@@ -368,7 +427,6 @@ def test_only_misspelt_words_of_five_letters_or_more_are_corrected(demo_engine: 
             session,
             "cancle my subscripton, how tall, set REDIS_URL, error AF-E423, refund, anything,"
             " a receipt that could contain what he complains about",
-            ef_search=knowledge.EF_SEARCH,
         )
     # "tall" is one edit from "tabl" (table) but too short to tell; codes stay unknown; words
     # the base holds ("refund") are never touched; nor are English words it does not hold

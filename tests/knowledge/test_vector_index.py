@@ -79,7 +79,7 @@ def chunks_engine(chunks: tuple[str, Vectors]) -> Iterator[Engine]:
 
 
 def test_the_search_plan_reads_the_vector_index(chunks: tuple[str, Vectors]) -> None:
-    # The plan the search runs: its statement prepared, the plan generic (search_setup sets
+    # The plan the search runs: its statement prepared, the plan generic (SEARCH_SETTINGS_SQL sets
     # plan_cache_mode for it). EXPLAIN of a statement with parameter values would plan with the
     # values; EXPLAIN EXECUTE of a prepared one under force_generic_plan shows the generic plan
     # (PostgreSQL 16's EXPLAIN (GENERIC_PLAN) would too, but not on 15).
@@ -89,10 +89,8 @@ def test_the_search_plan_reads_the_vector_index(chunks: tuple[str, Vectors]) -> 
         types=None, include_unpublished=False, min_relevance=0, caller_plan_cache_mode="auto",
     )  # fmt: skip
     statement = knowledge.search_statement(lexical_candidates=40, vector_candidates=40, limit=10)
-    names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", statement)))
-    positional = re.sub(
-        r"(?<![:\w]):(\w+)", lambda match: f"${names.index(match[1]) + 1}", statement
-    )
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+    positional = re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match[1]) + 1}", statement)
     with psycopg.connect(chunks[0]) as connection:
         connection.execute("SET plan_cache_mode = force_generic_plan")
         connection.execute(f"PREPARE search AS {positional}")

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from afilo_db import rules
+from afilo_db.db import hot
 from afilo_db.errors import ValidationError
 from afilo_db.knowledge import ingestion
 from afilo_db.knowledge.chunking import (
@@ -148,12 +148,12 @@ SPELLING_SQL: Final = """
 SELECT unknown, candidate.lexeme, candidate.passages
 FROM (
   SELECT unknown
-  FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS unknown
-  WHERE unknown ~ :correctable
+  FROM unnest(tsvector_to_array(to_tsvector('english', %(question)s))) AS unknown
+  WHERE unknown ~ %(correctable)s
     AND NOT EXISTS (SELECT FROM knowledge_terms known WHERE known.lexeme = unknown)
-    AND unknown <> ALL (tsvector_to_array(to_tsvector('english', :english)))
+    AND unknown <> ALL (tsvector_to_array(to_tsvector('english', %(english)s)))
   ORDER BY length(unknown) DESC, unknown
-  LIMIT :max_corrected_words
+  LIMIT %(max_corrected_words)s
 ) misspelt
 CROSS JOIN LATERAL (
   SELECT kt.lexeme, kt.passages
@@ -163,36 +163,38 @@ CROSS JOIN LATERAL (
     AND length(kt.lexeme) BETWEEN length(unknown) - 2 AND length(unknown) + 2
     AND kt.lexeme ~ '^[a-z]+$'
   ORDER BY kt.passages DESC, kt.lexeme
-  LIMIT :spelling_candidates
+  LIMIT %(spelling_candidates)s
 ) candidate
 """
 
-# The statement before the search, one round trip: the transaction-local HNSW settings, the
-# model whose vectors the knowledge base holds (the question is embedded by it; see
-# active_model), and the question's misspelt lexemes with their candidate corrections (none when
-# :max_corrected_words is 0). The settings are columns of the one row the LEFT JOIN always
-# gives, so they take effect whatever the spelling part finds.
-# It also makes the search statement's plan a generic one (see SEARCH_SQL), after reading the
-# caller's plan_cache_mode (OFFSET 0 keeps that read a step of its own, before the change), which
-# the search statement puts back.
+# The statement before the search, one round trip: the model whose vectors the knowledge base
+# holds (the question is embedded by it; see active_model), the question's misspelt lexemes with
+# their candidate corrections (none when max_corrected_words is 0), and the caller's
+# plan_cache_mode, which the search statement puts back after SEARCH_SETTINGS_SQL changed it.
+# Reads only: the caller's transaction is as it was if the model then fails.
 SEARCH_SETUP_SQL: Final = f"""
 SELECT settings.active_model, misspelt.unknown, misspelt.lexeme, misspelt.passages,
-       settings.caller_plan_cache_mode, settings.ef_search, settings.iterative_scan,
-       settings.plan_cache_mode
+       settings.caller_plan_cache_mode
 FROM (
-  SELECT caller.plan_cache_mode AS caller_plan_cache_mode,
-         set_config('hnsw.ef_search', :ef_search, true) AS ef_search,
-         set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative_scan,
-         set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode,
-         coalesce(({ingestion.ACTIVE_MODEL_SQL}), :default_model) AS active_model
-  FROM (SELECT current_setting('plan_cache_mode') AS plan_cache_mode OFFSET 0) caller
+  SELECT current_setting('plan_cache_mode') AS caller_plan_cache_mode,
+         coalesce(({ingestion.ACTIVE_MODEL_SQL}), %(default_model)s) AS active_model
 ) settings
 LEFT JOIN ({SPELLING_SQL}) misspelt ON true
 """
 
+# Sent with the search statement, before it, in its round trip (a pipeline): the HNSW settings
+# and a generic plan for the search statement (see SEARCH_SQL), transaction-local: in the
+# caller's transaction they hold until its end (the plan mode until the search statement puts
+# the caller's back), and a search run on its own ends them with its round trip.
+SEARCH_SETTINGS_SQL: Final = """
+SELECT set_config('hnsw.ef_search', %(ef_search)s, true),
+       set_config('hnsw.iterative_scan', 'relaxed_order', true),
+       set_config('plan_cache_mode', 'force_generic_plan', true)
+"""
+
 _FILTERS = """
-      AND (CAST(:types AS text[]) IS NULL OR kb.content_type = ANY(CAST(:types AS text[])))
-      AND (kb.is_published OR :include_unpublished)"""
+      AND (CAST(%(types)s AS text[]) IS NULL OR kb.content_type = ANY(CAST(%(types)s AS text[])))
+      AND (kb.is_published OR %(include_unpublished)s)"""
 
 # The question's lexemes are quoted as tsquery literals (quotes and backslashes doubled), so no
 # word of it is ever read as an operator. `|| ':' || 'A'` restricts a term to titles (weight A);
@@ -201,7 +203,7 @@ _FILTERS = """
 # 'licens'), its passages those of all of them. A term's passages come from knowledge_terms
 # (kept by a trigger on knowledge_base), not from the GIN index, which would read every passage
 # of a common word to count them. Candidates come from the rarest terms only, at most
-# :selected_postings passages in all, so that a question of common words reads few passages.
+# selected_postings passages in all, so that a question of common words reads few passages.
 # `evidence` is MATERIALIZED: inlined, its similarity subquery ran once per reference to it.
 # Planned once per connection: the statement is prepared and its plan generic (SEARCH_SETUP_SQL
 # sets plan_cache_mode for it; PostgreSQL's own choice kept re-planning it per call, a large share
@@ -212,8 +214,8 @@ _FILTERS = """
 SEARCH_SQL: Final = f"""
 WITH asked AS (
   SELECT asked AS lexeme, coalesce(spelling.correction, asked) AS spelled
-  FROM unnest(tsvector_to_array(to_tsvector('english', :question))) AS asked
-  LEFT JOIN unnest(CAST(:misspelt AS text[]), CAST(:corrections AS text[]))
+  FROM unnest(tsvector_to_array(to_tsvector('english', %(question)s))) AS asked
+  LEFT JOIN unnest(CAST(%(misspelt)s AS text[]), CAST(%(corrections)s AS text[]))
     AS spelling(misspelt, correction) ON spelling.misspelt = asked
   WHERE {{lexical_candidates}} > 0
 ),
@@ -221,7 +223,7 @@ spellings AS (
   SELECT spelled, spelled AS spelling FROM asked
   UNION
   SELECT asked.spelled, other_lexeme
-  FROM unnest(CAST(:variant_words AS text[]), CAST(:variants AS text[])) AS variant(word, other),
+  FROM unnest(CAST(%(variant_words)s AS text[]), CAST(%(variants)s AS text[])) AS variant(word, other),
        LATERAL unnest(tsvector_to_array(to_tsvector('english', variant.word))) AS word_lexeme,
        LATERAL unnest(tsvector_to_array(to_tsvector('english', variant.other))) AS other_lexeme,
        asked
@@ -229,13 +231,13 @@ spellings AS (
 ),
 terms AS (
   SELECT CAST(alternatives AS tsquery) AS term, CAST(title_alternatives AS tsquery) AS title_term,
-         ln(1 + (:common_term_passages - passages + 0.5) / (passages + 0.5)) AS weight,
-         passages < :common_term_passages
-           AND sum(passages) OVER (ORDER BY passages, spelled) <= :selected_postings AS selective
+         ln(1 + (%(common_term_passages)s - passages + 0.5) / (passages + 0.5)) AS weight,
+         passages < %(common_term_passages)s
+           AND sum(passages) OVER (ORDER BY passages, spelled) <= %(selected_postings)s AS selective
   FROM (
     SELECT literals.spelled, string_agg(quoted, ' | ' ORDER BY quoted) AS alternatives,
            string_agg(quoted || ':' || 'A', ' | ' ORDER BY quoted) AS title_alternatives,
-           least(sum(coalesce(kt.passages, 0)), :common_term_passages) AS passages
+           least(sum(coalesce(kt.passages, 0)), %(common_term_passages)s) AS passages
     FROM (
       SELECT spelled, spelling,
              '''' || replace(replace(spelling, '\\', '\\\\'), '''', '''''') || '''' AS quoted
@@ -252,7 +254,7 @@ lexical AS (
   SELECT id, weight, row_number() OVER (ORDER BY weight DESC, id) AS position
   FROM (
     SELECT postings.id,
-           sum(t.weight * (1 + :title_boost * CAST(postings.in_title AS int))) AS weight
+           sum(t.weight * (1 + %(title_boost)s * CAST(postings.in_title AS int))) AS weight
     FROM terms t
     CROSS JOIN LATERAL (
       SELECT kb.id, kb.searchable_text @@ t.title_term AS in_title
@@ -270,7 +272,7 @@ codes AS (
   SELECT id, found, row_number() OVER (ORDER BY found DESC, density DESC, id) AS position
   FROM (
     SELECT kb.id, count(*) AS found, sum(ts_rank_cd(kb.searchable_text, code_query)) AS density
-    FROM unnest(CAST(:codes AS text[])) AS code,
+    FROM unnest(CAST(%(codes)s AS text[])) AS code,
          LATERAL phraseto_tsquery('english', code) AS code_query,
          knowledge_base kb
     WHERE kb.searchable_text @@ code_query{_FILTERS}
@@ -281,11 +283,11 @@ codes AS (
 ),
 semantic AS (
   SELECT id, row_number() OVER (ORDER BY min(distance), id) AS position
-  FROM unnest(CAST(:vectors AS vector[])) AS window_vector,
+  FROM unnest(CAST(%(vectors)s AS vector[])) AS window_vector,
        LATERAL (
          SELECT kb.id, kb.embedding <=> window_vector AS distance
          FROM knowledge_base kb
-         WHERE kb.embedding_model = :model{_FILTERS}
+         WHERE kb.embedding_model = %(model)s{_FILTERS}
          ORDER BY kb.embedding <=> window_vector
          LIMIT {{vector_candidates}}
        ) nearest
@@ -294,9 +296,9 @@ semantic AS (
 fused AS (
   SELECT id, l.position AS fulltext_rank, c.position AS code_rank, s.position AS vector_rank,
          coalesce(c.found, 0) AS codes_found,
-         coalesce(1.0 / (:rrf_k + l.position), 0) AS lexical_score,
-         coalesce(1.0 / (:rrf_k + c.position), 0) AS code_score,
-         coalesce(1.0 / (:rrf_k + s.position), 0) AS vector_score
+         coalesce(1.0 / (%(rrf_k)s + l.position), 0) AS lexical_score,
+         coalesce(1.0 / (%(rrf_k)s + c.position), 0) AS code_score,
+         coalesce(1.0 / (%(rrf_k)s + s.position), 0) AS vector_score
   FROM lexical l
   FULL JOIN codes c USING (id)
   FULL JOIN semantic s USING (id)
@@ -304,8 +306,8 @@ fused AS (
 evidence AS MATERIALIZED (
   SELECT f.*, f.lexical_score + f.code_score + f.vector_score AS score,
          (SELECT max(1 - (kb.embedding <=> window_vector))
-          FROM unnest(CAST(:vectors AS vector[])) AS window_vector
-          WHERE kb.embedding_model = :model) AS similarity,
+          FROM unnest(CAST(%(vectors)s AS vector[])) AS window_vector
+          WHERE kb.embedding_model = %(model)s) AS similarity,
          coalesce((SELECT sum(t.weight) FILTER (WHERE kb.searchable_text @@ t.term) FROM terms t)
                   / nullif(q.total_weight, 0), 0) AS coverage
   FROM fused f
@@ -314,33 +316,30 @@ evidence AS MATERIALIZED (
 )
 SELECT found.*
 FROM (
-  SELECT set_config('plan_cache_mode', :caller_plan_cache_mode, true) AS plan_cache_mode
+  SELECT set_config('plan_cache_mode', %(caller_plan_cache_mode)s, true) AS plan_cache_mode
 ) restored
 LEFT JOIN (
 SELECT kb.id, kb.content_type, kb.title, kb.content, kb.source, kb.source_url, kb.product_id,
        kb.is_published, r.relevance, r.score, r.lexical_score, r.code_score, r.vector_score,
        r.fulltext_rank, r.code_rank, r.vector_rank, r.codes_found,
-       CAST(:codes_asked AS int) AS codes_asked, r.similarity, r.coverage
+       CAST(%(codes_asked)s AS int) AS codes_asked, r.similarity, r.coverage
 FROM (
   SELECT e.*, 1 / (1 + exp(-(
-           :relevance_intercept
-           + :relevance_per_similarity * coalesce(e.similarity, 0)
-           + :relevance_per_coverage * e.coverage
-           + CASE WHEN :codes_asked = 0 THEN 0
-                  WHEN e.codes_found = 0 THEN :relevance_per_code_missing
-                  ELSE :relevance_per_code_found * e.codes_found / :codes_asked END))) AS relevance
+           %(relevance_intercept)s
+           + %(relevance_per_similarity)s * coalesce(e.similarity, 0)
+           + %(relevance_per_coverage)s * e.coverage
+           + CASE WHEN %(codes_asked)s = 0 THEN 0
+                  WHEN e.codes_found = 0 THEN %(relevance_per_code_missing)s
+                  ELSE %(relevance_per_code_found)s * e.codes_found / %(codes_asked)s END))) AS relevance
   FROM evidence e
 ) r
 JOIN knowledge_base kb USING (id)
-WHERE r.relevance >= :min_relevance
+WHERE r.relevance >= %(min_relevance)s
 ORDER BY r.relevance DESC, r.score DESC, kb.id
 LIMIT {{limit}}
 ) found ON true
 ORDER BY found.relevance DESC, found.score DESC, found.id
 """
-
-
-_RESTORE_PLAN_MODE = text("SELECT set_config('plan_cache_mode', :mode, true)")
 
 
 @functools.cache
@@ -464,23 +463,19 @@ class SearchSetup:
     caller_plan_cache_mode: str
 
 
-def search_setup(
-    session: Session, question: str, *, ef_search: int, correct_spelling: bool = True
-) -> SearchSetup:
-    """Set the transaction's HNSW settings for the search, and read the active model and the
-    question's misspelt lexemes, each with the lexeme of the knowledge base it is read as (see
-    MIN_CORRECTED_LETTERS; none unless `correct_spelling`): one round trip (SEARCH_SETUP_SQL).
-    Lexemes no passage holds and nothing is near stay as they are."""
-    rows = session.execute(
-        text(SEARCH_SETUP_SQL), setup_parameters(question, ef_search, correct_spelling)
-    ).all()
-    return setup_from(rows)
+def search_setup(session: Session, question: str, *, correct_spelling: bool = True) -> SearchSetup:
+    """The active model, the caller's plan_cache_mode and the question's misspelt lexemes, each
+    with the lexeme of the knowledge base it is read as (see MIN_CORRECTED_LETTERS; none unless
+    `correct_spelling`): one round trip (SEARCH_SETUP_SQL), in the session's transaction if it
+    has one, else on its own. Lexemes no passage holds and nothing is near stay as they are."""
+    return setup_from(
+        hot.fetch(session, hot.Read(SEARCH_SETUP_SQL, setup_parameters(question, correct_spelling)))
+    )
 
 
-def setup_parameters(question: str, ef_search: int, correct_spelling: bool) -> dict[str, Any]:
+def setup_parameters(question: str, correct_spelling: bool) -> dict[str, Any]:
     """SEARCH_SETUP_SQL's parameters (shared with the benchmark)."""
     return {
-        "ef_search": str(ef_search),
         "default_model": MINILM_MODEL,
         "question": question,
         "english": " ".join(
@@ -655,70 +650,70 @@ def search(
     with; by default the one the knowledge base's vectors were made with (so a `kb reembed`
     switch takes effect for every caller at once), and so is the relevance (relevance_of: the
     constants fitted on that model's similarities). `mode`: `fulltext` (the lexical and code
-    lists) or `vector` alone, for comparison. Two round trips: the HNSW settings
-    (transaction-local), the active model and the spelling corrections (search_setup), then
-    the search.
+    lists) or `vector` alone, for comparison.
+
+    Two round trips: the active model and the spelling corrections (search_setup), then the
+    search with its HNSW settings and plan mode before it (SEARCH_SETTINGS_SQL,
+    transaction-local). In the session's open transaction if it has one; else each on its own
+    (`afilo_db.db.hot`): no BEGIN and no ROLLBACK, and the session is left as it was.
     """
     cleaned = _checked(question, types, limit, mode, min_relevance)
     candidates = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * limit)
-    setup = search_setup(
+    setup = search_setup(session, asked_part(cleaned), correct_spelling=mode != "vector")
+    model = embedder or get_embedder(setup.active_model)
+    vectors = model.embed(question_windows(cleaned))
+    rows = hot.fetch(
         session,
-        asked_part(cleaned),
-        ef_search=max(EF_SEARCH, candidates),
-        correct_spelling=mode != "vector",
-    )
-    try:
-        model = embedder or get_embedder(setup.active_model)
-        vectors = model.embed(question_windows(cleaned))
-        relevance = relevance_of(model)
-    except BaseException:
-        # The search statement, which puts the caller's plan mode back, will not run: a caller
-        # that goes on in this transaction must not plan its own statements generically.
-        session.execute(_RESTORE_PLAN_MODE, {"mode": setup.caller_plan_cache_mode})
-        raise
-    rows = session.execute(
-        text(
+        hot.Read(
             search_statement(
                 lexical_candidates=candidates if mode != "vector" else 0,
                 vector_candidates=candidates if mode != "fulltext" else 0,
                 limit=limit,
-            )
+            ),
+            statement_parameters(
+                cleaned,
+                vectors,
+                model_name=model.model_name,
+                relevance=relevance_of(model),
+                types=types,
+                include_unpublished=include_unpublished,
+                min_relevance=min_relevance,
+                caller_plan_cache_mode=setup.caller_plan_cache_mode,
+                corrections=setup.corrections,
+            ),
+            before=[(SEARCH_SETTINGS_SQL, {"ef_search": str(max(EF_SEARCH, candidates))})],
         ),
-        statement_parameters(
-            cleaned,
-            vectors,
-            model_name=model.model_name,
-            relevance=relevance,
-            types=types,
-            include_unpublished=include_unpublished,
-            min_relevance=min_relevance,
-            caller_plan_cache_mode=setup.caller_plan_cache_mode,
-            corrections=setup.corrections,
-        ),
-    ).all()
-    return [
-        Passage(
-            id=row.id,
-            content_type=row.content_type,
-            title=row.title,
-            content=row.content,
-            source=row.source,
-            source_url=row.source_url,
-            product_id=row.product_id,
-            is_published=row.is_published,
-            score=float(row.score),
-            lexical_score=float(row.lexical_score),
-            code_score=float(row.code_score),
-            vector_score=float(row.vector_score),
-            fulltext_rank=row.fulltext_rank,
-            code_rank=row.code_rank,
-            vector_rank=row.vector_rank,
-            similarity=None if row.similarity is None else float(row.similarity),
-            coverage=float(row.coverage),
-            codes_found=row.codes_found,
-            codes_asked=row.codes_asked,
-            relevance=float(row.relevance),
-        )
-        for row in rows
-        if row.id is not None  # the one row of `restored` when nothing is found
-    ]
+    )
+    # A row without an id is the one row of `restored` when nothing is found.
+    return [_passage(row) for row in rows if row[0] is not None]
+
+
+def _passage(row: hot.Row) -> Passage:
+    """A row of SEARCH_SQL, in its columns' order."""
+    (
+        passage_id, content_type, title, content, source, source_url, product_id, is_published,
+        relevance, score, lexical_score, code_score, vector_score, fulltext_rank, code_rank,
+        vector_rank, codes_found, codes_asked, similarity, coverage,
+    ) = row  # fmt: skip
+    return Passage(
+        id=passage_id,
+        content_type=content_type,
+        title=title,
+        content=content,
+        source=source,
+        source_url=source_url,
+        product_id=product_id,
+        is_published=is_published,
+        score=float(score),
+        lexical_score=float(lexical_score),
+        code_score=float(code_score),
+        vector_score=float(vector_score),
+        fulltext_rank=fulltext_rank,
+        code_rank=code_rank,
+        vector_rank=vector_rank,
+        similarity=None if similarity is None else float(similarity),
+        coverage=float(coverage),
+        codes_found=codes_found,
+        codes_asked=codes_asked,
+        relevance=float(relevance),
+    )
