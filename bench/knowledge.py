@@ -688,10 +688,7 @@ def move_to(url: str, model: str) -> float:
     started = time.process_time()
     embedder = get_embedder(model)
     with psycopg.connect(url) as connection:
-        while reembed.backfill_batch(connection, embedder):
-            connection.commit()
-        reembed.switch(connection, embedder)
-        connection.commit()
+        reembed.move(connection, embedder)
     return round(time.process_time() - started, 2)
 
 

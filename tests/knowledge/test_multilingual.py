@@ -107,10 +107,7 @@ def plug_in_url(server: EmbeddedServer, demo_template: str) -> Iterator[str]:
     for url in database_copy(server, demo_template, "kb_plug_in"):
         embedder = get_embedder(USE_MULTILINGUAL_MODEL)
         with psycopg.connect(url) as connection:
-            while reembed.backfill_batch(connection, embedder):
-                connection.commit()
-            reembed.switch(connection, embedder)
-            connection.commit()
+            reembed.move(connection, embedder)
         yield url
 
 

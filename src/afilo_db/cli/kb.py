@@ -286,12 +286,9 @@ def reembed_command(
             reembed.check_target(connection, embedder)
             with progress_bar("re-embedding") as bar:
                 task = bar.add_task("rows", total=reembed.pending(connection, embedder))
-                while reembed.backfill_batch(
+                switched = reembed.move(
                     connection, embedder, progress=lambda count: bar.advance(task, count)
-                ):
-                    connection.commit()
-            switched = reembed.switch(connection, embedder)
-            connection.commit()
+                )
         if as_json:
             _print_json({"model": model, "switched": switched})
             return

@@ -71,6 +71,21 @@ def backfill_batch(
     return len(rows)
 
 
+def move(
+    connection: psycopg.Connection[Any],
+    embedder: Embedder,
+    *,
+    progress: Progress = lambda _rows: None,
+) -> int:
+    """What `kb reembed` does (check_target first): backfill in committed batches, searches
+    going on with the old model meanwhile, then switch and commit; returns the rows moved."""
+    while backfill_batch(connection, embedder, progress=progress):
+        connection.commit()
+    switched = switch(connection, embedder)
+    connection.commit()
+    return switched
+
+
 def switch(connection: psycopg.Connection[Any], embedder: Embedder) -> int:
     """Make the backfilled vectors live, in the caller's transaction; returns the rows moved."""
     connection.execute("LOCK TABLE knowledge_base IN SHARE ROW EXCLUSIVE MODE")
