@@ -237,13 +237,14 @@ terms AS (
   FROM (
     SELECT literals.spelled, string_agg(quoted, ' | ' ORDER BY quoted) AS alternatives,
            string_agg(quoted || ':' || 'A', ' | ' ORDER BY quoted) AS title_alternatives,
-           least(sum(coalesce(kt.passages, 0)), %(common_term_passages)s) AS passages
+           least(sum(passages), %(common_term_passages)s) AS passages
     FROM (
       SELECT spelled, spelling,
-             '''' || replace(replace(spelling, '\\', '\\\\'), '''', '''''') || '''' AS quoted
+             '''' || replace(replace(spelling, '\\', '\\\\'), '''', '''''') || '''' AS quoted,
+             coalesce((SELECT kt.passages FROM knowledge_terms kt WHERE kt.lexeme = spelling), 0)
+               AS passages
       FROM spellings
     ) literals
-    LEFT JOIN knowledge_terms kt ON kt.lexeme = literals.spelling
     GROUP BY literals.spelled
   ) counted
 ),
