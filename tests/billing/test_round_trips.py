@@ -11,8 +11,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
+import psycopg._pipeline_base
+import psycopg.generators
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -147,6 +150,31 @@ def test_a_renewal_paid_in_the_2025_03_31_shape_takes_a_round_trip_per_read(
     # BEGIN with the event's row; the payment's lock with its purchase; the invoice that names
     # the payment; the user's lock; the outcome and audit with COMMIT.
     assert round_trips(service_engine, succeeded) == 5
+
+
+def test_a_round_trips_statements_are_handed_to_libpq_together(
+    service_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg's pipeline sends each statement as it is executed (a poll and a write each);
+    `run_together` queues them all first, so that psycopg communicates once a round trip,
+    with nothing left to send but the sync."""
+    signed_up = clerk_delivery("msg_ada000000001", "user.created", NOW * 1000,
+                               clerk_user(ADA, "ada@example.com", NOW * 1000))  # fmt: skip
+    apply(service_engine, verified(signed_up))
+    communicated: list[list[Any]] = []
+    communicate = psycopg.generators.pipeline_communicate
+
+    def spy(pgconn: psycopg.pq.abc.PGconn, commands: Any) -> Any:
+        communicated.append(list(commands))
+        return communicate(pgconn, commands)
+
+    monkeypatch.setattr(psycopg._pipeline_base, "pipeline_communicate", spy)
+    created = subscription_event(1, "customer.subscription.created", "trialing")
+    assert round_trips(service_engine, created) == 4
+    # Four round trips of several statements each: four syncs, and nothing sent on its own.
+    assert len(communicated) == 4
+    assert all(len(commands) == 1 for commands in communicated)
+    assert all(commands[0].__name__ == "pipeline_sync" for commands in communicated)
 
 
 def test_a_held_statement_is_sent_with_the_next_read_and_its_error_named_then(

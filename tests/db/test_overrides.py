@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import QueuePool
 
+from afilo_db.billing.delivery import run_together
 from afilo_db.db.engine import (
     PREPARE_THRESHOLD,
     PreparedKeepingAsyncConnection,
@@ -48,6 +49,26 @@ def test_a_rollback_keeps_the_prepared_statements(keeping: PreparedKeepingConnec
     # psycopg still knows the statement is prepared: it sends no second Parse of it.
     keeping.execute(READ, (1,))
     assert server_prepared(keeping) == 1
+    keeping.rollback()
+
+
+def test_statements_queued_in_a_pipeline_run_as_psycopgs_own(
+    keeping: PreparedKeepingConnection,
+) -> None:
+    """`billing.delivery.run_together` queues statements through psycopg's private execute
+    steps and hands them to libpq itself: their results, prepared statements and errors must
+    stay psycopg's."""
+    named = "SELECT %(a)s::text AS a"
+    for _ in range(PREPARE_THRESHOLD + 1):
+        first, second = run_together(keeping, [(READ, (1,)), (named, {"a": "x"})], named=1)
+        assert first.fetchone() == (2,)
+        row = second.fetchone()
+        assert row is not None and row.a == "x"
+    assert server_prepared(keeping) == 2  # as psycopg prepares the statements that recur
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        run_together(keeping, [("SELECT 1 / %s", (0,)), (READ, (1,))])
+    keeping.rollback()
+    assert keeping.execute(READ, (2,)).fetchone() == (3,)
     keeping.rollback()
 
 

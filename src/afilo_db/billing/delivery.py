@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.abc import PQGen
 from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session
 
@@ -56,8 +56,48 @@ def driver_connection(session: Session) -> psycopg.Connection[Any]:
     return connection
 
 
-Statement = tuple[str, Mapping[str, Any] | None]
-"""SQL with psycopg placeholders (`%(name)s`), and its values."""
+Statement = tuple[str, Mapping[str, Any] | Sequence[Any] | None]
+"""SQL with psycopg placeholders (`%(name)s`, or `%s` with a sequence), and its values."""
+
+
+def _queued(cursor: psycopg.Cursor[Any], sql: str, values: Any) -> PQGen[None]:
+    """`cursor.execute(sql, values)` in a pipeline, up to where psycopg hands the statement to
+    the pipeline's queue, without sending it (psycopg's `_execute_gen` less its communication)."""
+    yield from cursor._start_query(sql)
+    query = cursor._convert_query(sql, values)
+    yield from cursor._maybe_prepare_gen(query)
+    cursor._last_query = sql
+    connection = cursor.connection
+    yield from connection._prepared.maintain_gen(connection)
+
+
+def run_together(
+    connection: psycopg.Connection[Any], statements: Sequence[Statement], *, named: int = 0
+) -> list[psycopg.Cursor[Any]]:
+    """Run the statements in order in one round trip, and return their cursors; those of the
+    last `named` give their rows as named tuples. Several go in a pipeline, sent in one write.
+
+    psycopg sends each statement of a pipeline as it is executed (a poll and a write of the
+    socket each, and a pass through its communication loop): on the endpoint that cost more
+    of a delivery's CPU than building the statements (`bench.webhooks`). Here each is only
+    queued as psycopg's `execute` would queue it (its prepared statements, its adaptation), all
+    are handed to libpq together, and the pipeline's sync sends them in one write; psycopg then
+    reads the results into the cursors and raises the first error, as for its own pipeline."""
+    plain = len(statements) - named
+    cursors = [
+        connection.cursor(row_factory=namedtuple_row) if index >= plain else connection.cursor()
+        for index in range(len(statements))
+    ]
+    if len(statements) == 1:
+        cursors[0].execute(*statements[0])
+        return cursors
+    with connection.pipeline() as pipeline, connection.lock:
+        for cursor, (sql, values) in zip(cursors, statements, strict=True):
+            connection.wait(_queued(cursor, sql, values))
+        # In pipeline mode libpq buffers what it is given until a sync or a flush.
+        while pipeline.command_queue:
+            pipeline.command_queue.popleft()()
+    return cursors
 
 
 class Delivery:
@@ -105,17 +145,14 @@ class Delivery:
         return [None if row is None else row[0] for row in self.rows(*statements)]
 
     def _read(self, *statements: Statement) -> list[psycopg.Cursor[Any]]:
-        """Run the statements held, then these, in order and in one round trip (a pipeline
-        when there are several); the cursors of these, whose rows are named tuples."""
-        cursors = [self._connection.cursor(row_factory=namedtuple_row) for _ in statements]
+        """Run the statements held, then these, in order and in one round trip
+        (`run_together`); the cursors of these, whose rows are named tuples."""
         held, self._held = self._held, []
-        together = len(held) + len(statements) > 1
-        with translated_errors(), self._connection.pipeline() if together else nullcontext():
-            for statement in held:
-                self._connection.execute(*statement)
-            for cursor, statement in zip(cursors, statements, strict=True):
-                cursor.execute(*statement)
-        return cursors
+        if not held and not statements:
+            return []
+        with translated_errors():
+            cursors = run_together(self._connection, [*held, *statements], named=len(statements))
+        return cursors[len(held) :]
 
     def log(
         self,

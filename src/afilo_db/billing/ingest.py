@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from afilo_db import rules
 from afilo_db.billing import clerk_handlers, stripe_handlers
-from afilo_db.billing.delivery import Delivery, driver_connection
+from afilo_db.billing.delivery import Delivery, Statement, driver_connection, run_together
 from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, ignored
 from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS
 from afilo_db.db.hot.shapes import TIMEOUT_SQL
@@ -98,15 +98,15 @@ def _in_service_context(
     statement timeout `timeout_ms` if given; the statement's first row, or None. On a
     connection in autocommit (`apply`'s) the transaction's BEGIN goes in the same round trip;
     else psycopg sends its own first and waits for its answer alone."""
-    cursor = connection.cursor()
+    statements: list[Statement] = []
+    if connection.autocommit:
+        statements.append(("BEGIN", None))
+    if timeout_ms:
+        statements.append((TIMEOUT_SQL, (str(timeout_ms),)))
+    statements += [SERVICE_CONTEXT, (sql, values)]
     try:
-        with translated_errors(), connection.pipeline():
-            if connection.autocommit:
-                connection.execute("BEGIN")
-            if timeout_ms:
-                connection.execute(TIMEOUT_SQL, (str(timeout_ms),))
-            connection.execute(*SERVICE_CONTEXT)
-            cursor.execute(sql, values)
+        with translated_errors():
+            cursor = run_together(connection, statements)[-1]
     except psycopg.errors.InsufficientPrivilege as error:
         raise context_forbidden(SERVICE_ROLE) from error
     return cursor.fetchone()
