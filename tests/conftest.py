@@ -9,15 +9,17 @@ server's own files or processes, are skipped with their reason.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -311,3 +313,14 @@ def long_running_rank(path: Path) -> int:
         ),
         len(LONG_RUNNING_FIRST),
     )
+
+
+T = TypeVar("T")
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coroutine)` in a thread of its own: a test that ran before in this process
+    may have left an event loop running in the main thread (Playwright's sync API, whose
+    session-wide browser the studio's tests share), where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -5,7 +5,6 @@ Svix refuses them, one log line per delivery, every refusal counted in webhook_r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -23,6 +22,7 @@ from afilo_db.db.engine import create_app_engine
 from tests.billing.conftest import SECRETS, Shop, parked_problems, post
 from tests.billing.providers import STRIPE_SECRET, Delivery, stripe_delivery, subscription
 from tests.billing.test_verification import stripe_created, written
+from tests.conftest import run_coroutine
 
 NOW = int(time.time())
 
@@ -199,7 +199,7 @@ def test_a_sender_gone_before_its_body_is_read_gets_no_answer() -> None:
 
     scope = {"type": "http", "method": "POST", "path": "/webhooks/stripe", "headers": []}
     try:
-        asyncio.run(app(scope, receive, send))
+        run_coroutine(app(scope, receive, send))
     finally:
         engine.dispose()
     assert sent == []

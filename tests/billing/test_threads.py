@@ -10,6 +10,7 @@ import time
 import pytest
 
 from afilo_db.billing.threads import LoopThreads
+from tests.conftest import run_coroutine
 
 
 def test_results_and_exceptions_come_back_to_the_awaiting_coroutine() -> None:
@@ -25,7 +26,7 @@ def test_results_and_exceptions_come_back_to_the_awaiting_coroutine() -> None:
         return (result,)
 
     try:
-        (result,) = asyncio.run(both())
+        (result,) = run_coroutine(both())
     finally:
         threads.shutdown()
     assert result.startswith("x on test-threads_")
@@ -50,7 +51,7 @@ def test_at_most_one_work_a_thread_at_once_the_rest_queued() -> None:
         return list(await asyncio.gather(*(threads.run(work, index) for index in range(12))))
 
     try:
-        assert asyncio.run(many()) == list(range(12))
+        assert run_coroutine(many()) == list(range(12))
     finally:
         threads.shutdown()
     assert most == 3
@@ -71,7 +72,7 @@ def test_shutdown_finishes_what_is_queued_then_ends_the_threads() -> None:
         await asyncio.sleep(0)  # the tasks put their work in the queue
         assert not any(task.done() for task in tasks)
 
-    asyncio.run(queue_three())
+    run_coroutine(queue_three())
     threads.shutdown()
     assert done == [0, 1, 2]
     assert not any(thread.name.startswith("test-threads") for thread in threading.enumerate())

@@ -3,11 +3,9 @@ and kept whatever the caller does with the transaction, and the same paths on as
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -26,6 +24,7 @@ from afilo_db.models import ProductCollection, ProductCollectionProduct, UserPro
 from afilo_db.security import as_user
 from afilo_db.services import cart, catalog, downloads
 from afilo_db.services.transaction import unit_of_work
+from tests.conftest import run_coroutine
 from tests.services.test_catalog import frontend_messages, product_data
 
 T = TypeVar("T")
@@ -265,12 +264,6 @@ def test_behind_a_pooler_every_hot_read_reads_what_it_reads_directly(
         pooled.dispose()
 
 
-def run_async(scenario: Callable[[], Any]) -> Any:
-    # A thread of its own: another test in this process may have left an event loop running.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, scenario()).result()
-
-
 def test_async_forms_on_psycopgs_async_connection(database_url: str, shop: dict[str, Any]) -> None:
     async def scenario() -> tuple[Any, ...]:
         engine: AsyncEngine = create_async_app_engine(
@@ -290,7 +283,7 @@ def test_async_forms_on_psycopgs_async_connection(database_url: str, shop: dict[
         finally:
             await engine.dispose()
 
-    page, contents, listing, driver, statements = run_async(scenario)
+    page, contents, listing, driver, statements = run_coroutine(scenario())
     assert page is not None and page["variants"][0]["price"] == Decimal("10.00")
     assert contents.totals == {"USD": Decimal("119.00"), "EUR": Decimal("29.00")}
     assert len(listing.items) == 1 and listing.next_cursor is not None
@@ -352,7 +345,7 @@ def test_a_read_stopped_by_the_statement_timeout_keeps_its_connection(database_u
     finally:
         engine.dispose()
     assert after == before
-    async_before, async_after = run_async(on_asyncio)
+    async_before, async_after = run_coroutine(on_asyncio())
     assert async_after == async_before
 
 
@@ -407,7 +400,7 @@ def test_on_psycopg_pools_sync_and_async(database_url: str, shop: dict[str, Any]
                 status = connection.info.transaction_status
             return page, contents, listing, status
 
-    page, contents, listing, status = run_async(scenario)
+    page, contents, listing, status = run_coroutine(scenario())
     assert page is not None and page["handle"] == "nova-kit"
     assert contents.totals == {"USD": Decimal("119.00"), "EUR": Decimal("29.00")}
     assert [item.handle for item in listing.items] == ["euro-kit", "nova-kit"]
