@@ -19,7 +19,7 @@ from afilo_db.db.engine import (
     PreparedKeepingConnection,
 )
 from afilo_db.db.urls import sqlalchemy_url
-from tests.services.test_hot_paths import run_async
+from tests.conftest import run_coroutine
 
 READ = "SELECT %s::int + 1"
 
@@ -107,7 +107,7 @@ def test_the_async_rollback_keeps_them_too(database_url: str) -> None:
             await connection.rollback()
             return int(row[0]), status
 
-    assert run_async(scenario) == (1, psycopg.pq.TransactionStatus.INTRANS)
+    assert run_coroutine(scenario()) == (1, psycopg.pq.TransactionStatus.INTRANS)
 
 
 @pytest.mark.parametrize(("max_overflow", "private"), [(0, 0), (3, 3), (-1, -1)])

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from afilo_db.config import Settings
 from afilo_db.db import hot
 from afilo_db.db.engine import create_async_app_engine
-from tests.services.test_hot_paths import run_async
+from tests.conftest import run_coroutine
 
 READS = 96
 POOL_SIZE = 2
@@ -53,7 +53,7 @@ def test_reads_waiting_for_the_pool_get_connections_handed_on(database_url: str)
         finally:
             await engine.dispose()
 
-    results, checkouts, still_out = run_async(scenario)
+    results, checkouts, still_out = run_coroutine(scenario())
     assert results == [[(number,)] for number in range(READS)]
     # One checkout a read without the hand-over; with it, the reads wait for the one
     # connection they may hold (the other is left for Sessions) and pass it along.
@@ -84,7 +84,7 @@ def test_a_session_waiting_for_the_pool_gets_its_turn_under_endless_reads(
             await asyncio.gather(*readers)
             await engine.dispose()
 
-    waited = run_async(scenario)
+    waited = run_coroutine(scenario())
     assert waited < 2, f"the session waited {waited:.1f} s for a connection"
 
 
@@ -106,7 +106,7 @@ def test_a_read_waits_no_longer_than_the_pools_timeout(database_url: str) -> Non
         finally:
             await engine.dispose()
 
-    waited, slow_rows, after, still_out = run_async(scenario)
+    waited, slow_rows, after, still_out = run_coroutine(scenario())
     assert 0.25 < waited < 1.2, waited
     assert slow_rows == [(1,)] and after == [(3,)]
     assert still_out == 0
@@ -139,7 +139,7 @@ def test_cancelled_reads_leave_no_connection_behind(database_url: str) -> None:
         finally:
             await engine.dispose()
 
-    outcomes, still_out, after = run_async(scenario)
+    outcomes, still_out, after = run_coroutine(scenario())
     for number, outcome in enumerate(outcomes):
         # A read cancelled after it had finished returns its rows all the same.
         assert outcome == [(number,)] or (
@@ -180,7 +180,7 @@ def test_connections_lost_under_load_are_replaced(database_url: str) -> None:
         finally:
             await engine.dispose()
 
-    outcomes, killed, now = run_async(scenario)
+    outcomes, killed, now = run_coroutine(scenario())
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     assert all(isinstance(failure, psycopg.OperationalError) for failure in failures), failures
     assert len(failures) <= POOL_SIZE  # each lost connection fails the one read that found it
@@ -199,7 +199,7 @@ def test_reads_below_the_pool_size_check_out_as_usual(database_url: str, reads: 
         finally:
             await engine.dispose()
 
-    assert run_async(scenario) == reads
+    assert run_coroutine(scenario()) == reads
 
 
 def test_an_engine_read_through_is_not_kept_alive(database_url: str) -> None:
@@ -209,7 +209,7 @@ def test_an_engine_read_through_is_not_kept_alive(database_url: str) -> None:
         await engine.dispose()
         return weakref.ref(engine.sync_engine)
 
-    engine = run_async(scenario)
+    engine = run_coroutine(scenario())
     gc.collect()
     assert engine() is None
 
@@ -246,4 +246,4 @@ def test_connections_go_back_to_the_pool_out_of_autocommit(database_url: str) ->
         finally:
             await engine.dispose()
 
-    assert run_async(scenario) == [(False, psycopg.pq.TransactionStatus.INTRANS)] * POOL_SIZE
+    assert run_coroutine(scenario()) == [(False, psycopg.pq.TransactionStatus.INTRANS)] * POOL_SIZE
