@@ -42,7 +42,6 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg import sql
 from sqlalchemy.orm import Session
 from tests.knowledge.labels import (
     HELD_OUT,
@@ -53,6 +52,7 @@ from tests.knowledge.labels import (
     first_hit,
     labelled_questions,
 )
+from tests.knowledge.plans import generic_plan, plan_nodes
 
 from afilo_db.data import seed
 from afilo_db.db.embedded import EmbeddedServer
@@ -370,17 +370,10 @@ def uses_hnsw(connection: psycopg.Connection[Any], question: str, vector: Vector
     """Whether the plan the search runs, the prepared statement's generic one, reads the HNSW
     index (EXPLAIN of the statement with values would plan with the values instead)."""
     setup = search_setup(connection, question, correct_spelling=True)
-    parameters = params(question, vector, setup)
-    text = search_statement(CANDIDATES, CANDIDATES, K)
-    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", text)))
-    positional = re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match[1]) + 1}", text)
-    values = ", ".join(sql.Literal(parameters[name]).as_string(connection) for name in names)
-    with connection.transaction():
-        connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        connection.execute(f"PREPARE bench_search AS {positional}")
-        plan = connection.execute(f"EXPLAIN EXECUTE bench_search({values})").fetchall()
-        connection.execute("DEALLOCATE bench_search")
-    return any("ix_knowledge_base_embedding" in str(row[0]) for row in plan)
+    plan = generic_plan(
+        connection, search_statement(CANDIDATES, CANDIDATES, K), params(question, vector, setup)
+    )
+    return any(node.get("Index Name") == "ix_knowledge_base_embedding" for node in plan_nodes(plan))
 
 
 def demo_database(server: EmbeddedServer) -> str:

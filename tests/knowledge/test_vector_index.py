@@ -3,7 +3,6 @@ index, the search statement's plan reads it, and what the list finds is exact se
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -11,7 +10,6 @@ import numpy as np
 import psycopg
 import pytest
 from pgvector.psycopg import register_vector
-from psycopg import sql
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -20,6 +18,7 @@ from afilo_db.db.engine import create_app_engine
 from afilo_db.knowledge.embedders import MINILM_MODEL, MINILM_RELEVANCE, Vectors, unit_rows
 from afilo_db.services import knowledge
 from tests.conftest import database_copy
+from tests.knowledge.plans import generic_plan, plan_nodes
 
 # Enough rows that a sequential scan ordered by distance costs the planner more than the index.
 CHUNKS = 2_000
@@ -80,35 +79,14 @@ def chunks_engine(chunks: tuple[str, Vectors]) -> Iterator[Engine]:
 
 def generic_search_plan(connection: psycopg.Connection[Any]) -> Any:
     """The plan the search runs: its statement prepared, the plan generic (SEARCH_SETTINGS_SQL
-    sets plan_cache_mode for it). EXPLAIN of a statement with parameter values would plan with
-    the values; EXPLAIN EXECUTE of a prepared one under force_generic_plan shows the generic plan
-    (PostgreSQL 16's EXPLAIN (GENERIC_PLAN) would too, but not on 15)."""
-    question = clustered_vectors(1, seed=7)
+    sets plan_cache_mode for it)."""
     parameters = knowledge.statement_parameters(
-        "how do I get a refund", question, model_name=MINILM_MODEL, relevance=MINILM_RELEVANCE,
-        types=None, include_unpublished=False, min_relevance=0, caller_plan_cache_mode="auto",
+        "how do I get a refund", clustered_vectors(1, seed=7), model_name=MINILM_MODEL,
+        relevance=MINILM_RELEVANCE, types=None, include_unpublished=False, min_relevance=0,
+        caller_plan_cache_mode="auto",
     )  # fmt: skip
     statement = knowledge.search_statement(lexical_candidates=40, vector_candidates=40, limit=10)
-    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
-    positional = re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match[1]) + 1}", statement)
-    connection.execute("SET plan_cache_mode = force_generic_plan")
-    connection.execute(f"PREPARE search AS {positional}")
-    values = ", ".join(sql.Literal(parameters[name]).as_string(connection) for name in names)
-    row = connection.execute(f"EXPLAIN (FORMAT JSON) EXECUTE search({values})").fetchone()
-    assert row is not None
-    return row[0]
-
-
-def plan_nodes(plan: Any) -> Iterator[dict[str, Any]]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan."""
-    if isinstance(plan, dict):
-        if "Node Type" in plan:
-            yield plan
-        for value in plan.values():
-            yield from plan_nodes(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            yield from plan_nodes(value)
+    return generic_plan(connection, statement, parameters)
 
 
 def test_the_search_plan_reads_the_vector_index(chunks: tuple[str, Vectors]) -> None:
