@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
-from psycopg import pq
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -20,9 +18,9 @@ from afilo_db.services import knowledge
 from afilo_db.services.conversations import build_context
 from tests.knowledge.labels import HELD_OUT, LabelledQuestion, first_hit, labelled_questions
 from tests.security.conftest import app_engine, as_app_role
+from tests.services.test_hot_paths import sent_on
 
 K = 5
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -99,21 +97,10 @@ def _settings(driver: psycopg.Connection[Any]) -> tuple[str, str, str]:
     return (str(row[0]), str(row[1]), str(row[2]))
 
 
-def _traced(driver: psycopg.Connection[Any], trace: Path, search: Callable[[], T]) -> T:
-    with trace.open("w") as sink:
-        driver.pgconn.trace(sink.fileno())
-        driver.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            return search()
-        finally:
-            driver.pgconn.untrace()
-
-
-def _round_trips(trace: Path) -> list[list[str]]:
+def _round_trips(sent: list[str]) -> list[str]:
     """What the client sent that waits for the server: a Sync ends each extended-protocol
     exchange, a Query is one (BEGIN, ROLLBACK)."""
-    sent = [line.split("\t") for line in trace.read_text().splitlines()]
-    return [fields for fields in sent if fields[0] == "F" and fields[2] in {"Sync", "Query"}]
+    return [message for message in sent if message in {"Sync", "Query"}]
 
 
 def _generic_and_custom_plans(driver: psycopg.Connection[Any]) -> tuple[int, int]:
@@ -127,12 +114,11 @@ def _generic_and_custom_plans(driver: psycopg.Connection[Any]) -> tuple[int, int
 
 @pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
 def test_a_search_in_a_transaction_is_two_round_trips_with_its_settings_in_force(
-    demo_engine: Engine, mode: str, tmp_path: Path
+    demo_engine: Engine, mode: str
 ) -> None:
     # The HNSW settings, the active model and the spelling were a statement each before the
     # search: four round trips. Now two, in every mode. Counted as the client sends them
     # (libpq's protocol trace), so statements run on the driver connection directly count too.
-    trace = tmp_path / "protocol.trace"
     question = "cancle my subscripton"
     with Session(demo_engine) as session:
         session.execute(text("SELECT 1"))  # the caller's transaction, begun
@@ -142,9 +128,8 @@ def test_a_search_in_a_transaction_is_two_round_trips_with_its_settings_in_force
         # round trip of its own, once per connection).
         for _ in range(PREPARE_THRESHOLD + 1):
             knowledge.search(session, question, limit=3, mode=mode, min_relevance=0)
-        found = _traced(
+        found, sent = sent_on(
             driver,
-            trace,
             lambda: knowledge.search(session, question, limit=3, mode=mode, min_relevance=0),
         )
         # The HNSW settings hold for the rest of the transaction; the plan mode is the
@@ -152,19 +137,18 @@ def test_a_search_in_a_transaction_is_two_round_trips_with_its_settings_in_force
         assert _settings(driver) == (str(knowledge.EF_SEARCH), "relaxed_order", "auto")
         generic, custom = _generic_and_custom_plans(driver)
     assert found
-    assert len(_round_trips(trace)) == 2
+    assert len(_round_trips(sent)) == 2
     # The search statement is planned once (generic), not per call.
     assert generic >= 1 and custom == 0
 
 
 @pytest.mark.parametrize("mode", knowledge.SEARCH_MODES)
 def test_a_search_on_its_own_is_two_round_trips_and_leaves_nothing_behind(
-    demo_engine: Engine, mode: str, tmp_path: Path
+    demo_engine: Engine, mode: str
 ) -> None:
     # A Session with nothing begun: the search sent BEGIN and, when the Session closed,
     # ROLLBACK, each a round trip of its own around the search's two. Now it runs on its own
     # (afilo_db.db.hot): the two round trips, its settings ending with the second.
-    trace = tmp_path / "protocol.trace"
     question = "cancle my subscripton"
     for _ in range(PREPARE_THRESHOLD + 1):
         with Session(demo_engine) as session:
@@ -176,16 +160,13 @@ def test_a_search_on_its_own_is_two_round_trips_and_leaves_nothing_behind(
         before = _settings(driver)
         connection.rollback()
     with Session(demo_engine) as session:
-        found = _traced(
+        found, sent = sent_on(
             driver,
-            trace,
             lambda: knowledge.search(session, question, limit=3, mode=mode, min_relevance=0),
         )
         assert not session.in_transaction()
     assert found
-    round_trips = _round_trips(trace)
-    assert len(round_trips) == 2, round_trips
-    assert not [fields for fields in round_trips if fields[2] == "Query"]  # no BEGIN, no ROLLBACK
+    assert _round_trips(sent) == ["Sync", "Sync"], sent  # no BEGIN, no ROLLBACK
     with demo_engine.connect() as connection:
         assert connection.connection.driver_connection is driver
         assert isinstance(driver, psycopg.Connection)

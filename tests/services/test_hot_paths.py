@@ -61,12 +61,8 @@ def prepared(engine: Engine) -> list[str]:
         return list(connection.exec_driver_sql(PREPARED_SQL).scalars())
 
 
-def sent_during(engine: Engine, call: Callable[[], T]) -> tuple[T, list[str]]:
-    """What `call` returned and the protocol messages it sent on the pool's one connection."""
-    borrowed = engine.raw_connection()
-    driver = borrowed.driver_connection
-    borrowed.close()
-    assert isinstance(driver, psycopg.Connection)
+def sent_on(driver: psycopg.Connection[Any], call: Callable[[], T]) -> tuple[T, list[str]]:
+    """What `call` returned and the protocol messages it sent on `driver`."""
     with tempfile.TemporaryFile("w+") as trace:
         driver.pgconn.trace(trace.fileno())
         driver.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
@@ -76,6 +72,15 @@ def sent_during(engine: Engine, call: Callable[[], T]) -> tuple[T, list[str]]:
             driver.pgconn.untrace()
         trace.seek(0)
         return result, frontend_messages(trace.read())
+
+
+def sent_during(engine: Engine, call: Callable[[], T]) -> tuple[T, list[str]]:
+    """What `call` returned and the protocol messages it sent on the pool's one connection."""
+    borrowed = engine.raw_connection()
+    driver = borrowed.driver_connection
+    borrowed.close()
+    assert isinstance(driver, psycopg.Connection)
+    return sent_on(driver, call)
 
 
 def page_in_session(engine: Engine) -> catalog.ProductPage | None:
