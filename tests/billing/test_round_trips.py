@@ -17,13 +17,13 @@ import psycopg
 import psycopg._pipeline_base
 import psycopg.generators
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from afilo_db.billing import verify_clerk, verify_stripe
 from afilo_db.billing.delivery import Delivery, driver_connection
-from afilo_db.billing.events import ProviderEvent
-from afilo_db.billing.ingest import apply
+from afilo_db.billing.events import APPLIED, Outcome, ProviderEvent, Result
+from afilo_db.billing.ingest import HANDLERS, apply
 from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS, create_app_engine
 from afilo_db.errors import ValidationError
 from afilo_db.security import service_context
@@ -103,15 +103,16 @@ def test_an_events_statements_go_in_as_few_round_trips_as_it_reads(
 ) -> None:
     signed_up = clerk_delivery("msg_ada000000001", "user.created", NOW * 1000,
                                clerk_user(ADA, "ada@example.com", NOW * 1000))  # fmt: skip
-    # BEGIN with the service context and the event's row; the user's lock with the check for a
-    # deletion; the profile; the outcome and audit with COMMIT.
-    assert round_trips(service_engine, signed_up) == 4
-    # ... the user's lock with the subscription's; the customer's id and the current state's
-    # flag with the new state and the tier; the outcome and audit with COMMIT.
+    # BEGIN with the service context, the event's row and the user's lock with the check for
+    # a deletion; the profile; the outcome and audit with COMMIT.
+    assert round_trips(service_engine, signed_up) == 3
+    # ... the event's row with the user's lock and the subscription's; the customer's id and
+    # the current state's flag with the new state and the tier; the outcome and audit with
+    # COMMIT.
     created = subscription_event(1, "customer.subscription.created", "trialing")
-    assert round_trips(service_engine, created) == 4
+    assert round_trips(service_engine, created) == 3
     updated = subscription_event(2, "customer.subscription.updated", "active")
-    assert round_trips(service_engine, updated) == 4
+    assert round_trips(service_engine, updated) == 3
 
 
 def renewal(number: int) -> tuple[Sent, Sent, Sent]:
@@ -144,12 +145,12 @@ def test_a_renewal_paid_in_the_2025_03_31_shape_takes_a_round_trip_per_read(
         apply(service_engine, verified(event))
     paid, linked, succeeded = renewal(2)
     apply(service_engine, verified(paid))
-    # BEGIN with the event's row; the invoice's stored event; the user's lock; the outcome and
-    # audit with COMMIT.
-    assert round_trips(service_engine, linked) == 4
-    # BEGIN with the event's row; the payment's lock with its purchase; the invoice that names
+    # BEGIN with the event's row and the invoice's stored event; the user's lock; the outcome
+    # and audit with COMMIT.
+    assert round_trips(service_engine, linked) == 3
+    # BEGIN with the event's row, the payment's lock and its purchase; the invoice that names
     # the payment; the user's lock; the outcome and audit with COMMIT.
-    assert round_trips(service_engine, succeeded) == 5
+    assert round_trips(service_engine, succeeded) == 4
 
 
 def test_a_round_trips_statements_are_handed_to_libpq_together(
@@ -170,9 +171,9 @@ def test_a_round_trips_statements_are_handed_to_libpq_together(
 
     monkeypatch.setattr(psycopg._pipeline_base, "pipeline_communicate", spy)
     created = subscription_event(1, "customer.subscription.created", "trialing")
-    assert round_trips(service_engine, created) == 4
-    # Four round trips of several statements each: four syncs, and nothing sent on its own.
-    assert len(communicated) == 4
+    assert round_trips(service_engine, created) == 3
+    # Three round trips of several statements each: three syncs, and nothing sent on its own.
+    assert len(communicated) == 3
     assert all(len(commands) == 1 for commands in communicated)
     assert all(commands[0].__name__ == "pipeline_sync" for commands in communicated)
 
@@ -224,6 +225,43 @@ def test_behind_a_pooler_the_statement_timeout_goes_in_the_first_round_trip(shop
     finally:
         engine.dispose()
     assert f"'{timeout_ms}'" in sent and "statement_timeout" in sent
-    assert _waits(sent) == 4
+    assert _waits(sent) == 3
     # Given back to the pool as the pool's others are: out of autocommit.
     assert not connection.autocommit
+
+
+def test_a_replay_ends_with_its_stored_event_and_applies_nothing_of_its_first_round_trip(
+    service_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event's store goes with the handler's first read: a replay finds the event stored
+    in that round trip, and whatever the handler held for it is rolled back, not committed."""
+
+    def counts_then_reads(delivery: Delivery) -> Result:
+        delivery.execute(
+            "INSERT INTO webhook_refusals (provider, status, reason)"
+            " VALUES ('stripe', 400, 'counted by the handler') ON CONFLICT (provider, status,"
+            " reason) DO UPDATE SET deliveries = webhook_refusals.deliveries + 1"
+        )
+        delivery.value("SELECT 1")
+        return APPLIED
+
+    monkeypatch.setitem(HANDLERS, ("stripe", "test.counted"), counts_then_reads)
+    sent = stripe_delivery("evt_replayed00001", "test.counted", NOW, {"id": "x", "object": "x"})
+    assert apply(service_engine, verified(sent)).outcome == Outcome.APPLIED
+    pooled = service_engine.raw_connection()
+    connection = pooled.driver_connection
+    assert isinstance(connection, psycopg.Connection)
+    pooled.close()
+    with counted_round_trips(connection) as replayed:
+        assert apply(service_engine, verified(sent)).outcome == Outcome.DUPLICATE
+    # The store with the handler's read, then the ROLLBACK.
+    assert replayed == [2]
+    with service_engine.connect() as check:
+        service_context(check)
+        counted = check.execute(
+            text("SELECT deliveries FROM webhook_refusals WHERE reason = 'counted by the handler'")
+        ).scalar_one()
+        attempts = check.execute(
+            text("SELECT attempts FROM webhook_events WHERE event_id = 'evt_replayed00001'")
+        ).scalar_one()
+    assert (counted, attempts) == (1, 1)

@@ -41,9 +41,9 @@ def _lock_and_check_deleted(delivery: Delivery, clerk_user_id: str) -> bool:
     return bool(
         delivery.value(
             "SELECT EXISTS (SELECT FROM webhook_events WHERE provider = 'clerk'"
-            " AND event_type = %(deleted)s AND id <> %(row)s AND subject IN (%(clerk)s,"
+            " AND event_type = %(deleted)s AND event_id <> %(event)s AND subject IN (%(clerk)s,"
             " 'sha256:' || encode(sha256(convert_to(%(clerk)s, 'UTF8')), 'hex')))",
-            {"clerk": clerk_user_id, "deleted": DELETED, "row": delivery.row_id},
+            {"clerk": clerk_user_id, "deleted": DELETED, "event": delivery.event.event_id},
         )
     )
 

@@ -10,7 +10,9 @@ event's user, its outcome) is held until the handler is done and written in one 
 A statement whose result the handler does not read (a lock, an UPDATE) is held too and sent with
 the next statement it reads, in the same round trip (a pipeline): each round trip is a wait for
 the server and, on a loaded machine, for a core; the server runs them in order, so a lock so
-taken holds for what follows.
+taken holds for what follows. So is the statement that stores the event (`store_first`): it
+goes first in the handler's first round trip, and a replay, which finds the event stored,
+ends there (`AlreadyStoredError`) with what that round trip did rolled back.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session
 
 from afilo_db.billing.events import ProviderEvent, Result
+from afilo_db.security.context import context_forbidden
+from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
 
 # The event's audit entries (in the order they were logged, so that their time-ordered ids keep
@@ -100,19 +104,56 @@ def run_together(
     return cursors
 
 
+def in_service_context(
+    connection: psycopg.Connection[Any], statements: Sequence[Statement], *, named: int = 0
+) -> list[psycopg.Cursor[Any]]:
+    """`run_together` of statements that set the service context first: a login that may not
+    act as the service role gets the error saying so, a broken rule the afilo error naming it."""
+    try:
+        with translated_errors():
+            return run_together(connection, statements, named=named)
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise context_forbidden(SERVICE_ROLE) from error
+
+
+class AlreadyStoredError(Exception):
+    """The event was stored by an earlier delivery (a replay): nothing of this one applies."""
+
+
 class Delivery:
     """What a handler gets: the transaction's psycopg connection (in the service context), the
     event and its row."""
 
     def __init__(
-        self, connection: psycopg.Connection[Any], event: ProviderEvent, row_id: uuid.UUID
+        self,
+        connection: psycopg.Connection[Any],
+        event: ProviderEvent,
+        row_id: uuid.UUID | None = None,
     ) -> None:
         self._connection = connection
         self.event = event
         self.row_id = row_id
+        # How many times the event has been delivered, its first time included.
+        self.attempts = 1
         self._entries: list[dict[str, Any]] = []
         self._user_id: uuid.UUID | None = None
         self._held: list[Statement] = []
+        # Where the statement storing the event is among those held, until it is sent.
+        self._store_at: int | None = None
+
+    def store_first(self, statements: Sequence[Statement]) -> None:
+        """Hold `statements` (the transaction's start, then the event's store, whose row is the
+        event's id and deliveries, or none for a replay) to go first in the next round trip:
+        the handler's first read, instead of a round trip of their own. That round trip raises
+        AlreadyStoredError for a replay; the caller rolls it back."""
+        self._held.extend(statements)
+        self._store_at = len(self._held) - 1
+
+    def stored(self) -> None:
+        """Send what is held if the event's store is among it (a handler that read nothing):
+        its row id and deliveries are known after, or AlreadyStoredError raised."""
+        if self._store_at is not None:
+            self._read()
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
@@ -148,10 +189,23 @@ class Delivery:
         """Run the statements held, then these, in order and in one round trip
         (`run_together`); the cursors of these, whose rows are named tuples."""
         held, self._held = self._held, []
+        store_at, self._store_at = self._store_at, None
         if not held and not statements:
             return []
-        with translated_errors():
-            cursors = run_together(self._connection, [*held, *statements], named=len(statements))
+        if store_at is None:
+            with translated_errors():
+                cursors = run_together(
+                    self._connection, [*held, *statements], named=len(statements)
+                )
+        else:
+            cursors = in_service_context(
+                self._connection, [*held, *statements], named=len(statements)
+            )
+        if store_at is not None:
+            stored = cursors[store_at].fetchone()
+            if stored is None:
+                raise AlreadyStoredError
+            self.row_id, self.attempts = stored
         return cursors[len(held) :]
 
     def log(
@@ -183,6 +237,7 @@ class Delivery:
         """Write the statements, audit entries and user held so far, and `result` as the
         event's outcome (None: not yet, the handler goes on); `commit`: and commit, in the
         same round trip."""
+        self.stored()
         values = {
             "entries": json.dumps(self._entries),
             "user_id": self._user_id,

@@ -21,14 +21,18 @@ from sqlalchemy.orm import Session
 
 from afilo_db import rules
 from afilo_db.billing import clerk_handlers, stripe_handlers
-from afilo_db.billing.delivery import Delivery, Statement, driver_connection, run_together
+from afilo_db.billing.delivery import (
+    AlreadyStoredError,
+    Delivery,
+    Statement,
+    driver_connection,
+    in_service_context,
+)
 from afilo_db.billing.events import NotYetKnownError, Outcome, ProviderEvent, Result, ignored
 from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS
 from afilo_db.db.hot.shapes import TIMEOUT_SQL
 from afilo_db.errors import ValidationError
-from afilo_db.security.context import SERVICE_CONTEXT, context_forbidden
-from afilo_db.security.roles import SERVICE_ROLE
-from afilo_db.services.transaction import translated_errors
+from afilo_db.security.context import SERVICE_CONTEXT
 
 Handler = Callable[[Delivery], Result]
 
@@ -88,28 +92,22 @@ def _event_row(event: ProviderEvent) -> dict[str, Any]:
     }
 
 
-def _in_service_context(
+def _service_statements(
     connection: psycopg.Connection[Any],
     sql: str,
     values: dict[str, Any],
     timeout_ms: int | None = None,
-) -> Any:
-    """The service context and one statement in one round trip (a pipeline), behind the
-    statement timeout `timeout_ms` if given; the statement's first row, or None. On a
-    connection in autocommit (`apply`'s) the transaction's BEGIN goes in the same round trip;
-    else psycopg sends its own first and waits for its answer alone."""
+) -> list[Statement]:
+    """The statements that run `sql` in the service context, behind the statement timeout
+    `timeout_ms` if given, to be sent in one round trip (a pipeline). On a connection in
+    autocommit (`apply`'s) the transaction's BEGIN goes with them; else psycopg sends its own
+    first and waits for its answer alone."""
     statements: list[Statement] = []
     if connection.autocommit:
         statements.append(("BEGIN", None))
     if timeout_ms:
         statements.append((TIMEOUT_SQL, (str(timeout_ms),)))
-    statements += [SERVICE_CONTEXT, (sql, values)]
-    try:
-        with translated_errors():
-            cursor = run_together(connection, statements)[-1]
-    except psycopg.errors.InsufficientPrivilege as error:
-        raise context_forbidden(SERVICE_ROLE) from error
-    return cursor.fetchone()
+    return [*statements, SERVICE_CONTEXT, (sql, values)]
 
 
 def ingest(session: Session, event: ProviderEvent) -> Result:
@@ -201,23 +199,28 @@ def _ingest(
     timeout_ms: int | None = None,
     store_sql: str = _STORE_SQL,
 ) -> Result:
-    # The row's lock is what makes a concurrent delivery of the same event wait, so it comes
-    # before anything else.
-    stored = _in_service_context(connection, store_sql, _event_row(event), timeout_ms)
-    if stored is None:
+    # The row's lock is what makes a concurrent delivery of the same event wait, so its
+    # statement is the transaction's first. It goes with the handler's first read (a round
+    # trip less an event); what that round trip did for a replay is rolled back. In a caller's
+    # transaction, which this cannot roll back, it goes alone, before the handler runs.
+    delivery = Delivery(connection, event)
+    delivery.store_first(_service_statements(connection, store_sql, _event_row(event), timeout_ms))
+    try:
+        if not commit:
+            delivery.stored()
+        handler = HANDLERS.get((event.provider, event.event_type))
+        if handler is None:
+            result = ignored(f"afilo-db does not act on {event.provider} {event.event_type}")
+        else:
+            result = handler(delivery)
+        delivery.stored()
+    except AlreadyStoredError:
         if commit:
-            connection.commit()
+            connection.rollback()
         return Result(Outcome.DUPLICATE)
-    row_id, attempts = stored
-    delivery = Delivery(connection, event, row_id)
-    handler = HANDLERS.get((event.provider, event.event_type))
-    if handler is None:
-        result = ignored(f"afilo-db does not act on {event.provider} {event.event_type}")
-    else:
-        result = handler(delivery)
     # Applied is the column's default: an event applied at its first delivery that changed
     # nothing to record needs no more.
-    if delivery.pending or result.outcome != Outcome.APPLIED or attempts > 1:
+    if delivery.pending or result.outcome != Outcome.APPLIED or delivery.attempts > 1:
         delivery.write(result, commit=commit)
     elif commit:
         connection.commit()
@@ -232,9 +235,10 @@ def _defer(
     *,
     park: bool = False,
 ) -> Outcome:
-    stored = _in_service_context(
+    statements = _service_statements(
         connection, _DEFER_SQL, {**_event_row(event), "reason": reason, "park": park}, timeout_ms
     )
+    stored = in_service_context(connection, statements)[-1].fetchone()
     if stored is None:
         # Applied by a concurrent delivery meanwhile.
         return Outcome.DUPLICATE
