@@ -31,6 +31,7 @@ from tests.billing.conftest import Shop
 from tests.billing.providers import (
     CLERK_SECRET,
     STRIPE_SECRET,
+    checkout_session,
     clerk_delivery,
     clerk_user,
     invoice,
@@ -113,6 +114,12 @@ def test_an_events_statements_go_in_as_few_round_trips_as_it_reads(
     assert round_trips(service_engine, created) == 3
     updated = subscription_event(2, "customer.subscription.updated", "active")
     assert round_trips(service_engine, updated) == 3
+    # ... the event's row with the payment's lock, the user's and the variant its price sells;
+    # the purchase; the outcome and audit with COMMIT.
+    bought = stripe_delivery("evt_adacheckout01", "checkout.session.completed", NOW,
+                             checkout_session("cs_test_a1ada_01", "pi_adacheckout01", ADA,
+                                              CUSTOMER))  # fmt: skip
+    assert round_trips(service_engine, bought) == 3
 
 
 def renewal(number: int) -> tuple[Sent, Sent, Sent]:

@@ -557,15 +557,19 @@ def _record_purchase(
     delivery: Delivery, obj: Mapping[str, Any], payment_intent: str, status: str, amount: Decimal
 ) -> Result:
     event = delivery.event
-    user_id = _locked_user(delivery, obj, payment_intent=payment_intent)
+    # The variant the price sells is read in the user's round trip.
+    user_id, variant = _locked_user_and(
+        delivery,
+        obj,
+        (
+            "SELECT id, product_id FROM product_variants WHERE stripe_price_id = %(price)s",
+            {"price": _metadata(obj).get("stripe_price_id")},
+        ),
+        payment_intent=payment_intent,
+    )
     if user_id is None:
         return ERASED
     delivery.link_user(user_id)
-    price_id = _metadata(obj).get("stripe_price_id")
-    variant = delivery.row(
-        "SELECT id, product_id FROM product_variants WHERE stripe_price_id = %(price)s",
-        {"price": price_id},
-    )
     if variant is None:
         raise ValidationError(
             {"data.object.metadata.stripe_price_id": "must be the Stripe price of a variant"}
