@@ -136,6 +136,41 @@ def test_the_same_event_five_times_has_one_effect(client: TestClient, shop: Shop
     assert owner_rows(shop, "SELECT count(*), min(status) FROM purchases") == [(1, "paid")]
 
 
+def test_a_subscriptions_state_and_tier_are_logged_naming_the_rows_written(
+    client: TestClient, shop: Shop
+) -> None:
+    """The state's and the tier's statements log what they wrote themselves (nothing is read
+    back): the state's row, the tier it set, and no tier entry when the tier stays."""
+    signed_up(client)
+    created = sub_event(1, "customer.subscription.created", "active", (NOW - DAY, NOW + 29 * DAY))
+    renewed = sub_event(2, "customer.subscription.updated", "active", (NOW, NOW + 30 * DAY))
+    ((profile,),) = owner_rows(shop, "SELECT id::text FROM user_profiles WHERE clerk_user_id = %s",
+                               ADA)  # fmt: skip
+    for event in (created, renewed):
+        assert post(client, event)[0] == 200
+    logged = (
+        "SELECT action, entity_type, entity_id, details FROM user_activity_log WHERE event_id = %s"
+    )
+    state = "SELECT id::text FROM user_subscriptions WHERE state_event_id = %s"
+    ((created_state,),) = owner_rows(shop, state, created.event_id)
+    ((renewed_state,),) = owner_rows(shop, state, renewed.event_id)
+    subscription_created = {"event_type": "customer.subscription.created"}
+    assert sorted(owner_rows(shop, logged, created.event_id)) == sorted([
+        ("profile.stripe_customer_linked", "user_profiles", profile,
+         {**subscription_created, "stripe_customer_id": CUSTOMER}),
+        ("subscription.state_recorded", "user_subscriptions", created_state,
+         {**subscription_created, "stripe_subscription_id": SUB, "status": "active",
+          "tier": "professional", "current": True}),
+        ("profile.tier_changed", "user_profiles", profile,
+         {**subscription_created, "subscription_tier": "professional"}),
+    ])  # fmt: skip
+    assert owner_rows(shop, logged, renewed.event_id) == [
+        ("subscription.state_recorded", "user_subscriptions", renewed_state,
+         {"event_type": "customer.subscription.updated", "stripe_subscription_id": SUB,
+          "status": "active", "tier": "professional", "current": True}),
+    ]  # fmt: skip
+
+
 def test_an_older_update_changes_nothing_current(client: TestClient, shop: Shop) -> None:
     signed_up(client)
     newer = sub_event(5, "customer.subscription.updated", "canceled", (NOW - DAY, NOW + DAY),

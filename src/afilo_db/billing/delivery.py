@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -32,11 +33,9 @@ from afilo_db.security.context import context_forbidden
 from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
 
-# The event's audit entries (in the order they were logged, so that their time-ordered ids keep
-# it), its user and, once the handler is done, its outcome: one statement. An outcome of NULL
-# keeps the stored one (a write before the handler is done).
-_WRITE_SQL = """
-WITH logged AS (
+# The event's audit entries, in the order they were logged (so that their time-ordered ids keep
+# it).
+_ENTRIES_SQL = """
   INSERT INTO user_activity_log (user_id, actor, action, entity_type, entity_id, details, event_id)
   SELECT entry.user_id, entry.actor, entry.action, entry.entity_type, entry.entity_id,
          entry.details, entry.event_id
@@ -44,12 +43,37 @@ WITH logged AS (
          user_id uuid, actor text, action text, entity_type text, entity_id text, details jsonb,
          event_id text)) WITH ORDINALITY AS entry
   ORDER BY entry.ordinality
-)
+"""
+
+# The entries, the event's user and, once the handler is done, its outcome: one statement. An
+# outcome of NULL keeps the stored one (a write before the handler is done).
+_WRITE_SQL = f"""
+WITH logged AS ({_ENTRIES_SQL})
 UPDATE webhook_events SET
   user_id = coalesce(CAST(%(user_id)s AS uuid), user_id),
   outcome = coalesce(CAST(%(outcome)s AS text), outcome),
   reason = CASE WHEN CAST(%(outcome)s AS text) IS NULL THEN reason ELSE %(reason)s END
 WHERE id = %(id)s
+"""
+
+
+@lru_cache(maxsize=32)
+def _logged_sql(sql: str, returned: tuple[str, ...], entity_given: bool) -> str:
+    """`sql` (a write returning the row it wrote) and the audit entry naming that row, in one
+    statement: the entry's entity is the row's `id` unless given, the columns `returned` join its
+    details; no row, no entry."""
+    details = "".join(
+        f" || jsonb_build_object('{column}', written.{column})" for column in returned
+    )
+    return f"""
+WITH written AS ({sql})
+INSERT INTO user_activity_log (user_id, actor, action, entity_type, entity_id, details, event_id)
+SELECT entry.user_id, entry.actor, entry.action, entry.entity_type,
+       {"entry.entity_id" if entity_given else "written.id::text"}, entry.details{details},
+       entry.event_id
+FROM written, jsonb_to_record(CAST(%(logged_entry)s AS jsonb)) AS entry(
+  user_id uuid, actor text, action text, entity_type text, entity_id text, details jsonb,
+  event_id text)
 """
 
 
@@ -219,15 +243,53 @@ class Delivery:
     ) -> None:
         """One audit entry per change, naming the event (written with the event's outcome, in
         the same transaction as the change)."""
-        self._entries.append({
+        self._entries.append(self._entry(action, user_id, entity_type, str(entity_id), details))
+
+    def execute_logged(
+        self,
+        statement: Statement,
+        action: str,
+        *,
+        user_id: uuid.UUID | None,
+        entity_type: str,
+        entity_id: Any = None,
+        details: dict[str, Any] | None = None,
+        returned: tuple[str, ...] = (),
+    ) -> None:
+        """`execute` of a write returning the row it wrote (or no row), with its audit entry
+        written by the same statement, so that nothing need be read back to log it: the entry's
+        entity is the returned `id` unless `entity_id` is given, and the returned columns
+        `returned` join its details; no entry when nothing was written. The entries logged
+        before it are written before it, in their order."""
+        sql, values = statement
+        assert isinstance(values, Mapping), "named placeholders only"
+        if self._entries:
+            self.execute(_ENTRIES_SQL, {"entries": json.dumps(self._entries)})
+            self._entries.clear()
+        entity = None if entity_id is None else str(entity_id)
+        entry = self._entry(action, user_id, entity_type, entity, details)
+        self.execute(
+            _logged_sql(sql, returned, entity is not None),
+            {**values, "logged_entry": json.dumps(entry)},
+        )
+
+    def _entry(
+        self,
+        action: str,
+        user_id: uuid.UUID | None,
+        entity_type: str,
+        entity_id: str | None,
+        details: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        return {
             "user_id": None if user_id is None else str(user_id),
             "actor": self.event.provider,
             "action": action,
             "entity_type": entity_type,
-            "entity_id": str(entity_id),
+            "entity_id": entity_id,
             "details": {"event_type": self.event.event_type, **(details or {})},
             "event_id": self.event.event_id,
-        })  # fmt: skip
+        }
 
     def link_user(self, user_id: uuid.UUID) -> None:
         """The event's row belongs to this user (an erasure blanks its payload)."""

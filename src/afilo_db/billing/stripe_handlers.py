@@ -286,8 +286,9 @@ def _record_subscription_state(
         )
     columns = ", ".join(_STATE_COLUMNS)
     values = ", ".join(f"%({name})s" for name in _STATE_COLUMNS)
-    # The tier is refreshed in the same round trip, after the state it may follow from.
-    row_id, tier = delivery.values(
+    # Nothing is read back: each statement logs what it wrote, and both go with the event's
+    # outcome and COMMIT (the tier refreshed after the state it may follow from).
+    delivery.execute_logged(
         (
             f"INSERT INTO user_subscriptions (user_id, stripe_subscription_id, {columns},"
             " is_current, state_event_id, state_as_of)"
@@ -302,24 +303,20 @@ def _record_subscription_state(
                 "as_of": event.occurred_at,
             },
         ),
-        (_REFRESH_TIER_SQL, {"user": user_id}),
-    )
-    delivery.log(
         "subscription.state_recorded" if newest else "subscription.late_state_recorded",
         user_id=user_id,
         entity_type="user_subscriptions",
-        entity_id=row_id,
         details={"stripe_subscription_id": subscription_id, "status": state["status"],
                  "tier": state["tier"], "current": newest},
     )  # fmt: skip
-    if tier is not None:
-        delivery.log(
-            "profile.tier_changed",
-            user_id=user_id,
-            entity_type="user_profiles",
-            entity_id=user_id,
-            details={"subscription_tier": tier},
-        )
+    delivery.execute_logged(
+        (_REFRESH_TIER_SQL, {"user": user_id}),
+        "profile.tier_changed",
+        user_id=user_id,
+        entity_type="user_profiles",
+        entity_id=user_id,
+        returned=("subscription_tier",),
+    )
 
 
 # The profile's tier: the highest of the user's subscriptions still in force, else free; the new
