@@ -33,8 +33,8 @@ from afilo_db.security.context import context_forbidden
 from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
 
-# The event's audit entries, in the order they were logged (so that their time-ordered ids keep
-# it).
+# The event's audit entries, inserted in the order they were logged (their ids are time-ordered
+# to the millisecond only: `uuid_generate_v7`'s lower bits are random).
 _ENTRIES_SQL = """
   INSERT INTO user_activity_log (user_id, actor, action, entity_type, entity_id, details, event_id)
   SELECT entry.user_id, entry.actor, entry.action, entry.entity_type, entry.entity_id,
