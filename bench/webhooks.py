@@ -35,8 +35,8 @@ and freshly signed events, so that a shared machine's load moves both alike; eac
 is its endpoints' events a second over its baseline's (the goal: at least 0.5).
 
 `python -m bench.webhooks [--users N] [--rounds R]` (default 200 users = 2,000 events a round:
-a round of 1,000 lasted about a second on a fast night, and one round's ratio then moved from
-0.37 to 0.64 with nothing changed). Results go to bench/results/webhooks.json.
+on a fast machine shorter rounds were too short for a steady ratio, docs/benchmarks.md).
+Results go to bench/results/webhooks.json.
 """
 
 from __future__ import annotations

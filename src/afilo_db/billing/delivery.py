@@ -33,15 +33,24 @@ from afilo_db.security.context import context_forbidden
 from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
 
+# An audit entry as `Delivery._entry` builds it, read from JSON.
+_ENTRY_RECORD = (
+    "user_id uuid, actor text, action text, entity_type text, entity_id text, details jsonb,"
+    " event_id text"
+)
+_LOG_INSERT = (
+    "INSERT INTO user_activity_log (user_id, actor, action, entity_type, entity_id, details,"
+    " event_id)"
+)
+
 # The event's audit entries, inserted in the order they were logged (their ids are time-ordered
 # to the millisecond only: `uuid_generate_v7`'s lower bits are random).
-_ENTRIES_SQL = """
-  INSERT INTO user_activity_log (user_id, actor, action, entity_type, entity_id, details, event_id)
+_ENTRIES_SQL = f"""
+  {_LOG_INSERT}
   SELECT entry.user_id, entry.actor, entry.action, entry.entity_type, entry.entity_id,
          entry.details, entry.event_id
-  FROM ROWS FROM (jsonb_to_recordset(CAST(%(entries)s AS jsonb)) AS (
-         user_id uuid, actor text, action text, entity_type text, entity_id text, details jsonb,
-         event_id text)) WITH ORDINALITY AS entry
+  FROM ROWS FROM (jsonb_to_recordset(CAST(%(entries)s AS jsonb)) AS ({_ENTRY_RECORD}))
+       WITH ORDINALITY AS entry
   ORDER BY entry.ordinality
 """
 
@@ -67,13 +76,11 @@ def _logged_sql(sql: str, returned: tuple[str, ...], entity_given: bool) -> str:
     )
     return f"""
 WITH written AS ({sql})
-INSERT INTO user_activity_log (user_id, actor, action, entity_type, entity_id, details, event_id)
+{_LOG_INSERT}
 SELECT entry.user_id, entry.actor, entry.action, entry.entity_type,
        {"entry.entity_id" if entity_given else "written.id::text"}, entry.details{details},
        entry.event_id
-FROM written, jsonb_to_record(CAST(%(logged_entry)s AS jsonb)) AS entry(
-  user_id uuid, actor text, action text, entity_type text, entity_id text, details jsonb,
-  event_id text)
+FROM written, jsonb_to_record(CAST(%(logged_entry)s AS jsonb)) AS entry({_ENTRY_RECORD})
 """
 
 
@@ -225,7 +232,6 @@ class Delivery:
             cursors = in_service_context(
                 self._connection, [*held, *statements], named=len(statements)
             )
-        if store_at is not None:
             stored = cursors[store_at].fetchone()
             if stored is None:
                 raise AlreadyStoredError
