@@ -4,7 +4,9 @@ new version that changes them fails here, not in production."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -18,8 +20,10 @@ from afilo_db.db.engine import (
     PreparedKeepingAsyncConnection,
     PreparedKeepingConnection,
 )
+from afilo_db.db.pipeline import async_pipeline, pipeline
 from afilo_db.db.urls import sqlalchemy_url
 from tests.conftest import run_coroutine
+from tests.services.test_catalog import frontend_messages
 
 READ = "SELECT %s::int + 1"
 
@@ -133,3 +137,86 @@ def test_the_queue_pool_attributes_the_relay_reads(
         assert pool.checkedin() == 2
     finally:
         engine.dispose()
+
+
+PipelineOf = Callable[[psycopg.Connection[Any]], AbstractContextManager[Any]]
+AsyncPipelineOf = Callable[[psycopg.AsyncConnection[Any]], AbstractAsyncContextManager[Any]]
+
+
+def pipelined(connection: psycopg.Connection[Any], pipeline_of: PipelineOf, divisor: int) -> str:
+    """The messages a pipeline of two statements sent (the second divides by `divisor`),
+    and the error it raised, if any."""
+    with tempfile.TemporaryFile("w+") as trace:
+        connection.pgconn.trace(trace.fileno())
+        connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        raised = ""
+        try:
+            with pipeline_of(connection):
+                connection.execute("SELECT set_config('statement_timeout', '5s', true)")
+                connection.execute("SELECT 1 / %s", (divisor,))
+        except psycopg.Error as error:
+            raised = type(error).__name__
+        finally:
+            connection.pgconn.untrace()
+        trace.seek(0)
+        return f"{' '.join(frontend_messages(trace.read()))} {raised}".strip()
+
+
+async def pipelined_async(
+    connection: psycopg.AsyncConnection[Any], pipeline_of: AsyncPipelineOf, divisor: int
+) -> str:
+    with tempfile.TemporaryFile("w+") as trace:
+        connection.pgconn.trace(trace.fileno())
+        connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        raised = ""
+        try:
+            async with pipeline_of(connection):
+                await connection.execute("SELECT set_config('statement_timeout', '5s', true)")
+                await connection.execute("SELECT 1 / %s", (divisor,))
+        except psycopg.Error as error:
+            raised = type(error).__name__
+        finally:
+            connection.pgconn.untrace()
+        trace.seek(0)
+        return f"{' '.join(frontend_messages(trace.read()))} {raised}".strip()
+
+
+SENT = "Parse Bind Describe Execute Parse Bind Describe Execute Sync"
+
+
+@pytest.mark.parametrize(("divisor", "raised"), [(1, ""), (0, " DivisionByZero")])
+def test_a_pipeline_ends_with_its_sync_alone(database_url: str, divisor: int, raised: str) -> None:
+    """`afilo_db.db.pipeline`: no Flush after the Sync, which a transaction-mode pooler would
+    answer by lending the client a server connection that nothing gives back (psycopg's own
+    pipeline sends one whenever results are still on their way as it ends)."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        assert pipelined(connection, pipeline, divisor) == SENT + raised
+        # Left as psycopg leaves it: out of pipeline mode, usable.
+        assert connection.execute(READ, (1,)).fetchone() == (2,)
+
+    async def scenario() -> str:
+        async with await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True
+        ) as connection:
+            sent = await pipelined_async(connection, async_pipeline, divisor)
+            cursor = await connection.execute(READ, (1,))
+            assert await cursor.fetchone() == (2,)
+            return sent
+
+    assert run_coroutine(scenario()) == SENT + raised
+
+
+def test_statements_run_together_end_with_their_sync(keeping: PreparedKeepingConnection) -> None:
+    with tempfile.TemporaryFile("w+") as trace:
+        keeping.pgconn.trace(trace.fileno())
+        keeping.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            run_together(keeping, [(READ, (1,)), (READ, (2,))])
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                run_together(keeping, [("SELECT 1 / %s", (0,)), (READ, (1,))])
+        finally:
+            keeping.pgconn.untrace()
+        trace.seek(0)
+        sent = frontend_messages(trace.read())
+    assert "Flush" not in sent and sent[-1] == "Sync", sent
+    keeping.rollback()

@@ -203,13 +203,22 @@ def test_a_pooled_engine_sends_the_statement_timeout_with_the_read(database_url:
         assert rows == [("15s",)]
 
         # Nothing is prepared behind such a pooler: the timeout and the read go in one pipeline,
-        # unnamed statements with their values apart, one Sync.
+        # unnamed statements with their values apart, ended by one Sync and nothing after it
+        # (afilo_db.db.pipeline), also when the read fails.
         def read() -> list[hot.Row]:
             return hot.fetch(engine, hot.Read("SELECT %s::text || %s::text", ("it's", 1)))
 
         rows, sent = sent_during(engine, read)
         assert rows == [("it's1",)], rows
         assert sent.count("Parse") == 2 and sent.count("Sync") == 1 and "Query" not in sent, sent
+        assert sent[-1] == "Sync", sent
+
+        def failing_read() -> None:
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                hot.fetch(engine, hot.Read("SELECT 1 / %s", (0,)))
+
+        _, sent = sent_during(engine, failing_read)
+        assert sent.count("Sync") == 1 and sent[-1] == "Sync", sent
         with engine.connect() as connection:  # it ended with the read's implicit transaction
             connection.commit()
             assert connection.execute(text("SHOW statement_timeout")).scalar() == "15s"

@@ -29,6 +29,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session
 
 from afilo_db.billing.events import ProviderEvent, Result
+from afilo_db.db.pipeline import pipeline
 from afilo_db.security.context import context_forbidden
 from afilo_db.security.roles import SERVICE_ROLE
 from afilo_db.services.transaction import translated_errors
@@ -126,12 +127,12 @@ def run_together(
     if len(statements) == 1:
         cursors[0].execute(*statements[0])
         return cursors
-    with connection.pipeline() as pipeline, connection.lock:
+    with pipeline(connection) as synced, connection.lock:
         for cursor, (sql, values) in zip(cursors, statements, strict=True):
             connection.wait(_queued(cursor, sql, values))
         # In pipeline mode libpq buffers what it is given until a sync or a flush.
-        while pipeline.command_queue:
-            pipeline.command_queue.popleft()()
+        while synced.command_queue:
+            synced.command_queue.popleft()()
     return cursors
 
 

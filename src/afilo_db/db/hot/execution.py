@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from afilo_db.db.engine import PER_TRANSACTION_TIMEOUT_MS
 from afilo_db.db.hot.relay import Relay, task_relay, thread_relay
 from afilo_db.db.hot.shapes import AloneStatements, AnyConnection, Read, Row, Statement, Steps, T
+from afilo_db.db.pipeline import async_pipeline, pipeline
 
 ReadSource: TypeAlias = (
     Session | Engine | psycopg.Connection[Any] | ConnectionPool[psycopg.Connection[Any]]
@@ -168,7 +169,12 @@ def _execute(connection: AnyConnection, statements: list[Statement]) -> Steps[li
     if not preamble:
         cursor = yield connection.execute(query, parameters, prepare=True)
     else:
-        cursor = yield from _within(connection.pipeline(), lambda _: _send(connection, statements))
+        synced = (
+            async_pipeline(connection)
+            if isinstance(connection, psycopg.AsyncConnection)
+            else pipeline(connection)
+        )
+        cursor = yield from _within(synced, lambda _: _send(connection, statements))
     rows: list[Row] = yield cursor.fetchall()
     return rows
 
