@@ -3,6 +3,7 @@ model plugged in through the Embedder interface (stand-ins whose vectors the tes
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -14,12 +15,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from afilo_db.errors import OperationError
 from afilo_db.knowledge.chunking import Chunk
 from afilo_db.knowledge.embedders import (
     MINILM_RELEVANCE,
     Relevance,
     Vectors,
     get_embedder,
+    query_vectors,
     register_embedder,
 )
 from afilo_db.knowledge.ingestion import SourceDocument, ingest
@@ -194,3 +197,76 @@ def test_a_plug_in_without_relevance_constants_gets_minilms_with_a_warning(
         " passages; fit its own with `python -m bench.knowledge --quality-only --tune --model"
         f" {UncalibratedConcepts.model_name}` and give the embedder a `relevance` attribute"
     ]
+
+
+class RoleConcepts(ConceptEmbedder):
+    """A model that is only right when told what it reads, as E5 is with its `query: ` and
+    `passage: ` prefixes: `embed` alone gives every text the same vector."""
+
+    model_name = "stand-in-roles"
+    relevance = MINILM_RELEVANCE
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.passages: list[tuple[str, str]] = []
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        return np.tile(unit((EMBEDDING_DIMENSIONS - 1, 1.0)), (len(texts), 1))
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        self.asked.extend(texts)
+        return ConceptEmbedder.embed(self, [f"query: {text}" for text in texts])
+
+    def embed_passages(self, passages: Sequence[tuple[str, str]]) -> Vectors:
+        self.passages.extend(passages)
+        return ConceptEmbedder.embed(self, [f"passage: {t}. {c}" for t, c in passages])
+
+
+def test_a_model_that_reads_questions_and_passages_apart_gets_each_through_its_own_method(
+    connection: psycopg.Connection[tuple[object, ...]], engine: Engine
+) -> None:
+    register_embedder(RoleConcepts.model_name, RoleConcepts)
+    model = get_embedder(RoleConcepts.model_name)
+    documents = [
+        SourceDocument("test:refunds", "policy", [Chunk("Refunds", "Ask for a refund.")]),
+        SourceDocument("test:invoices", "faq", [Chunk("Invoices", "Every invoice is a PDF.")]),
+    ]
+    ingest(connection, documents, embedder=model)
+    connection.commit()
+    inner = model.inner
+    assert isinstance(inner, RoleConcepts)
+    # Whole passages, once each: not their sentences through `embed`.
+    assert inner.passages == [
+        ("Refunds", "Ask for a refund."),
+        ("Invoices", "Every invoice is a PDF."),
+    ]
+    stored = connection.execute(
+        "SELECT embedding::text FROM knowledge_base ORDER BY source"
+    ).fetchall()
+    expected = inner.embed_passages([("Invoices", "Every invoice is a PDF.")])[0]
+    assert np.allclose(np.array(json.loads(str(stored[0][0]))), expected, atol=1e-6)
+    with Session(engine) as session:
+        found = knowledge.search(session, "Geld zurück? Rückerstattung", mode="vector")
+    assert inner.asked == ["Geld zurück? Rückerstattung"]
+    assert [passage.source for passage in found][:1] == ["test:refunds"]
+    assert found[0].similarity is not None and found[0].similarity > 0.9
+    # A question and a text of the same words keep their own vectors in the cache.
+    assert not np.allclose(model.embed(["refund"]), query_vectors(model, ["refund"]))
+
+
+class WrongShape(ConceptEmbedder):
+    model_name = "stand-in-wrong-shape"
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return ConceptEmbedder.embed(self, [*texts, "one too many"])
+
+
+def test_a_method_that_returns_the_wrong_rows_is_named_in_the_error() -> None:
+    register_embedder(WrongShape.model_name, WrongShape)
+    with pytest.raises(
+        OperationError,
+        match=r"'stand-in-wrong-shape' returned \(2, 384\) from embed_queries, expected \(1, 384\)",
+    ):
+        query_vectors(get_embedder(WrongShape.model_name), ["refund"])
+    with pytest.raises(OperationError, match="from embed_queries"):
+        query_vectors(WrongShape(), ["refund"])

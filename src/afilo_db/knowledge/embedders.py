@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ from afilo_db.once import once_per_arguments
 from afilo_db.rules import EMBEDDING_DIMENSIONS
 
 Vectors = npt.NDArray[np.float32]
+Item = TypeVar("Item")
 logger = logging.getLogger(__name__)
 
 MINILM_MODEL: Final = "all-MiniLM-L6-v2-int8"
@@ -78,7 +79,14 @@ MINILM_RELEVANCE: Final = Relevance(
 
 
 class Embedder(Protocol):
-    """Turns texts into L2-normalised vectors of `EMBEDDING_DIMENSIONS` floats."""
+    """Turns texts into L2-normalised vectors of `EMBEDDING_DIMENSIONS` floats.
+
+    Two methods are optional, for models that read a question and a passage differently (E5's
+    `query: ` and `passage: ` prefixes, a model that reads a whole chunk better than its
+    sentences one by one): `embed_queries(texts)` embeds the questions a search asks (by default
+    `embed`), `embed_passages(passages)` one vector per (title, content) passage (by default the
+    mean of its sentences' `embed` vectors: ingestion.passage_vectors). Both return what `embed`
+    does: one unit row per item, in order."""
 
     @property
     def model_name(self) -> str:
@@ -88,6 +96,49 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, in order, each of unit length."""
         ...
+
+
+QueriesHook = Callable[[Sequence[str]], Vectors]
+PassagesHook = Callable[[Sequence[tuple[str, str]]], Vectors]
+
+
+def query_vectors(embedder: Embedder, questions: Sequence[str]) -> Vectors:
+    """The vectors of what a search asks: the embedder's `embed_queries` if it has one (cached
+    apart from its other vectors when the embedder caches), else `embed`."""
+    hook: QueriesHook | None = _hook(embedder, "embed_queries")
+    if hook is None:
+        return embedder.embed(questions)
+    if isinstance(embedder, CachedEmbedder):
+        return embedder.cached(questions, lambda text: (b"query", text), hook)
+    return _checked_rows(embedder, "embed_queries", hook(questions), len(questions))
+
+
+def passages_hook(embedder: Embedder) -> PassagesHook | None:
+    """The embedder's own way to embed whole (title, content) passages, None if it has none
+    (cached when the embedder caches)."""
+    hook: PassagesHook | None = _hook(embedder, "embed_passages")
+    if hook is None:
+        return None
+    if isinstance(embedder, CachedEmbedder):
+        cache = embedder
+        return lambda passages: cache.cached(passages, lambda passage: (b"passage", *passage), hook)
+    return lambda passages: _checked_rows(embedder, "embed_passages", hook(passages), len(passages))
+
+
+def _hook(embedder: Embedder, name: str) -> Any:
+    inner = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
+    return getattr(inner, name, None)
+
+
+def _checked_rows(embedder: Embedder, method: str, vectors: Vectors, count: int) -> Vectors:
+    """A plug-in's vectors as the knowledge base stores them, or an error naming the method."""
+    shape = getattr(vectors, "shape", None)
+    if shape != (count, EMBEDDING_DIMENSIONS):
+        raise OperationError(
+            f"the embedder {embedder.model_name!r} returned {shape} from {method},"
+            f" expected ({count}, {EMBEDDING_DIMENSIONS}): one row per item"
+        )
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def relevance_of(embedder: Embedder) -> Relevance:
@@ -255,19 +306,34 @@ class CachedEmbedder:
         return relevance_of(self.inner)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]
+        return self.cached(texts, lambda text: (text,), self.inner.embed)
+
+    def cached(
+        self,
+        items: Sequence[Item],
+        key_parts: Callable[[Item], tuple[bytes | str, ...]],
+        compute: Callable[[list[Item]], Vectors],
+    ) -> Vectors:
+        """The vectors of `items`, `compute`d for those not seen before under the key their
+        `key_parts` make (a text alone for `embed`; a role first for the optional methods, so
+        that a question and a passage of the same words keep their own vectors)."""
+        keys = [_cache_key(key_parts(item)) for item in items]
         with self._lock:
             known = {key: self._vectors[key] for key in keys if key in self._vectors}
-        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        missing = {key: item for key, item in zip(keys, items, strict=True) if key not in known}
         if missing:
-            fresh = dict(zip(missing, self.inner.embed(list(missing.values())), strict=True))
+            computed = _checked_rows(
+                self.inner, getattr(compute, "__name__", "embed"),
+                compute(list(missing.values())), len(missing),
+            )  # fmt: skip
+            fresh = dict(zip(missing, computed, strict=True))
             known.update(fresh)
             with self._lock:
                 self.computed += len(missing)
                 if len(self._vectors) + len(missing) > self._capacity:
                     self._vectors.clear()
                 self._vectors.update(fresh)
-        result = np.empty((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
+        result = np.empty((len(items), EMBEDDING_DIMENSIONS), dtype=np.float32)
         for row, key in enumerate(keys):
             result[row] = known[key]
         return result
@@ -284,6 +350,18 @@ class CachedEmbedder:
             if len(self._vectors) + len(vectors) > self._capacity:
                 self._vectors.clear()
             self._vectors.update(vectors)
+
+
+def _cache_key(parts: tuple[bytes | str, ...]) -> bytes:
+    """The sha256 of the parts; a text alone is keyed by its own sha256, as vectors computed in
+    another process are (`remember`)."""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return hashlib.sha256(parts[0].encode("utf-8")).digest()
+    digest = hashlib.sha256()
+    for part in parts:
+        encoded = part.encode("utf-8") if isinstance(part, str) else part
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+    return digest.digest()
 
 
 EmbedderFactory = Callable[[], Embedder]

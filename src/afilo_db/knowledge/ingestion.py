@@ -32,6 +32,7 @@ from afilo_db.knowledge.embedders import (
     MINILM_MODEL,
     Embedder,
     Vectors,
+    passages_hook,
     to_pgvector_text,
     unit_rows,
 )
@@ -88,9 +89,13 @@ def active_model(connection: psycopg.Connection[Any]) -> str:
 
 
 def passage_vectors(embedder: Embedder, passages: Sequence[tuple[str, str]]) -> Vectors:
-    """One unit vector per (title, content) passage: the mean of its sentences' vectors
-    (chunking.passage_sentences), normalised. Ingestion and `kb reembed` both embed through
-    here, so a passage gets the same vector whichever wrote it."""
+    """One unit vector per (title, content) passage: the embedder's own `embed_passages` if it
+    has one, else the mean of its sentences' vectors (chunking.passage_sentences), normalised.
+    Ingestion and `kb reembed` both embed through here, so a passage gets the same vector
+    whichever wrote it."""
+    whole = passages_hook(embedder)
+    if whole is not None:
+        return whole(passages)
     sentences = [passage_sentences(title, content) for title, content in passages]
     vectors = embedder.embed([sentence for group in sentences for sentence in group])
     means = np.empty((len(passages), vectors.shape[1]), dtype=np.float32)

@@ -57,6 +57,7 @@ from afilo_db.knowledge.embedders import (
     english_words,
     get_embedder,
     installed_file,
+    query_vectors,
     relevance_of,
     to_pgvector_text,
 )
@@ -662,7 +663,7 @@ def search(
     candidates = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * limit)
     setup = search_setup(session, asked_part(cleaned), correct_spelling=mode != "vector")
     model = embedder or get_embedder(setup.active_model)
-    vectors = model.embed(question_windows(cleaned))
+    vectors = query_vectors(model, question_windows(cleaned))
     rows = hot.fetch(
         session,
         hot.Read(
