@@ -270,3 +270,28 @@ def test_a_method_that_returns_the_wrong_rows_is_named_in_the_error() -> None:
         query_vectors(get_embedder(WrongShape.model_name), ["refund"])
     with pytest.raises(OperationError, match="from embed_queries"):
         query_vectors(WrongShape(), ["refund"])
+
+
+class ListsOfFloats(ConceptEmbedder):
+    """Rows as Python lists, which numpy reads as an array: accepted as they are."""
+
+    model_name = "stand-in-lists"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        return ConceptEmbedder.embed(self, texts).tolist()  # type: ignore[no-any-return]
+
+
+def test_rows_numpy_reads_as_an_array_are_taken_and_ragged_ones_refused() -> None:
+    register_embedder(ListsOfFloats.model_name, ListsOfFloats)
+    vectors = get_embedder(ListsOfFloats.model_name).embed(["refund", "invoice"])
+    assert vectors.dtype == np.float32 and vectors.shape == (2, EMBEDDING_DIMENSIONS)
+
+    class Ragged(ListsOfFloats):
+        model_name = "stand-in-ragged"
+
+        def embed(self, texts: Sequence[str]) -> Vectors:
+            return [[0.0] * EMBEDDING_DIMENSIONS, [0.0]]  # type: ignore[return-value]
+
+    register_embedder(Ragged.model_name, Ragged)
+    with pytest.raises(OperationError, match="returned no array of numbers from embed"):
+        get_embedder(Ragged.model_name).embed(["refund", "invoice"])

@@ -131,14 +131,19 @@ def _hook(embedder: Embedder, name: str) -> Any:
 
 
 def _checked_rows(embedder: Embedder, method: str, vectors: Vectors, count: int) -> Vectors:
-    """A plug-in's vectors as the knowledge base stores them, or an error naming the method."""
-    shape = getattr(vectors, "shape", None)
+    """A plug-in's vectors (an array, or anything numpy reads as one) as the knowledge base
+    stores them, or an error naming the method."""
+    try:
+        rows: Vectors = np.asarray(vectors, dtype=np.float32)
+        shape: object = rows.shape
+    except (TypeError, ValueError):  # ragged rows, or not numbers
+        shape = "no array of numbers"
     if shape != (count, EMBEDDING_DIMENSIONS):
         raise OperationError(
             f"the embedder {embedder.model_name!r} returned {shape} from {method},"
             f" expected ({count}, {EMBEDDING_DIMENSIONS}): one row per item"
         )
-    return np.asarray(vectors, dtype=np.float32)
+    return rows
 
 
 def relevance_of(embedder: Embedder) -> Relevance:
