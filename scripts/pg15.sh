@@ -104,9 +104,10 @@ fi
 "${as_server_user[@]}" "$bin/initdb" -D "$data" -U postgres --auth=scram-sha-256 \
   --pwfile="$work/pwfile" --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 rm -f "$work/pwfile"
-# Throwaway data: durability off, as the embedded test server has it.
+# Throwaway data: durability off, as the embedded test server has it; pg_stat_statements loaded,
+# as Neon and Supabase load it (`inspect` reads it).
 "${as_server_user[@]}" "$bin/pg_ctl" -D "$data" -l "$run_dir/postgresql.log" -w start -o \
-  "-c listen_addresses=127.0.0.1 -p $port -k $run_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+  "-c listen_addresses=127.0.0.1 -p $port -k $run_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" \
   >/dev/null
 echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') with pgvector $pgvector_version on 127.0.0.1:$port"
 

@@ -79,6 +79,7 @@ def test_unused_indexes_lists_an_index_no_read_used(
     assert "ix_notes_topic" in unused and "notes_pkey" not in unused
 
 
+@pytest.mark.embedded_only("the embedded server's own settings and database")
 def test_the_embedded_server_collects_statement_statistics(server: EmbeddedServer) -> None:
     with psycopg.connect(server.url()) as connection:
         loaded = connection.execute("SHOW shared_preload_libraries").fetchone()

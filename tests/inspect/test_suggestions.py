@@ -4,9 +4,10 @@ that adds it concurrently; once the index exists, no suggestion."""
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from afilo_db.inspect.queries import Inspector
-from afilo_db.inspect.suggestions import filter_columns, suggest_indexes
+from afilo_db.inspect.suggestions import GENERIC_PLAN_VERSION, filter_columns, suggest_indexes
 
 Session = psycopg.Connection[tuple[object, ...]]
 
@@ -25,6 +26,23 @@ def _slow_lookups(session: Session) -> None:
         )
 
 
+@pytest.fixture
+def generic_plans(inspector: Inspector) -> None:
+    if inspector.facts.version_num < GENERIC_PLAN_VERSION:
+        pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16 (test_before_16_it_says_why)")
+
+
+def test_before_16_it_says_why(inspector: Inspector, session: Session) -> None:
+    _slow_lookups(session)
+    suggestions, skipped = suggest_indexes(inspector, min_rows=1000)
+    probe = [s for s in skipped if "orders_probe" in s.statement]
+    if inspector.facts.version_num >= GENERIC_PLAN_VERSION:
+        assert probe == [] and [s for s in suggestions if s.table == "orders_probe"]
+    else:
+        assert [s.reason for s in probe] == ["its generic plan needs PostgreSQL 16 or later"]
+
+
+@pytest.mark.usefixtures("generic_plans")
 def test_a_scan_dominated_statement_gets_an_index_then_none(
     inspector: Inspector, session: Session
 ) -> None:
@@ -48,6 +66,7 @@ def test_a_scan_dominated_statement_gets_an_index_then_none(
     assert [s for s in suggestions if s.table == "orders_probe"] == []
 
 
+@pytest.mark.usefixtures("generic_plans")
 def test_a_small_table_gets_no_index(inspector: Inspector, session: Session) -> None:
     _slow_lookups(session)
     suggestions, skipped = suggest_indexes(inspector, min_rows=100_000)

@@ -151,6 +151,7 @@ def _replica_database_url(replica: EmbeddedReplica, primary_url: str) -> str:
         time.sleep(0.1)
 
 
+@pytest.mark.embedded_only("the replica is the embedded server's standby, run by its own binaries")
 def test_a_lagging_replica(replica: EmbeddedReplica, inspected_url: str, session: Session) -> None:
     url = _replica_database_url(replica, inspected_url)
     assert bad(verdicts.replica_lag(url, QUICK)) == []
@@ -170,6 +171,7 @@ def test_a_lagging_replica(replica: EmbeddedReplica, inspected_url: str, session
     assert caught_up and "0.0 s behind" in caught_up[0].detail
 
 
+@pytest.mark.embedded_only("the replica is the embedded server's standby, run by its own binaries")
 def test_every_query_meant_for_a_standby_runs_on_the_replica(
     replica: EmbeddedReplica, inspected_url: str
 ) -> None:

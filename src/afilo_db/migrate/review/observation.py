@@ -15,6 +15,7 @@ server (CREATE DATABASE, ALTER SYSTEM, tablespaces, subscriptions) are not run a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -372,11 +373,20 @@ def _row_counts(
     return counts
 
 
+# A relation's name as SQL writes it: an identifier, quoted or not, qualified by its schema or
+# not. A lock's description that names no relation ("its indexes") is not looked up: before
+# PostgreSQL 16 to_regclass raises on it instead of returning NULL.
+_RELATION_NAME = re.compile(
+    r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)(?:\.(?:"(?:[^"]|"")+"|[^\W\d][\w$]*))?'
+)
+
+
 def _stored_tables(connection: psycopg.Connection[Any], names: Iterable[str]) -> list[str]:
     return [
         name
         for name in names
-        if connection.execute(
+        if _RELATION_NAME.fullmatch(name)
+        and connection.execute(
             "SELECT relkind IN ('r', 'p', 'm') FROM pg_class WHERE oid = to_regclass(%s)",
             (name,),
         ).fetchone()
