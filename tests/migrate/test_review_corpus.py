@@ -6,6 +6,8 @@ A corpus file starts with comment lines:
 - `-- expect: rule:severity[:count], ...`: the afilo-db findings, exactly (empty for a safe
   migration); `count` is the number the finding measured (rows blocked, values lost, rows that
   fail), checked when given. Notes (`:info`) are compared only when the file lists some.
+- `-- expect-before-N: ...`: what to expect instead on a server older than release N, where
+  PostgreSQL refuses a feature of a later release (`fails-on-copy:error`).
 - `-- in-transaction: no`: the SQL runs outside a transaction block (an autocommit block).
 - `-- tiny-rows: N`, `-- large-rows: N`: thresholds other than the defaults.
 
