@@ -5,8 +5,8 @@ new version that changes them fails here, not in production."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -139,46 +139,49 @@ def test_the_queue_pool_attributes_the_relay_reads(
         engine.dispose()
 
 
-PipelineOf = Callable[[psycopg.Connection[Any]], AbstractContextManager[Any]]
-AsyncPipelineOf = Callable[[psycopg.AsyncConnection[Any]], AbstractAsyncContextManager[Any]]
+@contextmanager
+def sent_messages(pgconn: psycopg.pq.abc.PGconn) -> Iterator[list[str]]:
+    """The names of the messages the client sends in the block, in the list (filled at its
+    end), from libpq's trace."""
+    sent: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            sent.extend(frontend_messages(trace.read()))
 
 
-def pipelined(connection: psycopg.Connection[Any], pipeline_of: PipelineOf, divisor: int) -> str:
+TIMEOUT_THEN_DIVIDE = ("SELECT set_config('statement_timeout', '5s', true)", "SELECT 1 / %s")
+
+
+def pipelined(connection: psycopg.Connection[Any], divisor: int) -> str:
     """The messages a pipeline of two statements sent (the second divides by `divisor`),
     and the error it raised, if any."""
-    with tempfile.TemporaryFile("w+") as trace:
-        connection.pgconn.trace(trace.fileno())
-        connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        raised = ""
+    raised = ""
+    with sent_messages(connection.pgconn) as sent:
         try:
-            with pipeline_of(connection):
-                connection.execute("SELECT set_config('statement_timeout', '5s', true)")
-                connection.execute("SELECT 1 / %s", (divisor,))
+            with pipeline(connection):
+                connection.execute(TIMEOUT_THEN_DIVIDE[0])
+                connection.execute(TIMEOUT_THEN_DIVIDE[1], (divisor,))
         except psycopg.Error as error:
             raised = type(error).__name__
-        finally:
-            connection.pgconn.untrace()
-        trace.seek(0)
-        return f"{' '.join(frontend_messages(trace.read()))} {raised}".strip()
+    return " ".join([*sent, raised]).strip()
 
 
-async def pipelined_async(
-    connection: psycopg.AsyncConnection[Any], pipeline_of: AsyncPipelineOf, divisor: int
-) -> str:
-    with tempfile.TemporaryFile("w+") as trace:
-        connection.pgconn.trace(trace.fileno())
-        connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        raised = ""
+async def pipelined_async(connection: psycopg.AsyncConnection[Any], divisor: int) -> str:
+    raised = ""
+    with sent_messages(connection.pgconn) as sent:
         try:
-            async with pipeline_of(connection):
-                await connection.execute("SELECT set_config('statement_timeout', '5s', true)")
-                await connection.execute("SELECT 1 / %s", (divisor,))
+            async with async_pipeline(connection):
+                await connection.execute(TIMEOUT_THEN_DIVIDE[0])
+                await connection.execute(TIMEOUT_THEN_DIVIDE[1], (divisor,))
         except psycopg.Error as error:
             raised = type(error).__name__
-        finally:
-            connection.pgconn.untrace()
-        trace.seek(0)
-        return f"{' '.join(frontend_messages(trace.read()))} {raised}".strip()
+    return " ".join([*sent, raised]).strip()
 
 
 SENT = "Parse Bind Describe Execute Parse Bind Describe Execute Sync"
@@ -190,7 +193,7 @@ def test_a_pipeline_ends_with_its_sync_alone(database_url: str, divisor: int, ra
     answer by lending the client a server connection that nothing gives back (psycopg's own
     pipeline sends one whenever results are still on their way as it ends)."""
     with psycopg.connect(database_url, autocommit=True) as connection:
-        assert pipelined(connection, pipeline, divisor) == SENT + raised
+        assert pipelined(connection, divisor) == SENT + raised
         # Left as psycopg leaves it: out of pipeline mode, usable.
         assert connection.execute(READ, (1,)).fetchone() == (2,)
 
@@ -198,7 +201,7 @@ def test_a_pipeline_ends_with_its_sync_alone(database_url: str, divisor: int, ra
         async with await psycopg.AsyncConnection.connect(
             database_url, autocommit=True
         ) as connection:
-            sent = await pipelined_async(connection, async_pipeline, divisor)
+            sent = await pipelined_async(connection, divisor)
             cursor = await connection.execute(READ, (1,))
             assert await cursor.fetchone() == (2,)
             return sent
@@ -207,16 +210,9 @@ def test_a_pipeline_ends_with_its_sync_alone(database_url: str, divisor: int, ra
 
 
 def test_statements_run_together_end_with_their_sync(keeping: PreparedKeepingConnection) -> None:
-    with tempfile.TemporaryFile("w+") as trace:
-        keeping.pgconn.trace(trace.fileno())
-        keeping.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            run_together(keeping, [(READ, (1,)), (READ, (2,))])
-            with pytest.raises(psycopg.errors.DivisionByZero):
-                run_together(keeping, [("SELECT 1 / %s", (0,)), (READ, (1,))])
-        finally:
-            keeping.pgconn.untrace()
-        trace.seek(0)
-        sent = frontend_messages(trace.read())
+    with sent_messages(keeping.pgconn) as sent:
+        run_together(keeping, [(READ, (1,)), (READ, (2,))])
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            run_together(keeping, [("SELECT 1 / %s", (0,)), (READ, (1,))])
     assert "Flush" not in sent and sent[-1] == "Sync", sent
     keeping.rollback()
