@@ -12,7 +12,8 @@ loaded client loses.
 So the pipelines here end as psycopg's own `Pipeline.sync()` does: the Sync, then every result
 read without a Flush. After a Sync the server sends everything it holds, so nothing more is
 needed. The exit is psycopg's private step (`_exit_gen`); psycopg is capped below its next minor
-version in pyproject.toml, and tests/services/test_hot_paths.py reads the messages sent.
+version in pyproject.toml, and tests/db/test_overrides.py reads the messages sent, with and
+without an error, for threads and asyncio.
 """
 
 from __future__ import annotations
