@@ -15,7 +15,7 @@ from pglast.enums import GrantTargetType, ObjectType, RoleSpecType, VariableSetK
 
 from afilo_db.migrate.review.findings import StatementReview
 from afilo_db.migrate.review.measurements import Measurer
-from afilo_db.migrate.review.syntax import deparse, relation_name, walk
+from afilo_db.migrate.review.syntax import deparse, qualified_name, relation_name, walk
 from afilo_db.security.policies import (
     ALL_COMMANDS,
     CURRENT_USER,
@@ -198,7 +198,7 @@ class AccessChecks:
     def policy_dropped(self, statement: StatementReview, names: Any) -> None:
         for parts in names or ():
             *table_parts, policy = (part.sval for part in parts)
-            table = ".".join(table_parts)
+            table = qualified_name(table_parts)
             short = table.removeprefix("public.")
             if (short, policy) in _contract_policies():
                 if (short, policy) not in self.recreated_policies:

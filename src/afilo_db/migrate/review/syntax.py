@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pglast import ast
-from pglast.stream import RawStream
+from pglast.stream import RawStream, maybe_double_quote_name
 from psycopg import sql as pgsql
 
 
@@ -24,14 +25,31 @@ def deparse(node: Any) -> str:
     return str(RawStream()(node))
 
 
+# A relation's name is kept as PostgreSQL writes a regclass (`oid::regclass::text`): each part
+# quoted where SQL needs it ("Orders", "user"), so that a name from a statement and a name from
+# the catalog compare equal, to_regclass reads it as written, and messages show it as SQL does.
+_NAME_PART = re.compile(r'"((?:[^"]|"")*)"|([^."]+)')
+
+
+def qualified_name(parts: Iterable[str]) -> str:
+    """The name of the object whose name parts (unquoted, as the parser gives them) are `parts`."""
+    return ".".join(maybe_double_quote_name(part) for part in parts)
+
+
 def relation_name(node: ast.RangeVar | None) -> str | None:
     if node is None:
         return None
-    return f"{node.schemaname}.{node.relname}" if node.schemaname else str(node.relname)
+    return qualified_name(part for part in (node.schemaname, node.relname) if part)
 
 
 def identifier(name: str) -> pgsql.Composable:
-    return pgsql.SQL(".").join(pgsql.Identifier(part) for part in name.split("."))
+    """`name` (see qualified_name) composed into a statement."""
+    parts = [
+        # An unquoted part is folded to lower case, as PostgreSQL reads it.
+        match[2].lower() if match[2] is not None else match[1].replace('""', '"')
+        for match in _NAME_PART.finditer(name)
+    ]
+    return pgsql.SQL(".").join(pgsql.Identifier(part) for part in parts)
 
 
 def column_names(names: Any) -> list[str]:

@@ -21,6 +21,7 @@ from afilo_db.migrate.review.locks import (
 from afilo_db.migrate.review.syntax import (
     deparse,
     identifier,
+    qualified_name,
     relation_name,
 )
 
@@ -34,7 +35,7 @@ def drop(analyzer: Analyzer, statement: StatementReview, node: ast.DropStmt) -> 
     if kind == ObjectType.OBJECT_POLICY:
         # DROP POLICY name ON table: the table is held ACCESS EXCLUSIVE while it goes.
         for *table, _ in (tuple(part.sval for part in name) for name in node.objects or ()):
-            analyzer.existing(statement, ".".join(table))
+            analyzer.existing(statement, qualified_name(table))
             analyzer.lock(statement, ACCESS_EXCLUSIVE)
         analyzer.access.policy_dropped(statement, node.objects)
         return
@@ -54,7 +55,7 @@ def drop(analyzer: Analyzer, statement: StatementReview, node: ast.DropStmt) -> 
     ):
         return
     for name in node.objects or ():
-        target = ".".join(part.sval for part in name)
+        target = qualified_name(part.sval for part in name)
         if not analyzer.existing(statement, target):
             continue
         analyzer.lock(statement, ACCESS_EXCLUSIVE)
@@ -119,7 +120,7 @@ def drop_index(analyzer: Analyzer, statement: StatementReview, node: ast.DropStm
         return
     analyzer.lock(statement, ACCESS_EXCLUSIVE)
     for name in node.objects or ():
-        index = ".".join(part.sval for part in name)
+        index = qualified_name(part.sval for part in name)
         table = analyzer.m.index_table(index)
         if analyzer.existing(statement, table):
             statement.find(
