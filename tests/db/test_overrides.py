@@ -4,9 +4,7 @@ new version that changes them fails here, not in production."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -23,7 +21,7 @@ from afilo_db.db.engine import (
 from afilo_db.db.pipeline import async_pipeline, pipeline
 from afilo_db.db.urls import sqlalchemy_url
 from tests.conftest import run_coroutine
-from tests.services.test_catalog import frontend_messages
+from tests.services.test_catalog import sent_messages
 
 READ = "SELECT %s::int + 1"
 
@@ -137,22 +135,6 @@ def test_the_queue_pool_attributes_the_relay_reads(
         assert pool.checkedin() == 2
     finally:
         engine.dispose()
-
-
-@contextmanager
-def sent_messages(pgconn: psycopg.pq.abc.PGconn) -> Iterator[list[str]]:
-    """The names of the messages the client sends in the block, in the list (filled at its
-    end), from libpq's trace."""
-    sent: list[str] = []
-    with tempfile.TemporaryFile("w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            yield sent
-        finally:
-            pgconn.untrace()
-            trace.seek(0)
-            sent.extend(frontend_messages(trace.read()))
 
 
 TIMEOUT_THEN_DIVIDE = ("SELECT set_config('statement_timeout', '5s', true)", "SELECT 1 / %s")

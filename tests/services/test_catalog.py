@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -108,20 +110,32 @@ def frontend_messages(trace: str) -> list[str]:
     return [line.split("\t")[2].strip() for line in trace.splitlines() if line.startswith("F\t")]
 
 
+@contextmanager
+def sent_messages(pgconn: psycopg.pq.abc.PGconn) -> Iterator[list[str]]:
+    """The names of the messages the client sends in the block, in the list (filled at its
+    end), from libpq's trace of the connection `pgconn`."""
+    sent: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            sent.extend(frontend_messages(trace.read()))
+
+
 def test_product_query_is_exactly_one_statement(engine: Engine) -> None:
     with unit_of_work(engine) as session:
         catalog.create_product(session, product_data())
-    with unit_of_work(engine) as session, tempfile.TemporaryFile("w+") as trace:
+    with unit_of_work(engine) as session:
         session.execute(text("SELECT 1"))  # the transaction is open: BEGIN is behind us
         catalog.product_by_handle(session, "nova-kit")  # prepared on this connection once
         driver = session.connection().connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
-        driver.pgconn.trace(trace.fileno())
-        driver.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        product = catalog.product_by_handle(session, "nova-kit")
-        driver.pgconn.untrace()
-        trace.seek(0)
-        sent = frontend_messages(trace.read())
+        with sent_messages(driver.pgconn) as sent:
+            product = catalog.product_by_handle(session, "nova-kit")
     assert product is not None and len(product["variants"]) == 3
     # On the wire: the prepared statement (Bind/Describe/Execute), one Sync: one round trip.
     assert sent == ["Bind", "Describe", "Execute", "Sync"], sent

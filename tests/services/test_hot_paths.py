@@ -3,7 +3,6 @@ and kept whatever the caller does with the transaction, and the same paths on as
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -25,7 +24,7 @@ from afilo_db.security import as_user
 from afilo_db.services import cart, catalog, downloads
 from afilo_db.services.transaction import unit_of_work
 from tests.conftest import run_coroutine
-from tests.services.test_catalog import frontend_messages, product_data
+from tests.services.test_catalog import product_data, sent_messages
 
 T = TypeVar("T")
 PREPARED_SQL = "SELECT statement FROM pg_prepared_statements"
@@ -63,15 +62,9 @@ def prepared(engine: Engine) -> list[str]:
 
 def sent_on(driver: psycopg.Connection[Any], call: Callable[[], T]) -> tuple[T, list[str]]:
     """What `call` returned and the protocol messages it sent on `driver`."""
-    with tempfile.TemporaryFile("w+") as trace:
-        driver.pgconn.trace(trace.fileno())
-        driver.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            result = call()
-        finally:
-            driver.pgconn.untrace()
-        trace.seek(0)
-        return result, frontend_messages(trace.read())
+    with sent_messages(driver.pgconn) as sent:
+        result = call()
+    return result, sent
 
 
 def sent_during(engine: Engine, call: Callable[[], T]) -> tuple[T, list[str]]:
@@ -372,13 +365,9 @@ def test_on_a_psycopg_connection_a_read_is_one_round_trip_and_leaves_nothing_ope
         assert page is not None and isinstance(page["id"], uuid.UUID)
         assert connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert not connection.autocommit
-        with tempfile.TemporaryFile("w+") as trace:
-            connection.pgconn.trace(trace.fileno())
-            connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        with sent_messages(connection.pgconn) as sent:
             catalog.product_by_handle(connection, "nova-kit")
-            connection.pgconn.untrace()
-            trace.seek(0)
-            assert frontend_messages(trace.read()) == ["Bind", "Describe", "Execute", "Sync"]
+        assert sent == ["Bind", "Describe", "Execute", "Sync"]
 
         contents = cart.user_cart(connection, shop["clerk_user_id"])
         assert contents.totals == {"USD": Decimal("119.00"), "EUR": Decimal("29.00")}
